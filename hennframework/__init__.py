@@ -1,0 +1,33 @@
+"""hennframework: neural networks whose weights are homomorphically encrypted.
+
+Start with :func:`hennframework.get_scheme` (a scheme instance on the configured backend) and the
+model API in :mod:`hennframework.nn`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hennframework.config import backend_context, scheme_context, set_backend, set_scheme
+from hennframework.exceptions import HennError
+from hennframework.registry import get_backend, get_scheme_class
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HennError",
+    "__version__",
+    "backend_context",
+    "get_backend",
+    "get_scheme",
+    "get_scheme_class",
+    "scheme_context",
+    "set_backend",
+    "set_scheme",
+]
+
+
+def get_scheme(name: str | None = None, params: Any = None, backend: Any = None) -> Any:
+    """An instance of the scheme ``name`` (default: configured) with ``params`` on ``backend``."""
+    scheme_class = get_scheme_class(name)
+    return scheme_class(params, backend=backend)

@@ -1,0 +1,194 @@
+"""The abstract homomorphic-encryption scheme interface.
+
+Designed so that both the integer-vector scheme (exact integers, no modulus, key switching) and an
+RLWE scheme such as CKKS (slots, levels, rescale, relinearisation) can implement it:
+
+* :class:`ParameterSet`: a named, documented configuration with an *honest* security statement;
+* :class:`HEScheme`: key generation, encryption with the public or the secret key, decryption, and
+  a capability set (:class:`Capability`) so callers can fail early and clearly;
+* :class:`EncryptedTensor`: a batch of encrypted values with operators. The leading axes are the
+  batch: every operation applies to the whole batch in one call. The model API
+  (:mod:`hennframework.nn`) is written against this protocol only.
+
+Fixed point: real values are encoded as integers at a scale (``round(x * scale)``); products carry
+the scale squared and are rescaled, so a tensor's :attr:`EncryptedTensor.scale` is visible and
+checked on every operation.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from hennframework.exceptions import CapabilityError
+
+__all__ = [
+    "Capability",
+    "EncryptedTensor",
+    "HEScheme",
+    "KeySet",
+    "ParameterSet",
+    "require",
+]
+
+
+class Capability(enum.StrEnum):
+    """What a scheme can do. The model API checks these before training starts."""
+
+    ENCRYPT_PUBLIC = "encrypt-public"  #: encrypt with the public key (anyone)
+    ENCRYPT_SECRET = "encrypt-secret"  #: encrypt with the secret key (owner)
+    ADD = "add"  #: ciphertext + ciphertext, -, negation
+    MUL_PLAIN = "mul-plain"  #: ciphertext * plaintext (scalar or elementwise over the batch)
+    MATMUL_PLAIN = "matmul-plain"  #: plaintext matrix @ encrypted batch, encrypted batch @ plaintext
+    LINEAR_TRANSFORM = "linear-transform"  #: G x inside one ciphertext's slots (needs an eval key)
+    MUL_CIPHER = "mul-cipher"  #: elementwise ciphertext * ciphertext (needs an eval key)
+    INNER_PRODUCT = "inner-product"  #: x^T H y of two ciphertexts (needs an eval key)
+    RESCALE = "rescale"  #: fixed-point rescale after a product
+    POLYNOMIAL = "polynomial"  #: polynomial evaluation on ciphertexts
+    KEY_SWITCH = "key-switch"  #: move ciphertexts to another secret key without decrypting
+    NOISE_TRACKING = "noise-tracking"  #: a tracked bound on noise, checked at decryption
+    UNLIMITED_DEPTH = "unlimited-depth"  #: no level budget (no refresh ever needed)
+    REFRESH = "refresh"  #: owner-assisted refresh (decrypt + re-encrypt) when levels run out
+
+
+def require(scheme: HEScheme | type[HEScheme], needed: Sequence[Capability], what: str) -> None:
+    """Raise :class:`CapabilityError` naming every missing capability, before any work starts."""
+    missing = [cap.value for cap in needed if cap not in scheme.capabilities]
+    if missing:
+        raise CapabilityError(
+            f"{what} needs {', '.join(missing)}, which the scheme {scheme.name!r} does not support. "
+            "Choose a scheme that does (`henn schemes` lists each scheme's capabilities)."
+        )
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """A named parameter set. ``security_bits`` is None when the set gives no security at all."""
+
+    name: str
+    scheme: str
+    description: str
+    security_bits: int | None
+    security_note: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_secure(self) -> bool:
+        return self.security_bits is not None and self.security_bits >= 128
+
+    def security_label(self) -> str:
+        if self.security_bits is None:
+            return "INSECURE (no security)"
+        return f"{self.security_bits}-bit classical"
+
+
+@dataclass
+class KeySet:
+    """The result of key generation. Only ``public`` and ``evaluation`` may leave the owner."""
+
+    params: ParameterSet
+    secret: Any
+    public: Any
+    evaluation: Any
+    key_id: str
+
+
+@runtime_checkable
+class EncryptedTensor(Protocol):
+    """A batch of encrypted values with NumPy-like shape semantics and operators.
+
+    ``shape`` is the batch shape (the logical tensor shape). Operators broadcast like NumPy.
+    Plaintext operands are NumPy arrays or Python numbers of *real* values; the tensor encodes
+    them at the right scale itself.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def noise_budget(self) -> float:
+        """Bits of noise budget left (``inf`` where the scheme tracks none)."""
+        ...
+
+    def __add__(self, other: Any) -> EncryptedTensor: ...
+    def __radd__(self, other: Any) -> EncryptedTensor: ...
+    def __sub__(self, other: Any) -> EncryptedTensor: ...
+    def __rsub__(self, other: Any) -> EncryptedTensor: ...
+    def __neg__(self) -> EncryptedTensor: ...
+    def __mul__(self, other: Any) -> EncryptedTensor: ...
+    def __rmul__(self, other: Any) -> EncryptedTensor: ...
+    def __matmul__(self, other: Any) -> EncryptedTensor: ...
+    def __rmatmul__(self, other: Any) -> EncryptedTensor: ...
+    def __getitem__(self, index: Any) -> EncryptedTensor: ...
+
+    def sum(self, axis: int | None = None) -> EncryptedTensor: ...
+    def transpose(self) -> EncryptedTensor: ...
+    def reshape(self, *shape: int) -> EncryptedTensor: ...
+    def polyval(self, coefficients: Sequence[float]) -> EncryptedTensor:
+        """``sum(c_i * x**i)`` elementwise, lowest degree first."""
+        ...
+
+    def scatter_add(self, rows: npt.NDArray[np.integer[Any]], values: EncryptedTensor) -> EncryptedTensor:
+        """A copy with ``values[i]`` added to row ``rows[i]`` (repeats accumulate)."""
+        ...
+
+
+class HEScheme(abc.ABC):
+    """One homomorphic-encryption scheme. Subclasses register under ``hennframework.schemes``."""
+
+    #: Registered name.
+    name: ClassVar[str]
+    #: What the scheme supports.
+    capabilities: ClassVar[frozenset[Capability]]
+    #: Name of the parameter set used when none is given.
+    default_parameter_set: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def parameter_sets(cls) -> Mapping[str, ParameterSet]:
+        """All named parameter sets of this scheme."""
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line for ``henn schemes``: capabilities and the security of each parameter set."""
+        sets = ", ".join(f"{p.name} ({p.security_label()})" for p in cls.parameter_sets().values())
+        return f"parameter sets: {sets}; capabilities: {', '.join(sorted(c.value for c in cls.capabilities))}"
+
+    @classmethod
+    def get_parameter_set(cls, name: str | ParameterSet | None = None) -> ParameterSet:
+        """Look up a parameter set by name (``None``: the default)."""
+        if isinstance(name, ParameterSet):
+            return name
+        sets = cls.parameter_sets()
+        key = name or cls.default_parameter_set
+        if key not in sets:
+            raise CapabilityError(
+                f"The scheme {cls.name!r} has no parameter set {key!r}. "
+                f"Available: {', '.join(sets)}."
+            )
+        return sets[key]
+
+    @abc.abstractmethod
+    def keygen(self, *, seed: int | bytes | None = None, **options: Any) -> KeySet:
+        """Generate secret, public and evaluation keys. ``seed`` is for reproducibility only."""
+
+    @abc.abstractmethod
+    def encrypt_tensor(self, values: npt.ArrayLike, key: Any) -> EncryptedTensor:
+        """Encrypt a real-valued array (fixed point) with a public or secret key."""
+
+    @abc.abstractmethod
+    def decrypt_tensor(self, tensor: EncryptedTensor, secret_key: Any) -> npt.NDArray[np.float64]:
+        """Decrypt to real values; raises if noise could have corrupted the result."""
+
+    def refresh(self, tensor: EncryptedTensor, keys: KeySet) -> EncryptedTensor:
+        """Owner-side refresh: a fresh encryption of the same values (decrypt + re-encrypt)."""
+        return self.encrypt_tensor(self.decrypt_tensor(tensor, keys.secret), keys.public)

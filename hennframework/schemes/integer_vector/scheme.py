@@ -1,0 +1,754 @@
+"""The integer-vector scheme (Zhou & Wornell 2014), exact and vectorised, behind :class:`HEScheme`.
+
+Math summary (details and error bounds in docs/scheme.md):
+
+* ``S = [I_m, T]``; ``S c = w mu + e``; decryption ``round(S c / w)``.
+* Public-key encryption: ``c0 = w x + e0``, switched from the identity key.
+* Addition: ``c1 + c2`` (noise adds). Plaintext scalar/elementwise over the batch: ``p c``.
+* Product (slotwise): the tensor ``t = (c1 (x) c2)`` restricted to the entries that slot keys use,
+  divided by ``w * r`` (r = rescale divisor) with exact 128-bit rounding, then switched from the
+  tensor key to ``S``. Inner product ``x^T H y``: ``vec(c1 c2^T) / (w r)`` under ``vec(S1^T H S2)``,
+  switched to the scalar key. Linear transform ``G x``: switch from ``G S``.
+* Noise: every operation updates an elementwise *upper bound* on ``|e|`` by the formulas below,
+  using only public quantities; decryption refuses when the bound could reach ``w/2``.
+* Overflow: every stored value is kept below 2**62; where a result could exceed that, the
+  operation raises :class:`OverflowRiskError` instead of wrapping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from hennframework.backend import Array, ArrayBackend
+from hennframework.exceptions import (
+    InputError,
+    KeyMismatchError,
+    NoiseBudgetExhaustedError,
+    OverflowRiskError,
+)
+from hennframework.randomness import RandomSource, as_random_source
+from hennframework.registry import get_backend
+from hennframework.scheme import Capability, HEScheme, KeySet, ParameterSet
+from hennframework.schemes.integer_vector import wide
+from hennframework.schemes.integer_vector.ciphertext import (
+    LIMIT,
+    SAFETY,
+    Ciphertext,
+    wide_matmul_round_div,
+)
+from hennframework.schemes.integer_vector.keys import (
+    EvaluationKeys,
+    KeySwitchKey,
+    PublicKey,
+    SecretKey,
+    build_switch_matrix,
+    dot_key_matrix,
+    matrix_digest,
+    new_key_id,
+    product_key_matrix,
+    to_backend_key,
+)
+from hennframework.schemes.integer_vector.params import (
+    PARAMETER_SETS,
+    IntegerVectorParams,
+    get_params,
+    warn_insecure,
+)
+
+__all__ = ["IntegerVectorScheme"]
+
+
+class IntegerVectorScheme(HEScheme):
+    """Exact integer-vector HE on an array backend. ``IntegerVectorScheme("default", backend="numpy")``."""
+
+    name: ClassVar[str] = "integer-vector"
+    default_parameter_set: ClassVar[str] = "default"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.ENCRYPT_PUBLIC,
+            Capability.ENCRYPT_SECRET,
+            Capability.ADD,
+            Capability.MUL_PLAIN,
+            Capability.MATMUL_PLAIN,
+            Capability.LINEAR_TRANSFORM,
+            Capability.MUL_CIPHER,
+            Capability.INNER_PRODUCT,
+            Capability.RESCALE,
+            Capability.POLYNOMIAL,
+            Capability.KEY_SWITCH,
+            Capability.NOISE_TRACKING,
+            Capability.REFRESH,
+        }
+    )
+
+    def __init__(
+        self,
+        params: str | IntegerVectorParams | ParameterSet | None = None,
+        backend: str | ArrayBackend | None = None,
+    ) -> None:
+        if isinstance(params, ParameterSet):
+            params = params.name
+        self.params = get_params(params)
+        self.backend = get_backend(backend)
+        warn_insecure(self.params)
+        # Keys this scheme instance evaluates with (public material only), by key id.
+        self._public_keys: dict[str, PublicKey] = {}
+
+    @classmethod
+    def parameter_sets(cls) -> Mapping[str, ParameterSet]:
+        return {name: p.as_parameter_set() for name, p in PARAMETER_SETS.items()}
+
+    def __repr__(self) -> str:
+        return f"IntegerVectorScheme(params={self.params.name!r}, backend={self.backend.name!r})"
+
+    # ======================================================================================
+    # keys (owner side)
+    # ======================================================================================
+    def keygen(
+        self,
+        *,
+        seed: int | bytes | None = None,
+        max_dim: int = 1,
+        dims: Sequence[int] = (1,),
+        products: Sequence[int] = (1,),
+        **options: Any,
+    ) -> KeySet:
+        """Secret key, public encryption keys for ``dims`` and product keys for ``products``.
+
+        ``seed`` makes keys reproducible (for tests and demos only: whoever knows the seed knows
+        the secret key). Without it, key material comes from the OS CSPRNG.
+        """
+        if options:
+            raise InputError(f"unknown keygen options: {', '.join(options)}")
+        rng = as_random_source(seed)
+        max_dim = max([max_dim, *dims, *products])
+        p = self.params
+        t_matrix = rng.integers(-p.t_bound, p.t_bound, (max_dim, p.k))
+        key_id = new_key_id(rng)
+        secret = SecretKey(p, key_id, t_matrix)
+        public = PublicKey(p, key_id)
+        keys = KeySet(p.as_parameter_set(), secret, public, public.evaluation, key_id)
+        keys.rng = rng  # type: ignore[attr-defined]
+        for dim in dims:
+            self.add_encryption_key(keys, dim)
+        for dim in products:
+            self.add_product_key(keys, dim)
+        self._public_keys[key_id] = public
+        return keys
+
+    def _rng(self, keys: KeySet) -> RandomSource:
+        return getattr(keys, "rng", None) or RandomSource()
+
+    def add_encryption_key(self, keys: KeySet, dim: int) -> KeySwitchKey:
+        """Owner: the public key for encrypting m-vectors (a switch from the identity key)."""
+        secret: SecretKey = keys.secret
+        matrix = build_switch_matrix(
+            np.eye(dim, dtype=np.int64), secret.t_for(dim), self.params, self._rng(keys)
+        )
+        key = to_backend_key(self.backend, "encryption", matrix, dim, dim, "identity", secret.key_id)
+        keys.public.encryption[dim] = key
+        return key
+
+    def add_product_key(self, keys: KeySet, dim: int) -> KeySwitchKey:
+        """Owner: the evaluation key for slotwise products of m-vectors."""
+        secret: SecretKey = keys.secret
+        tensor_key = product_key_matrix(secret.t_for(dim))
+        matrix = build_switch_matrix(tensor_key, secret.t_for(dim), self.params, self._rng(keys))
+        key = to_backend_key(
+            self.backend, "product", matrix, tensor_key.shape[1], dim, secret.key_id, secret.key_id
+        )
+        keys.public.evaluation.keys[f"product:{dim}"] = key
+        return key
+
+    def add_dot_key(self, keys: KeySet, dim: int, weight: npt.ArrayLike | None = None) -> KeySwitchKey:
+        """Owner: the evaluation key for x^T H y of two m-vectors (H = identity by default)."""
+        secret: SecretKey = keys.secret
+        h = _integer_matrix(np.eye(dim, dtype=np.int64) if weight is None else weight, "H")
+        if h.shape != (dim, dim):
+            raise InputError(f"H must be {dim} x {dim}, got {h.shape}")
+        s = secret.matrix(dim)
+        source = dot_key_matrix(s, h, s)
+        matrix = build_switch_matrix(source, secret.t_for(1), self.params, self._rng(keys))
+        key = to_backend_key(
+            self.backend, "dot", matrix, source.shape[1], 1, secret.key_id, secret.key_id,
+            label=matrix_digest(h),
+        )
+        keys.public.evaluation.keys[f"dot:{dim}:{key.label}"] = key
+        return key
+
+    def add_linear_key(self, keys: KeySet, matrix_g: npt.ArrayLike) -> KeySwitchKey:
+        """Owner: the evaluation key for the linear transform x -> G x (G integer, out x m)."""
+        secret: SecretKey = keys.secret
+        g = _integer_matrix(matrix_g, "G")
+        out_dim, dim = g.shape
+        source = (g.astype(object) @ secret.matrix(dim).astype(object))
+        if max((abs(int(v)) for v in source.ravel()), default=0) >= LIMIT:
+            raise InputError("G is too large: G S exceeds 62 bits")
+        matrix = build_switch_matrix(
+            source.astype(np.int64), secret.t_for(out_dim), self.params, self._rng(keys)
+        )
+        key = to_backend_key(
+            self.backend, "linear", matrix, dim + self.params.k, out_dim, secret.key_id,
+            secret.key_id, label=matrix_digest(g),
+        )
+        keys.public.evaluation.keys[f"linear:{key.label}"] = key
+        return key
+
+    def make_switch_key(self, source: KeySet, target: KeySet, dim: int = 1) -> KeySwitchKey:
+        """Owner: material that moves m-vector ciphertexts from ``source``'s key to ``target``'s.
+
+        Whoever applies it learns nothing new about either key's plaintexts; the result decrypts
+        under ``target`` only.
+        """
+        s_from = source.secret.matrix(dim)
+        matrix = build_switch_matrix(s_from, target.secret.t_for(dim), self.params, self._rng(target))
+        return to_backend_key(
+            self.backend, "switch", matrix, dim + self.params.k, dim, source.key_id, target.key_id
+        )
+
+    def register_public_key(self, public: PublicKey) -> None:
+        """Make a received public key usable for evaluation in this process."""
+        if public.params != self.params:
+            raise KeyMismatchError(
+                f"public key is for parameter set {public.params.name!r}, this scheme uses "
+                f"{self.params.name!r}"
+            )
+        self._public_keys[public.key_id] = public
+
+    def public_key(self, key_id: str) -> PublicKey:
+        try:
+            return self._public_keys[key_id]
+        except KeyError:
+            raise KeyMismatchError(
+                f"no public key {key_id} is registered with this scheme instance; load the "
+                "public key that came with the ciphertexts (scheme.register_public_key)."
+            ) from None
+
+    # ======================================================================================
+    # encoding, encryption, decryption
+    # ======================================================================================
+    def encode(self, values: Any, scale: int) -> npt.NDArray[np.int64]:
+        """round(values * scale) as int64 (round half to even); rejects NaN/inf and overflow."""
+        array = np.asarray(values)
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise InputError(f"plaintext must be numeric, got dtype {array.dtype}")
+        if array.dtype.kind in "biu" and scale == 1:
+            as_int = array.astype(np.int64)
+            if array.size and np.abs(array).max() >= LIMIT:
+                raise InputError("integer plaintext exceeds 2**62")
+            return as_int
+        as_float = array.astype(np.float64)
+        if not np.isfinite(as_float).all():
+            raise InputError("plaintext contains NaN or infinity; clean the input first.")
+        scaled = np.rint(as_float * scale)
+        if scaled.size and np.abs(scaled).max() >= 2.0**53:
+            raise InputError(
+                f"plaintext too large to encode exactly at scale {scale} (|x * scale| >= 2**53)."
+            )
+        return scaled.astype(np.int64)
+
+    def _check_plain_range(self, encoded: npt.NDArray[np.int64]) -> None:
+        limit = self.params.max_plaintext
+        if encoded.size and int(np.abs(encoded).max()) > limit:
+            raise InputError(
+                f"plaintext out of range: |encoded value| {int(np.abs(encoded).max())} exceeds "
+                f"{limit} for parameter set {self.params.name!r} (w = 2**{self.params.w.bit_length() - 1}). "
+                "Use smaller values or a smaller scale."
+            )
+
+    def _as_slots(self, values: Any, dim: int | None) -> tuple[Any, int]:
+        array = np.asarray(values)
+        if dim is None or dim == 1:
+            return array[..., None], 1
+        if array.ndim == 0 or array.shape[-1] != dim:
+            raise InputError(f"expected vectors of length {dim} on the last axis, got shape {array.shape}")
+        return array, dim
+
+    def encrypt(
+        self,
+        values: Any,
+        key: PublicKey | SecretKey | KeySet,
+        *,
+        dim: int | None = None,
+        scale: int = 1,
+        seed: int | bytes | None = None,
+    ) -> Ciphertext:
+        """Encrypt ``values`` (shape ``(*batch, dim)``, or ``(*batch,)`` for scalars with dim=None).
+
+        ``scale=1`` encrypts integers exactly; a larger scale encodes reals in fixed point.
+        With a :class:`PublicKey` anyone can encrypt; with a :class:`SecretKey` the owner gets
+        smaller noise.
+        """
+        if isinstance(key, KeySet):
+            key = key.public
+        rng = as_random_source(seed)
+        slots, m = self._as_slots(values, dim)
+        encoded = self.encode(slots, scale)
+        self._check_plain_range(encoded)
+        p = self.params
+        backend = self.backend
+        batch_shape = encoded.shape[:-1]
+        x = backend.asarray(encoded, dtype="int64")
+        if isinstance(key, SecretKey):
+            t = backend.asarray(key.t_for(m), dtype="int64")
+            a = backend.asarray(rng.integers(-p.a_bound, p.a_bound, (*batch_shape, p.k)))
+            e = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
+            top = x * p.w + e - backend.matmul_int_wrap(a, t.T)
+            data = backend.concatenate([top, a], axis=-1)
+            noise = float(p.e_bound)
+            key_id = key.key_id
+            self._public_keys.setdefault(key_id, PublicKey(p, key_id))
+        elif isinstance(key, PublicKey):
+            if key.params != p:
+                raise KeyMismatchError(
+                    f"public key is for parameter set {key.params.name!r}, not {p.name!r}"
+                )
+            self._public_keys.setdefault(key.key_id, key)
+            enc_key = key.encryption_key(m)
+            e0 = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
+            c0 = x * p.w + e0
+            data = self._apply_switch(c0, enc_key)
+            noise = float(p.e_bound + p.keyswitch_noise(m))
+            key_id = key.key_id
+        else:
+            raise InputError(f"encrypt needs a PublicKey, SecretKey or KeySet, got {type(key).__name__}")
+        noise_array = backend.zeros(batch_shape, dtype="float64") + noise
+        return Ciphertext(self, data, m, scale, noise_array, key_id)
+
+    def decrypt(self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet) -> npt.NDArray[np.int64]:
+        """The integer messages ``round(S c / w)``, shape ``(*batch, m)``; raises on noise risk."""
+        if isinstance(secret_key, KeySet):
+            secret_key = secret_key.secret
+        if not isinstance(secret_key, SecretKey):
+            raise InputError("decrypt needs the SecretKey (the key holder's), not a public key")
+        if secret_key.key_id != ciphertext.key_id:
+            raise KeyMismatchError(
+                f"this ciphertext is under key {ciphertext.key_id}, not {secret_key.key_id}: "
+                "decrypt with its own secret key (or switch it to yours first)."
+            )
+        if secret_key.params != self.params or ciphertext.params != self.params:
+            raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
+        p = self.params
+        backend = self.backend
+        max_noise = ciphertext.max_noise
+        if max_noise * 2 >= p.w:
+            bad = int((backend.to_numpy(ciphertext.noise) * 2 >= p.w).sum())
+            raise NoiseBudgetExhaustedError(
+                f"refusing to decrypt: the noise bound of {bad} of {ciphertext.size} ciphertexts "
+                f"(up to 2**{math.log2(max_noise):.1f}) could reach w/2 = 2**{math.log2(p.w / 2):.0f}, "
+                "so the result could be wrong. Refresh the ciphertexts earlier (owner re-encryption), "
+                "use fewer operations, or a parameter set with a larger w."
+            )
+        m = ciphertext.dim
+        t = backend.asarray(secret_key.t_for(m), dtype="int64")
+        bottom_bound = backend.abs_max(ciphertext.data[..., m:])
+        top_bound = backend.abs_max(ciphertext.data[..., :m])
+        if top_bound + p.k * p.t_bound * bottom_bound >= LIMIT:
+            raise OverflowRiskError("S c could exceed 62 bits; this ciphertext cannot be decrypted exactly")
+        sc = ciphertext.data[..., :m] + backend.matmul_int_wrap(ciphertext.data[..., m:], t.T)
+        rounded = (sc + p.w // 2) // p.w
+        return backend.to_numpy(rounded).astype(np.int64)
+
+    def encrypt_tensor(self, values: npt.ArrayLike, key: Any, *, seed: int | bytes | None = None) -> Ciphertext:
+        """Encrypt a real array in fixed point (one scalar ciphertext per element)."""
+        return self.encrypt(values, key, dim=None, scale=self.params.scale, seed=seed)
+
+    def decrypt_tensor(self, tensor: Any, secret_key: Any) -> npt.NDArray[np.float64]:
+        """Decrypt to real values (integer messages divided by the scale); shape = batch shape."""
+        if not isinstance(tensor, Ciphertext):
+            raise InputError(f"expected a Ciphertext, got {type(tensor).__name__}")
+        values = self.decrypt(tensor, secret_key).astype(np.float64) / tensor.scale_int
+        return values[..., 0] if tensor.dim == 1 else values
+
+    # ======================================================================================
+    # key switching (the one primitive behind encryption, products, transforms)
+    # ======================================================================================
+    def decompose(self, values: Array) -> Array:
+        """Balanced base-2**b digits of int64 values (|v| < 2**62): shape (..., D) -> (..., D * l)."""
+        p = self.params
+        digits = []
+        if p.gadget_bits == 1:  # the paper's sign-and-magnitude bits
+            sign = (values > 0).astype("int64") - (values < 0).astype("int64")
+            magnitude = abs(values)
+            for d in range(p.digits):
+                digits.append(((magnitude >> d) & 1) * sign)
+        else:
+            base, half, bits = p.base, p.base // 2, p.gadget_bits
+            rest = values
+            for _ in range(p.digits):
+                digit = ((rest + half) & (base - 1)) - half
+                digits.append(digit)
+                rest = (rest - digit) >> bits
+        stacked = self.backend.stack(digits, axis=-1)
+        return stacked.reshape(*values.shape[:-1], values.shape[-1] * p.digits)
+
+    def _apply_switch(self, source: Array, key: KeySwitchKey) -> Array:
+        if source.shape[-1] != key.source_columns:
+            raise InputError(
+                f"key-switching key expects {key.source_columns} source entries, got {source.shape[-1]}"
+            )
+        digits = self.decompose(source)
+        batch_shape = digits.shape[:-1]
+        flat = digits.reshape(-1, digits.shape[-1])
+        out = self.backend.matmul_small_left(flat, key.matrix_t, self.params.digit_bound)
+        return out.reshape(*batch_shape, key.matrix_t.shape[1])
+
+    def _switch_bound(self, key: KeySwitchKey, source_value_bound: float) -> int:
+        """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|."""
+        p = self.params
+        a_c = p.a_bound * p.digit_bound * key.source_columns * p.digits
+        return int(source_value_bound) + p.keyswitch_noise(key.source_columns) + p.k * p.t_bound * a_c + a_c + 1
+
+    def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
+        """Move ciphertexts to another secret key without decrypting (noise + E c*)."""
+        if key.kind != "switch":
+            raise InputError(f"expected a key of kind 'switch', got {key.kind!r}")
+        if ciphertext.key_id != key.from_key_id:
+            raise KeyMismatchError(
+                f"this switching key moves ciphertexts from key {key.from_key_id}, but the "
+                f"ciphertext is under {ciphertext.key_id}."
+            )
+        if ciphertext.dim != key.out_dim:
+            raise InputError(f"switching key is for vectors of length {key.out_dim}, not {ciphertext.dim}")
+        p = self.params
+        value = (ciphertext._message_bound() * p.w).max() if ciphertext.size else 0.0
+        bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
+        if bound >= LIMIT:
+            raise OverflowRiskError("the switched ciphertext could exceed 62 bits")
+        data = self._apply_switch(ciphertext.data, key)
+        noise = ciphertext.noise + float(p.keyswitch_noise(key.source_columns))
+        return ciphertext._new(data, noise, coeff_bound=bound, key_id=key.to_key_id)
+
+    # ======================================================================================
+    # homomorphic operations
+    # ======================================================================================
+    def _rounding_noise(self) -> float:
+        """Noise from rounding each coefficient of a ciphertext to an integer: (1 + k t)/2."""
+        return self.params.key_row_norm / 2
+
+    def rescale(self, ciphertext: Ciphertext, divisor: int | None = None) -> Ciphertext:
+        """Divide the message by ``divisor`` (default: the parameter set's scale), exactly.
+
+        ``round(c / d)`` gives ``S c' = w mu / d + e / d + r`` with ``|r| <= (1 + k t) / 2``.
+        """
+        d = self.params.scale if divisor is None else int(divisor)
+        if d < 1 or ciphertext.scale_int % d:
+            raise InputError(f"cannot rescale scale {ciphertext.scale_int} by {d}")
+        data = _round_div_int(ciphertext.data, d)
+        noise = ciphertext.noise / d + self._rounding_noise()
+        return ciphertext._new(data, noise * SAFETY, scale=ciphertext.scale_int // d,
+                               coeff_bound=ciphertext.coeff_bound // d + 1)
+
+    def _product_divisor(self, scale_a: int, scale_b: int) -> int:
+        """Fixed-point products are rescaled by the parameter set's scale; integer products are not."""
+        f = self.params.scale
+        if scale_a > 1 and scale_b > 1 and (scale_a * scale_b) % f == 0:
+            return f
+        return 1
+
+    def multiply_plain(self, ciphertext: Ciphertext, plain: Any) -> Ciphertext:
+        """Elementwise (over the batch) product by a plaintext, rescaled for fixed point.
+
+        Integer plaintexts multiply exactly (noise x |p|). Real plaintexts are encoded at the
+        scale f and the product is rescaled by f: noise |p_enc| e / f + (1 + k t)/2.
+        """
+        array = np.asarray(plain)
+        exact_int = array.dtype.kind in "biu" or ciphertext.scale_int == 1
+        p = self.params
+        scale = 1 if exact_int else p.scale
+        encoded, pbound = ciphertext._slot_plaintext(array, scale)
+        if ciphertext.dim > 1 and encoded.shape[-1] == ciphertext.dim and ciphertext.dim != 1:
+            raise InputError(
+                "slotwise multiplication of m-vectors by different plaintext values needs a linear "
+                "transform with diag(p): use ciphertext.linear_transform(np.diag(p)) (the key holder "
+                "makes its key), or use scalar ciphertexts (dim 1)."
+            )
+        backend = self.backend
+        abs_plain = backend.asarray(np.abs(self.encode(array, scale)).astype(np.float64))
+        if ciphertext.dim == 1 or abs_plain.ndim == 0:
+            abs_plain_b = abs_plain
+        else:
+            abs_plain_b = abs_plain[..., 0]
+        if exact_int:
+            bound = ciphertext._bounded(ciphertext.coeff_bound * max(pbound, 1))
+            data = ciphertext.data * encoded
+            noise = ciphertext.noise * abs_plain_b
+            return ciphertext._new(data, noise + 0.0, coeff_bound=bound)
+        product_bound = ciphertext.coeff_bound * pbound
+        if product_bound < LIMIT:
+            data = _round_div_int(ciphertext.data * encoded, scale)
+        else:
+            product = wide.mul_wide(ciphertext.data, backend.broadcast_to(encoded, _bshape(ciphertext.data, encoded)))
+            data = wide.round_div_wide(product, scale)
+        noise = (ciphertext.noise * abs_plain_b) / scale + self._rounding_noise()
+        bound = ciphertext._bounded(product_bound // scale + 1)
+        return ciphertext._new(data, noise * SAFETY, coeff_bound=bound)
+
+    def multiply(self, left: Ciphertext, right: Ciphertext, divisor: int | None = None) -> Ciphertext:
+        """Slotwise product of two ciphertext batches (broadcasting over the batch).
+
+        noise' = (|mu1| e2 + |mu2| e1 + e1 e2 / w) / r + (sum |K_i|) / 2 + E c*,
+        where r is the rescale divisor, K_i the tensor key row and E c* the switch noise.
+        """
+        left._check_compatible(right, "multiply")
+        p = self.params
+        m, k = left.dim, p.k
+        r = self._product_divisor(left.scale_int, right.scale_int) if divisor is None else divisor
+        key = self.public_key(left.key_id).evaluation.get(
+            f"product:{m}",
+            f"products of {m}-vectors need a product key; the key holder runs "
+            f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
+        )
+        backend = self.backend
+        batch = _broadcast_shape(left.shape, right.shape)
+        a = backend.broadcast_to(left.data, (*batch, m + k))
+        b = backend.broadcast_to(right.data, (*batch, m + k))
+        divisor_total = p.w * r
+        # overflow: every tensor entry / (w r) must fit; the wide arithmetic checks the quotient,
+        # and the inputs must be below 2**62 (guaranteed by the ciphertext invariant).
+        top_a, bot_a = a[..., :m], a[..., m:]
+        top_b, bot_b = b[..., :m], b[..., m:]
+        entries = [wide.sum_products_round_div([(top_a, top_b)], divisor_total)]
+        cross_a = top_a[..., :, None]
+        cross_b = top_b[..., :, None]
+        entries.append(
+            wide.sum_products_round_div(
+                [(cross_a, bot_b[..., None, :]), (bot_a[..., None, :], cross_b)], divisor_total
+            ).reshape(*batch, m * k)
+        )
+        entries.append(
+            wide.sum_products_round_div([(bot_a[..., :, None], bot_b[..., None, :])], divisor_total).reshape(
+                *batch, k * k
+            )
+        )
+        tensor = backend.concatenate(entries, axis=-1)
+        mu_a = backend.broadcast_to(left._message_bound(), batch)
+        mu_b = backend.broadcast_to(right._message_bound(), batch)
+        e_a = backend.broadcast_to(left.noise, batch)
+        e_b = backend.broadcast_to(right.noise, batch)
+        key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
+        value_bound = (mu_a * mu_b * p.w / r + (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r)
+        noise = (
+            (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
+            + key_l1 / 2
+            + p.keyswitch_noise(key.source_columns)
+        ) * SAFETY
+        bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
+        if bound >= LIMIT:
+            raise OverflowRiskError(
+                "the product could exceed 62 bits (values too large for this parameter set); "
+                "use smaller values or a parameter set with a smaller w or scale."
+            )
+        data = self._apply_switch(tensor, key)
+        return left._new(data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound)
+
+    def dot(self, left: Ciphertext, right: Ciphertext, weight: npt.ArrayLike | None = None,
+            divisor: int | None = None) -> Ciphertext:
+        """x^T H y for each batch item: ``round(vec(c1 c2^T) / (w r))`` switched to the scalar key."""
+        left._check_compatible(right, "take an inner product")
+        p = self.params
+        m, n = left.dim, left.dim + p.k
+        h = _integer_matrix(np.eye(m, dtype=np.int64) if weight is None else weight, "H")
+        label = _digest(h)
+        key = self.public_key(left.key_id).evaluation.get(
+            f"dot:{m}:{label}",
+            f"inner products of {m}-vectors with this H need a key; the key holder runs "
+            f"scheme.add_dot_key(keys, {m}, H)",
+        )
+        r = self._product_divisor(left.scale_int, right.scale_int) if divisor is None else divisor
+        backend = self.backend
+        batch = _broadcast_shape(left.shape, right.shape)
+        a = backend.broadcast_to(left.data, (*batch, n))[..., :, None]
+        b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
+        tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
+        h_abs = float(np.abs(h).sum())
+        mu_a = backend.broadcast_to(left._message_bound(), batch)
+        mu_b = backend.broadcast_to(right._message_bound(), batch)
+        e_a = backend.broadcast_to(left.noise, batch)
+        e_b = backend.broadcast_to(right.noise, batch)
+        key_l1 = float(np.abs(h).sum()) * p.key_row_norm**2
+        cross = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
+        noise = (cross + key_l1 / 2 + p.keyswitch_noise(key.source_columns)) * SAFETY
+        value_bound = h_abs * mu_a * mu_b * p.w / r + cross
+        bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
+        if bound >= LIMIT:
+            raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
+        data = self._apply_switch(tensor, key)
+        return left._new(data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound, dim=1)
+
+    def linear_transform(self, ciphertext: Ciphertext, matrix_g: npt.ArrayLike) -> Ciphertext:
+        """G x per batch item (G integer, out x m): switch from the key G S; noise |G| e + E c*."""
+        g = _integer_matrix(matrix_g, "G")
+        if g.shape[1] != ciphertext.dim:
+            raise InputError(f"G has {g.shape[1]} columns but the vectors have length {ciphertext.dim}")
+        key = self.public_key(ciphertext.key_id).evaluation.get(
+            f"linear:{_digest(g)}",
+            "this linear transform needs a key; the key holder runs scheme.add_linear_key(keys, G)",
+        )
+        p = self.params
+        row_l1 = float(np.abs(g).sum(axis=1).max())
+        mu = ciphertext._message_bound()
+        value = float((mu * p.w * row_l1).max()) if ciphertext.size else 0.0
+        bound = self._switch_bound(key, value + row_l1 * ciphertext.max_noise)
+        if bound >= LIMIT:
+            raise OverflowRiskError("the transformed ciphertext could exceed 62 bits")
+        data = self._apply_switch(ciphertext.data, key)
+        noise = (ciphertext.noise * row_l1 + p.keyswitch_noise(key.source_columns)) * SAFETY
+        return ciphertext._new(data, noise, coeff_bound=bound, dim=g.shape[0])
+
+    def matmul_plain(self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool) -> Ciphertext:
+        """Matrix product over the batch axes with a plaintext matrix (encrypted @ P or P @ encrypted).
+
+        Integer P: exact integer combination. Real P: encoded at scale f, combined exactly in 128
+        bits, then rescaled by f. noise' = |P| @ e (/ f + (1 + k t)/2 when rescaled).
+        """
+        if ciphertext.dim != 1:
+            raise InputError("matrix products over the batch need scalar ciphertexts (dim 1)")
+        array = np.asarray(plain)
+        if array.ndim != 2:
+            raise InputError(f"plaintext matrix must be 2-D, got shape {array.shape}")
+        exact_int = array.dtype.kind in "biu" or ciphertext.scale_int == 1
+        p = self.params
+        scale = 1 if exact_int else p.scale
+        encoded = self.encode(array, scale)
+        backend = self.backend
+        if plain_on_left:
+            if ciphertext.ndim < 1 or ciphertext.shape[0] != encoded.shape[1]:
+                raise InputError(f"shapes {encoded.shape} and {ciphertext.shape} do not align for @")
+            data = backend.moveaxis(ciphertext.data, 0, -1)  # (..., n, K)
+            noise = ciphertext.noise
+            left_matrix = encoded
+        else:
+            if ciphertext.ndim < 1 or ciphertext.shape[-1] != encoded.shape[0]:
+                raise InputError(f"shapes {ciphertext.shape} and {encoded.shape} do not align for @")
+            data = ciphertext.data  # (..., K, n)
+            noise = ciphertext.noise
+            left_matrix = encoded.T  # (J, K)
+        inner = encoded.shape[1] if plain_on_left else encoded.shape[0]
+        pmax = int(np.abs(encoded).max()) if encoded.size else 0
+        left_b = backend.asarray(left_matrix, dtype="int64")
+        abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
+        if plain_on_left:
+            # result[j, ...] = sum_K P[j, K] c[K, ...]
+            flat = data.reshape(-1, inner).T  # (K, rest)
+            noise_flat = noise.reshape(inner, -1)
+            combined_bound = ciphertext.coeff_bound * pmax * inner
+            if exact_int or combined_bound < LIMIT:
+                out = backend.matmul_int_wrap(left_b, flat)
+                if not exact_int:
+                    out = _round_div_int(out, scale)
+            else:
+                out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
+            new_noise = backend.matmul_float(abs_left, noise_flat)
+            out_shape = (encoded.shape[0], *ciphertext.shape[1:])
+            out_data = backend.moveaxis(out.T.reshape(*ciphertext.data.shape[1:-1], ciphertext.data.shape[-1], encoded.shape[0]), -1, 0)
+            out_data = out_data.reshape(*out_shape, ciphertext.data.shape[-1])
+            new_noise = new_noise.reshape(out_shape)
+        else:
+            # result[..., J] = sum_K c[..., K] P[K, J]
+            moved = backend.moveaxis(data, -1, 0)  # (n, ..., K)
+            flat = moved.reshape(-1, inner).T  # (K, rows)
+            combined_bound = ciphertext.coeff_bound * pmax * inner
+            if exact_int or combined_bound < LIMIT:
+                out = backend.matmul_int_wrap(left_b, flat)
+                if not exact_int:
+                    out = _round_div_int(out, scale)
+            else:
+                out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
+            out_shape = (*ciphertext.shape[:-1], encoded.shape[1])
+            out_data = backend.moveaxis(out.T.reshape(ciphertext.data.shape[-1], *out_shape), 0, -1)
+            noise_flat = noise.reshape(-1, inner)
+            new_noise = backend.matmul_float(noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))).reshape(out_shape)
+        if exact_int:
+            if combined_bound >= LIMIT:
+                raise OverflowRiskError("the integer matrix product could exceed 62 bits")
+            bound = combined_bound
+        else:
+            new_noise = new_noise / scale + self._rounding_noise()
+            bound = combined_bound // scale + 1
+        return ciphertext._new(out_data + 0, new_noise * SAFETY, coeff_bound=ciphertext._bounded(bound))
+
+    def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
+        """Encrypted @ encrypted over the batch axes: elementwise products, then a sum."""
+        if left.dim != 1 or right.dim != 1:
+            raise InputError("use .dot() for inner products of m-vectors; @ works on scalar ciphertexts")
+        if left.ndim == 1 and right.ndim == 1:
+            return (left * right).sum(axis=0)
+        if right.ndim == 1:
+            return (left * right[None, :] if left.ndim == 2 else left * right).sum(axis=-1)
+        if left.ndim == 1:
+            return (left[:, None] * right).sum(axis=0)
+        if left.ndim != 2 or right.ndim != 2:
+            raise InputError("@ of two encrypted tensors supports 1-D and 2-D operands")
+        return (left[:, :, None] * right[None, :, :]).sum(axis=1)
+
+    def polyval(self, ciphertext: Ciphertext, coefficients: Sequence[float]) -> Ciphertext:
+        """sum_i c_i x**i with powers from a balanced product tree (depth ceil(log2(degree)))."""
+        coeffs = [float(c) for c in coefficients]
+        if not coeffs:
+            raise InputError("polyval needs at least one coefficient")
+        while len(coeffs) > 1 and coeffs[-1] == 0.0:
+            coeffs.pop()
+        powers: dict[int, Ciphertext] = {1: ciphertext}
+        for degree in range(2, len(coeffs)):
+            if coeffs[degree] == 0.0 and all(c == 0.0 for c in coeffs[degree + 1 :]):
+                break
+            half = 1 << (degree.bit_length() - 1)
+            if half == degree:
+                half //= 2
+            lower = powers[half] if half in powers else None
+            upper = powers.get(degree - half)
+            if lower is None or upper is None:
+                raise AssertionError("power tree incomplete")  # pragma: no cover
+            powers[degree] = self.multiply(lower, upper)
+        result: Ciphertext | None = None
+        for degree in range(1, len(coeffs)):
+            if coeffs[degree] == 0.0:
+                continue
+            term = self.multiply_plain(powers[degree], coeffs[degree])
+            result = term if result is None else result + term
+        if result is None:
+            result = self.multiply_plain(ciphertext, 0.0)
+        return result + coeffs[0] if coeffs[0] != 0.0 else result
+
+
+def _bshape(a: Any, b: Any) -> tuple[int, ...]:
+    return tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+
+
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise InputError(f"batch shapes {a} and {b} cannot be broadcast together") from None
+
+
+def _round_div_int(values: Array, divisor: int) -> Array:
+    """round(values / divisor), halves away from zero, for |values| < 2**62."""
+    if divisor == 1:
+        return values
+    half = divisor // 2
+    magnitude = (abs(values) + half) // divisor
+    negative = (values < 0).astype("int64")
+    return magnitude * (1 - 2 * negative)
+
+
+def _integer_matrix(matrix: Any, name: str) -> npt.NDArray[np.int64]:
+    array = np.asarray(matrix)
+    if array.ndim != 2:
+        raise InputError(f"{name} must be a 2-D matrix, got shape {array.shape}")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or not np.array_equal(array, np.rint(array)):
+            raise InputError(f"{name} must hold integers (encode reals at a scale first)")
+    elif array.dtype.kind not in "biu":
+        raise InputError(f"{name} must be numeric")
+    return array.astype(np.int64)
+
+
+def _digest(matrix: npt.NDArray[np.int64]) -> str:
+    return matrix_digest(matrix)
