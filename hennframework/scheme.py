@@ -97,6 +97,8 @@ class KeySet:
     public: Any
     evaluation: Any
     key_id: str
+    #: The scheme instance that made the keys (owner side), so ``model.encrypt(keys)`` needs nothing else.
+    scheme: Any = None
 
 
 @runtime_checkable

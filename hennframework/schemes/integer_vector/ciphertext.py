@@ -39,7 +39,8 @@ SAFETY = 1.0 + 1e-9
 class Ciphertext:
     """A batch of integer-vector ciphertexts (see the module docstring)."""
 
-    __array_priority__ = 1000  # make ``ndarray * Ciphertext`` call our __rmul__
+    __array_priority__ = 1000
+    __array_ufunc__ = None  # make ``ndarray * Ciphertext`` / ``ndarray @ Ciphertext`` use our reflected ops
 
     def __init__(
         self,
@@ -216,6 +217,10 @@ class Ciphertext:
     def __rmatmul__(self, other: Any) -> Ciphertext:
         return self.scheme.matmul_plain(self, other, plain_on_left=True)
 
+    def multiply_constant(self, constant: float) -> Ciphertext:
+        """``self * constant`` with the constant encoded at the fine scale (f**2) for precision."""
+        return self.scheme.multiply_plain(self, constant, encode_scale=self.scheme.fine_scale)
+
     def square(self) -> Ciphertext:
         return self.scheme.multiply(self, self)
 
@@ -298,6 +303,29 @@ class Ciphertext:
         backend.index_add(data, index, values.data)
         backend.index_add(noise, index, values.noise)
         return self._new(data, noise, coeff_bound=bound)
+
+    def segment_sum(self, offsets: Any) -> Ciphertext:
+        """Sums of consecutive runs along axis 0: run i is ``self[offsets[i]:offsets[i+1]]``.
+
+        ``offsets`` starts at 0 and ends at ``len(self)``. Exact: int64 prefix sums wrap modulo
+        2**64 but their differences (the run sums) are proved to fit.
+        """
+        backend = self.scheme.backend
+        bounds = np.asarray(offsets, dtype=np.int64)
+        if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or bounds[-1] != self.shape[0] or (np.diff(bounds) < 0).any():
+            raise InputError("offsets must rise from 0 to the number of rows")
+        longest = int(np.diff(bounds).max()) if bounds.size > 1 else 0
+        bound = self._bounded(self.coeff_bound * max(longest, 1))
+        zero_data = backend.zeros((1, *self.data.shape[1:]), dtype="int64")
+        zero_noise = backend.zeros((1, *self.noise.shape[1:]), dtype="float64")
+        prefix = backend.concatenate([zero_data, self.data.cumsum(axis=0)], axis=0)
+        noise_prefix = backend.concatenate([zero_noise, self.noise.cumsum(axis=0)], axis=0)
+        index = backend.asarray(bounds)
+        data = prefix[index[1:]] - prefix[index[:-1]]
+        noise = noise_prefix[index[1:]] - noise_prefix[index[:-1]]
+        # float prefix sums round: widen by the largest possible accumulated rounding error
+        slack = float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(self.shape[0], 1) if self.size else 0.0
+        return self._new(data, noise * SAFETY + slack, coeff_bound=bound)
 
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt with the secret key (real values: the integer message divided by the scale)."""

@@ -132,7 +132,7 @@ class IntegerVectorScheme(HEScheme):
         key_id = new_key_id(rng)
         secret = SecretKey(p, key_id, t_matrix)
         public = PublicKey(p, key_id)
-        keys = KeySet(p.as_parameter_set(), secret, public, public.evaluation, key_id)
+        keys = KeySet(p.as_parameter_set(), secret, public, public.evaluation, key_id, scheme=self)
         keys.rng = rng  # type: ignore[attr-defined]
         for dim in dims:
             self.add_encryption_key(keys, dim)
@@ -444,6 +444,13 @@ class IntegerVectorScheme(HEScheme):
         return ciphertext._new(data, noise * SAFETY, scale=ciphertext.scale_int // d,
                                coeff_bound=ciphertext.coeff_bound // d + 1)
 
+    @property
+    def fine_scale(self) -> int:
+        """Encoding scale for small plaintext constants (coefficients, learning rates): f**2 if exact."""
+        f = self.params.scale
+        odd = (f * f) >> (((f * f) & -(f * f)).bit_length() - 1)
+        return f * f if odd < (1 << 32) and f * f < (1 << 40) else f
+
     def _product_divisor(self, scale_a: int, scale_b: int) -> int:
         """Fixed-point products are rescaled by the parameter set's scale; integer products are not."""
         f = self.params.scale
@@ -451,16 +458,17 @@ class IntegerVectorScheme(HEScheme):
             return f
         return 1
 
-    def multiply_plain(self, ciphertext: Ciphertext, plain: Any) -> Ciphertext:
+    def multiply_plain(self, ciphertext: Ciphertext, plain: Any, encode_scale: int | None = None) -> Ciphertext:
         """Elementwise (over the batch) product by a plaintext, rescaled for fixed point.
 
-        Integer plaintexts multiply exactly (noise x |p|). Real plaintexts are encoded at the
-        scale f and the product is rescaled by f: noise |p_enc| e / f + (1 + k t)/2.
+        Integer plaintexts multiply exactly (noise x |p|). Real plaintexts are encoded at
+        ``encode_scale`` (default: the scale f; f**2 gives small coefficients more precision) and the
+        product is rescaled by the same factor: noise |p_enc| e / s + (1 + k t)/2.
         """
         array = np.asarray(plain)
         exact_int = array.dtype.kind in "biu" or ciphertext.scale_int == 1
         p = self.params
-        scale = 1 if exact_int else p.scale
+        scale = 1 if exact_int else (encode_scale or p.scale)
         encoded, pbound = ciphertext._slot_plaintext(array, scale)
         if ciphertext.dim > 1 and encoded.shape[-1] == ciphertext.dim and ciphertext.dim != 1:
             raise InputError(
@@ -710,7 +718,7 @@ class IntegerVectorScheme(HEScheme):
         for degree in range(1, len(coeffs)):
             if coeffs[degree] == 0.0:
                 continue
-            term = self.multiply_plain(powers[degree], coeffs[degree])
+            term = self.multiply_plain(powers[degree], coeffs[degree], encode_scale=self.fine_scale)
             result = term if result is None else result + term
         if result is None:
             result = self.multiply_plain(ciphertext, 0.0)

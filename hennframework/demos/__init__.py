@@ -1,0 +1,1 @@
+"""Runnable demonstrations (``henn demo ...``): the seed's XOR network and sentiment network."""

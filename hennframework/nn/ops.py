@@ -1,0 +1,60 @@
+"""Operations that differ between plain NumPy arrays and encrypted tensors, in one place.
+
+Layers are written once, with operators (``+ - * @``, ``.T``, ``.sum``), and run on either plain
+arrays (the unencrypted model) or :class:`~hennframework.scheme.EncryptedTensor` (the encrypted one).
+The few operations that are spelled differently live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["is_encrypted", "multiply_constant", "polyval", "scatter_add", "segment_sum"]
+
+
+def is_encrypted(value: Any) -> bool:
+    """True for an encrypted tensor (anything that is not a NumPy array or a Python number)."""
+    return not isinstance(value, np.ndarray | float | int | np.floating | np.integer)
+
+
+def polyval(value: Any, coefficients: Sequence[float]) -> Any:
+    """sum_i c_i value**i, elementwise, on arrays or encrypted tensors."""
+    if is_encrypted(value):
+        return value.polyval(list(coefficients))
+    return np.polynomial.polynomial.polyval(value, list(coefficients))
+
+
+def multiply_constant(value: Any, constant: float) -> Any:
+    """value * constant, with extra fixed-point precision for small constants where supported."""
+    if is_encrypted(value):
+        fine = getattr(value, "multiply_constant", None)
+        return fine(constant) if callable(fine) else value * constant
+    return value * constant
+
+
+def segment_sum(value: Any, offsets: Any) -> Any:
+    """Sums of consecutive row runs ``value[offsets[i]:offsets[i+1]]`` (offsets from 0 to len)."""
+    if not is_encrypted(value):
+        prefix = np.concatenate([np.zeros((1, *value.shape[1:])), np.cumsum(value, axis=0)])
+        bounds = np.asarray(offsets)
+        return prefix[bounds[1:]] - prefix[bounds[:-1]]
+    fast = getattr(value, "segment_sum", None)
+    if callable(fast):
+        return fast(offsets)
+    bounds = np.asarray(offsets)
+    selector = np.zeros((len(bounds) - 1, int(bounds[-1])), dtype=np.int64)
+    for row, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        selector[row, start:stop] = 1
+    return selector @ value
+
+
+def scatter_add(target: Any, rows: Any, values: Any) -> Any:
+    """A copy of ``target`` with ``values[i]`` added to row ``rows[i]`` (repeats accumulate)."""
+    if not is_encrypted(target):
+        out = np.array(target, copy=True)
+        np.add.at(out, np.asarray(rows), values)
+        return out
+    return target.scatter_add(rows, values)
