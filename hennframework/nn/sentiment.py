@@ -29,7 +29,7 @@ from hennframework.nn.model import Refresher
 from hennframework.nn.ops import is_encrypted, multiply_constant, polyval, scatter_add, segment_sum
 from hennframework.scheme import Capability, KeySet, require
 
-__all__ = ["BagOfWordsBatch", "SentimentNetwork", "SentimentHistory", "make_batches"]
+__all__ = ["BagOfWordsBatch", "SentimentHistory", "SentimentNetwork", "batches_from_csr", "make_batches"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,27 @@ def make_batches(
             else np.zeros(0, dtype=np.int64)
         )
         batches.append(BagOfWordsBatch(indices, offsets, label_array[start : start + batch_size, None]))
+    return batches
+
+
+def batches_from_csr(
+    indices: npt.ArrayLike, offsets: npt.ArrayLike, labels: npt.ArrayLike, batch_size: int
+) -> list[BagOfWordsBatch]:
+    """Mini-batches from reviews already in CSR form (e.g. ``hennframework.data.EncodedReviews``)."""
+    flat = np.asarray(indices, dtype=np.int64)
+    bounds = np.asarray(offsets, dtype=np.int64)
+    label_array = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if bounds.size - 1 != label_array.size:
+        raise InputError(f"{bounds.size - 1} reviews but {label_array.size} labels")
+    if batch_size < 1:
+        raise InputError("batch_size must be at least 1")
+    batches = []
+    for start in range(0, label_array.size, batch_size):
+        stop = min(start + batch_size, label_array.size)
+        local = bounds[start : stop + 1] - bounds[start]
+        batches.append(
+            BagOfWordsBatch(flat[bounds[start] : bounds[stop]], local, label_array[start:stop, None])
+        )
     return batches
 
 
