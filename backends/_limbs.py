@@ -40,3 +40,57 @@ def matmul_small_left_limbs(xp: Any, small: Any, right: Any, small_bound: int) -
         result += partial.astype(xp.int64).view(xp.uint64) << xp.uint64(shift)
         shift += limb_bits
     return result.view(xp.int64)
+
+
+#: Bits per limb in the general product: two 16-bit limbs multiply to < 2**32, so an inner
+#: dimension up to WRAP_CHUNK keeps every float64 partial sum below 2**52 (exact).
+WRAP_LIMB_BITS = 16
+#: Inner-dimension chunk for the general product; longer products are summed chunk by chunk
+#: (modulo 2**64), so any inner dimension stays exact.
+WRAP_CHUNK = 1 << 20
+
+
+def _unsigned_limbs(xp: Any, values: Any) -> list[Any]:
+    """The four 16-bit limbs of ``values`` read as unsigned 64-bit, as exact float64 arrays."""
+    unsigned = values.astype(xp.int64).view(xp.uint64)
+    mask = xp.uint64((1 << WRAP_LIMB_BITS) - 1)
+    return [
+        ((unsigned >> xp.uint64(shift)) & mask).astype(xp.float64)
+        for shift in range(0, 64, WRAP_LIMB_BITS)
+    ]
+
+
+def matmul_wrap_limbs(xp: Any, left: Any, right: Any, chunk: int = WRAP_CHUNK) -> Any:
+    """``left @ right`` exact modulo 2**64 for *arbitrary* int64 operands, through float64 GEMMs.
+
+    For GPUs, whose BLAS (cuBLAS) has no int64 GEMM. Both operands are read as unsigned 64-bit
+    and split into four 16-bit limbs; limb ``i`` of ``left`` times limb ``j`` of ``right`` lands
+    at bit ``16 (i + j)``, so only the ten pairs with ``i + j < 4`` matter modulo 2**64. Each
+    pair is one float64 GEMM whose partial sums stay below ``K * 2**32 <= 2**52`` (exact); the
+    products are recombined in uint64, where shifts and sums wrap modulo 2**64 as intended.
+    ``left`` and ``right`` have ``ndim >= 2`` and follow ``matmul`` broadcasting; inner
+    dimensions above ``chunk`` (at most ``WRAP_CHUNK``) are split and summed modulo 2**64.
+    """
+    if not 1 <= chunk <= WRAP_CHUNK:
+        raise ValueError(f"chunk must be in 1..{WRAP_CHUNK}, got {chunk}")
+    inner = left.shape[-1]
+    if inner > chunk:
+        total: Any = None
+        for start in range(0, inner, chunk):
+            stop = start + chunk
+            part = matmul_wrap_limbs(xp, left[..., start:stop], right[..., start:stop, :], chunk)
+            total = part.view(xp.uint64) if total is None else total + part.view(xp.uint64)
+        return total.view(xp.int64)
+    left_limbs = _unsigned_limbs(xp, left)
+    right_limbs = _unsigned_limbs(xp, right)
+    count = len(left_limbs)
+    result: Any = None
+    for i in range(count):
+        for j in range(count - i):
+            partial = xp.matmul(left_limbs[i], right_limbs[j])  # exact: every sum < 2**52
+            term = partial.astype(xp.int64).view(xp.uint64)  # non-negative and < 2**53
+            shift = WRAP_LIMB_BITS * (i + j)
+            if shift:
+                term = term << xp.uint64(shift)
+            result = term if result is None else result + term
+    return result.view(xp.int64)

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from hennframework_backends._limbs import matmul_small_left_limbs
+from ._limbs import matmul_small_left_limbs
 
 __all__ = ["NumpyBackend"]
 
@@ -24,43 +23,43 @@ class NumpyBackend:
     def describe(self) -> str:
         return f"NumPy {np.__version__} on the CPU"
 
-    def asarray(self, data: Any, dtype: str | None = None) -> npt.NDArray[Any]:
+    def asarray(self, data: Any, dtype: str | None = None) -> Any:
         return np.asarray(data, dtype=dtype)
 
-    def to_numpy(self, array: Any) -> npt.NDArray[Any]:
+    def to_numpy(self, array: Any) -> Any:
         return np.asarray(array)
 
-    def zeros(self, shape: Sequence[int], dtype: str = "int64") -> npt.NDArray[Any]:
+    def zeros(self, shape: Sequence[int], dtype: str = "int64") -> Any:
         return np.zeros(tuple(shape), dtype=dtype)
 
-    def concatenate(self, arrays: Sequence[Any], axis: int = 0) -> npt.NDArray[Any]:
+    def concatenate(self, arrays: Sequence[Any], axis: int = 0) -> Any:
         return np.concatenate(list(arrays), axis=axis)
 
-    def stack(self, arrays: Sequence[Any], axis: int = 0) -> npt.NDArray[Any]:
+    def stack(self, arrays: Sequence[Any], axis: int = 0) -> Any:
         return np.stack(list(arrays), axis=axis)
 
-    def broadcast_to(self, array: Any, shape: Sequence[int]) -> npt.NDArray[Any]:
+    def broadcast_to(self, array: Any, shape: Sequence[int]) -> Any:
         return np.broadcast_to(array, tuple(shape))
 
-    def moveaxis(self, array: Any, source: int, destination: int) -> npt.NDArray[Any]:
+    def moveaxis(self, array: Any, source: int, destination: int) -> Any:
         return np.moveaxis(array, source, destination)
 
     def index_add(self, target: Any, indices: Any, values: Any) -> None:
         np.add.at(target, indices, values)
 
-    def matmul_int_wrap(self, left: Any, right: Any) -> npt.NDArray[Any]:
+    def matmul_int_wrap(self, left: Any, right: Any) -> Any:
         with np.errstate(over="ignore"):
             return np.matmul(left, right)
 
-    def matmul_small_left(self, small: Any, right: Any, small_bound: int) -> npt.NDArray[Any]:
+    def matmul_small_left(self, small: Any, right: Any, small_bound: int) -> Any:
         with np.errstate(over="ignore"):
-            return matmul_small_left_limbs(np, small, right, small_bound)  # type: ignore[no-any-return]
+            return matmul_small_left_limbs(np, small, right, small_bound)
 
-    def matmul_float(self, left: Any, right: Any) -> npt.NDArray[Any]:
+    def matmul_float(self, left: Any, right: Any) -> Any:
         return np.matmul(left, right)
 
-    def einsum(self, subscripts: str, *operands: Any) -> npt.NDArray[Any]:
-        return np.einsum(subscripts, *operands)  # type: ignore[no-any-return]
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        return np.einsum(subscripts, *operands)
 
     def abs_max(self, array: Any) -> int:
         if array.size == 0:
@@ -73,7 +72,7 @@ class NumpyBackend:
     def all_finite(self, array: Any) -> bool:
         return bool(np.isfinite(array).all())
 
-    def rint(self, array: Any) -> npt.NDArray[Any]:
+    def rint(self, array: Any) -> Any:
         return np.rint(array)
 
     def synchronize(self) -> None:

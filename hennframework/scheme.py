@@ -45,7 +45,9 @@ class Capability(enum.StrEnum):
     ENCRYPT_SECRET = "encrypt-secret"  #: encrypt with the secret key (owner)
     ADD = "add"  #: ciphertext + ciphertext, -, negation
     MUL_PLAIN = "mul-plain"  #: ciphertext * plaintext (scalar or elementwise over the batch)
-    MATMUL_PLAIN = "matmul-plain"  #: plaintext matrix @ encrypted batch, encrypted batch @ plaintext
+    MATMUL_PLAIN = (
+        "matmul-plain"  #: plaintext matrix @ encrypted batch, encrypted batch @ plaintext
+    )
     LINEAR_TRANSFORM = "linear-transform"  #: G x inside one ciphertext's slots (needs an eval key)
     MUL_CIPHER = "mul-cipher"  #: elementwise ciphertext * ciphertext (needs an eval key)
     INNER_PRODUCT = "inner-product"  #: x^T H y of two ciphertexts (needs an eval key)
@@ -139,7 +141,9 @@ class EncryptedTensor(Protocol):
         """``sum(c_i * x**i)`` elementwise, lowest degree first."""
         ...
 
-    def scatter_add(self, rows: npt.NDArray[np.integer[Any]], values: EncryptedTensor) -> EncryptedTensor:
+    def scatter_add(
+        self, rows: npt.NDArray[np.integer[Any]], values: EncryptedTensor
+    ) -> EncryptedTensor:
         """A copy with ``values[i]`` added to row ``rows[i]`` (repeats accumulate)."""
         ...
 
@@ -184,13 +188,13 @@ class HEScheme(abc.ABC):
         """Generate secret, public and evaluation keys. ``seed`` is for reproducibility only."""
 
     @abc.abstractmethod
-    def encrypt_tensor(self, values: npt.ArrayLike, key: Any) -> EncryptedTensor:
+    def encrypt_tensor(self, values: npt.ArrayLike, key: Any) -> Any:
         """Encrypt a real-valued array (fixed point) with a public or secret key."""
 
     @abc.abstractmethod
     def decrypt_tensor(self, tensor: EncryptedTensor, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt to real values; raises if noise could have corrupted the result."""
 
-    def refresh(self, tensor: EncryptedTensor, keys: KeySet) -> EncryptedTensor:
+    def refresh(self, tensor: Any, keys: KeySet) -> Any:
         """Owner-side refresh: a fresh encryption of the same values (decrypt + re-encrypt)."""
         return self.encrypt_tensor(self.decrypt_tensor(tensor, keys.secret), keys.public)

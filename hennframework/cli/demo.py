@@ -13,44 +13,100 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="run a demonstration (xor, sentiment)")
-    demos = demo.add_subparsers(title="demos", dest="demo", metavar="DEMO", required=True,
-                                parser_class=type(demo))
+    demos = demo.add_subparsers(
+        title="demos", dest="demo", metavar="DEMO", required=True, parser_class=type(demo)
+    )
 
     xor = demos.add_parser("xor", help="train the seed's XOR network with encrypted weights")
-    xor.add_argument("--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)")
-    xor.add_argument("--learning-rate", "--lr", type=float, default=0.015, help="SGD learning rate (0.015)")
-    xor.add_argument("--iterations", type=int, default=3000, help="training iterations, 4 rows each (3000)")
+    xor.add_argument(
+        "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
+    )
+    xor.add_argument(
+        "--learning-rate", "--lr", type=float, default=0.015, help="SGD learning rate (0.015)"
+    )
+    xor.add_argument(
+        "--iterations", type=int, default=3000, help="training iterations, 4 rows each (3000)"
+    )
     xor.add_argument("--hidden", type=int, default=4, help="hidden units (4)")
-    xor.add_argument("--seed", type=int, default=0,
-                     help="seed for initial weights and, for reproducibility only, keys (0); -1: fresh CSPRNG keys")
-    xor.add_argument("--init-scale", type=float, default=4.0, help="initial weights uniform on ±scale/sqrt(fan-in) (4)")
-    xor.add_argument("--activation", default="taylor3",
-                     help="sigmoid approximation: taylor3, taylor5, taylor7, lsq3, lsq5 (taylor3)")
-    xor.add_argument("--plain", action="store_true", help="train the same network unencrypted, for comparison")
-    xor.add_argument("--json", action="store_true", help="print a machine-readable summary at the end")
+    xor.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for initial weights and, for reproducibility only, keys (0); -1: fresh CSPRNG keys",
+    )
+    xor.add_argument(
+        "--init-scale",
+        type=float,
+        default=4.0,
+        help="initial weights uniform on ±scale/sqrt(fan-in) (4)",
+    )
+    xor.add_argument(
+        "--activation",
+        default="taylor3",
+        help="sigmoid approximation: taylor3, taylor5, taylor7, lsq3, lsq5 (taylor3)",
+    )
+    xor.add_argument(
+        "--plain", action="store_true", help="train the same network unencrypted, for comparison"
+    )
+    xor.add_argument(
+        "--json", action="store_true", help="print a machine-readable summary at the end"
+    )
     xor.add_argument("--no-progress", action="store_true", help="no progress bar")
     xor.set_defaults(func=run_xor)
 
-    sentiment = demos.add_parser("sentiment", help="train the seed's sentiment network on movie reviews")
-    sentiment.add_argument("--data", required=True, metavar="PATH",
-                           help="reviews: rt-polarity folder, reviews+labels files (PATH[,LABELS]), or aclImdb root")
+    sentiment = demos.add_parser(
+        "sentiment", help="train the seed's sentiment network on movie reviews"
+    )
+    sentiment.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="reviews: rt-polarity folder, reviews+labels files (PATH[,LABELS]), or aclImdb root",
+    )
     sentiment.add_argument("--format", default="auto", help="auto, polarity, pair, aclimdb (auto)")
-    sentiment.add_argument("--encoding", default=None, help="text encoding (default: UTF-8, falling back to Windows-1252)")
+    sentiment.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding (default: UTF-8, falling back to Windows-1252)",
+    )
     sentiment.add_argument("--params", metavar="NAME", help="parameter set of the scheme")
     sentiment.add_argument("--epochs", type=int, default=1, help="epochs (1)")
-    sentiment.add_argument("--learning-rate", "--lr", type=float, default=0.1, help="learning rate (0.1)")
-    sentiment.add_argument("--batch-size", type=int, default=32,
-                           help="reviews per SGD step (32: amortises per-operation cost; 1 is the seed's)")
+    sentiment.add_argument(
+        "--learning-rate", "--lr", type=float, default=0.1, help="learning rate (0.1)"
+    )
+    sentiment.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="reviews per SGD step (32: amortises per-operation cost; 1 is the seed's)",
+    )
     sentiment.add_argument("--hidden", type=int, default=8, help="hidden units (8)")
-    sentiment.add_argument("--min-count", type=int, default=10, help="vocabulary: minimum word count (10)")
-    sentiment.add_argument("--polarity-cutoff", type=float, default=0.1, help="vocabulary: polarity cutoff (0.1)")
-    sentiment.add_argument("--test-size", type=int, default=1000, help="held-out reviews at the end (1000)")
-    sentiment.add_argument("--limit", type=int, default=None, help="use only the first N reviews (after interleaving)")
+    sentiment.add_argument(
+        "--min-count", type=int, default=10, help="vocabulary: minimum word count (10)"
+    )
+    sentiment.add_argument(
+        "--polarity-cutoff", type=float, default=0.1, help="vocabulary: polarity cutoff (0.1)"
+    )
+    sentiment.add_argument(
+        "--test-size", type=int, default=1000, help="held-out reviews at the end (1000)"
+    )
+    sentiment.add_argument(
+        "--limit", type=int, default=None, help="use only the first N reviews (after interleaving)"
+    )
     sentiment.add_argument("--activation", default="lsq3", help="sigmoid approximation (lsq3)")
-    sentiment.add_argument("--seed", type=int, default=0, help="seed for initial weights and keys (reproducibility only)")
+    sentiment.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for initial weights and keys (reproducibility only)",
+    )
     sentiment.add_argument("--plain", action="store_true", help="train unencrypted only")
-    sentiment.add_argument("--compare", action="store_true", help="also train the unencrypted network the same way")
-    sentiment.add_argument("--json", action="store_true", help="print a machine-readable summary at the end")
+    sentiment.add_argument(
+        "--compare", action="store_true", help="also train the unencrypted network the same way"
+    )
+    sentiment.add_argument(
+        "--json", action="store_true", help="print a machine-readable summary at the end"
+    )
     sentiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     sentiment.set_defaults(func=run_sentiment)
 

@@ -16,7 +16,9 @@ def make_scheme(scheme: str | None, params: str | None, backend: str | None) -> 
     """The configured (or named) scheme with a parameter set on a backend, and where they came from."""
     scheme_choice = config.resolve("scheme", scheme)
     backend_choice = config.resolve("backend", backend)
-    instance = hennframework.get_scheme(scheme_choice.value, params=params, backend=backend_choice.value)
+    instance = hennframework.get_scheme(
+        scheme_choice.value, params=params, backend=backend_choice.value
+    )
     return instance
 
 
@@ -37,4 +39,6 @@ def progress_bar(total: int, description: str, enabled: bool) -> Any:
     """A tqdm bar on stderr (disabled for --json or when asked)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True
+    )

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hennframework.data.loaders import interleave, load_reviews, train_test_split_last
 from hennframework.data.text import EncodedReviews, build_vocabulary
 from hennframework.demos.common import make_scheme, progress_bar
 from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.nn import OwnerRefresher
-from hennframework.nn.sentiment import BagOfWordsBatch, SentimentHistory, SentimentNetwork, batches_from_csr
+from hennframework.nn.sentiment import (
+    BagOfWordsBatch,
+    SentimentHistory,
+    SentimentNetwork,
+    batches_from_csr,
+)
 
 
 @dataclass
@@ -68,13 +71,19 @@ def prepare(settings: SentimentSettings) -> PreparedData:
     if "," in settings.data and not Path(settings.data).exists():
         first, second = settings.data.split(",", 1)
         path = (first, second)
-    dataset = interleave(load_reviews(path, format=settings.data_format, encoding=settings.encoding))
+    dataset = interleave(
+        load_reviews(path, format=settings.data_format, encoding=settings.encoding)
+    )
     if settings.limit is not None:
         if settings.limit <= settings.test_size:
-            raise InputError(f"--limit {settings.limit} leaves nothing to train on with --test-size {settings.test_size}")
+            raise InputError(
+                f"--limit {settings.limit} leaves nothing to train on with --test-size {settings.test_size}"
+            )
         dataset = dataset.subset(slice(0, settings.limit))
     train, test = train_test_split_last(dataset, settings.test_size)
-    vocabulary = build_vocabulary(train.reviews, train.labels, settings.min_count, settings.polarity_cutoff)
+    vocabulary = build_vocabulary(
+        train.reviews, train.labels, settings.min_count, settings.polarity_cutoff
+    )
     train_encoded = vocabulary.encode_many(train.reviews, train.labels)
     test_encoded = vocabulary.encode_many(test.reviews, test.labels)
     return PreparedData(
@@ -103,8 +112,12 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
         "batch_size": settings.batch_size,
         "activation": settings.activation,
     }
-    network = SentimentNetwork(prepared.vocabulary_size, settings.hidden, activation=settings.activation,
-                               seed=settings.seed)
+    network = SentimentNetwork(
+        prepared.vocabulary_size,
+        settings.hidden,
+        activation=settings.activation,
+        seed=settings.seed,
+    )
     total = prepared.train_reviews * settings.epochs
 
     def bar_for(label: str) -> tuple[Any, Any]:
@@ -114,8 +127,13 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
             bar.update(history.reviews - bar.n)
             if history.steps % 20 == 0:
                 accuracy = history.correct / history.scored if history.scored else float("nan")
-                bar.set_postfix({"reviews/s": f"{history.reviews_per_second:,.0f}",
-                                 "train acc": f"{accuracy:.3f}"}, refresh=False)
+                bar.set_postfix(
+                    {
+                        "reviews/s": f"{history.reviews_per_second:,.0f}",
+                        "train acc": f"{accuracy:.3f}",
+                    },
+                    refresh=False,
+                )
 
         return bar, update
 
@@ -131,8 +149,14 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
             return scheme.decrypt_tensor(output, keys.secret)
 
         bar, update = bar_for("sentiment (encrypted)")
-        history = encrypted.fit(prepared.train, epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                refresh=OwnerRefresher(scheme, keys), monitor=monitor, progress=update)
+        history = encrypted.fit(
+            prepared.train,
+            epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            refresh=OwnerRefresher(scheme, keys),
+            monitor=monitor,
+            progress=update,
+        )
         bar.close()
         started = time.perf_counter()
         accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
@@ -140,10 +164,14 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
             {
                 "scheme": scheme.name,
                 "parameter_set": getattr(getattr(scheme, "params", None), "name", None),
-                "security": scheme.get_parameter_set(getattr(getattr(scheme, "params", None), "name", None)).security_label(),
+                "security": scheme.get_parameter_set(
+                    getattr(getattr(scheme, "params", None), "name", None)
+                ).security_label(),
                 "backend": getattr(getattr(scheme, "backend", None), "name", "n/a"),
                 "encrypted_test_accuracy": accuracy,
-                "encrypted_train_accuracy": history.correct / history.scored if history.scored else None,
+                "encrypted_train_accuracy": history.correct / history.scored
+                if history.scored
+                else None,
                 "encrypted_reviews_per_second": history.reviews_per_second,
                 "encrypted_train_seconds": history.seconds,
                 "owner_refreshes": history.refreshes,
@@ -152,8 +180,12 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
         )
     if settings.compare or not settings.encrypted:
         bar, update = bar_for("sentiment (plain)")
-        history = network.fit(prepared.train, epochs=settings.epochs, learning_rate=settings.learning_rate,
-                              progress=update)
+        history = network.fit(
+            prepared.train,
+            epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            progress=update,
+        )
         bar.close()
         summary.update(
             {
@@ -183,6 +215,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{summary['plain_reviews_per_second']:,.0f} reviews/s"
         )
     if "encrypted_reviews_per_second" in summary and "plain_reviews_per_second" in summary:
-        ratio = summary["plain_reviews_per_second"] / max(summary["encrypted_reviews_per_second"], 1e-9)
+        ratio = summary["plain_reviews_per_second"] / max(
+            summary["encrypted_reviews_per_second"], 1e-9
+        )
         lines.append(f"encryption costs {ratio:.1f}x in throughput")
     return "\n".join(lines)

@@ -39,19 +39,30 @@ class XorSettings:
     encrypted: bool = True
 
 
-def run_xor(settings: XorSettings, *, show_progress: bool = True, log: Any = print) -> dict[str, Any]:
+def run_xor(
+    settings: XorSettings, *, show_progress: bool = True, log: Any = print
+) -> dict[str, Any]:
     """Train the XOR network and return a JSON-ready summary."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureParametersWarning)
         scheme = make_scheme(settings.scheme, settings.params, settings.backend)
-    security = scheme.get_parameter_set(getattr(scheme, "params", None) and scheme.params.name
-                                        if hasattr(scheme, "params") else None)
+    security = scheme.get_parameter_set(
+        getattr(scheme, "params", None) and scheme.params.name
+        if hasattr(scheme, "params")
+        else None
+    )
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    keys = scheme.keygen(seed=settings.seed) if settings.seed is not None and scheme.name == "integer-vector" else scheme.keygen()
+    keys = (
+        scheme.keygen(seed=settings.seed)
+        if settings.seed is not None and scheme.name == "integer-vector"
+        else scheme.keygen()
+    )
     timings["keygen_s"] = time.perf_counter() - started
     model = Sequential.mlp(
-        [3, settings.hidden, 1], activation=settings.activation, seed=settings.seed,
+        [3, settings.hidden, 1],
+        activation=settings.activation,
+        seed=settings.seed,
         init_scale=settings.init_scale,
     )
     started = time.perf_counter()
@@ -62,7 +73,11 @@ def run_xor(settings: XorSettings, *, show_progress: bool = True, log: Any = pri
     def monitor(encrypted_loss: Any) -> float:
         return float(np.asarray(scheme.decrypt_tensor(encrypted_loss, keys.secret)).sum())
 
-    bar = progress_bar(settings.iterations, "XOR (encrypted)" if settings.encrypted else "XOR (plain)", show_progress)
+    bar = progress_bar(
+        settings.iterations,
+        "XOR (encrypted)" if settings.encrypted else "XOR (plain)",
+        show_progress,
+    )
     log_every = max(1, settings.iterations // 200)
 
     def on_record(record: Any) -> None:
@@ -76,9 +91,14 @@ def run_xor(settings: XorSettings, *, show_progress: bool = True, log: Any = pri
 
     started = time.perf_counter()
     history = trainee.fit(
-        XOR_INPUTS, XOR_TARGETS, epochs=settings.iterations, learning_rate=settings.learning_rate,
+        XOR_INPUTS,
+        XOR_TARGETS,
+        epochs=settings.iterations,
+        learning_rate=settings.learning_rate,
         refresh=refresher if settings.encrypted else None,
-        monitor=monitor if settings.encrypted else None, log_every=log_every, progress=on_record,
+        monitor=monitor if settings.encrypted else None,
+        log_every=log_every,
+        progress=on_record,
     )
     bar.update(settings.iterations - bar.n)
     bar.close()
@@ -122,12 +142,22 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"scheme {summary['scheme']} / {summary['parameter_set']} ({summary['security']}) on {summary['backend']}",
         f"{summary['iterations']} iterations, learning rate {summary['learning_rate']}, "
         f"{summary['seconds_per_iteration'] * 1000:.2f} ms/iteration, {summary['refreshes']} owner refreshes",
-        f"final decrypted loss: {summary['final_loss']:.6f}" if summary["final_loss"] is not None else "",
+        f"final decrypted loss: {summary['final_loss']:.6f}"
+        if summary["final_loss"] is not None
+        else "",
         "",
         "input      truth  prediction (decrypted)",
     ]
-    for row, truth, prediction in zip(XOR_INPUTS, summary["targets"], summary["predictions"], strict=True):
-        lines.append(f"{row[0]:.0f} {row[1]:.0f} (+1)   {truth:.0f}      {prediction:.4f} -> {round(prediction)}")
+    for row, truth, prediction in zip(
+        XOR_INPUTS, summary["targets"], summary["predictions"], strict=True
+    ):
+        lines.append(
+            f"{row[0]:.0f} {row[1]:.0f} (+1)   {truth:.0f}      {prediction:.4f} -> {round(prediction)}"
+        )
     lines.append("")
-    lines.append("learned XOR: yes" if summary["learned"] else "learned XOR: NO (try another --seed or more --iterations)")
+    lines.append(
+        "learned XOR: yes"
+        if summary["learned"]
+        else "learned XOR: NO (try another --seed or more --iterations)"
+    )
     return "\n".join(line for line in lines if line is not None)

@@ -31,7 +31,11 @@ TAYLOR = [0.5, 0.25, 0.0, -1.0 / 48.0, 0.0, 1.0 / 480.0, 0.0, -17.0 / 80640.0]
 def sigmoid(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The exact logistic function, numerically stable for large |x|."""
     values = np.asarray(x, dtype=np.float64)
-    return np.where(values >= 0, 1.0 / (1.0 + np.exp(-np.abs(values))), 1.0 - 1.0 / (1.0 + np.exp(-np.abs(values))))
+    return np.where(
+        values >= 0,
+        1.0 / (1.0 + np.exp(-np.abs(values))),
+        1.0 - 1.0 / (1.0 + np.exp(-np.abs(values))),
+    )
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,18 @@ class SigmoidApproximation:
         return tuple(i * c for i, c in enumerate(self.coefficients) if i > 0)
 
     def __call__(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        return np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64), self.coefficients)
+        return np.asarray(
+            np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64), self.coefficients),
+            dtype=np.float64,
+        )
 
     def derivative(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        return np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64), self.derivative_coefficients)
+        return np.asarray(
+            np.polynomial.polynomial.polyval(
+                np.asarray(x, dtype=np.float64), self.derivative_coefficients
+            ),
+            dtype=np.float64,
+        )
 
     @property
     def max_error(self) -> float:

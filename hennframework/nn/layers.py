@@ -29,7 +29,9 @@ class Layer:
     def forward(self, inputs: Any, cache: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def backward(self, delta: Any, cache: dict[str, Any], need_input_delta: bool) -> tuple[Any, dict[str, Any]]:
+    def backward(
+        self, delta: Any, cache: dict[str, Any], need_input_delta: bool
+    ) -> tuple[Any, dict[str, Any]]:
         raise NotImplementedError
 
     def parameters(self) -> dict[str, Any]:
@@ -82,7 +84,9 @@ class Dense(Layer):
             out = out + self.bias
         return out
 
-    def backward(self, delta: Any, cache: dict[str, Any], need_input_delta: bool) -> tuple[Any, dict[str, Any]]:
+    def backward(
+        self, delta: Any, cache: dict[str, Any], need_input_delta: bool
+    ) -> tuple[Any, dict[str, Any]]:
         inputs = cache["input"]
         grads = {"weights": inputs.T @ delta}
         if self.use_bias:
@@ -91,7 +95,12 @@ class Dense(Layer):
         return delta_in, grads
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Dense", "inputs": self.inputs, "outputs": self.outputs, "bias": self.use_bias}
+        return {
+            "type": "Dense",
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "bias": self.use_bias,
+        }
 
 
 class Sigmoid(Layer):
@@ -104,7 +113,9 @@ class Sigmoid(Layer):
 
     def __init__(self, approximation: str | SigmoidApproximation = "taylor3") -> None:
         self.exact = approximation == "exact"
-        self.approximation: SigmoidApproximation | None = None if self.exact else get_sigmoid(approximation)
+        self.approximation: SigmoidApproximation | None = (
+            None if self.exact else get_sigmoid(approximation)
+        )
 
     @property
     def name(self) -> str:
@@ -123,7 +134,9 @@ class Sigmoid(Layer):
             return out
         return polyval(inputs, self.approximation.coefficients)
 
-    def backward(self, delta: Any, cache: dict[str, Any], need_input_delta: bool) -> tuple[Any, dict[str, Any]]:
+    def backward(
+        self, delta: Any, cache: dict[str, Any], need_input_delta: bool
+    ) -> tuple[Any, dict[str, Any]]:
         if self.approximation is None:
             out = cache["output"]
             return delta * (out * (1.0 - out)), {}

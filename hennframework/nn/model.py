@@ -12,6 +12,7 @@ same data and initial weights.
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,9 @@ class History:
         values = []
         for record in self.records:
             if record.loss is None and record.encrypted_loss is not None:
-                record.loss = float(np.asarray(scheme.decrypt_tensor(record.encrypted_loss, secret_key)).sum())
+                record.loss = float(
+                    np.asarray(scheme.decrypt_tensor(record.encrypted_loss, secret_key)).sum()
+                )
             values.append(float(record.loss) if record.loss is not None else float("nan"))
         return values
 
@@ -113,7 +116,7 @@ class Sequential:
         """Dense layers of ``sizes`` with sigmoid activations (a polynomial approximation)."""
         rng = np.random.default_rng(seed)  # initial weights only; not key material
         layers: list[Layer] = []
-        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(Dense(fan_in, fan_out, bias=bias, init_scale=init_scale, rng=rng))
             last = index == len(sizes) - 2
             layers.append(Sigmoid(output_activation or activation if last else activation))
@@ -127,7 +130,11 @@ class Sequential:
         return [layer.config() for layer in self.layers]
 
     def parameters(self) -> list[tuple[int, str, Any]]:
-        return [(index, name, value) for index, layer in enumerate(self.layers) for name, value in layer.parameters().items()]
+        return [
+            (index, name, value)
+            for index, layer in enumerate(self.layers)
+            for name, value in layer.parameters().items()
+        ]
 
     # -- encryption ------------------------------------------------------------------------
     def encrypt(self, keys: KeySet, scheme: Any = None) -> Sequential:
@@ -148,7 +155,9 @@ class Sequential:
         clone.history = History()
         for index, name, value in clone.parameters():
             if value is not None:
-                clone.layers[index].set_parameters({name: scheme.encrypt_tensor(value, keys.public)})
+                clone.layers[index].set_parameters(
+                    {name: scheme.encrypt_tensor(value, keys.public)}
+                )
         clone.scheme = scheme
         clone.key_id = keys.key_id
         return clone
@@ -161,7 +170,9 @@ class Sequential:
         plain.layers = [copy.copy(layer) for layer in self.layers]
         for index, name, value in self.parameters():
             if value is not None:
-                plain.layers[index].set_parameters({name: self.scheme.decrypt_tensor(value, secret_key)})
+                plain.layers[index].set_parameters(
+                    {name: self.scheme.decrypt_tensor(value, secret_key)}
+                )
         plain.scheme = None
         plain.key_id = None
         plain.history = self.history
@@ -201,7 +212,9 @@ class Sequential:
         grads: list[dict[str, Any]] = [{} for _ in self.layers]
         for index in range(len(self.layers) - 1, -1, -1):
             need_input_delta = index > 0
-            delta, grads[index] = self.layers[index].backward(delta, caches[index], need_input_delta)
+            delta, grads[index] = self.layers[index].backward(
+                delta, caches[index], need_input_delta
+            )
         return loss, grads
 
     def apply_gradients(self, grads: list[dict[str, Any]], learning_rate: float) -> None:
@@ -239,7 +252,9 @@ class Sequential:
             raise InputError(f"X has {x.shape[0]} rows but y has {y.shape[0]}")
         first = self.layers[0]
         if isinstance(first, Dense) and x.shape[1] != first.inputs:
-            raise InputError(f"X has {x.shape[1]} columns but the first layer expects {first.inputs}")
+            raise InputError(
+                f"X has {x.shape[1]} columns but the first layer expects {first.inputs}"
+            )
         if epochs < 1 or learning_rate <= 0:
             raise InputError("epochs must be >= 1 and learning_rate > 0")
         if self.encrypted:
@@ -260,7 +275,9 @@ class Sequential:
                 ):
                     self._refresh(refresh, history)
                     budget_before = self.min_noise_budget()
-                loss, grads = self.loss_and_gradients(x[start : start + size], y[start : start + size])
+                loss, grads = self.loss_and_gradients(
+                    x[start : start + size], y[start : start + size]
+                )
                 self.apply_gradients(grads, learning_rate)
                 history.steps += 1
                 history.samples += min(size, x.shape[0] - start)
@@ -282,8 +299,12 @@ class Sequential:
                     elif monitor is not None:
                         value = float(monitor(loss))
                     record = TrainingRecord(
-                        history.steps, epoch, loss if is_encrypted(loss) else None, value,
-                        time.perf_counter() - step_started, budget_after,
+                        history.steps,
+                        epoch,
+                        loss if is_encrypted(loss) else None,
+                        value,
+                        time.perf_counter() - step_started,
+                        budget_after,
                     )
                     history.records.append(record)
                     if callable(progress):
@@ -298,7 +319,9 @@ class Sequential:
                 "and no refresh provider was given. Pass refresh=OwnerRefresher(scheme, keys) "
                 "(key holder) or use a parameter set with a larger w."
             )
-        params = [(index, name, value) for index, name, value in self.parameters() if value is not None]
+        params = [
+            (index, name, value) for index, name, value in self.parameters() if value is not None
+        ]
         fresh = refresh([value for _, _, value in params])
         if len(fresh) != len(params):
             raise InputError("the refresh provider returned a different number of tensors")

@@ -7,6 +7,7 @@ The few operations that are spelled differently live here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ def segment_sum(value: Any, offsets: Any) -> Any:
         return fast(offsets)
     bounds = np.asarray(offsets)
     selector = np.zeros((len(bounds) - 1, int(bounds[-1])), dtype=np.int64)
-    for row, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for row, (start, stop) in enumerate(itertools.pairwise(bounds)):
         selector[row, start:stop] = 1
     return selector @ value
 

@@ -29,7 +29,13 @@ from hennframework.nn.model import Refresher
 from hennframework.nn.ops import is_encrypted, multiply_constant, polyval, scatter_add, segment_sum
 from hennframework.scheme import Capability, KeySet, require
 
-__all__ = ["BagOfWordsBatch", "SentimentHistory", "SentimentNetwork", "batches_from_csr", "make_batches"]
+__all__ = [
+    "BagOfWordsBatch",
+    "SentimentHistory",
+    "SentimentNetwork",
+    "batches_from_csr",
+    "make_batches",
+]
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,9 @@ def make_batches(
             if lengths.sum()
             else np.zeros(0, dtype=np.int64)
         )
-        batches.append(BagOfWordsBatch(indices, offsets, label_array[start : start + batch_size, None]))
+        batches.append(
+            BagOfWordsBatch(indices, offsets, label_array[start : start + batch_size, None])
+        )
     return batches
 
 
@@ -89,7 +97,9 @@ def batches_from_csr(
         stop = min(start + batch_size, label_array.size)
         local = bounds[start : stop + 1] - bounds[start]
         batches.append(
-            BagOfWordsBatch(flat[bounds[start] : bounds[stop]], local, label_array[start:stop, None])
+            BagOfWordsBatch(
+                flat[bounds[start] : bounds[stop]], local, label_array[start:stop, None]
+            )
         )
     return batches
 
@@ -143,10 +153,15 @@ class SentimentNetwork:
         scheme = scheme or keys.scheme
         if scheme is None:
             raise InputError("pass the scheme that made the keys")
-        require(scheme, (Capability.ADD, Capability.MUL_CIPHER, Capability.MUL_PLAIN, Capability.POLYNOMIAL),
-                "training the encrypted sentiment network")
+        require(
+            scheme,
+            (Capability.ADD, Capability.MUL_CIPHER, Capability.MUL_PLAIN, Capability.POLYNOMIAL),
+            "training the encrypted sentiment network",
+        )
         if self.activation is None:
-            raise InputError("encrypted training needs a polynomial sigmoid (activation='lsq3' or similar)")
+            raise InputError(
+                "encrypted training needs a polynomial sigmoid (activation='lsq3' or similar)"
+            )
         clone = copy.copy(self)
         clone.history = SentimentHistory()
         clone.weights_0_1 = scheme.encrypt_tensor(self.weights_0_1, keys.public)
@@ -173,7 +188,9 @@ class SentimentNetwork:
         if self.activation is None:
             out = sigmoid(z)
             return out, out * (1.0 - out)
-        return polyval(z, self.activation.coefficients), polyval(z, self.activation.derivative_coefficients)
+        return polyval(z, self.activation.coefficients), polyval(
+            z, self.activation.derivative_coefficients
+        )
 
     def forward(self, batch: BagOfWordsBatch) -> Any:
         hidden = segment_sum(self.weights_0_1[batch.indices], batch.offsets)
@@ -223,14 +240,20 @@ class SentimentNetwork:
             for batch in batches:
                 started = time.perf_counter()
                 budget = self.min_noise_budget()
-                if budget is not None and step_cost is not None and budget - 1.5 * step_cost < min_noise_budget:
+                if (
+                    budget is not None
+                    and step_cost is not None
+                    and budget - 1.5 * step_cost < min_noise_budget
+                ):
                     if refresh is None:
                         raise NoiseBudgetExhaustedError(
                             f"the encrypted weights' noise budget ({budget:.1f} bits) will not carry "
                             f"another step after {history.steps} steps; pass refresh= (the key holder's "
                             "refresher) or use a parameter set with a larger w."
                         )
-                    self.weights_0_1, self.weights_1_2 = refresh([self.weights_0_1, self.weights_1_2])
+                    self.weights_0_1, self.weights_1_2 = refresh(
+                        [self.weights_0_1, self.weights_1_2]
+                    )
                     history.refreshes += 1
                     budget = self.min_noise_budget()
                 output = self.train_step(batch, learning_rate)
@@ -241,21 +264,30 @@ class SentimentNetwork:
                 history.steps += 1
                 history.reviews += batch.size
                 if not is_encrypted(output) or monitor is not None:
-                    values = np.asarray(output if not is_encrypted(output) else monitor(output)).reshape(-1)  # type: ignore[misc]
-                    history.correct += int(((values >= 0.5) == (batch.labels.reshape(-1) >= 0.5)).sum())
+                    revealed = (
+                        monitor(output) if monitor is not None and is_encrypted(output) else output
+                    )
+                    values = np.asarray(revealed).reshape(-1)
+                    history.correct += int(
+                        ((values >= 0.5) == (batch.labels.reshape(-1) >= 0.5)).sum()
+                    )
                     history.scored += batch.size
                 if progress is not None:
                     progress(history, total)
         return history
 
-    def evaluate(self, batches: Sequence[BagOfWordsBatch], decrypt: Callable[[Any], Any] | None = None) -> float:
+    def evaluate(
+        self, batches: Sequence[BagOfWordsBatch], decrypt: Callable[[Any], Any] | None = None
+    ) -> float:
         """Accuracy on ``batches``; encrypted networks need ``decrypt`` (the key holder's)."""
         correct = total = 0
         for batch in batches:
             output = self.predict(batch)
             if is_encrypted(output):
                 if decrypt is None:
-                    raise InputError("evaluating an encrypted network needs the key holder's decrypt")
+                    raise InputError(
+                        "evaluating an encrypted network needs the key holder's decrypt"
+                    )
                 output = decrypt(output)
             values = np.asarray(output).reshape(-1)
             correct += int(((values >= 0.5) == (batch.labels.reshape(-1) >= 0.5)).sum())

@@ -40,7 +40,9 @@ class Ciphertext:
     """A batch of integer-vector ciphertexts (see the module docstring)."""
 
     __array_priority__ = 1000
-    __array_ufunc__ = None  # make ``ndarray * Ciphertext`` / ``ndarray @ Ciphertext`` use our reflected ops
+    __array_ufunc__ = (
+        None  # make ``ndarray * Ciphertext`` / ``ndarray @ Ciphertext`` use our reflected ops
+    )
 
     def __init__(
         self,
@@ -106,8 +108,15 @@ class Ciphertext:
         )
 
     # -- helpers -----------------------------------------------------------------------------
-    def _new(self, data: Array, noise: Array, scale: int | None = None, coeff_bound: int | None = None,
-             dim: int | None = None, key_id: str | None = None) -> Ciphertext:
+    def _new(
+        self,
+        data: Array,
+        noise: Array,
+        scale: int | None = None,
+        coeff_bound: int | None = None,
+        dim: int | None = None,
+        key_id: str | None = None,
+    ) -> Ciphertext:
         return Ciphertext(
             self.scheme,
             data,
@@ -144,9 +153,7 @@ class Ciphertext:
     def _slot_plaintext(self, values: Any, scale: int) -> tuple[Array, int]:
         """Encode a plaintext at ``scale`` and shape it to ``(*batch, m)`` for broadcasting."""
         encoded = self.scheme.encode(values, scale)
-        if self.dim == 1:
-            encoded = encoded[..., None]
-        elif encoded.ndim == 0:
+        if self.dim == 1 or encoded.ndim == 0:
             encoded = encoded[..., None]
         elif encoded.shape[-1] not in (1, self.dim):
             raise InputError(
@@ -180,7 +187,12 @@ class Ciphertext:
         bound = self._bounded(self.coeff_bound + pbound * w)
         top = self.data[..., : self.dim] + encoded * w
         data = self.scheme.backend.concatenate(
-            [top, self.scheme.backend.broadcast_to(self.data[..., self.dim :], (*top.shape[:-1], self.params.k))],
+            [
+                top,
+                self.scheme.backend.broadcast_to(
+                    self.data[..., self.dim :], (*top.shape[:-1], self.params.k)
+                ),
+            ],
             axis=-1,
         )
         noise = self.scheme.backend.broadcast_to(self.noise, top.shape[:-1]) + 0.0
@@ -195,10 +207,13 @@ class Ciphertext:
     def __sub__(self, other: Any) -> Ciphertext:
         if isinstance(other, Ciphertext):
             return self + (-other)
-        return self + (-np.asarray(other, dtype=np.float64) if not _is_int_like(other) else -np.asarray(other))
+        negated: Ciphertext = self + (
+            -np.asarray(other, dtype=np.float64) if not _is_int_like(other) else -np.asarray(other)
+        )
+        return negated
 
     def __rsub__(self, other: Any) -> Ciphertext:
-        return (-self) + other
+        return (-self).__add__(other)
 
     # -- multiplication ------------------------------------------------------------------------
     def __mul__(self, other: Any) -> Ciphertext:
@@ -277,19 +292,23 @@ class Ciphertext:
         return self._new(data, self.noise.transpose(*order), coeff_bound=self.coeff_bound)
 
     @property
-    def T(self) -> Ciphertext:  # noqa: N802 - NumPy's name
+    def T(self) -> Ciphertext:
         return self.transpose()
 
     def broadcast_to(self, shape: Sequence[int]) -> Ciphertext:
         backend = self.scheme.backend
         data = backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
-        return self._new(data, backend.broadcast_to(self.noise, tuple(shape)), coeff_bound=self.coeff_bound)
+        return self._new(
+            data, backend.broadcast_to(self.noise, tuple(shape)), coeff_bound=self.coeff_bound
+        )
 
     def copy(self) -> Ciphertext:
         return self._new(self.data.copy(), self.noise.copy(), coeff_bound=self.coeff_bound)
 
-    def scatter_add(self, rows: Any, values: Ciphertext) -> Ciphertext:
+    def scatter_add(self, rows: Any, values: Any) -> Ciphertext:
         """A copy with ``values[i]`` added to row ``rows[i]`` of axis 0 (repeats accumulate)."""
+        if not isinstance(values, Ciphertext):
+            raise InputError("scatter_add needs encrypted values under the same key")
         self._check_compatible(values, "scatter_add")
         backend = self.scheme.backend
         rows_np = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -312,7 +331,13 @@ class Ciphertext:
         """
         backend = self.scheme.backend
         bounds = np.asarray(offsets, dtype=np.int64)
-        if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or bounds[-1] != self.shape[0] or (np.diff(bounds) < 0).any():
+        if (
+            bounds.ndim != 1
+            or bounds.size < 1
+            or bounds[0] != 0
+            or bounds[-1] != self.shape[0]
+            or (np.diff(bounds) < 0).any()
+        ):
             raise InputError("offsets must rise from 0 to the number of rows")
         longest = int(np.diff(bounds).max()) if bounds.size > 1 else 0
         bound = self._bounded(self.coeff_bound * max(longest, 1))
@@ -324,7 +349,11 @@ class Ciphertext:
         data = prefix[index[1:]] - prefix[index[:-1]]
         noise = noise_prefix[index[1:]] - noise_prefix[index[:-1]]
         # float prefix sums round: widen by the largest possible accumulated rounding error
-        slack = float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(self.shape[0], 1) if self.size else 0.0
+        slack = (
+            float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(self.shape[0], 1)
+            if self.size
+            else 0.0
+        )
         return self._new(data, noise * SAFETY + slack, coeff_bound=bound)
 
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:
@@ -336,7 +365,9 @@ def _is_int_like(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, np.ndarray) and value.dtype.kind in "iu")
 
 
-def wide_matmul_round_div(backend: Any, left: Array, right: Array, divisor: int, left_bound: int) -> Array:
+def wide_matmul_round_div(
+    backend: Any, left: Array, right: Array, divisor: int, left_bound: int
+) -> Array:
     """round((left @ right) / divisor) exactly, where ``right`` may be near 2**62 (split in 31-bit halves).
 
     ``left`` is a small integer matrix (|left| <= left_bound); ``right`` holds ciphertext

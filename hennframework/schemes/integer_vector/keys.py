@@ -177,7 +177,8 @@ def dot_key_matrix(
     flat = product.reshape(1, -1)
     if max((abs(int(v)) for v in flat.ravel()), default=0) >= 1 << 62:
         raise InputError("the weight matrix H is too large: vec(S1^T H S2) exceeds 62 bits")
-    return flat.astype(I64)
+    result: npt.NDArray[np.int64] = flat.astype(I64)
+    return result
 
 
 def matrix_digest(matrix: npt.NDArray[Any]) -> str:

@@ -60,7 +60,9 @@ class IntegerVectorParams:
         if min(self.t_bound, self.a_bound, self.e_bound) < 0:
             problems.append("bounds must be non-negative")
         if self.modulus is not None:
-            problems.append("a modulus is not implemented yet (reserved for a future LWE-secure set)")
+            problems.append(
+                "a modulus is not implemented yet (reserved for a future LWE-secure set)"
+            )
         if self.w.bit_length() > 56:
             problems.append("w above 2**56 leaves no room for values in int64")
         odd = self.w >> ((self.w & -self.w).bit_length() - 1)

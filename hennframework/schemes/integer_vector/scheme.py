@@ -42,7 +42,6 @@ from hennframework.schemes.integer_vector.ciphertext import (
     wide_matmul_round_div,
 )
 from hennframework.schemes.integer_vector.keys import (
-    EvaluationKeys,
     KeySwitchKey,
     PublicKey,
     SecretKey,
@@ -150,7 +149,9 @@ class IntegerVectorScheme(HEScheme):
         matrix = build_switch_matrix(
             np.eye(dim, dtype=np.int64), secret.t_for(dim), self.params, self._rng(keys)
         )
-        key = to_backend_key(self.backend, "encryption", matrix, dim, dim, "identity", secret.key_id)
+        key = to_backend_key(
+            self.backend, "encryption", matrix, dim, dim, "identity", secret.key_id
+        )
         keys.public.encryption[dim] = key
         return key
 
@@ -165,7 +166,9 @@ class IntegerVectorScheme(HEScheme):
         keys.public.evaluation.keys[f"product:{dim}"] = key
         return key
 
-    def add_dot_key(self, keys: KeySet, dim: int, weight: npt.ArrayLike | None = None) -> KeySwitchKey:
+    def add_dot_key(
+        self, keys: KeySet, dim: int, weight: npt.ArrayLike | None = None
+    ) -> KeySwitchKey:
         """Owner: the evaluation key for x^T H y of two m-vectors (H = identity by default)."""
         secret: SecretKey = keys.secret
         h = _integer_matrix(np.eye(dim, dtype=np.int64) if weight is None else weight, "H")
@@ -175,7 +178,13 @@ class IntegerVectorScheme(HEScheme):
         source = dot_key_matrix(s, h, s)
         matrix = build_switch_matrix(source, secret.t_for(1), self.params, self._rng(keys))
         key = to_backend_key(
-            self.backend, "dot", matrix, source.shape[1], 1, secret.key_id, secret.key_id,
+            self.backend,
+            "dot",
+            matrix,
+            source.shape[1],
+            1,
+            secret.key_id,
+            secret.key_id,
             label=matrix_digest(h),
         )
         keys.public.evaluation.keys[f"dot:{dim}:{key.label}"] = key
@@ -186,15 +195,21 @@ class IntegerVectorScheme(HEScheme):
         secret: SecretKey = keys.secret
         g = _integer_matrix(matrix_g, "G")
         out_dim, dim = g.shape
-        source = (g.astype(object) @ secret.matrix(dim).astype(object))
+        source = g.astype(object) @ secret.matrix(dim).astype(object)
         if max((abs(int(v)) for v in source.ravel()), default=0) >= LIMIT:
             raise InputError("G is too large: G S exceeds 62 bits")
         matrix = build_switch_matrix(
             source.astype(np.int64), secret.t_for(out_dim), self.params, self._rng(keys)
         )
         key = to_backend_key(
-            self.backend, "linear", matrix, dim + self.params.k, out_dim, secret.key_id,
-            secret.key_id, label=matrix_digest(g),
+            self.backend,
+            "linear",
+            matrix,
+            dim + self.params.k,
+            out_dim,
+            secret.key_id,
+            secret.key_id,
+            label=matrix_digest(g),
         )
         keys.public.evaluation.keys[f"linear:{key.label}"] = key
         return key
@@ -206,7 +221,9 @@ class IntegerVectorScheme(HEScheme):
         under ``target`` only.
         """
         s_from = source.secret.matrix(dim)
-        matrix = build_switch_matrix(s_from, target.secret.t_for(dim), self.params, self._rng(target))
+        matrix = build_switch_matrix(
+            s_from, target.secret.t_for(dim), self.params, self._rng(target)
+        )
         return to_backend_key(
             self.backend, "switch", matrix, dim + self.params.k, dim, source.key_id, target.key_id
         )
@@ -266,7 +283,9 @@ class IntegerVectorScheme(HEScheme):
         if dim is None or dim == 1:
             return array[..., None], 1
         if array.ndim == 0 or array.shape[-1] != dim:
-            raise InputError(f"expected vectors of length {dim} on the last axis, got shape {array.shape}")
+            raise InputError(
+                f"expected vectors of length {dim} on the last axis, got shape {array.shape}"
+            )
         return array, dim
 
     def encrypt(
@@ -316,11 +335,15 @@ class IntegerVectorScheme(HEScheme):
             noise = float(p.e_bound + p.keyswitch_noise(m))
             key_id = key.key_id
         else:
-            raise InputError(f"encrypt needs a PublicKey, SecretKey or KeySet, got {type(key).__name__}")
+            raise InputError(
+                f"encrypt needs a PublicKey, SecretKey or KeySet, got {type(key).__name__}"
+            )
         noise_array = backend.zeros(batch_shape, dtype="float64") + noise
         return Ciphertext(self, data, m, scale, noise_array, key_id)
 
-    def decrypt(self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet) -> npt.NDArray[np.int64]:
+    def decrypt(
+        self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet
+    ) -> npt.NDArray[np.int64]:
         """The integer messages ``round(S c / w)``, shape ``(*batch, m)``; raises on noise risk."""
         if isinstance(secret_key, KeySet):
             secret_key = secret_key.secret
@@ -349,12 +372,16 @@ class IntegerVectorScheme(HEScheme):
         bottom_bound = backend.abs_max(ciphertext.data[..., m:])
         top_bound = backend.abs_max(ciphertext.data[..., :m])
         if top_bound + p.k * p.t_bound * bottom_bound >= LIMIT:
-            raise OverflowRiskError("S c could exceed 62 bits; this ciphertext cannot be decrypted exactly")
+            raise OverflowRiskError(
+                "S c could exceed 62 bits; this ciphertext cannot be decrypted exactly"
+            )
         sc = ciphertext.data[..., :m] + backend.matmul_int_wrap(ciphertext.data[..., m:], t.T)
         rounded = (sc + p.w // 2) // p.w
         return backend.to_numpy(rounded).astype(np.int64)
 
-    def encrypt_tensor(self, values: npt.ArrayLike, key: Any, *, seed: int | bytes | None = None) -> Ciphertext:
+    def encrypt_tensor(
+        self, values: npt.ArrayLike, key: Any, *, seed: int | bytes | None = None
+    ) -> Ciphertext:
         """Encrypt a real array in fixed point (one scalar ciphertext per element)."""
         return self.encrypt(values, key, dim=None, scale=self.params.scale, seed=seed)
 
@@ -402,7 +429,13 @@ class IntegerVectorScheme(HEScheme):
         """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|."""
         p = self.params
         a_c = p.a_bound * p.digit_bound * key.source_columns * p.digits
-        return int(source_value_bound) + p.keyswitch_noise(key.source_columns) + p.k * p.t_bound * a_c + a_c + 1
+        return (
+            int(source_value_bound)
+            + p.keyswitch_noise(key.source_columns)
+            + p.k * p.t_bound * a_c
+            + a_c
+            + 1
+        )
 
     def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
         """Move ciphertexts to another secret key without decrypting (noise + E c*)."""
@@ -414,7 +447,9 @@ class IntegerVectorScheme(HEScheme):
                 f"ciphertext is under {ciphertext.key_id}."
             )
         if ciphertext.dim != key.out_dim:
-            raise InputError(f"switching key is for vectors of length {key.out_dim}, not {ciphertext.dim}")
+            raise InputError(
+                f"switching key is for vectors of length {key.out_dim}, not {ciphertext.dim}"
+            )
         p = self.params
         value = (ciphertext._message_bound() * p.w).max() if ciphertext.size else 0.0
         bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
@@ -441,8 +476,12 @@ class IntegerVectorScheme(HEScheme):
             raise InputError(f"cannot rescale scale {ciphertext.scale_int} by {d}")
         data = _round_div_int(ciphertext.data, d)
         noise = ciphertext.noise / d + self._rounding_noise()
-        return ciphertext._new(data, noise * SAFETY, scale=ciphertext.scale_int // d,
-                               coeff_bound=ciphertext.coeff_bound // d + 1)
+        return ciphertext._new(
+            data,
+            noise * SAFETY,
+            scale=ciphertext.scale_int // d,
+            coeff_bound=ciphertext.coeff_bound // d + 1,
+        )
 
     @property
     def fine_scale(self) -> int:
@@ -458,7 +497,9 @@ class IntegerVectorScheme(HEScheme):
             return f
         return 1
 
-    def multiply_plain(self, ciphertext: Ciphertext, plain: Any, encode_scale: int | None = None) -> Ciphertext:
+    def multiply_plain(
+        self, ciphertext: Ciphertext, plain: Any, encode_scale: int | None = None
+    ) -> Ciphertext:
         """Elementwise (over the batch) product by a plaintext, rescaled for fixed point.
 
         Integer plaintexts multiply exactly (noise x |p|). Real plaintexts are encoded at
@@ -478,10 +519,7 @@ class IntegerVectorScheme(HEScheme):
             )
         backend = self.backend
         abs_plain = backend.asarray(np.abs(self.encode(array, scale)).astype(np.float64))
-        if ciphertext.dim == 1 or abs_plain.ndim == 0:
-            abs_plain_b = abs_plain
-        else:
-            abs_plain_b = abs_plain[..., 0]
+        abs_plain_b = abs_plain if ciphertext.dim == 1 or abs_plain.ndim == 0 else abs_plain[..., 0]
         if exact_int:
             bound = ciphertext._bounded(ciphertext.coeff_bound * max(pbound, 1))
             data = ciphertext.data * encoded
@@ -491,13 +529,17 @@ class IntegerVectorScheme(HEScheme):
         if product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)
         else:
-            product = wide.mul_wide(ciphertext.data, backend.broadcast_to(encoded, _bshape(ciphertext.data, encoded)))
+            product = wide.mul_wide(
+                ciphertext.data, backend.broadcast_to(encoded, _bshape(ciphertext.data, encoded))
+            )
             data = wide.round_div_wide(product, scale)
         noise = (ciphertext.noise * abs_plain_b) / scale + self._rounding_noise()
         bound = ciphertext._bounded(product_bound // scale + 1)
         return ciphertext._new(data, noise * SAFETY, coeff_bound=bound)
 
-    def multiply(self, left: Ciphertext, right: Ciphertext, divisor: int | None = None) -> Ciphertext:
+    def multiply(
+        self, left: Ciphertext, right: Ciphertext, divisor: int | None = None
+    ) -> Ciphertext:
         """Slotwise product of two ciphertext batches (broadcasting over the batch).
 
         noise' = (|mu1| e2 + |mu2| e1 + e1 e2 / w) / r + (sum |K_i|) / 2 + E c*,
@@ -530,9 +572,9 @@ class IntegerVectorScheme(HEScheme):
             ).reshape(*batch, m * k)
         )
         entries.append(
-            wide.sum_products_round_div([(bot_a[..., :, None], bot_b[..., None, :])], divisor_total).reshape(
-                *batch, k * k
-            )
+            wide.sum_products_round_div(
+                [(bot_a[..., :, None], bot_b[..., None, :])], divisor_total
+            ).reshape(*batch, k * k)
         )
         tensor = backend.concatenate(entries, axis=-1)
         mu_a = backend.broadcast_to(left._message_bound(), batch)
@@ -540,7 +582,7 @@ class IntegerVectorScheme(HEScheme):
         e_a = backend.broadcast_to(left.noise, batch)
         e_b = backend.broadcast_to(right.noise, batch)
         key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
-        value_bound = (mu_a * mu_b * p.w / r + (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r)
+        value_bound = mu_a * mu_b * p.w / r + (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
         noise = (
             (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
             + key_l1 / 2
@@ -553,10 +595,17 @@ class IntegerVectorScheme(HEScheme):
                 "use smaller values or a parameter set with a smaller w or scale."
             )
         data = self._apply_switch(tensor, key)
-        return left._new(data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound)
+        return left._new(
+            data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound
+        )
 
-    def dot(self, left: Ciphertext, right: Ciphertext, weight: npt.ArrayLike | None = None,
-            divisor: int | None = None) -> Ciphertext:
+    def dot(
+        self,
+        left: Ciphertext,
+        right: Ciphertext,
+        weight: npt.ArrayLike | None = None,
+        divisor: int | None = None,
+    ) -> Ciphertext:
         """x^T H y for each batch item: ``round(vec(c1 c2^T) / (w r))`` switched to the scalar key."""
         left._check_compatible(right, "take an inner product")
         p = self.params
@@ -587,13 +636,17 @@ class IntegerVectorScheme(HEScheme):
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
         data = self._apply_switch(tensor, key)
-        return left._new(data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound, dim=1)
+        return left._new(
+            data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound, dim=1
+        )
 
     def linear_transform(self, ciphertext: Ciphertext, matrix_g: npt.ArrayLike) -> Ciphertext:
         """G x per batch item (G integer, out x m): switch from the key G S; noise |G| e + E c*."""
         g = _integer_matrix(matrix_g, "G")
         if g.shape[1] != ciphertext.dim:
-            raise InputError(f"G has {g.shape[1]} columns but the vectors have length {ciphertext.dim}")
+            raise InputError(
+                f"G has {g.shape[1]} columns but the vectors have length {ciphertext.dim}"
+            )
         key = self.public_key(ciphertext.key_id).evaluation.get(
             f"linear:{_digest(g)}",
             "this linear transform needs a key; the key holder runs scheme.add_linear_key(keys, G)",
@@ -609,7 +662,9 @@ class IntegerVectorScheme(HEScheme):
         noise = (ciphertext.noise * row_l1 + p.keyswitch_noise(key.source_columns)) * SAFETY
         return ciphertext._new(data, noise, coeff_bound=bound, dim=g.shape[0])
 
-    def matmul_plain(self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool) -> Ciphertext:
+    def matmul_plain(
+        self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool
+    ) -> Ciphertext:
         """Matrix product over the batch axes with a plaintext matrix (encrypted @ P or P @ encrypted).
 
         Integer P: exact integer combination. Real P: encoded at scale f, combined exactly in 128
@@ -627,13 +682,17 @@ class IntegerVectorScheme(HEScheme):
         backend = self.backend
         if plain_on_left:
             if ciphertext.ndim < 1 or ciphertext.shape[0] != encoded.shape[1]:
-                raise InputError(f"shapes {encoded.shape} and {ciphertext.shape} do not align for @")
+                raise InputError(
+                    f"shapes {encoded.shape} and {ciphertext.shape} do not align for @"
+                )
             data = backend.moveaxis(ciphertext.data, 0, -1)  # (..., n, K)
             noise = ciphertext.noise
             left_matrix = encoded
         else:
             if ciphertext.ndim < 1 or ciphertext.shape[-1] != encoded.shape[0]:
-                raise InputError(f"shapes {ciphertext.shape} and {encoded.shape} do not align for @")
+                raise InputError(
+                    f"shapes {ciphertext.shape} and {encoded.shape} do not align for @"
+                )
             data = ciphertext.data  # (..., K, n)
             noise = ciphertext.noise
             left_matrix = encoded.T  # (J, K)
@@ -654,7 +713,13 @@ class IntegerVectorScheme(HEScheme):
                 out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
             new_noise = backend.matmul_float(abs_left, noise_flat)
             out_shape = (encoded.shape[0], *ciphertext.shape[1:])
-            out_data = backend.moveaxis(out.T.reshape(*ciphertext.data.shape[1:-1], ciphertext.data.shape[-1], encoded.shape[0]), -1, 0)
+            out_data = backend.moveaxis(
+                out.T.reshape(
+                    *ciphertext.data.shape[1:-1], ciphertext.data.shape[-1], encoded.shape[0]
+                ),
+                -1,
+                0,
+            )
             out_data = out_data.reshape(*out_shape, ciphertext.data.shape[-1])
             new_noise = new_noise.reshape(out_shape)
         else:
@@ -671,7 +736,9 @@ class IntegerVectorScheme(HEScheme):
             out_shape = (*ciphertext.shape[:-1], encoded.shape[1])
             out_data = backend.moveaxis(out.T.reshape(ciphertext.data.shape[-1], *out_shape), 0, -1)
             noise_flat = noise.reshape(-1, inner)
-            new_noise = backend.matmul_float(noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))).reshape(out_shape)
+            new_noise = backend.matmul_float(
+                noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))
+            ).reshape(out_shape)
         if exact_int:
             if combined_bound >= LIMIT:
                 raise OverflowRiskError("the integer matrix product could exceed 62 bits")
@@ -679,12 +746,16 @@ class IntegerVectorScheme(HEScheme):
         else:
             new_noise = new_noise / scale + self._rounding_noise()
             bound = combined_bound // scale + 1
-        return ciphertext._new(out_data + 0, new_noise * SAFETY, coeff_bound=ciphertext._bounded(bound))
+        return ciphertext._new(
+            out_data + 0, new_noise * SAFETY, coeff_bound=ciphertext._bounded(bound)
+        )
 
     def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
         """Encrypted @ encrypted over the batch axes: elementwise products, then a sum."""
         if left.dim != 1 or right.dim != 1:
-            raise InputError("use .dot() for inner products of m-vectors; @ works on scalar ciphertexts")
+            raise InputError(
+                "use .dot() for inner products of m-vectors; @ works on scalar ciphertexts"
+            )
         if left.ndim == 1 and right.ndim == 1:
             return (left * right).sum(axis=0)
         if right.ndim == 1:
@@ -709,7 +780,7 @@ class IntegerVectorScheme(HEScheme):
             half = 1 << (degree.bit_length() - 1)
             if half == degree:
                 half //= 2
-            lower = powers[half] if half in powers else None
+            lower = powers.get(half)
             upper = powers.get(degree - half)
             if lower is None or upper is None:
                 raise AssertionError("power tree incomplete")  # pragma: no cover
