@@ -11,6 +11,16 @@ Precedence, highest first:
 
 Every resolution returns a :class:`Choice` naming the value *and* its source, so ``henn info`` can
 say where each choice came from.
+
+Only the *nearest* ``pyproject.toml`` counts (the current project); if it has no
+``[tool.hennframework]`` table, resolution goes on to the user config file, whose settings are
+top-level keys::
+
+    # ~/.config/hennframework/config.toml
+    backend = "cupy"
+    scheme = "integer-vector"
+
+A malformed file is an error (:class:`~hennframework.exceptions.ConfigError`), never skipped.
 """
 
 from __future__ import annotations
@@ -28,8 +38,12 @@ from hennframework.exceptions import ConfigError
 
 __all__ = [
     "DEFAULTS",
+    "ENV_VARS",
     "Choice",
+    "ConfigFile",
+    "Setting",
     "backend_context",
+    "config_files",
     "find_pyproject",
     "resolve",
     "scheme_context",
@@ -75,10 +89,21 @@ def find_pyproject(start: Path | None = None) -> Path | None:
     return None
 
 
+_toml_cache: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse ``path``; parsed files are cached by (mtime, size) so repeated resolution is cheap."""
     try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _toml_cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = tomllib.load(handle)
+        _toml_cache[path] = (stamp, data)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path} is not valid TOML ({exc}). Fix the file or remove it; hennframework reads "
@@ -102,10 +127,50 @@ def _from_table(table: Any, setting: str, path: Path, where: str) -> str | None:
     return value.strip()
 
 
-def resolve(setting: Setting, explicit: str | None = None) -> Choice:
-    """Resolve ``setting`` ("backend" or "scheme") by the precedence described in this module."""
-    if explicit:
-        return Choice(setting, explicit, "explicit argument")
+def _pyproject_value(setting: str) -> Choice | None:
+    pyproject = find_pyproject()
+    if pyproject is None:
+        return None
+    tool = _read_toml(pyproject).get("tool", {})
+    table = tool.get("hennframework") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(
+            f"{pyproject}: tool.hennframework must be a table ([tool.hennframework]), "
+            f"not {type(table).__name__}."
+        )
+    value = _from_table(table, setting, pyproject, "[tool.hennframework] ")
+    if value is None:
+        return None
+    return Choice(setting, value, f"[tool.hennframework] in {pyproject}")
+
+
+def _user_config_value(setting: str) -> Choice | None:
+    user_file = user_config_path()
+    if not user_file.is_file():
+        return None
+    value = _from_table(_read_toml(user_file), setting, user_file, "")
+    if value is None:
+        return None
+    return Choice(setting, value, f"user config file {user_file}")
+
+
+def resolve(
+    setting: Setting, explicit: str | None = None, *, explicit_source: str = "explicit argument"
+) -> Choice:
+    """Resolve ``setting`` ("backend" or "scheme") by the precedence described in this module.
+
+    ``explicit`` wins when it is a non-empty string; ``explicit_source`` is how the returned
+    :class:`Choice` describes it (the CLI passes ``"command-line option --backend"``).
+    Raises :class:`~hennframework.exceptions.ConfigError` when a config file that would be
+    consulted is malformed, even if it holds no value for ``setting``: a broken file is reported
+    rather than silently skipped.
+    """
+    if setting not in DEFAULTS:
+        raise ConfigError(
+            f"unknown setting {setting!r}; hennframework resolves only {', '.join(DEFAULTS)}."
+        )
+    if explicit is not None and explicit.strip():
+        return Choice(setting, explicit.strip(), explicit_source)
     from_context = _context_vars[setting].get()
     if from_context:
         return Choice(setting, from_context, f"{setting}_context()")
@@ -116,33 +181,44 @@ def resolve(setting: Setting, explicit: str | None = None) -> Choice:
     from_env = os.environ.get(env_name, "").strip()
     if from_env:
         return Choice(setting, from_env, f"environment variable {env_name}")
-    pyproject = find_pyproject()
-    if pyproject is not None:
-        tool = _read_toml(pyproject).get("tool", {})
-        value = _from_table(
-            tool.get("hennframework") if isinstance(tool, dict) else None,
-            setting,
-            pyproject,
-            "[tool.hennframework] ",
-        )
-        if value:
-            return Choice(setting, value, f"[tool.hennframework] in {pyproject}")
-    user_file = user_config_path()
-    if user_file.is_file():
-        value = _from_table(_read_toml(user_file), setting, user_file, "")
-        if value:
-            return Choice(setting, value, f"user config file {user_file}")
+    for source in (_pyproject_value, _user_config_value):
+        choice = source(setting)
+        if choice is not None:
+            return choice
     return Choice(setting, DEFAULTS[setting], "built-in default")
 
 
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file that :func:`resolve` consults, for ``henn info``."""
+
+    kind: str
+    path: Path | None
+    exists: bool
+
+
+def config_files() -> list[ConfigFile]:
+    """The project and user config files that :func:`resolve` reads, in precedence order."""
+    pyproject = find_pyproject()
+    user_file = user_config_path()
+    return [
+        ConfigFile("project pyproject.toml [tool.hennframework]", pyproject, pyproject is not None),
+        ConfigFile("user config file", user_file, user_file.is_file()),
+    ]
+
+
 def set_backend(name: str | None) -> None:
-    """Set the process-wide backend (``None`` clears it). Beaten only by explicit arguments and contexts."""
-    _global_choice["backend"] = name
+    """Set the process-wide backend (``None`` clears it).
+
+    Beaten only by explicit arguments and :func:`backend_context`; beats the environment and
+    config files.
+    """
+    _global_choice["backend"] = name or None
 
 
 def set_scheme(name: str | None) -> None:
-    """Set the process-wide default scheme (``None`` clears it)."""
-    _global_choice["scheme"] = name
+    """Set the process-wide default scheme (``None`` clears it). Same precedence as :func:`set_backend`."""
+    _global_choice["scheme"] = name or None
 
 
 @contextlib.contextmanager

@@ -139,7 +139,8 @@ class SentimentNetwork:
         self.exact_sigmoid = activation == "exact"
         self.activation = None if self.exact_sigmoid else get_sigmoid(activation)
         self.weights_0_1: Any = np.zeros((vocabulary_size, hidden))
-        self.weights_1_2: Any = rng.normal(0.0, hidden**-0.5, (hidden, 1))
+        # as the course: W01 zeros, W12 ~ normal(0, output_nodes**-0.5) = normal(0, 1)
+        self.weights_1_2: Any = rng.normal(0.0, 1.0, (hidden, 1))
         self.scheme: Any = None
         self.key_id: str | None = None
         self.history = SentimentHistory()

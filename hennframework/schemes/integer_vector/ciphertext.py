@@ -180,9 +180,11 @@ class Ciphertext:
                     f"cannot add ciphertexts of different fixed-point scales ({self.scale_int} and "
                     f"{other.scale_int}); rescale one of them first."
                 )
+            _broadcast_batch(self.shape, other.shape, "add")
             bound = self._bounded(self.coeff_bound + other.coeff_bound)
             return self._new(self.data + other.data, self.noise + other.noise, coeff_bound=bound)
         encoded, pbound = self._slot_plaintext(other, self.scale_int)
+        _broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
         w = self.params.w
         bound = self._bounded(self.coeff_bound + pbound * w)
         top = self.data[..., : self.dim] + encoded * w
@@ -359,6 +361,17 @@ class Ciphertext:
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt with the secret key (real values: the integer message divided by the scale)."""
         return self.scheme.decrypt_tensor(self, secret_key)
+
+
+def _broadcast_batch(left: tuple[int, ...], right: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """The broadcast batch shape, or an InputError naming both shapes."""
+    try:
+        return tuple(np.broadcast_shapes(left, right))
+    except ValueError:
+        raise InputError(
+            f"cannot {what} batches of shapes {left} and {right}: they do not broadcast together "
+            "(NumPy rules); reshape or index one of them first."
+        ) from None
 
 
 def _is_int_like(value: Any) -> bool:

@@ -511,6 +511,7 @@ class IntegerVectorScheme(HEScheme):
         p = self.params
         scale = 1 if exact_int else (encode_scale or p.scale)
         encoded, pbound = ciphertext._slot_plaintext(array, scale)
+        _broadcast_shape(ciphertext.shape, tuple(encoded.shape[:-1]))
         if ciphertext.dim > 1 and encoded.shape[-1] == ciphertext.dim and ciphertext.dim != 1:
             raise InputError(
                 "slotwise multiplication of m-vectors by different plaintext values needs a linear "

@@ -93,7 +93,8 @@ def round_div_wide(value: Wide, divisor: int) -> Any:
     mag_lo = lo * _u64(keep) + neg_lo * _u64(sign)
     # add divisor // 2 for rounding half away from zero
     half = divisor // 2
-    new_lo = mag_lo + (half & ((1 << 64) - 1))
+    # a uint64 scalar, not a Python int: CuPy passes Python ints to kernels as int64
+    new_lo = mag_lo + mag_lo.dtype.type(half & ((1 << 64) - 1))
     mag_hi = mag_hi + (half >> 64) + (new_lo < mag_lo).astype("int64")
     mag_lo = new_lo
     # shift right by ``shift`` (floor of the magnitude)
@@ -114,7 +115,7 @@ def round_div_wide(value: Wide, divisor: int) -> Any:
             remainder = current % odd
         mag_hi = ((quotient[0] << 32) | quotient[1]).view("int64")
         mag_lo = (quotient[2] << 32) | quotient[3]
-    too_big = (mag_hi != 0) | (mag_lo >= (1 << 63))
+    too_big = (mag_hi != 0) | ((mag_lo >> 63) != 0)
     if bool(too_big.any()):
         raise OverflowRiskError(
             "a rounded quotient does not fit in 63 bits; the operation was refused rather than "
