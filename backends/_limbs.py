@@ -9,9 +9,17 @@ limb products with unsigned shifts (which wrap modulo 2**64, as intended).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 FLOAT_EXACT_BITS = 53
+
+#: Float limbs of key matrices, computed once per (matrix, limb width) and dropped with the
+#: matrix: a key-switching matrix is reused for every operation, and splitting it on each call
+#: made single-ciphertext operations cost time proportional to the key size.
+_LIMB_CACHE: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
+#: Matrices smaller than this are split on the fly (caching them saves nothing measurable).
+CACHE_MIN_ELEMENTS = 4096
 
 
 def limb_plan(inner_dim: int, small_bound: int) -> int | None:
@@ -28,18 +36,39 @@ def matmul_small_left_limbs(xp: Any, small: Any, right: Any, small_bound: int) -
     limb_bits = limb_plan(inner, small_bound)
     if limb_bits is None:
         return xp.matmul(small, right)  # integer GEMM: slow but exact modulo 2**64
-    unsigned = right.astype(xp.int64).view(xp.uint64)
     small_f = small.astype(xp.float64)
-    mask = xp.uint64((1 << limb_bits) - 1)
     result = xp.zeros((*small.shape[:-1], right.shape[1]), dtype=xp.uint64)
-    shift = 0
-    while shift < 64:
-        limb = ((unsigned >> xp.uint64(shift)) & mask).astype(xp.float64)
+    for index, limb in enumerate(_float_limbs(xp, right, limb_bits)):
         partial = xp.matmul(small_f, limb)  # exact: every partial sum < 2**53
         # float -> int64 is exact; the view as uint64 keeps two's complement for negatives.
-        result += partial.astype(xp.int64).view(xp.uint64) << xp.uint64(shift)
-        shift += limb_bits
+        result += partial.astype(xp.int64).view(xp.uint64) << xp.uint64(index * limb_bits)
     return result.view(xp.int64)
+
+
+def _split(xp: Any, right: Any, limb_bits: int) -> list[Any]:
+    unsigned = right.astype(xp.int64).view(xp.uint64)
+    mask = xp.uint64((1 << limb_bits) - 1)
+    return [
+        ((unsigned >> xp.uint64(shift)) & mask).astype(xp.float64)
+        for shift in range(0, 64, limb_bits)
+    ]
+
+
+def _float_limbs(xp: Any, right: Any, limb_bits: int) -> list[Any]:
+    """The float64 limbs of ``right`` (cached for large matrices that are never written to)."""
+    if right.size < CACHE_MIN_ELEMENTS or getattr(right.flags, "writeable", True):
+        return _split(xp, right, limb_bits)
+    key = (id(right), limb_bits)
+    cached = _LIMB_CACHE.get(key)
+    if cached is not None and cached[0]() is right:
+        return cached[1]
+    limbs = _split(xp, right, limb_bits)
+    try:
+        reference = weakref.ref(right, lambda _ref, key=key: _LIMB_CACHE.pop(key, None))
+    except TypeError:  # an array type without weak references: no caching
+        return limbs
+    _LIMB_CACHE[key] = (reference, limbs)
+    return limbs
 
 
 #: Bits per limb in the general product: two 16-bit limbs multiply to < 2**32, so an inner

@@ -42,6 +42,8 @@ COMMAND_MODULES: list[str] = [
     "hennframework.cli.info",
     "hennframework.cli.plugins",
     "hennframework.cli.demo",
+    "hennframework.cli.parties",
+    "hennframework.cli.bench",
 ]
 
 EXIT_FAILURE = 1

@@ -197,11 +197,16 @@ def to_backend_key(
     to_key_id: str,
     label: str = "",
 ) -> KeySwitchKey:
+    matrix_t = backend.asarray(np.ascontiguousarray(matrix.T), dtype="int64")
+    flags = getattr(matrix_t, "flags", None)
+    if flags is not None and hasattr(flags, "writeable"):
+        # Keys never change after generation; read-only lets backends cache derived forms safely.
+        flags.writeable = False
     return KeySwitchKey(
         kind=kind,
         source_columns=source_columns,
         out_dim=out_dim,
-        matrix_t=backend.asarray(np.ascontiguousarray(matrix.T), dtype="int64"),
+        matrix_t=matrix_t,
         from_key_id=from_key_id,
         to_key_id=to_key_id,
         label=label,

@@ -1,0 +1,240 @@
+"""Model training and inference: encrypted weights next to the same model unencrypted.
+
+* XOR (seed section 8): 3-4-1 network, cubic Taylor sigmoid, learning rate 0.015, same seed and
+  initial weights for both; the encrypted run includes the owner's refreshes when they fall due.
+* Sentiment (seed section 9, issue 5): rt-polarity, positive and negative interleaved, the last
+  1,000 held out, vocabulary (min_count 10, polarity cutoff 0.1) from the training part; one epoch
+  over a fixed subset of the first 2,000 training reviews (256 at batch size 1, whose encrypted
+  run is slow). The unencrypted baselines are the same SentimentNetwork class with NumPy weights
+  (trained the same way: the fair ratio) and the tuned reference network of
+  ``hennframework.data.baseline`` (the issue's ~58,000 reviews/s figure).
+
+Throughput is reported as items per second (iterations or reviews). Parameter set "default":
+INSECURE (see docs/security.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from benchutil import INSECURE, PLAINTEXT, make_scheme, measure, rt_polarity_dir
+
+from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
+from hennframework.nn import OwnerRefresher, Sequential
+
+TRAIN_SUBSET = 2_000
+BATCH1_SUBSET = 256
+TEST_SIZE = 1_000
+LEARNING_RATE = 0.1
+
+
+def _info(operation: str, encrypted: bool, batch: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "model",
+        "operation": operation,
+        "batch": batch,
+        "params": "default" if encrypted else "plaintext",
+        "security": INSECURE if encrypted else PLAINTEXT,
+        "encrypted": encrypted,
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------------------- XOR
+@pytest.fixture(scope="module")
+def xor_setup() -> tuple[Any, Any]:
+    scheme = make_scheme("default")
+    return scheme, scheme.keygen(seed=0)
+
+
+def _xor_model() -> Sequential:
+    return Sequential.mlp([3, 4, 1], activation="taylor3", seed=0, init_scale=4.0)
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "plain"])
+def test_xor_training(benchmark: Any, xor_setup: tuple[Any, Any], encrypted: bool) -> None:
+    """Seconds per training iteration (4 rows, full batch), continuing one training run."""
+    scheme, keys = xor_setup
+    model = _xor_model().encrypt(keys) if encrypted else _xor_model()
+    refresh = OwnerRefresher(scheme, keys) if encrypted else None
+    iterations = 10 if encrypted else 100
+
+    def train() -> Any:
+        return model.fit(
+            XOR_INPUTS, XOR_TARGETS, epochs=iterations, learning_rate=0.015, refresh=refresh
+        )
+
+    benchmark.group = "model XOR training"
+    measure(
+        benchmark,
+        train,
+        items=iterations,
+        unit="iteration",
+        rounds=5 if encrypted else None,
+        implementation="hennframework" if encrypted else "numpy",
+        **_info("XOR training", encrypted, 4, network="3-4-1", activation="taylor3"),
+    )
+    benchmark.extra_info["refreshes"] = model.history.refreshes
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "plain"])
+def test_xor_inference(benchmark: Any, xor_setup: tuple[Any, Any], encrypted: bool) -> None:
+    """One forward pass over the 4 XOR rows."""
+    _, keys = xor_setup
+    model = _xor_model().encrypt(keys) if encrypted else _xor_model()
+    benchmark.group = "model XOR inference"
+    measure(
+        benchmark,
+        lambda: model.predict(XOR_INPUTS),
+        items=4,
+        unit="row",
+        implementation="hennframework" if encrypted else "numpy",
+        **_info("XOR inference", encrypted, 4, network="3-4-1"),
+    )
+
+
+# ----------------------------------------------------------------------------------- sentiment
+@dataclass
+class SentimentData:
+    train: Any  # EncodedReviews of the training part
+    test: Any  # EncodedReviews of the held-out part
+    vocabulary_size: int
+
+
+@pytest.fixture(scope="module")
+def sentiment_data() -> SentimentData:
+    folder = rt_polarity_dir()
+    if folder is None:
+        pytest.skip(
+            "rt-polarity data not found (expected ../shared/data/rt-polarity next to the checkout; "
+            "set HENN_BENCH_DATA to its folder)"
+        )
+    from hennframework.data import build_vocabulary, interleave, load_reviews
+    from hennframework.data.loaders import train_test_split_last
+
+    dataset = interleave(load_reviews(folder))
+    train, test = train_test_split_last(dataset, TEST_SIZE)
+    vocabulary = build_vocabulary(train.reviews, train.labels, 10, 0.1)
+    return SentimentData(
+        vocabulary.encode_many(train.reviews, train.labels),
+        vocabulary.encode_many(test.reviews, test.labels),
+        len(vocabulary),
+    )
+
+
+@pytest.fixture(scope="module")
+def sentiment_keys() -> tuple[Any, Any]:
+    scheme = make_scheme("default")
+    return scheme, scheme.keygen(seed=0)
+
+
+def _batches(encoded: Any, count: int, batch_size: int) -> list[Any]:
+    from hennframework.nn.sentiment import batches_from_csr
+
+    part = encoded.slice(0, count)
+    return batches_from_csr(part.indices, part.offsets, part.labels, batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32])
+@pytest.mark.parametrize("variant", ["encrypted", "plain", "baseline"])
+def test_sentiment_training(
+    benchmark: Any,
+    sentiment_data: SentimentData,
+    sentiment_keys: tuple[Any, Any],
+    variant: str,
+    batch_size: int,
+) -> None:
+    """Reviews per second for one epoch over a fixed subset, from fresh weights each round."""
+    from hennframework.data import PlainSentimentNetwork
+    from hennframework.nn.sentiment import SentimentNetwork
+
+    scheme, keys = sentiment_keys
+    count = BATCH1_SUBSET if (variant == "encrypted" and batch_size == 1) else TRAIN_SUBSET
+    vocabulary = sentiment_data.vocabulary_size
+    benchmark.group = f"model sentiment training (batch {batch_size})"
+    info = _info(
+        "sentiment training",
+        variant == "encrypted",
+        batch_size,
+        reviews=count,
+        vocabulary=vocabulary,
+        hidden=8,
+        learning_rate=LEARNING_RATE,
+        variant=variant,
+    )
+    if variant == "baseline":
+        data = sentiment_data.train.slice(0, count)
+
+        def fresh_baseline() -> tuple[tuple[Any, ...], dict[str, Any]]:
+            return (PlainSentimentNetwork(vocabulary, 8, rng=1),), {}
+
+        measure(
+            benchmark,
+            lambda net: net.train(data, 1, LEARNING_RATE, batch_size=batch_size),
+            items=count,
+            unit="review",
+            rounds=20,  # a few ms each: many rounds keep the median steady on a busy machine
+            setup=fresh_baseline,
+            implementation="numpy (tuned reference, hennframework.data.baseline)",
+            **info,
+        )
+        return
+    batches = _batches(sentiment_data.train, count, batch_size)
+    encrypted = variant == "encrypted"
+    refresh = OwnerRefresher(scheme, keys) if encrypted else None
+
+    def fresh_network() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        network = SentimentNetwork(vocabulary, 8, seed=0)
+        return ((network.encrypt(keys) if encrypted else network),), {}
+
+    def train(network: Any) -> Any:
+        return network.fit(batches, learning_rate=LEARNING_RATE, refresh=refresh)
+
+    history = measure(
+        benchmark,
+        train,
+        items=count,
+        unit="review",
+        rounds=3 if (encrypted and batch_size == 1) else 5 if encrypted else 20,
+        setup=fresh_network,
+        implementation="hennframework" if encrypted else "numpy (same SentimentNetwork class)",
+        **info,
+    )
+    benchmark.extra_info["refreshes"] = history.refreshes
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "plain"])
+def test_sentiment_inference(
+    benchmark: Any, sentiment_data: SentimentData, sentiment_keys: tuple[Any, Any], encrypted: bool
+) -> None:
+    """Predictions for the 1,000 held-out reviews in batches of 256 (outputs stay encrypted)."""
+    from hennframework.nn.sentiment import SentimentNetwork
+
+    scheme, keys = sentiment_keys
+    network = SentimentNetwork(sentiment_data.vocabulary_size, 8, seed=0)
+    network.fit(_batches(sentiment_data.train, TRAIN_SUBSET, 32), learning_rate=LEARNING_RATE)
+    model = network.encrypt(keys) if encrypted else network
+    batches = _batches(sentiment_data.test, len(sentiment_data.test), 256)
+
+    def predict() -> list[Any]:
+        return [model.predict(batch) for batch in batches]
+
+    benchmark.group = "model sentiment inference"
+    outputs = measure(
+        benchmark,
+        predict,
+        items=len(sentiment_data.test),
+        unit="review",
+        rounds=5,
+        implementation="hennframework" if encrypted else "numpy",
+        **_info("sentiment inference", encrypted, 256, reviews=len(sentiment_data.test)),
+    )
+    if encrypted:  # the key holder's decryption agrees with the plain network
+        plain = np.concatenate([np.asarray(network.predict(b)).reshape(-1) for b in batches])
+        values = np.concatenate(
+            [np.asarray(scheme.decrypt_tensor(o, keys.secret)).reshape(-1) for o in outputs]
+        )
+        assert np.abs(values - plain).max() < 0.05

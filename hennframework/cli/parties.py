@@ -1,0 +1,682 @@
+"""The owner/party workflow commands (walkthrough: docs/parties.md).
+
+Owner (holds secret keys): ``henn keygen``, ``henn decrypt``, ``henn make-switch-key``,
+``henn refresh``, ``henn serve-refresh``. Anyone with the public key: ``henn encrypt-model``.
+Party (public files and its own data only): ``henn train``, ``henn predict``. Whoever relays the
+model: ``henn switch-key``. Any file: ``henn inspect``.
+
+Every command takes ``--json`` (one JSON object on stdout); progress bars go to stderr and are off
+with ``--json``, ``--no-progress`` or when stderr is not a terminal. ``henn train`` exits with
+status 3 when it stopped early because the model needs an owner refresh (the model is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hennframework.cli import common
+
+__all__ = ["EXIT_NEEDS_REFRESH", "register"]
+
+#: ``henn train`` stopped before the planned steps because the model needs an owner refresh.
+EXIT_NEEDS_REFRESH = 3
+
+
+# ------------------------------------------------------------------------------------------
+# shared pieces
+# ------------------------------------------------------------------------------------------
+def _output_options(parser: argparse.ArgumentParser, progress: bool = False) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print one machine-readable JSON object"
+    )
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        required=required,
+        metavar="PATH",
+        help="'xor' (built-in rows), a CSV file (last column = target) for MLPs, or a "
+        "reviews dataset (rt-polarity folder, reviews,labels pair, aclImdb) for sentiment",
+    )
+    group.add_argument(
+        "--format", default="auto", help="reviews layout: auto, polarity, pair, aclimdb (auto)"
+    )
+    group.add_argument(
+        "--encoding", default=None, help="reviews text encoding (default: UTF-8, else Windows-1252)"
+    )
+    group.add_argument(
+        "--skip", type=int, default=0, help="reviews: skip the first N (after interleaving pos/neg)"
+    )
+    group.add_argument("--limit", type=int, default=None, help="reviews: use at most N")
+    group.add_argument(
+        "--target-columns", type=int, default=1, help="CSV: how many last columns are targets (1)"
+    )
+
+
+def _data(args: argparse.Namespace) -> Any:
+    from hennframework.workflow.party import DataOptions
+
+    return DataOptions(
+        args.data,
+        data_format=args.format,
+        encoding=args.encoding,
+        skip=args.skip,
+        limit=args.limit,
+        target_columns=args.target_columns,
+    )
+
+
+def _backend(args: argparse.Namespace) -> str | None:
+    return getattr(args, "backend", None)
+
+
+def _bar(args: argparse.Namespace, total: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    off = bool(getattr(args, "json", False) or getattr(args, "no_progress", False))
+    return tqdm(
+        total=total,
+        desc=description,
+        disable=True if off else None,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+
+def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
+    if args.json:
+        common.print_json(summary)
+    else:
+        print(text)
+
+
+def _quiet_warnings(
+    run: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Show each warning once as ``henn: warning: ...`` (the insecure-parameters notice included)."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return run(args)
+            finally:
+                seen: set[str] = set()
+                for item in caught:
+                    if not issubclass(item.category, UserWarning):
+                        continue  # deprecations and the like are for developers, not users
+                    message = " ".join(str(item.message).split())
+                    if message not in seen:
+                        seen.add(message)
+                        print(f"henn: warning: {message}", file=sys.stderr)
+
+    wrapped.__doc__ = run.__doc__
+    return wrapped
+
+
+# ------------------------------------------------------------------------------------------
+# registration
+# ------------------------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "keygen", help="owner: make a key pair (DIR/secret.henn 0600, DIR/public.henn)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for secret.henn and public.henn"
+    )
+    p.add_argument(
+        "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="reproducible keys FOR TESTS ONLY (whoever knows the seed knows the secret key)",
+    )
+    p.add_argument(
+        "--max-dim",
+        type=int,
+        default=None,
+        help="integer-vector: largest vector length of the key (1)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite keys already in DIR")
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_keygen))
+
+    p = subparsers.add_parser(
+        "encrypt-model", help="encrypt a new or plain model under a public key"
+    )
+    p.add_argument("--public", required=True, metavar="FILE", help="public key file (public.henn)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--arch", help="xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1)")
+    source.add_argument(
+        "--from", dest="from_plain", metavar="FILE", help="a plain model file (henn decrypt --out)"
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="encrypted model file to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (0)")
+    p.add_argument(
+        "--activation", default=None, help="sigmoid polynomial (xor/mlp: taylor3, sentiment: lsq3)"
+    )
+    p.add_argument(
+        "--init-scale",
+        type=float,
+        default=None,
+        help="initial weights uniform on ±scale/sqrt(fan-in)",
+    )
+    p.add_argument("--hidden", type=int, default=8, help="sentiment: hidden units (8)")
+    vocab = p.add_argument_group("sentiment vocabulary")
+    vocab.add_argument("--vocabulary", metavar="FILE", help="vocabulary JSON (Vocabulary.to_json)")
+    vocab.add_argument(
+        "--vocabulary-from", metavar="DATA", help="build the vocabulary from these reviews"
+    )
+    vocab.add_argument(
+        "--min-count", type=int, default=10, help="vocabulary: minimum word count (10)"
+    )
+    vocab.add_argument(
+        "--polarity-cutoff", type=float, default=0.1, help="vocabulary: polarity cutoff (0.1)"
+    )
+    vocab.add_argument(
+        "--format", default="auto", help="reviews layout for --vocabulary-from (auto)"
+    )
+    vocab.add_argument(
+        "--encoding", default=None, help="reviews text encoding for --vocabulary-from"
+    )
+    vocab.add_argument(
+        "--skip", type=int, default=0, help="--vocabulary-from: skip the first N reviews"
+    )
+    vocab.add_argument(
+        "--limit", type=int, default=None, help="--vocabulary-from: use at most N reviews"
+    )
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_encrypt_model))
+
+    p = subparsers.add_parser(
+        "train", help="party: train an encrypted model on your data (public files only)"
+    )
+    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model file")
+    p.add_argument("--public", metavar="FILE", help="public key the model is encrypted under")
+    p.add_argument("--out", required=True, metavar="FILE", help="trained model file to write")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
+    p.add_argument(
+        "--lr",
+        "--learning-rate",
+        dest="learning_rate",
+        type=float,
+        default=0.1,
+        help="learning rate (0.1)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="rows per SGD step (default: all rows for CSV/xor, 32 reviews for sentiment)",
+    )
+    p.add_argument(
+        "--exchange",
+        metavar="DIR",
+        help="refresh exchange folder shared with the owner (`henn serve-refresh`); without it "
+        "training stops cleanly when the model needs an owner refresh (exit status 3)",
+    )
+    p.add_argument(
+        "--refresh-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the owner's refresh (600)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run saved in the model"
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument(
+        "--log-every", type=int, default=1, help="keep the encrypted loss of every N-th step (1)"
+    )
+    p.add_argument(
+        "--history-out", metavar="FILE", help="also write the training history to its own file"
+    )
+    _data_options(p)
+    _output_options(p, progress=True)
+    p.set_defaults(func=_quiet_warnings(run_train))
+
+    p = subparsers.add_parser(
+        "predict", help="party: encrypted predictions of a model on your data"
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE",
+        help="model file (encrypted, or plain for the owner)",
+    )
+    p.add_argument("--public", metavar="FILE", help="public key the model is encrypted under")
+    p.add_argument(
+        "--out", metavar="FILE", help="predictions file to write (required for encrypted models)"
+    )
+    _data_options(p)
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_predict))
+
+    p = subparsers.add_parser(
+        "decrypt", help="owner: decrypt a model, predictions or a training history"
+    )
+    p.add_argument("--secret", required=True, metavar="FILE", help="secret key file (secret.henn)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--model",
+        metavar="FILE",
+        help="encrypted model: print a summary, --out writes the plain model",
+    )
+    what.add_argument(
+        "--predictions", metavar="FILE", help="encrypted predictions: print the values"
+    )
+    what.add_argument(
+        "--history", metavar="FILE", help="model or history file: print the decrypted losses"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="with --model: write the plain model here (mode 0600)"
+    )
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_decrypt))
+
+    p = subparsers.add_parser(
+        "make-switch-key", help="owner: key-switching material from key A to key B"
+    )
+    p.add_argument(
+        "--from", dest="source", required=True, metavar="FILE", help="secret key A (secret.henn)"
+    )
+    p.add_argument(
+        "--to", dest="target", required=True, metavar="FILE", help="secret key B (secret.henn)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="switching key file to write (public material)"
+    )
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_make_switch_key))
+
+    p = subparsers.add_parser(
+        "switch-key", help="move an encrypted model to another key without decrypting it"
+    )
+    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model under key A")
+    p.add_argument(
+        "--switch-key",
+        required=True,
+        metavar="FILE",
+        help="switching key A -> B (henn make-switch-key)",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="model under key B to write")
+    p.add_argument(
+        "--keep-history",
+        action="store_true",
+        help="keep (and switch) the training history; by default it is dropped, so the next "
+        "party learns nothing about the previous party's training",
+    )
+    _output_options(p, progress=True)
+    p.set_defaults(func=_quiet_warnings(run_switch_key))
+
+    p = subparsers.add_parser(
+        "refresh", help="owner: re-encrypt a model's weights (full noise budget)"
+    )
+    p.add_argument("--secret", required=True, metavar="FILE", help="secret key file")
+    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model")
+    p.add_argument("--out", required=True, metavar="FILE", help="refreshed model to write")
+    p.add_argument(
+        "--public", metavar="FILE", help="re-encrypt with this public key (default: the secret key)"
+    )
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_refresh))
+
+    p = subparsers.add_parser(
+        "serve-refresh", help="owner: answer parties' refresh requests in an exchange folder"
+    )
+    p.add_argument(
+        "--exchange", required=True, metavar="DIR", help="folder shared with the training party"
+    )
+    p.add_argument("--secret", metavar="FILE", help="secret key file (required unless --stop)")
+    p.add_argument(
+        "--public", metavar="FILE", help="re-encrypt with this public key (default: the secret key)"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=600.0,
+        help="stop after this many seconds without requests (600)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="stop after this many seconds in all"
+    )
+    p.add_argument("--max-requests", type=int, default=None, help="stop after this many requests")
+    p.add_argument(
+        "--stop", action="store_true", help="ask the server running on --exchange to stop, and exit"
+    )
+    _output_options(p, progress=True)
+    p.set_defaults(func=_quiet_warnings(run_serve_refresh))
+
+    p = subparsers.add_parser(
+        "inspect", help="verify a .henn file and show what it holds (no keys needed)"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help=".henn files")
+    _output_options(p)
+    p.set_defaults(func=_quiet_warnings(run_inspect))
+
+
+# ------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------
+def run_keygen(args: argparse.Namespace) -> int:
+    from hennframework.workflow.owner import generate_keys
+
+    summary = generate_keys(
+        args.out,
+        scheme=common.choice(args, "scheme").value,
+        params=args.params,
+        backend=common.choice(args, "backend").value,
+        seed=args.seed,
+        max_dim=args.max_dim,
+        overwrite=args.force,
+    )
+    text = (
+        f"key {summary['key_id']} ({summary['scheme']} / {summary['parameter_set']}, {summary['security']})\n"
+        f"  secret key: {summary['secret']}  (mode 0600: keep it to yourself)\n"
+        f"  public key: {summary['public']}  (give this to the parties)"
+    )
+    if args.seed is not None:
+        text += "\n  seeded keys: reproducible, and known to anyone who knows the seed (tests only)"
+    _emit(args, summary, text)
+    return 0
+
+
+def run_encrypt_model(args: argparse.Namespace) -> int:
+    from hennframework.data.text import Vocabulary
+    from hennframework.io.bundles import load_model
+    from hennframework.workflow.data import load_review_subset, vocabulary_from_reviews
+    from hennframework.workflow.owner import encrypt_model, make_model
+
+    backend = _backend(args)
+    if args.from_plain:
+        model: Any = load_model(args.from_plain, kinds=("plain-model",))
+    else:
+        words: list[str] | None = None
+        if args.vocabulary and args.vocabulary_from:
+            raise _usage_error("give --vocabulary or --vocabulary-from, not both")
+        if args.vocabulary:
+            words = list(
+                Vocabulary.from_json(Path(args.vocabulary).read_text(encoding="utf-8")).words
+            )
+        elif args.vocabulary_from:
+            reviews = load_review_subset(
+                args.vocabulary_from,
+                data_format=args.format,
+                encoding=args.encoding,
+                skip=args.skip,
+                limit=args.limit,
+            )
+            words = list(
+                vocabulary_from_reviews(
+                    reviews, min_count=args.min_count, polarity_cutoff=args.polarity_cutoff
+                ).words
+            )
+        if args.arch != "sentiment" and words is not None:
+            raise _usage_error("--vocabulary/--vocabulary-from are for --arch sentiment only")
+        plain = make_model(
+            args.arch,
+            seed=args.seed,
+            activation=args.activation,
+            init_scale=args.init_scale,
+            hidden=args.hidden,
+            vocabulary_size=len(words) if words is not None else None,
+        )
+        from hennframework.io.models import ModelBundle
+
+        model = ModelBundle(plain, words)
+    summary = encrypt_model(args.public, args.out, model, backend=backend)
+    _emit(
+        args,
+        summary,
+        f"encrypted {summary['architecture']} ({summary['parameters']} weights) under key "
+        f"{summary['key_id']} -> {summary['model']}",
+    )
+    return 0
+
+
+def _usage_error(message: str) -> Exception:
+    from hennframework.exceptions import InputError
+
+    return InputError(message)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from hennframework.workflow.party import train
+
+    bar = _bar(args, 0, "training")
+    state = {"refreshes": 0}
+
+    def progress(done: int, total: int, record: Any, note: str) -> None:
+        if bar.total != total:
+            bar.total = total
+        if note:
+            state["refreshes"] += 1
+            bar.set_postfix_str(note, refresh=True)
+            return
+        postfix = {"refreshes": state["refreshes"]}
+        if record is not None and record.noise_budget is not None:
+            postfix["budget"] = f"{record.noise_budget:.0f}b"  # type: ignore[assignment]
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        outcome, summary = train(
+            args.model,
+            args.public,
+            _data(args),
+            args.out,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+            exchange=args.exchange,
+            refresh_timeout=args.refresh_timeout,
+            resume=args.resume,
+            max_steps=args.max_steps,
+            log_every=args.log_every,
+            history_out=args.history_out,
+            backend=_backend(args),
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    text = (
+        f"{outcome.status}: {outcome.steps} steps here ({outcome.completed_steps}/{outcome.planned_steps} "
+        f"of the plan), {outcome.refreshes} owner refreshes, {outcome.seconds:.1f} s -> {summary['model']}"
+    )
+    if outcome.status != "complete":
+        print(f"henn: needs owner refresh: {outcome.message}", file=sys.stderr)
+    _emit(args, summary, text)
+    return 0 if outcome.status == "complete" else EXIT_NEEDS_REFRESH
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from hennframework.exceptions import InputError
+    from hennframework.workflow.party import predict
+
+    if args.public and not args.out:
+        raise InputError("encrypted predictions must go to a file: pass --out FILE")
+    summary = predict(args.model, args.public, _data(args), args.out, backend=_backend(args))
+    if summary["encrypted"]:
+        text = f"{summary['rows']} encrypted predictions -> {summary.get('predictions_file')} (only the key owner can read them)"
+    else:
+        values = summary["predictions"]
+        shown = ", ".join(f"{v:.4f}" for v in values[:10]) + (" ..." if len(values) > 10 else "")
+        text = f"{len(values)} predictions: {shown}"
+        if "accuracy" in summary:
+            text += f"\naccuracy: {summary['accuracy']:.4f}"
+    _emit(args, summary, text)
+    return 0
+
+
+def run_decrypt(args: argparse.Namespace) -> int:
+    from hennframework.exceptions import InputError
+    from hennframework.workflow import owner
+
+    backend = _backend(args)
+    if args.out and not args.model:
+        raise InputError("--out writes a plain model: use it with --model")
+    if args.model:
+        _, summary = owner.decrypt_model(args.secret, args.model, args.out, backend=backend)
+        lines = [
+            f"{summary['architecture']}, key {summary['key_id']}: {summary['steps']} steps, "
+            f"{summary['refreshes']} refreshes"
+        ]
+        if summary["final_loss"] is not None:
+            lines.append(f"final loss {summary['final_loss']:.6f}")
+        if "weights" in summary:
+            lines.append(f"weights: {summary['weights']}")
+        if args.out:
+            lines.append(f"plain model (mode 0600) -> {args.out}")
+        _emit(args, summary, "\n".join(lines))
+    elif args.predictions:
+        summary = owner.decrypt_predictions(args.secret, args.predictions, backend=backend)
+        _emit(args, summary, "\n".join(f"{v:.6f}" for v in summary["predictions"]))
+    else:
+        summary = owner.decrypt_history(args.secret, args.history, backend=backend)
+        lines = [
+            f"{summary['steps']} steps, {summary['refreshes']} refreshes, {summary['samples']} samples"
+        ]
+        lines += [
+            f"step {r['step']:>6}  loss "
+            + ("(unreadable: noise too high)" if r["loss"] is None else f"{r['loss']:.6f}")
+            for r in summary["records"]
+        ]
+        _emit(args, summary, "\n".join(lines))
+    return 0
+
+
+def run_make_switch_key(args: argparse.Namespace) -> int:
+    from hennframework.workflow.owner import make_switch_key
+
+    summary = make_switch_key(args.source, args.target, args.out, backend=_backend(args))
+    _emit(
+        args,
+        summary,
+        f"switching key {summary['from_key_id']} -> {summary['to_key_id']} -> {summary['switch_key']}",
+    )
+    return 0
+
+
+def run_switch_key(args: argparse.Namespace) -> int:
+    from hennframework.workflow.party import switch_model
+
+    bar = _bar(args, 0, "switching")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = switch_model(
+            args.model,
+            args.switch_key,
+            args.out,
+            keep_history=args.keep_history,
+            backend=_backend(args),
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    _emit(
+        args,
+        summary,
+        f"model switched from key {summary['from_key_id']} to {summary['to_key_id']} "
+        f"without decrypting -> {summary['model']}",
+    )
+    return 0
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    from hennframework.workflow.owner import refresh_model
+
+    summary = refresh_model(
+        args.secret, args.model, args.out, public_path=args.public, backend=_backend(args)
+    )
+    _emit(
+        args,
+        summary,
+        f"refreshed (noise budget {summary['noise_budget_before']:.1f} -> "
+        f"{summary['noise_budget_after']:.1f} bits) -> {summary['model']}",
+    )
+    return 0
+
+
+def run_serve_refresh(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hennframework.exceptions import InputError
+    from hennframework.io.bundles import load_public_key, load_secret_key
+    from hennframework.workflow.exchange import request_stop, serve_refresh
+
+    if args.stop:
+        path = request_stop(args.exchange)
+        _emit(
+            args,
+            {"stop_requested": str(path)},
+            f"asked the refresh server on {args.exchange} to stop",
+        )
+        return 0
+    if not args.secret:
+        raise InputError("serve-refresh needs --secret (the key holder's secret key file)")
+    secret = load_secret_key(args.secret, backend=_backend(args))
+    public = load_public_key(args.public, scheme=secret.scheme) if args.public else None
+    bar = _bar(args, 0, f"serving refreshes for key {secret.key_id}")
+
+    def on_request(summary: Any) -> None:
+        bar.update(1)
+        bar.set_postfix({"tensors": summary.tensors, "refused": summary.refused}, refresh=False)
+
+    if not args.json:
+        print(
+            f"serving refreshes for key {secret.key_id} in {args.exchange} "
+            f"(stop: henn serve-refresh --stop --exchange {args.exchange})",
+            file=sys.stderr,
+        )
+    try:
+        summary = serve_refresh(
+            secret,
+            args.exchange,
+            public=public,
+            idle_timeout=args.idle_timeout,
+            timeout=args.timeout,
+            max_requests=args.max_requests,
+            on_request=on_request,
+        )
+    finally:
+        bar.close()
+    result = asdict(summary)
+    _emit(
+        args,
+        result,
+        f"answered {summary.requests} requests ({summary.tensors} tensors refreshed, "
+        f"{summary.refused} refused); stopped by {summary.stopped_by}",
+    )
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from hennframework.workflow.owner import describe_file
+
+    infos = [describe_file(path) for path in args.files]
+    lines = []
+    for info in infos:
+        line = f"{info['path']}: {info['kind']} (format v{info['format_version']}, checksum ok, {info['bytes']} bytes, mode {info['mode']})"
+        if info.get("scheme"):
+            line += f", {info['scheme']}/{info['parameter_set']}, key {info['key_id']}"
+        if info.get("architecture"):
+            line += f", {info['architecture']}"
+        lines.append(line)
+    _emit(args, {"files": infos} if len(infos) > 1 else infos[0], "\n".join(lines))
+    return 0

@@ -1,0 +1,587 @@
+"""Saving and loading what crosses a party boundary: keys, ciphertexts, models, histories.
+
+Every function here writes or reads one ``.henn`` file (format: :mod:`hennframework.io.container`;
+scheme-specific parts: :mod:`hennframework.io.codecs`). Writers of shareable files refuse any
+secret key found anywhere in what they are given; the secret key has its own writer, which
+creates the file with mode 0600. Loaders check the file's kind, so a secret key passed where a
+public key is expected is refused (and named as secret in the message).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hennframework.exceptions import KeyMismatchError, SerializationError
+from hennframework.io.codecs import (
+    EntrySink,
+    EntrySource,
+    adopt_scheme,
+    codec_for,
+    refuse_secrets,
+    scheme_instance,
+)
+from hennframework.io.container import Bundle, read_bundle, write_bundle
+from hennframework.io.models import (
+    ModelBundle,
+    build_model,
+    decode_history,
+    encode_architecture,
+    encode_history,
+)
+from hennframework.nn.model import History
+from hennframework.nn.ops import is_encrypted
+from hennframework.scheme import KeySet
+
+__all__ = [
+    "KeyFile",
+    "PredictionsFile",
+    "load_ciphertexts",
+    "load_history",
+    "load_model",
+    "load_predictions",
+    "load_public_key",
+    "load_secret_key",
+    "load_switch_key",
+    "save_ciphertexts",
+    "save_history",
+    "save_keys",
+    "save_model",
+    "save_predictions",
+    "save_public_key",
+    "save_secret_key",
+    "save_switch_key",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class KeyFile:
+    """A loaded key (public, secret or switching) with the scheme instance it belongs to."""
+
+    key: Any
+    scheme: Any
+    key_id: str
+    path: str
+    metadata: dict[str, Any]
+
+    def keyset(self, public: Any = None) -> KeySet:
+        """A :class:`KeySet` around this key (secret key files: the owner's operations need one)."""
+        codec = codec_for(self.scheme)
+        as_set = getattr(getattr(self.scheme, "params", None), "as_parameter_set", None)
+        params = as_set() if callable(as_set) else self.scheme.get_parameter_set()
+        is_secret = codec.is_secret(self.key)
+        public_key = public if public is not None else (None if is_secret else self.key)
+        return KeySet(
+            params,
+            self.key if is_secret else None,
+            public_key,
+            getattr(public_key, "evaluation", None),
+            self.key_id,
+            scheme=self.scheme,
+        )
+
+
+@dataclass
+class PredictionsFile:
+    """Predictions: encrypted tensors (party side) or plain values (after the owner decrypts)."""
+
+    tensors: list[Any]
+    values: npt.NDArray[np.float64] | None
+    scheme: Any
+    key_id: str | None
+    metadata: dict[str, Any]
+
+    @property
+    def encrypted(self) -> bool:
+        return self.values is None
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def _scheme_of_tensors(tensors: Sequence[Any]) -> Any:
+    schemes = {id(getattr(t, "scheme", None)): getattr(t, "scheme", None) for t in tensors}
+    schemes.pop(id(None), None)
+    if not schemes:
+        raise SerializationError("cannot tell which scheme these tensors belong to; pass scheme=.")
+    first = next(iter(schemes.values()))
+    codec = codec_for(first)
+    params = codec.parameters(first)
+    for other in schemes.values():
+        if codec_for(other) is not codec or codec.parameters(other) != params:
+            raise KeyMismatchError("the tensors belong to different schemes or parameter sets.")
+    return first
+
+
+def _key_ids(tensors: Sequence[Any], codec: Any) -> set[str]:
+    return {kid for kid in (codec.key_id(t) for t in tensors) if kid is not None}
+
+
+def _scheme_header(scheme: Any) -> dict[str, Any]:
+    codec = codec_for(scheme)
+    return {"scheme": codec.scheme_name, "parameter_set": codec.parameters(scheme)}
+
+
+def _load_scheme(bundle: Bundle, backend: Any, scheme: Any) -> Any:
+    name = bundle.scheme
+    params = bundle.manifest.get("parameter_set")
+    if name is None or not isinstance(params, dict):
+        raise SerializationError(
+            f"{bundle.path}: the manifest names no scheme or parameter set; the file is corrupted."
+        )
+    if scheme is not None:
+        codec = codec_for(scheme)
+        if codec.scheme_name != name or codec.parameters(scheme) != params:
+            raise KeyMismatchError(
+                f"{bundle.path} is for scheme {name!r} with parameter set "
+                f"{params.get('name')!r}, not the scheme instance passed in."
+            )
+        adopt_scheme(scheme)
+        return scheme
+    return scheme_instance(name, params, backend)
+
+
+def _source(bundle: Bundle) -> EntrySource:
+    return EntrySource(bundle.arrays, bundle.blobs, bundle.path)
+
+
+def _single_key_id(ids: set[str], what: str) -> str | None:
+    if len(ids) > 1:
+        raise KeyMismatchError(
+            f"{what} mixes tensors under different keys ({', '.join(sorted(ids))})."
+        )
+    return next(iter(ids)) if ids else None
+
+
+# ------------------------------------------------------------------------------------------
+# keys
+# ------------------------------------------------------------------------------------------
+def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> Path:
+    """Write the public key (encryption + evaluation keys). Accepts a KeySet: only ``.public`` is written."""
+    public = keys.public if isinstance(keys, KeySet) else keys
+    scheme = scheme or (keys.scheme if isinstance(keys, KeySet) else None)
+    if scheme is None:
+        raise SerializationError("pass scheme= (the scheme instance the keys belong to).")
+    refuse_secrets(public, "a public key file")
+    codec = codec_for(scheme)
+    sink = EntrySink()
+    meta = codec.write_public_key(public, sink, "pk.")
+    return write_bundle(
+        path,
+        "public-key",
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        metadata={"public_key": meta},
+        key_id=codec.key_id(public),
+        **_scheme_header(scheme),
+    )
+
+
+def load_public_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
+    """Read a public key and register it with the (shared) scheme instance for evaluation."""
+    bundle = read_bundle(path, kinds=("public-key",))
+    scheme = _load_scheme(bundle, backend, scheme)
+    source = _source(bundle)
+    key = codec_for(scheme).read_public_key(
+        bundle.metadata.get("public_key") or {}, source, "pk.", scheme
+    )
+    source.check_all_used()
+    key_id = codec_for(scheme).key_id(key) or ""
+    if key_id != bundle.key_id:
+        raise SerializationError(
+            f"{bundle.path}: the key id in the manifest does not match the key."
+        )
+    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata)
+
+
+def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> Path:
+    """Write the secret key to its own file, mode 0600. Never share this file."""
+    secret = keys.secret if isinstance(keys, KeySet) else keys
+    scheme = scheme or (keys.scheme if isinstance(keys, KeySet) else None)
+    if scheme is None:
+        raise SerializationError("pass scheme= (the scheme instance the key belongs to).")
+    codec = codec_for(scheme)
+    if not codec.is_secret(secret):
+        raise SerializationError(
+            f"save_secret_key needs the secret key, got a {type(secret).__name__}."
+        )
+    sink = EntrySink()
+    meta = codec.write_secret_key(secret, sink, "sk.")
+    return write_bundle(
+        path,
+        "secret-key",
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        private=True,
+        metadata={"secret_key": meta, "warning": "SECRET KEY: keep this file to yourself."},
+        key_id=codec.key_id(secret),
+        **_scheme_header(scheme),
+    )
+
+
+def load_secret_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
+    """Read a secret key (owner side). Warns if the file is readable by others."""
+    bundle = read_bundle(path, kinds=("secret-key",))
+    if os.name == "posix":
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = 0
+        if mode & 0o077:
+            warnings.warn(
+                f"the secret key file {path} is readable or writable by other users (mode {mode:o}); "
+                f"run `chmod 600 {path}`.",
+                UserWarning,
+                stacklevel=2,
+            )
+    scheme = _load_scheme(bundle, backend, scheme)
+    source = _source(bundle)
+    key = codec_for(scheme).read_secret_key(
+        bundle.metadata.get("secret_key") or {}, source, "sk.", scheme
+    )
+    source.check_all_used()
+    key_id = codec_for(scheme).key_id(key) or ""
+    if key_id != bundle.key_id:
+        raise SerializationError(
+            f"{bundle.path}: the key id in the manifest does not match the key."
+        )
+    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata)
+
+
+def save_keys(directory: PathLike, keys: KeySet, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """``DIRECTORY/secret.henn`` (0600) and ``DIRECTORY/public.henn`` from a KeySet."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    secret_path, public_path = folder / "secret.henn", folder / "public.henn"
+    if not overwrite and (secret_path.exists() or public_path.exists()):
+        raise SerializationError(
+            f"{folder} already holds keys; refusing to overwrite them (files encrypted under the old "
+            "keys would become undecryptable). Choose another folder or pass overwrite=True (--force)."
+        )
+    save_public_key(public_path, keys)
+    save_secret_key(secret_path, keys)
+    return secret_path, public_path
+
+
+def save_switch_key(path: PathLike, key: Any, scheme: Any) -> Path:
+    """Write key-switching material (public: whoever applies it learns nothing new)."""
+    refuse_secrets(key, "a key-switching file")
+    codec = codec_for(scheme)
+    sink = EntrySink()
+    meta = codec.write_switch_key(key, sink, "ks.")
+    return write_bundle(
+        path,
+        "switch-key",
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        metadata={"switch_key": meta},
+        key_id=codec.key_id(key),
+        **_scheme_header(scheme),
+    )
+
+
+def load_switch_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
+    bundle = read_bundle(path, kinds=("switch-key",))
+    scheme = _load_scheme(bundle, backend, scheme)
+    source = _source(bundle)
+    key = codec_for(scheme).read_switch_key(
+        bundle.metadata.get("switch_key") or {}, source, "ks.", scheme
+    )
+    source.check_all_used()
+    return KeyFile(key, scheme, codec_for(scheme).key_id(key) or "", bundle.path, bundle.metadata)
+
+
+# ------------------------------------------------------------------------------------------
+# ciphertexts
+# ------------------------------------------------------------------------------------------
+def save_ciphertexts(
+    path: PathLike,
+    tensors: Mapping[str, Any],
+    *,
+    kind: str = "ciphertexts",
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write named encrypted tensors (all under one key)."""
+    names = list(tensors)
+    values = [tensors[n] for n in names]
+    refuse_secrets(values, f"a {kind} file")
+    scheme = _scheme_of_tensors(values)
+    codec = codec_for(scheme)
+    key_id = _single_key_id(_key_ids(values, codec), "the file")
+    sink = EntrySink()
+    meta = codec.write_tensors(values, sink, "ct.")
+    return write_bundle(
+        path,
+        kind,
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        metadata={**dict(metadata or {}), "names": names, "tensors": meta},
+        key_id=key_id,
+        **_scheme_header(scheme),
+    )
+
+
+def load_ciphertexts(
+    path: PathLike, *, kind: str = "ciphertexts", backend: Any = None, scheme: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors by name, the file's metadata)."""
+    bundle = read_bundle(path, kinds=(kind,))
+    scheme = _load_scheme(bundle, backend, scheme)
+    meta = bundle.metadata
+    names = meta.get("names")
+    source = _source(bundle)
+    tensors = codec_for(scheme).read_tensors(meta.get("tensors") or {}, source, "ct.", scheme)
+    source.check_all_used()
+    if (
+        not isinstance(names, list)
+        or len(names) != len(tensors)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise SerializationError(f"{bundle.path}: tensor names do not match the tensors.")
+    _check_key(bundle, tensors, scheme)
+    return dict(zip(names, tensors, strict=True)), meta
+
+
+def _check_key(bundle: Bundle, tensors: Sequence[Any], scheme: Any) -> None:
+    ids = _key_ids(tensors, codec_for(scheme))
+    if ids and ids != {bundle.key_id}:
+        raise SerializationError(
+            f"{bundle.path}: its tensors are under key(s) {sorted(ids)} but the manifest says "
+            f"{bundle.key_id}; the file was tampered with."
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# models and histories
+# ------------------------------------------------------------------------------------------
+def save_model(
+    path: PathLike,
+    model: Any,
+    *,
+    vocabulary: Sequence[str] | None = None,
+    history: History | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a model: ``encrypted-model`` (shareable) or ``plain-model`` (private, mode 0600).
+
+    ``model`` may be a :class:`ModelBundle`. Encrypted models carry their encrypted losses but
+    never plaintext loss values (which only the key holder may see).
+    """
+    if isinstance(model, ModelBundle):
+        vocabulary = model.vocabulary if vocabulary is None else vocabulary
+        history = model.history if history is None else history
+        training = model.training if training is None else training
+        model = model.model
+    if history is None:
+        history = (
+            getattr(model, "history", None)
+            if isinstance(getattr(model, "history", None), History)
+            else History()
+        )
+    assert history is not None
+    arch, values = encode_architecture(model, vocabulary)
+    encrypted = bool(model.encrypted)
+    history_meta, losses = encode_history(history, keep_plain_losses=not encrypted)
+    metadata: dict[str, Any] = {
+        "architecture": arch,
+        "history": history_meta,
+        "training": dict(training or {}),
+        "encrypted": encrypted,
+    }
+    sink = EntrySink()
+    if encrypted:
+        refuse_secrets([model, history, dict(training or {})], "an encrypted model file")
+        if not all(is_encrypted(v) for v in values):
+            raise SerializationError(
+                "an encrypted model has plaintext weights; encrypt every weight first."
+            )
+        scheme = model.scheme
+        codec = codec_for(scheme)
+        metadata["weights"] = codec.write_tensors(values, sink, "w.")
+        metadata["losses"] = codec.write_tensors(losses, sink, "loss.") if losses else None
+        key_id = _single_key_id(_key_ids(values, codec), "the model")
+        if model.key_id is not None and key_id is not None and model.key_id != key_id:
+            raise KeyMismatchError(
+                f"the model says key {model.key_id} but its weights are under {key_id}."
+            )
+        return write_bundle(
+            path,
+            "encrypted-model",
+            arrays=sink.arrays,
+            blobs=sink.blobs,
+            metadata=metadata,
+            key_id=key_id,
+            **_scheme_header(scheme),
+        )
+    if losses:
+        raise SerializationError(
+            "a plain model's history holds encrypted losses; decrypt them first (history.decrypt)."
+        )
+    for index, value in enumerate(values):
+        sink.add_array(f"w.{index}", np.asarray(value, dtype=np.float64))
+    metadata["weights"] = {"count": len(values)}
+    return write_bundle(path, "plain-model", arrays=sink.arrays, metadata=metadata)
+
+
+def load_model(
+    path: PathLike,
+    *,
+    kinds: Sequence[str] = ("encrypted-model", "plain-model"),
+    backend: Any = None,
+    scheme: Any = None,
+) -> ModelBundle:
+    """Read a model file (encrypted or plain, as ``kinds`` allows)."""
+    bundle = read_bundle(path, kinds=kinds)
+    meta = bundle.metadata
+    arch = meta.get("architecture")
+    if not isinstance(arch, dict):
+        raise SerializationError(f"{bundle.path}: the model's architecture is missing.")
+    model, slots, vocabulary = build_model(arch, bundle.path)
+    source = _source(bundle)
+    training = meta.get("training") or {}
+    if not isinstance(training, dict):
+        raise SerializationError(f"{bundle.path}: the training state is malformed.")
+    if bundle.kind == "encrypted-model":
+        scheme = _load_scheme(bundle, backend, scheme)
+        codec = codec_for(scheme)
+        values = codec.read_tensors(meta.get("weights") or {}, source, "w.", scheme)
+        losses_meta = meta.get("losses")
+        losses = codec.read_tensors(losses_meta, source, "loss.", scheme) if losses_meta else []
+        _check_key(bundle, [*values, *losses], scheme)
+    else:
+        weights_meta = meta.get("weights")
+        count = weights_meta.get("count") if isinstance(weights_meta, dict) else None
+        if count != len(slots):
+            raise SerializationError(
+                f"{bundle.path}: the number of weight arrays does not match the layers."
+            )
+        values = [
+            np.array(source.array(f"w.{i}", dtype="float64"), dtype=np.float64)
+            for i in range(len(slots))
+        ]
+        for value in values:
+            if not np.isfinite(value).all():
+                raise SerializationError(f"{bundle.path}: a weight array holds NaN or infinity.")
+        losses = []
+        scheme = None
+    source.check_all_used()
+    if len(values) != len(slots):
+        raise SerializationError(
+            f"{bundle.path}: it holds {len(values)} weight tensors, the architecture needs {len(slots)}."
+        )
+    for (owner, name, shape), value in zip(slots, values, strict=True):
+        if tuple(value.shape) != shape:
+            raise SerializationError(
+                f"{bundle.path}: weight {name} has shape {tuple(value.shape)}, the architecture needs {shape}."
+            )
+        setattr(owner, name, value)
+    history = decode_history(meta.get("history"), losses, bundle.path)
+    if scheme is not None:
+        model.scheme = scheme
+        model.key_id = bundle.key_id
+    if hasattr(model, "layers"):
+        model.history = history
+    return ModelBundle(model, vocabulary, history, dict(training), bundle.path)
+
+
+def save_history(path: PathLike, history: History, *, scheme: Any = None) -> Path:
+    """Write a training history on its own (encrypted losses stay encrypted)."""
+    refuse_secrets(history, "a history file")
+    meta, losses = encode_history(history, keep_plain_losses=not losses_present(history))
+    metadata: dict[str, Any] = {"history": meta, "losses": None}
+    if losses:
+        scheme = scheme or _scheme_of_tensors(losses)
+        codec = codec_for(scheme)
+        sink = EntrySink()
+        metadata["losses"] = codec.write_tensors(losses, sink, "loss.")
+        key_id = _single_key_id(_key_ids(losses, codec), "the history")
+        return write_bundle(
+            path,
+            "history",
+            arrays=sink.arrays,
+            blobs=sink.blobs,
+            metadata=metadata,
+            key_id=key_id,
+            **_scheme_header(scheme),
+        )
+    return write_bundle(path, "history", metadata=metadata)
+
+
+def losses_present(history: History) -> bool:
+    return any(record.encrypted_loss is not None for record in history.records)
+
+
+def load_history(path: PathLike, *, backend: Any = None, scheme: Any = None) -> tuple[History, Any]:
+    """(history, scheme or None) from a history file or from a model file's history."""
+    bundle = read_bundle(path, kinds=("history", "encrypted-model", "plain-model"))
+    if bundle.kind != "history":
+        loaded = load_model(path, backend=backend, scheme=scheme)
+        return loaded.history, loaded.scheme
+    meta = bundle.metadata
+    source = _source(bundle)
+    losses: list[Any] = []
+    if meta.get("losses"):
+        scheme = _load_scheme(bundle, backend, scheme)
+        losses = codec_for(scheme).read_tensors(meta["losses"], source, "loss.", scheme)
+        _check_key(bundle, losses, scheme)
+    source.check_all_used()
+    return decode_history(meta.get("history"), losses, bundle.path), scheme
+
+
+# ------------------------------------------------------------------------------------------
+# predictions
+# ------------------------------------------------------------------------------------------
+def save_predictions(
+    path: PathLike, predictions: Sequence[Any] | Any, *, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write predictions: encrypted tensors (a list, concatenated along rows when read) or an array."""
+    items = list(predictions) if isinstance(predictions, list | tuple) else [predictions]
+    meta = dict(metadata or {})
+    if items and all(is_encrypted(item) for item in items):
+        refuse_secrets(items, "a predictions file")
+        scheme = _scheme_of_tensors(items)
+        codec = codec_for(scheme)
+        sink = EntrySink()
+        meta["tensors"] = codec.write_tensors(items, sink, "pred.")
+        meta["encrypted"] = True
+        return write_bundle(
+            path,
+            "predictions",
+            arrays=sink.arrays,
+            blobs=sink.blobs,
+            metadata=meta,
+            key_id=_single_key_id(_key_ids(items, codec), "the predictions"),
+            **_scheme_header(scheme),
+        )
+    values = (
+        np.concatenate([np.asarray(item, dtype=np.float64).reshape(-1) for item in items])
+        if items
+        else np.zeros(0)
+    )
+    meta["encrypted"] = False
+    return write_bundle(path, "predictions", arrays={"values": values}, metadata=meta, private=True)
+
+
+def load_predictions(path: PathLike, *, backend: Any = None, scheme: Any = None) -> PredictionsFile:
+    bundle = read_bundle(path, kinds=("predictions",))
+    meta = bundle.metadata
+    source = _source(bundle)
+    if meta.get("encrypted"):
+        scheme = _load_scheme(bundle, backend, scheme)
+        tensors = codec_for(scheme).read_tensors(meta.get("tensors") or {}, source, "pred.", scheme)
+        source.check_all_used()
+        _check_key(bundle, tensors, scheme)
+        return PredictionsFile(tensors, None, scheme, bundle.key_id, meta)
+    values = np.array(source.array("values", dtype="float64", ndim=1))
+    source.check_all_used()
+    return PredictionsFile([], values, None, None, meta)

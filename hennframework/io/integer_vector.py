@@ -1,0 +1,365 @@
+"""Serialisation codec of the integer-vector scheme (see :mod:`hennframework.io.codecs`).
+
+What is stored, all as int64/float64 ``.npy`` arrays plus JSON:
+
+* tensors (:class:`Ciphertext`): grouped by vector length ``m``; each group is one
+  ``(rows, m + k)`` int64 ``data`` array and one ``(rows,)`` float64 ``noise`` array (the tracked
+  noise *bound*), and per tensor its batch shape, ``dim``, ``scale_int`` and ``key_id`` in JSON.
+  ``coeff_bound`` is recomputed from the data on load (the tightest valid bound);
+* key-switching keys: ``kind``, ``source_columns``, ``out_dim``, ``from_key_id``, ``to_key_id``,
+  ``label`` and the int64 matrix ``matrix_t`` (``source_columns * digits`` x ``out_dim + k``);
+* public keys: ``key_id``, the encryption key per vector length and the named evaluation keys;
+* secret keys: ``key_id`` and ``T`` (int64, ``max_dim`` x ``k``) - only ever in a secret-key file.
+
+Loading validates everything it can without the secret: dtypes, shapes against the parameter
+set, ``|coefficients| < 2**62``, noise bounds finite and non-negative, key ids well-formed. It
+cannot check that a noise bound is *honest*: whoever edits a file can understate it, and the key
+holder's decryption would then be wrong without a warning. Treat files from others accordingly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hennframework.exceptions import HennError, SerializationError
+from hennframework.io.codecs import EntrySink, EntrySource
+from hennframework.schemes.integer_vector.ciphertext import LIMIT, Ciphertext
+from hennframework.schemes.integer_vector.keys import KeySwitchKey, PublicKey, SecretKey
+from hennframework.schemes.integer_vector.params import PARAMETER_SETS, IntegerVectorParams
+from hennframework.schemes.integer_vector.scheme import IntegerVectorScheme
+
+__all__ = ["IntegerVectorCodec"]
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_PARAM_FIELDS = ("w", "scale", "k", "t_bound", "a_bound", "e_bound", "gadget_bits", "modulus")
+_SWITCH_KINDS = frozenset({"encryption", "product", "dot", "linear", "switch"})
+
+
+def _fail(where: str, message: str) -> SerializationError:
+    return SerializationError(f"{where}: {message}; the file is corrupted or was tampered with.")
+
+
+def _int(meta: Mapping[str, Any], name: str, where: str, low: int = 0) -> int:
+    value = meta.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise _fail(where, f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _key_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
+        raise _fail(where, f"malformed key id {value!r}")
+    return value
+
+
+def _check_coefficients(data: npt.NDArray[np.int64], where: str) -> None:
+    if data.size and (int(data.max()) >= LIMIT or int(data.min()) <= -LIMIT):
+        raise _fail(where, "ciphertext coefficients exceed 2**62")
+
+
+class IntegerVectorCodec:
+    """Saves and loads :class:`Ciphertext`, :class:`PublicKey`, :class:`SecretKey`, :class:`KeySwitchKey`."""
+
+    scheme_name = "integer-vector"
+
+    # -- parameters ---------------------------------------------------------------------------
+    def parameters(self, scheme: Any) -> dict[str, Any]:
+        params: IntegerVectorParams = (
+            scheme.params if not isinstance(scheme, IntegerVectorParams) else scheme
+        )
+        values = {name: getattr(params, name) for name in _PARAM_FIELDS}
+        return {"name": params.name, "values": values, "description": params.description}
+
+    def make_scheme(self, parameters: Mapping[str, Any], backend: Any) -> IntegerVectorScheme:
+        name = parameters.get("name")
+        values = parameters.get("values")
+        if (
+            not isinstance(name, str)
+            or not isinstance(values, Mapping)
+            or set(values) != set(_PARAM_FIELDS)
+        ):
+            raise SerializationError(
+                "the file's integer-vector parameter set is incomplete (it needs name and values "
+                f"{', '.join(_PARAM_FIELDS)}); the file is corrupted."
+            )
+        for field_name in _PARAM_FIELDS:
+            value = values[field_name]
+            if field_name == "modulus" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SerializationError(
+                    f"parameter {field_name} must be an integer, got {value!r}."
+                )
+        known = PARAMETER_SETS.get(name)
+        if known is not None:
+            mine = {f: getattr(known, f) for f in _PARAM_FIELDS}
+            if mine != dict(values):
+                diff = ", ".join(
+                    f"{f}: file {values[f]!r} vs here {mine[f]!r}"
+                    for f in _PARAM_FIELDS
+                    if mine[f] != values[f]
+                )
+                raise SerializationError(
+                    f"the file's parameter set {name!r} differs from this version's set of the same "
+                    f"name ({diff}). It was written by another hennframework version; use that "
+                    "version, or re-create the keys and files with this one."
+                )
+            params = known
+        else:
+            description = parameters.get("description")
+            try:
+                params = IntegerVectorParams(
+                    name=name,
+                    description=description if isinstance(description, str) else "",
+                    **{f: values[f] for f in _PARAM_FIELDS},
+                )
+            except HennError as exc:
+                raise SerializationError(f"the file's parameter set is invalid: {exc}") from exc
+        return IntegerVectorScheme(params, backend=backend)
+
+    # -- identification -----------------------------------------------------------------------
+    def is_secret(self, value: Any) -> bool:
+        return isinstance(value, SecretKey)
+
+    def key_id(self, value: Any) -> str | None:
+        if isinstance(value, Ciphertext | PublicKey | SecretKey):
+            return value.key_id
+        if isinstance(value, KeySwitchKey):
+            return value.to_key_id
+        return None
+
+    # -- tensors ------------------------------------------------------------------------------
+    def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        groups: dict[int, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
+        rows: dict[int, int] = {}
+        for index, tensor in enumerate(tensors):
+            if not isinstance(tensor, Ciphertext):
+                raise SerializationError(
+                    f"tensor {index} is a {type(tensor).__name__}, not an integer-vector Ciphertext."
+                )
+            backend = tensor.scheme.backend
+            data = np.asarray(backend.to_numpy(tensor.data), dtype=np.int64)
+            noise = np.broadcast_to(
+                np.asarray(backend.to_numpy(tensor.noise), dtype=np.float64), tensor.shape
+            )
+            width = data.shape[-1]
+            start = rows.get(tensor.dim, 0)
+            groups.setdefault(tensor.dim, []).append((data.reshape(-1, width), noise.reshape(-1)))
+            rows[tensor.dim] = start + int(math.prod(tensor.shape))
+            entries.append(
+                {
+                    "shape": list(tensor.shape),
+                    "dim": tensor.dim,
+                    "scale": int(tensor.scale_int),
+                    "key_id": tensor.key_id,
+                    "offset": start,
+                }
+            )
+        group_meta: dict[str, dict[str, str]] = {}
+        for dim, parts in groups.items():
+            data = np.concatenate([p[0] for p in parts], axis=0)
+            noise = np.concatenate([p[1] for p in parts], axis=0)
+            group_meta[str(dim)] = {
+                "data": sink.add_array(f"{prefix}m{dim}.data", data),
+                "noise": sink.add_array(f"{prefix}m{dim}.noise", noise),
+            }
+        return {"encoding": "integer-vector/stacked-v1", "tensors": entries, "groups": group_meta}
+
+    def read_tensors(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> list[Any]:
+        where = source.where
+        if meta.get("encoding") != "integer-vector/stacked-v1":
+            raise _fail(where, f"unknown tensor encoding {meta.get('encoding')!r}")
+        tensors_meta = meta.get("tensors")
+        groups_meta = meta.get("groups")
+        if not isinstance(tensors_meta, list) or not isinstance(groups_meta, dict):
+            raise _fail(where, "tensor metadata is malformed")
+        k = scheme.params.k
+        groups: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        for dim_text, names in groups_meta.items():
+            if (
+                not isinstance(dim_text, str)
+                or not dim_text.isdigit()
+                or not isinstance(names, dict)
+            ):
+                raise _fail(where, "tensor group metadata is malformed")
+            dim = int(dim_text)
+            if dim < 1:
+                raise _fail(where, "vector length must be positive")
+            data = source.array(names.get("data"), dtype="int64", ndim=2)
+            noise = source.array(names.get("noise"), dtype="float64", ndim=1)
+            if data.shape[1] != dim + k or noise.shape[0] != data.shape[0]:
+                raise _fail(
+                    where,
+                    f"ciphertext group m={dim} has shape {data.shape} / {noise.shape}, "
+                    f"expected (rows, {dim + k}) / (rows,)",
+                )
+            _check_coefficients(data, where)
+            if noise.size and (not np.isfinite(noise).all() or float(noise.min()) < 0):
+                raise _fail(where, "noise bounds must be finite and non-negative")
+            groups[dim] = (data, noise)
+        used = {dim: 0 for dim in groups}
+        backend = scheme.backend
+        tensors: list[Any] = []
+        for item in tensors_meta:
+            if not isinstance(item, dict):
+                raise _fail(where, "tensor entry is malformed")
+            dim = _int(item, "dim", where, 1)
+            scale = _int(item, "scale", where, 1)
+            offset = _int(item, "offset", where, 0)
+            shape = item.get("shape")
+            if not isinstance(shape, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+            ):
+                raise _fail(where, f"tensor shape {shape!r} is malformed")
+            if dim not in groups:
+                raise _fail(where, f"no ciphertext data for vector length {dim}")
+            data, noise = groups[dim]
+            count = int(math.prod(shape))
+            if offset != used[dim] or offset + count > data.shape[0]:
+                raise _fail(where, "tensor offsets do not tile the stored ciphertexts")
+            used[dim] = offset + count
+            block = data[offset : offset + count].reshape((*shape, dim + k))
+            bounds = noise[offset : offset + count].reshape(tuple(shape))
+            key = _key_id(item.get("key_id"), where)
+            tensors.append(
+                Ciphertext(
+                    scheme,
+                    backend.asarray(np.array(block, dtype=np.int64), dtype="int64"),
+                    dim,
+                    scale,
+                    backend.asarray(np.array(bounds, dtype=np.float64), dtype="float64"),
+                    key,
+                )
+            )
+        for dim, (data, _) in groups.items():
+            if used[dim] != data.shape[0]:
+                raise _fail(
+                    where, f"{data.shape[0] - used[dim]} stored ciphertexts belong to no tensor"
+                )
+        return tensors
+
+    # -- keys -----------------------------------------------------------------------------------
+    def write_switch_key(self, key: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        if not isinstance(key, KeySwitchKey):
+            raise SerializationError(f"expected a KeySwitchKey, got {type(key).__name__}")
+        matrix = _to_numpy(key.matrix_t)
+        return {
+            "kind": key.kind,
+            "source_columns": key.source_columns,
+            "out_dim": key.out_dim,
+            "from_key_id": key.from_key_id,
+            "to_key_id": key.to_key_id,
+            "label": key.label,
+            "matrix_t": sink.add_array(f"{prefix}matrix_t", matrix.astype(np.int64)),
+        }
+
+    def read_switch_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> KeySwitchKey:
+        where = source.where
+        params = scheme.params
+        kind = meta.get("kind")
+        if kind not in _SWITCH_KINDS:
+            raise _fail(where, f"unknown key-switching key kind {kind!r}")
+        columns = _int(meta, "source_columns", where, 1)
+        out_dim = _int(meta, "out_dim", where, 1)
+        label = meta.get("label", "")
+        if not isinstance(label, str) or len(label) > 128:
+            raise _fail(where, "key label is malformed")
+        from_id = meta.get("from_key_id")
+        from_id = "identity" if from_id == "identity" else _key_id(from_id, where)
+        to_id = _key_id(meta.get("to_key_id"), where)
+        matrix = source.array(
+            meta.get("matrix_t"), dtype="int64", shape=(columns * params.digits, out_dim + params.k)
+        )
+        return KeySwitchKey(
+            kind=str(kind),
+            source_columns=columns,
+            out_dim=out_dim,
+            matrix_t=scheme.backend.asarray(np.array(matrix, dtype=np.int64), dtype="int64"),
+            from_key_id=from_id,
+            to_key_id=to_id,
+            label=label,
+        )
+
+    def write_public_key(self, public: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        if not isinstance(public, PublicKey):
+            raise SerializationError(
+                f"expected an integer-vector PublicKey, got {type(public).__name__}"
+            )
+        encryption = {
+            str(dim): self.write_switch_key(key, sink, f"{prefix}enc{dim}.")
+            for dim, key in sorted(public.encryption.items())
+        }
+        evaluation = {}
+        for index, (name, key) in enumerate(sorted(public.evaluation.keys.items())):
+            evaluation[name] = self.write_switch_key(key, sink, f"{prefix}eval{index}.")
+        return {"key_id": public.key_id, "encryption": encryption, "evaluation": evaluation}
+
+    def read_public_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> PublicKey:
+        where = source.where
+        key_id = _key_id(meta.get("key_id"), where)
+        encryption_meta = meta.get("encryption")
+        evaluation_meta = meta.get("evaluation")
+        if not isinstance(encryption_meta, dict) or not isinstance(evaluation_meta, dict):
+            raise _fail(where, "public key metadata is malformed")
+        public = PublicKey(scheme.params, key_id)
+        for dim_text, key_meta in encryption_meta.items():
+            if not dim_text.isdigit() or not isinstance(key_meta, dict):
+                raise _fail(where, "encryption key metadata is malformed")
+            key = self.read_switch_key(key_meta, source, prefix, scheme)
+            if key.kind != "encryption" or key.to_key_id != key_id or key.out_dim != int(dim_text):
+                raise _fail(
+                    where, f"encryption key for m={dim_text} does not belong to key {key_id}"
+                )
+            public.encryption[int(dim_text)] = key
+        for name, key_meta in evaluation_meta.items():
+            if not isinstance(name, str) or not isinstance(key_meta, dict):
+                raise _fail(where, "evaluation key metadata is malformed")
+            key = self.read_switch_key(key_meta, source, prefix, scheme)
+            if key.to_key_id != key_id:
+                raise _fail(where, f"evaluation key {name!r} does not belong to key {key_id}")
+            public.evaluation.keys[name] = key
+        scheme.register_public_key(public)
+        return public
+
+    def write_secret_key(self, secret: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        if not isinstance(secret, SecretKey):
+            raise SerializationError(
+                f"expected an integer-vector SecretKey, got {type(secret).__name__}"
+            )
+        return {
+            "key_id": secret.key_id,
+            "t_matrix": sink.add_array(
+                f"{prefix}t_matrix", np.asarray(secret.t_matrix, dtype=np.int64)
+            ),
+        }
+
+    def read_secret_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> SecretKey:
+        where = source.where
+        params = scheme.params
+        key_id = _key_id(meta.get("key_id"), where)
+        t_matrix = source.array(meta.get("t_matrix"), dtype="int64", ndim=2)
+        if t_matrix.shape[0] < 1 or t_matrix.shape[1] != params.k:
+            raise _fail(where, f"T has shape {t_matrix.shape}, expected (max_dim, {params.k})")
+        if t_matrix.size and int(np.abs(t_matrix).max()) > params.t_bound:
+            raise _fail(where, f"T has entries beyond t_bound = {params.t_bound}")
+        return SecretKey(params, key_id, np.array(t_matrix, dtype=np.int64))
+
+
+def _to_numpy(array: Any) -> npt.NDArray[Any]:
+    getter = getattr(array, "get", None)  # CuPy arrays
+    return np.asarray(getter() if callable(getter) else array)

@@ -1,0 +1,498 @@
+"""The exact layer of the kit, for schemes with exact integer messages and the integer-vector API.
+
+The generic suite (:mod:`hennframework.testing.identities`) checks decryptions against error
+bounds. Schemes whose messages are exact integers (the integer-vector scheme on any array backend,
+or a future modulus-q variant) can promise much more, and :class:`IntegerVectorExactTests` checks it:
+
+* ``Dec(Enc(x)) == x``, ``Dec(a + b) == x + y``, ``Dec(k a) == k x``, ``Dec(a * b) == x * y``,
+  ``Dec(dot(a, b, H)) == x^T H y``, ``Dec(lin(G, a)) == G x``, ``P @ a == P x``, *exactly*;
+* key switching keeps the plaintext, and the result no longer decrypts under the old key;
+* the tracked noise is a **true upper bound** of the noise measured with the secret key,
+  ``e = S c - w mu`` computed in Python integers (``mu`` the exact, possibly rational, message),
+  after every operation and along chains of products;
+* fixed-point results stay within their documented bound ``(1/2 + noise/w)/f`` plus the
+  propagated encoding errors;
+* decryption refuses (``NoiseBudgetExhaustedError``) exactly when the bound reaches ``w/2``, and
+  results that cannot be represented raise ``OverflowRiskError`` instead of wrapping;
+* a batch gives, bit for bit, the ciphertexts its items give alone.
+
+Subclass it and override the class-scoped ``scheme`` fixture (for example with another array
+backend); the API used is ``keygen(seed=, max_dim=, dims=, products=)``, ``encrypt(values, key,
+dim=, scale=)``, ``decrypt``, ``add_dot_key``, ``add_linear_key``, ``make_switch_key``,
+``switch_key``, ``Ciphertext.data / noise / dim / scale_int``, ``SecretKey.matrix(m)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hennframework.exceptions import (
+    KeyMismatchError,
+    NoiseBudgetExhaustedError,
+    OverflowRiskError,
+)
+from hennframework.scheme import KeySet
+from hennframework.testing import strategies as hst
+from hennframework.testing.identities import KEY_SEED, OTHER_KEY_SEED, kit_settings
+
+__all__ = [
+    "MAX_DIM",
+    "IntegerVectorExactTests",
+    "exact_messages",
+    "measured_noise",
+]
+
+#: Vector lengths m the layer covers (1..MAX_DIM); keys hold encryption and product keys for each.
+MAX_DIM = 4
+#: Margin for the bound check: the tracked bound is float64 with a relative SAFETY of 1e-9.
+FLOAT_SLACK = 1e-12
+
+
+def _ints(array: Any) -> Any:
+    """A backend array as nested Python ints."""
+    return np.asarray(array).astype(np.int64).tolist()
+
+
+def measured_noise(ciphertext: Any, messages: Any, secret: Any) -> npt.NDArray[np.float64]:
+    """``max_i |(S c)_i - w mu_i|`` per batch item, exactly (Python ints and Fractions).
+
+    ``messages`` has shape ``(*batch, m)`` (or broadcasts to it) and holds the exact messages:
+    ints, or :class:`fractions.Fraction` for fixed-point results such as ``mu_a mu_b / f``.
+    """
+    m = ciphertext.dim
+    w = ciphertext.params.w
+    key = _ints(secret.matrix(m))
+    data = np.asarray(ciphertext.scheme.backend.to_numpy(ciphertext.data))
+    mu = np.broadcast_to(np.asarray(messages, dtype=object), (*data.shape[:-1], m))
+    out = np.zeros(data.shape[:-1], dtype=np.float64)
+    for index in np.ndindex(*data.shape[:-1]):
+        c = [int(v) for v in data[index]]
+        worst = Fraction(0)
+        for i in range(m):
+            s_c = sum(key[i][j] * c[j] for j in range(len(c)))
+            worst = max(worst, abs(s_c - w * Fraction(mu[index][i])))
+        out[index] = float(worst)
+    return out
+
+
+def exact_messages(values: Any) -> npt.NDArray[Any]:
+    """An object array of Python ints (exact, no int64 wraparound) from an integer array."""
+    array = np.asarray(values)
+    out = np.empty(array.shape, dtype=object)
+    for index in np.ndindex(*array.shape):
+        out[index] = int(array[index])
+    return out
+
+
+class IntegerVectorExactTests:
+    """Exactness, true noise bounds and overflow refusal (see the module doc). Class-scoped fixtures:
+    ``scheme`` (required), ``keys`` and ``other_keys`` (made with ``keygen_options``)."""
+
+    @pytest.fixture(scope="class")
+    def scheme(self) -> Any:
+        pytest.fail(
+            f"{type(self).__name__} must override the class-scoped `scheme` fixture", pytrace=False
+        )
+
+    @pytest.fixture(scope="class")
+    def keygen_options(self) -> dict[str, Any]:
+        dims = tuple(range(1, MAX_DIM + 1))
+        return {"max_dim": MAX_DIM, "dims": dims, "products": dims}
+
+    @pytest.fixture(scope="class")
+    def keys(self, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
+        return scheme.keygen(seed=KEY_SEED, **keygen_options)  # type: ignore[no-any-return]
+
+    @pytest.fixture(scope="class")
+    def other_keys(self, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
+        return scheme.keygen(seed=OTHER_KEY_SEED, **keygen_options)  # type: ignore[no-any-return]
+
+    @pytest.fixture(scope="class")
+    def product_bound(self, scheme: Any) -> int:
+        """|x| for integer factors whose products stay in range and whose product noise
+        (about 2 |x| e_fresh + E c*, four times that in ``3 a b + a a``) stays below w/2."""
+        p = scheme.params
+        by_size = math.isqrt((1 << 57) // p.w)
+        by_noise = p.w // (64 * p.fresh_noise_public(MAX_DIM))
+        return max(min(by_size, int(by_noise)), 1)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def encrypt_vectors(self, scheme: Any, values: Any, key: Any, m: int) -> Any:
+        """Encrypt ``values`` of shape ``(*batch, m)`` as a batch of m-vector ciphertexts.
+
+        For m = 1 the values go in as scalars (``dim=None``): the scheme's ``encrypt(..., dim=1)``
+        currently treats dim 1 like scalars and adds a batch axis (shape ``(*batch, 1)``).
+        """
+        values = np.asarray(values)
+        if m == 1:
+            return scheme.encrypt(values[..., 0], key)
+        return scheme.encrypt(values, key, dim=m)
+
+    # -- checks ---------------------------------------------------------------------------------
+    def assert_noise_bounded(self, ciphertext: Any, messages: Any, secret: Any, what: str) -> None:
+        """The tracked bound ``ciphertext.noise`` is at least the measured noise, elementwise."""
+        measured = measured_noise(ciphertext, messages, secret)
+        tracked = np.asarray(ciphertext.scheme.backend.to_numpy(ciphertext.noise), dtype=np.float64)
+        tracked = np.broadcast_to(tracked, measured.shape)
+        excess = measured - tracked * (1 + FLOAT_SLACK)
+        if excess.size and excess.max() > 0:
+            worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
+            raise AssertionError(
+                f"{what}: measured noise {measured[worst]:.6g} exceeds the tracked bound "
+                f"{tracked[worst]:.6g} at batch index {worst}"
+            )
+
+    def assert_exact(
+        self, scheme: Any, ciphertext: Any, keys: KeySet, expected: Any, what: str
+    ) -> None:
+        """Decryption equals the exact integer messages, and the noise bound holds."""
+        got = scheme.decrypt(ciphertext, keys.secret)
+        want = exact_messages(expected).reshape(got.shape)
+        assert [int(v) for v in got.ravel()] == [int(v) for v in want.ravel()], (
+            f"{what}: decrypted {got.tolist()} instead of {want.tolist()}"
+        )
+        self.assert_noise_bounded(ciphertext, want, keys.secret, what)
+
+    # -- exact identities -------------------------------------------------------------------------
+    @kit_settings()
+    @given(data=st.data())
+    def test_roundtrip_exact(self, scheme: Any, keys: KeySet, data: st.DataObject) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        limit = scheme.params.max_plaintext
+        x = data.draw(hst.integer_arrays((data.draw(st.integers(1, 3)), m), limit), label="x")
+        self.assert_exact(
+            scheme, self.encrypt_vectors(scheme, x, keys.public, m), keys, x, "Enc_pk"
+        )
+        self.assert_exact(
+            scheme, self.encrypt_vectors(scheme, x, keys.secret, m), keys, x, "Enc_sk"
+        )
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_linear_operations_exact(self, scheme: Any, keys: KeySet, data: st.DataObject) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        limit = scheme.params.max_plaintext // 8
+        shape = (data.draw(st.integers(1, 3)), m)
+        x = data.draw(hst.integer_arrays(shape, limit), label="x")
+        y = data.draw(hst.integer_arrays(shape, limit), label="y")
+        k = data.draw(st.integers(-4, 4), label="k")
+        a, b = (
+            self.encrypt_vectors(scheme, x, keys.public, m),
+            self.encrypt_vectors(scheme, y, keys.public, m),
+        )
+        mx, my = exact_messages(x), exact_messages(y)
+        self.assert_exact(scheme, a + b, keys, mx + my, "a + b")
+        self.assert_exact(scheme, a - b, keys, mx - my, "a - b")
+        self.assert_exact(scheme, -a, keys, -mx, "-a")
+        self.assert_exact(scheme, a * k, keys, mx * k, "a * k")
+        self.assert_exact(scheme, a + b + a - b, keys, 2 * mx, "a + b + a - b")
+        per_item = data.draw(hst.integer_arrays((shape[0], 1), 4), label="per-item k")
+        # one factor per batch item: shape (n,) for scalar ciphertexts, (n, 1) for m-vectors
+        factor = per_item[:, 0] if m == 1 else per_item
+        self.assert_exact(scheme, a * factor, keys, mx * exact_messages(per_item), "a * per-item k")
+        self.assert_exact(scheme, a.sum(axis=0), keys, mx.sum(axis=0), "a.sum(axis=0)")
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_product_exact(
+        self, scheme: Any, keys: KeySet, product_bound: int, data: st.DataObject
+    ) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        shape = (data.draw(st.integers(1, 3)), m)
+        x = data.draw(hst.integer_arrays(shape, product_bound), label="x")
+        y = data.draw(hst.integer_arrays(shape, product_bound), label="y")
+        a, b = (
+            self.encrypt_vectors(scheme, x, keys.public, m),
+            self.encrypt_vectors(scheme, y, keys.public, m),
+        )
+        mx, my = exact_messages(x), exact_messages(y)
+        self.assert_exact(scheme, a * b, keys, mx * my, "a * b")
+        self.assert_exact(scheme, a * a, keys, mx * mx, "a * a")
+        self.assert_exact(scheme, (a * b) * 3 + a * a, keys, mx * my * 3 + mx * mx, "3 a b + a a")
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_product_chain_noise(self, scheme: Any, keys: KeySet, data: st.DataObject) -> None:
+        """Chains of several products stay exact and under the tracked bound, or are refused."""
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        factors = [data.draw(hst.integer_arrays((2, m), 6), label=f"x{i}") for i in range(5)]
+        product = self.encrypt_vectors(scheme, factors[0], keys.public, m)
+        expected = exact_messages(factors[0])
+        for step, factor in enumerate(factors[1:], start=1):
+            try:
+                product = product * self.encrypt_vectors(scheme, factor, keys.public, m)
+            except OverflowRiskError:
+                return
+            expected = expected * exact_messages(factor)
+            self.assert_noise_bounded(product, expected, keys.secret, f"product of {step + 1}")
+            if product.max_noise * 2 >= scheme.params.w:
+                with pytest.raises(NoiseBudgetExhaustedError):
+                    scheme.decrypt(product, keys.secret)
+                return
+            self.assert_exact(scheme, product, keys, expected, f"product of {step + 1}")
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_dot_exact(
+        self, scheme: Any, keys: KeySet, product_bound: int, data: st.DataObject
+    ) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        shape = (data.draw(st.integers(1, 3)), m)
+        bound = max(product_bound // (2 * m * m), 1)  # sum |H| <= 2 m**2
+        x = data.draw(hst.integer_arrays(shape, bound), label="x")
+        y = data.draw(hst.integer_arrays(shape, bound), label="y")
+        h = data.draw(st.one_of(st.none(), hst.integer_matrices(m, m, 2)), label="H")
+        scheme.add_dot_key(keys, m, h)
+        a, b = (
+            self.encrypt_vectors(scheme, x, keys.public, m),
+            self.encrypt_vectors(scheme, y, keys.public, m),
+        )
+        weight = exact_messages(np.eye(m, dtype=np.int64) if h is None else h)
+        expected = np.array(
+            [[(exact_messages(x)[i] @ weight @ exact_messages(y)[i])] for i in range(shape[0])],
+            dtype=object,
+        )
+        self.assert_exact(scheme, a.dot(b, h), keys, expected, "dot(a, b, H)")
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_linear_transform_exact(self, scheme: Any, keys: KeySet, data: st.DataObject) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        out = data.draw(st.integers(1, MAX_DIM), label="out")
+        g = data.draw(hst.integer_matrices(out, m, 5), label="G")
+        x = data.draw(
+            hst.integer_arrays(
+                (data.draw(st.integers(1, 3)), m), scheme.params.max_plaintext // 32
+            ),
+            label="x",
+        )
+        scheme.add_linear_key(keys, g)
+        a = self.encrypt_vectors(scheme, x, keys.public, m)
+        self.assert_exact(
+            scheme,
+            a.linear_transform(g),
+            keys,
+            exact_messages(x) @ exact_messages(g).T,
+            "lin(G, a)",
+        )
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_key_switch(
+        self, scheme: Any, keys: KeySet, other_keys: KeySet, data: st.DataObject
+    ) -> None:
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        x = data.draw(
+            hst.integer_arrays((data.draw(st.integers(1, 3)), m), scheme.params.max_plaintext // 4),
+            label="x",
+        )
+        switch = scheme.make_switch_key(keys, other_keys, dim=m)
+        a = self.encrypt_vectors(scheme, x, keys.public, m)
+        moved = a.switch_key(switch)
+        self.assert_exact(scheme, moved, other_keys, x, "switch_key")
+        with pytest.raises(KeyMismatchError):
+            scheme.decrypt(moved, keys.secret)
+        with pytest.raises(KeyMismatchError):
+            moved.switch_key(switch)  # it is no longer under the source key
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_matmul_plain_exact(self, scheme: Any, keys: KeySet, data: st.DataObject) -> None:
+        inner = data.draw(st.integers(1, hst.MAX_SIDE), label="K")
+        x = data.draw(hst.integer_arrays((inner, 2), scheme.params.max_plaintext // 64), label="x")
+        left = data.draw(hst.integer_matrices(3, inner, 8), label="P")
+        right = data.draw(hst.integer_matrices(2, 3, 8), label="Q")
+        a = scheme.encrypt(x, keys.public)  # scalar ciphertexts, batch (K, 2)
+        mx = exact_messages(x)
+        self.assert_exact(scheme, left @ a, keys, (exact_messages(left) @ mx)[..., None], "P @ a")
+        self.assert_exact(scheme, a @ right, keys, (mx @ exact_messages(right))[..., None], "a @ Q")
+
+    # -- fixed point ----------------------------------------------------------------------------
+    @kit_settings()
+    @given(data=st.data())
+    def test_fixed_point_within_documented_bounds(
+        self, scheme: Any, keys: KeySet, data: st.DataObject
+    ) -> None:
+        """Decoded = exact rational message rounded: error <= (1/2 + noise/w)/f + encoding terms."""
+        p = scheme.params
+        f, w = p.scale, p.w
+        x = data.draw(hst.real_arrays((3,), 4.0), label="x")
+        y = data.draw(hst.real_arrays((3,), 4.0), label="y")
+        k = data.draw(hst.reals(2.0), label="k")
+        mat = data.draw(hst.real_matrices(2, 3, 2.0), label="P")
+        a, b = scheme.encrypt_tensor(x, keys.public), scheme.encrypt_tensor(y, keys.public)
+        ex = [Fraction(int(v)) for v in np.rint(x * f)]
+        ey = [Fraction(int(v)) for v in np.rint(y * f)]
+        ek = Fraction(int(np.rint(k * f)))
+        emat = [[Fraction(int(v)) for v in row] for row in np.rint(mat * f)]
+
+        def check(
+            result: Any,
+            messages: list[Fraction],
+            reference: npt.NDArray[np.float64],
+            encoding: npt.NDArray[np.float64],
+            what: str,
+        ) -> None:
+            mu = np.array(messages, dtype=object)[:, None]
+            self.assert_noise_bounded(result, mu, keys.secret, what)
+            noise = np.asarray(result.noise, dtype=np.float64)
+            decoded = scheme.decrypt_tensor(result, keys.secret)
+            rounding = (0.5 + noise / w) / f
+            # the decoded integer is within 1/2 + noise/w of f * mu (exact rational)
+            exact = np.array([float(v) / f for v in messages])
+            assert (np.abs(decoded - exact) <= rounding * (1 + 1e-9) + 1e-15).all(), what
+            bound = rounding + encoding
+            assert (np.abs(decoded - reference) <= bound * (1 + 1e-9) + 1e-12).all(), (
+                f"{what}: decoded {decoded}, reference {reference}, bound {bound}"
+            )
+
+        half = 1 / (2 * f)
+        ax, ay = np.abs(x), np.abs(y)
+        check(
+            a * b,
+            [u * v / f for u, v in zip(ex, ey, strict=True)],
+            x * y,
+            (ax + ay) * half + half * half,
+            "a * b",
+        )
+        check(a * k, [u * ek / f for u in ex], x * k, (abs(k) + ax) * half + half * half, "a * k")
+        matmul = [sum((emat[j][i] * ex[i] for i in range(3)), Fraction(0)) / f for j in range(2)]
+        check(
+            mat @ a,
+            matmul,
+            mat @ x,
+            (np.abs(mat) @ np.full(3, half) + np.ones((2, 3)) @ (ax + half) * half),
+            "P @ a",
+        )
+        check(
+            a + b,
+            [u + v for u, v in zip(ex, ey, strict=True)],
+            x + y,
+            np.full(3, 2 * half),
+            "a + b",
+        )
+        # a small constant encoded at the fine scale (polynomial coefficients, learning rates)
+        fine = getattr(scheme, "fine_scale", None)
+        if fine is not None:
+            k_fine = Fraction(int(np.rint(k * fine)))
+            check(
+                a.multiply_constant(k),
+                [u * k_fine / fine for u in ex],
+                x * k,
+                abs(k) * half + (ax + half) / (2 * fine),
+                "a.multiply_constant(k)",
+            )
+        # an exact rescale of a scale-f**2 encryption
+        fine_x = x / (4 * f)  # |x f**2| stays within max_plaintext for every named set
+        wide = scheme.encrypt(fine_x, keys.public, scale=f * f)
+        ewide = [Fraction(int(v)) for v in np.rint(fine_x * f * f)]
+        check(
+            wide.rescale(), [u / f for u in ewide], fine_x, np.full(3, 1 / (2 * f * f)), "rescale"
+        )
+
+    # -- refusing instead of lying ----------------------------------------------------------------
+    def test_noise_exhaustion_raises(self, scheme: Any, keys: KeySet) -> None:
+        """Square 1 until the bound reaches w/2: exact before, NoiseBudgetExhaustedError then."""
+        a = scheme.encrypt(np.array([1, -1]), keys.public)
+        expected = exact_messages([[1], [-1]])
+        for _ in range(64):
+            a = a * a
+            expected = expected * expected
+            self.assert_noise_bounded(a, expected, keys.secret, "repeated squaring")
+            if a.max_noise * 2 >= scheme.params.w:
+                with pytest.raises(NoiseBudgetExhaustedError):
+                    scheme.decrypt(a, keys.secret)
+                assert a.noise_budget <= 0
+                return
+            assert a.noise_budget > 0
+            self.assert_exact(scheme, a, keys, expected, "repeated squaring")
+        pytest.fail("64 squarings never exhausted the noise budget")
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_large_products_right_or_refused(
+        self, scheme: Any, keys: KeySet, data: st.DataObject
+    ) -> None:
+        """Products of encryptions of large values are exact, or raise; never wrap."""
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        limit = scheme.params.max_plaintext
+        bits = data.draw(st.integers(0, limit.bit_length()), label="bits")
+        magnitude = st.integers(-min(limit, 1 << bits), min(limit, 1 << bits))
+        x = np.array(data.draw(st.lists(magnitude, min_size=m, max_size=m), label="x"))[None, :]
+        y = np.array(data.draw(st.lists(magnitude, min_size=m, max_size=m), label="y"))[None, :]
+        a, b = (
+            self.encrypt_vectors(scheme, x, keys.public, m),
+            self.encrypt_vectors(scheme, y, keys.public, m),
+        )
+        scheme.add_dot_key(keys, m)
+        cases = [
+            ("a * b", lambda: a * b, exact_messages(x) * exact_messages(y)),
+            (
+                "dot(a, b)",
+                lambda: a.dot(b),
+                np.array([[exact_messages(x)[0] @ exact_messages(y)[0]]], dtype=object),
+            ),
+        ]
+        for what, operation, expected in cases:
+            self.assert_right_or_refused(scheme, keys, operation, expected, what)
+
+    def assert_right_or_refused(
+        self, scheme: Any, keys: KeySet, operation: Any, expected: Any, what: str
+    ) -> None:
+        """``operation()`` decrypts to ``expected`` exactly, or raises a refusal error."""
+        try:
+            result = operation()
+        except OverflowRiskError:
+            return
+        self.assert_noise_bounded(result, expected, keys.secret, what)
+        try:
+            got = scheme.decrypt(result, keys.secret)
+        except NoiseBudgetExhaustedError:
+            assert result.max_noise * 2 >= scheme.params.w
+            return
+        assert [int(v) for v in got.ravel()] == [int(v) for v in np.ravel(expected)], (
+            f"{what}: decrypted {got.tolist()} instead of {np.asarray(expected).tolist()}"
+        )
+
+    # -- batches ----------------------------------------------------------------------------------
+    @kit_settings()
+    @given(data=st.data())
+    def test_batch_is_bitwise_itemwise(
+        self, scheme: Any, keys: KeySet, product_bound: int, data: st.DataObject
+    ) -> None:
+        """Every operation on a batch gives, bit for bit, what it gives on each item alone."""
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        n = data.draw(st.integers(2, 4), label="n")
+        x = data.draw(hst.integer_arrays((n, m), product_bound // 4), label="x")
+        y = data.draw(hst.integer_arrays((n, m), product_bound // 4), label="y")
+        scheme.add_dot_key(keys, m)
+        a, b = (
+            self.encrypt_vectors(scheme, x, keys.public, m),
+            self.encrypt_vectors(scheme, y, keys.public, m),
+        )
+        operations: list[tuple[str, Callable[[Any, Any], Any]]] = [
+            ("a * b", lambda u, v: u * v),
+            ("dot", lambda u, v: u.dot(v)),
+            ("a + b", lambda u, v: u + v),
+            ("a * 3", lambda u, v: u * 3),
+        ]
+        backend = scheme.backend
+        for what, operation in operations:
+            batched = operation(a, b)
+            for i in range(n):
+                alone = operation(a[i : i + 1], b[i : i + 1])
+                assert np.array_equal(
+                    backend.to_numpy(batched.data)[i : i + 1], backend.to_numpy(alone.data)
+                ), f"{what}: item {i} differs"
+                assert np.array_equal(
+                    backend.to_numpy(batched.noise)[i : i + 1], backend.to_numpy(alone.noise)
+                ), f"{what}: item {i} noise"

@@ -1,0 +1,380 @@
+"""Owner-side operations (the key holder): keys, model encryption, decryption, switching, refresh.
+
+Each function reads and writes ``.henn`` files and returns a JSON-ready summary; the ``henn``
+commands are thin wrappers around them. Only these functions ever load a secret key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hennframework
+from hennframework.exceptions import InputError, KeyMismatchError, NoiseBudgetExhaustedError
+from hennframework.io.bundles import (
+    KeyFile,
+    load_history,
+    load_model,
+    load_predictions,
+    load_public_key,
+    load_secret_key,
+    save_keys,
+    save_model,
+    save_switch_key,
+)
+from hennframework.io.codecs import adopt_scheme, codec_for
+from hennframework.io.models import ModelBundle, describe_architecture, encode_architecture
+from hennframework.nn.model import History, Sequential, TrainingRecord
+from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.scheme import Capability, require
+
+__all__ = [
+    "decrypt_history",
+    "decrypt_model",
+    "decrypt_predictions",
+    "encrypt_model",
+    "generate_keys",
+    "make_model",
+    "make_switch_key",
+    "refresh_model",
+]
+
+PathLike = str | os.PathLike[str]
+Progress = Callable[[int, int], None]
+
+
+def generate_keys(
+    out_dir: PathLike,
+    *,
+    scheme: str | None = None,
+    params: str | None = None,
+    backend: str | None = None,
+    seed: int | None = None,
+    max_dim: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """``OUT_DIR/secret.henn`` (mode 0600) and ``OUT_DIR/public.henn`` for a new key pair."""
+    instance = hennframework.get_scheme(scheme, params=params, backend=backend)
+    options: dict[str, Any] = {}
+    if seed is not None:
+        options["seed"] = seed
+    if max_dim is not None:
+        options["max_dim"] = max_dim
+    keys = instance.keygen(**options)
+    adopt_scheme(instance)
+    secret_path, public_path = save_keys(out_dir, keys, overwrite=overwrite)
+    return {
+        "key_id": keys.key_id,
+        "scheme": instance.name,
+        "parameter_set": codec_for(instance).parameters(instance)["name"],
+        "security": keys.params.security_label(),
+        "secret": str(secret_path),
+        "public": str(public_path),
+        "seeded": seed is not None,
+    }
+
+
+def make_model(
+    arch: str,
+    *,
+    seed: int | None = 0,
+    activation: str | None = None,
+    init_scale: float | None = None,
+    hidden: int = 8,
+    vocabulary_size: int | None = None,
+) -> Any:
+    """A plain model: ``xor`` (the seed's 3-4-1 network), ``mlp:3,4,1`` or ``sentiment``."""
+    if arch == "xor":
+        return Sequential.mlp(
+            [3, 4, 1],
+            activation=activation or "taylor3",
+            seed=seed,
+            init_scale=4.0 if init_scale is None else init_scale,
+        )
+    if arch.startswith("mlp:"):
+        try:
+            sizes = [int(part) for part in arch[4:].split(",")]
+        except ValueError:
+            raise InputError(f"--arch {arch!r}: write layer sizes as mlp:3,4,1") from None
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise InputError(f"--arch {arch!r} needs at least two positive layer sizes (mlp:3,4,1)")
+        return Sequential.mlp(
+            sizes,
+            activation=activation or "taylor3",
+            seed=seed,
+            init_scale=1.0 if init_scale is None else init_scale,
+        )
+    if arch == "sentiment":
+        if vocabulary_size is None:
+            raise InputError(
+                "--arch sentiment needs a vocabulary (--vocabulary FILE or --vocabulary-from DATA)"
+            )
+        return SentimentNetwork(vocabulary_size, hidden, activation=activation or "lsq3", seed=seed)
+    raise InputError(f"unknown --arch {arch!r}; use xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1)")
+
+
+def encrypt_model(
+    public_path: PathLike,
+    out: PathLike,
+    model: Any,
+    *,
+    vocabulary: Sequence[str] | None = None,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Encrypt a plain model (or :class:`ModelBundle`) under the public key and write it.
+
+    Needs only the public key: anyone may encrypt. The plain weights do not appear in the output.
+    """
+    public = load_public_key(public_path, backend=backend)
+    bundle = (
+        model
+        if isinstance(model, ModelBundle)
+        else ModelBundle(model, list(vocabulary) if vocabulary else None)
+    )
+    if bundle.encrypted:
+        raise InputError("the model is already encrypted")
+    keys = public.keyset()
+    encrypted = bundle.model.encrypt(keys, public.scheme)
+    arch, _ = encode_architecture(encrypted, bundle.vocabulary)
+    save_model(out, ModelBundle(encrypted, bundle.vocabulary, History(), {}))
+    return {
+        "model": str(out),
+        "architecture": describe_architecture(arch),
+        "key_id": public.key_id,
+        "parameters": int(sum(np.prod(w.shape) for w in encrypted.weights())),
+    }
+
+
+def _decrypt_losses(history: History, secret: KeyFile) -> list[float | None]:
+    """Each record's loss: kept if known, else decrypted; None where the noise makes it unreadable.
+
+    One unreadable loss (its noise bound reached w/2, which the party's refresh policy tries to
+    prevent) must not stop the owner from reading the model and the other losses.
+    """
+    values: list[float | None] = []
+    for record in history.records:
+        if record.loss is None and record.encrypted_loss is not None:
+            try:
+                record.loss = float(
+                    np.asarray(
+                        secret.scheme.decrypt_tensor(record.encrypted_loss, secret.key)
+                    ).sum()
+                )
+            except NoiseBudgetExhaustedError:
+                record.loss = None
+        values.append(record.loss)
+    return values
+
+
+def _secret_for_model(secret: KeyFile, bundle: ModelBundle) -> None:
+    if bundle.key_id != secret.key_id:
+        raise KeyMismatchError(
+            f"{bundle.path} is encrypted under key {bundle.key_id}, but {secret.path} is key "
+            f"{secret.key_id}: decrypt with the secret key of {bundle.key_id} (or switch the model "
+            "to this key first with `henn make-switch-key` and `henn switch-key`)."
+        )
+
+
+def decrypt_model(
+    secret_path: PathLike,
+    model_path: PathLike,
+    out: PathLike | None = None,
+    *,
+    backend: str | None = None,
+) -> tuple[ModelBundle, dict[str, Any]]:
+    """Decrypt a model (weights and its history's losses); write it as a private plain model."""
+    secret = load_secret_key(secret_path, backend=backend)
+    bundle = load_model(model_path, kinds=("encrypted-model",), scheme=secret.scheme)
+    _secret_for_model(secret, bundle)
+    plain = bundle.model.decrypt(secret.key)
+    losses = _decrypt_losses(bundle.history, secret)
+    history = History(
+        [
+            TrainingRecord(r.step, r.epoch, None, r.loss, r.seconds, r.noise_budget)
+            for r in bundle.history.records
+        ],
+        bundle.history.refreshes,
+        bundle.history.steps,
+        bundle.history.seconds,
+        bundle.history.samples,
+    )
+    result = ModelBundle(plain, bundle.vocabulary, history, {}, None)
+    if isinstance(plain, Sequential):
+        plain.history = history
+    if out is not None:
+        save_model(out, result)
+    arch, values = encode_architecture(plain, bundle.vocabulary)
+    summary = {
+        "model": str(model_path),
+        "architecture": describe_architecture(arch),
+        "key_id": secret.key_id,
+        "steps": bundle.history.steps,
+        "refreshes": bundle.history.refreshes,
+        "samples": bundle.history.samples,
+        "losses": [None if v is None else round(v, 6) for v in losses],
+        "final_loss": losses[-1] if losses else None,
+        "undecryptable_losses": sum(v is None for v in losses),
+        "plain_model": str(out) if out is not None else None,
+    }
+    if sum(int(np.asarray(v).size) for v in values) <= 64:
+        summary["weights"] = [np.asarray(v).round(6).tolist() for v in values]
+    return result, summary
+
+
+def decrypt_predictions(
+    secret_path: PathLike, predictions_path: PathLike, *, backend: str | None = None
+) -> dict[str, Any]:
+    """The decrypted values of an encrypted predictions file (owner side)."""
+    secret = load_secret_key(secret_path, backend=backend)
+    predictions = load_predictions(predictions_path, scheme=secret.scheme)
+    if not predictions.encrypted:
+        values = predictions.values
+    else:
+        if predictions.key_id != secret.key_id:
+            raise KeyMismatchError(
+                f"{predictions_path} is encrypted under key {predictions.key_id}, not {secret.key_id}."
+            )
+        parts = [
+            np.asarray(secret.scheme.decrypt_tensor(t, secret.key)).reshape(-1)
+            for t in predictions.tensors
+        ]
+        values = np.concatenate(parts) if parts else np.zeros(0)
+    assert values is not None
+    return {
+        "predictions": [float(v) for v in values],
+        "rows": int(values.size),
+        "metadata": predictions.metadata,
+    }
+
+
+def decrypt_history(
+    secret_path: PathLike, path: PathLike, *, backend: str | None = None
+) -> dict[str, Any]:
+    """The decrypted training losses of a model or history file (owner side)."""
+    secret = load_secret_key(secret_path, backend=backend)
+    history, _ = load_history(path, scheme=secret.scheme)
+    keys = {
+        getattr(r.encrypted_loss, "key_id", None)
+        for r in history.records
+        if r.encrypted_loss is not None
+    }
+    if keys - {secret.key_id}:
+        raise KeyMismatchError(
+            f"the losses in {path} are under key(s) {sorted(k for k in keys if k)}, not {secret.key_id}."
+        )
+    losses = _decrypt_losses(history, secret)
+    return {
+        "steps": history.steps,
+        "refreshes": history.refreshes,
+        "samples": history.samples,
+        "seconds": round(history.seconds, 3),
+        "records": [
+            {"step": r.step, "epoch": r.epoch, "loss": v, "noise_budget": r.noise_budget}
+            for r, v in zip(history.records, losses, strict=True)
+        ],
+        "final_loss": losses[-1] if losses else None,
+        "undecryptable_losses": sum(v is None for v in losses),
+    }
+
+
+def make_switch_key(
+    from_secret: PathLike,
+    to_secret: PathLike,
+    out: PathLike,
+    *,
+    backend: str | None = None,
+    dim: int = 1,
+) -> dict[str, Any]:
+    """Owner: key-switching material from key A to key B (needs both secret keys).
+
+    The output is public material (like an evaluation key): applying it needs no secret and
+    reveals neither key's plaintexts beyond what the scheme's public keys already do.
+    """
+    source = load_secret_key(from_secret, backend=backend)
+    target = load_secret_key(to_secret, backend=backend, scheme=source.scheme)
+    if source.key_id == target.key_id:
+        raise InputError("--from and --to are the same key; nothing to switch.")
+    scheme = source.scheme
+    require(scheme, (Capability.KEY_SWITCH,), "switching a model to another key")
+    key = scheme.make_switch_key(source.keyset(), target.keyset(), dim=dim)
+    save_switch_key(out, key, scheme)
+    return {
+        "switch_key": str(out),
+        "from_key_id": source.key_id,
+        "to_key_id": target.key_id,
+        "dim": dim,
+    }
+
+
+def refresh_model(
+    secret_path: PathLike,
+    model_path: PathLike,
+    out: PathLike,
+    *,
+    public_path: PathLike | None = None,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Owner: fresh encryptions of a model's weights (full noise budget), same key, same values."""
+    secret = load_secret_key(secret_path, backend=backend)
+    public = load_public_key(public_path, scheme=secret.scheme) if public_path is not None else None
+    if public is not None and public.key_id != secret.key_id:
+        raise KeyMismatchError(
+            f"{public_path} ({public.key_id}) is not the public key of {secret_path} ({secret.key_id})."
+        )
+    bundle = load_model(model_path, kinds=("encrypted-model",), scheme=secret.scheme)
+    _secret_for_model(secret, bundle)
+    from hennframework.workflow.training import _weights
+
+    tensors, put = _weights(bundle.model)
+    before = bundle.model.min_noise_budget()
+    scheme = secret.scheme
+    key = public.key if public is not None else secret.key
+    put([scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), key) for t in tensors])
+    bundle.history.refreshes += 1
+    bundle.training["needs_refresh"] = False
+    save_model(out, bundle)
+    return {
+        "model": str(out),
+        "key_id": secret.key_id,
+        "noise_budget_before": before,
+        "noise_budget_after": bundle.model.min_noise_budget(),
+    }
+
+
+def describe_file(path: PathLike) -> dict[str, Any]:
+    """What a ``.henn`` file is (manifest only; used by ``henn inspect``)."""
+    from hennframework.io.container import read_bundle
+
+    bundle = read_bundle(path)  # full verification, checksums included
+    manifest = bundle.manifest
+    info: dict[str, Any] = {
+        "path": str(path),
+        "kind": manifest["kind"],
+        "format_version": manifest["format_version"],
+        "created_with": manifest.get("created_with"),
+        "scheme": manifest.get("scheme"),
+        "parameter_set": (manifest.get("parameter_set") or {}).get("name"),
+        "key_id": manifest.get("key_id"),
+        "entries": {
+            name: {k: v for k, v in spec.items() if k != "sha256"}
+            for name, spec in manifest["entries"].items()
+        },
+        "bytes": Path(path).stat().st_size,
+        "mode": oct(Path(path).stat().st_mode & 0o777),
+        "checksum": "ok",
+    }
+    arch = bundle.metadata.get("architecture")
+    if isinstance(arch, dict):
+        info["architecture"] = describe_architecture(arch)
+    history = bundle.metadata.get("history")
+    if isinstance(history, dict):
+        info["steps"] = history.get("steps")
+        info["refreshes"] = history.get("refreshes")
+    training = bundle.metadata.get("training")
+    if isinstance(training, dict) and training:
+        info["training"] = training
+    return info

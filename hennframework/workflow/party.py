@@ -1,0 +1,263 @@
+"""Party-side operations: train or use an encrypted model with only public files and own data.
+
+Nothing here loads a secret key. ``train`` and ``predict`` need the model file, the public key it
+is encrypted under and the party's data; ``switch_model`` needs the model and a switching key
+(made by the owner), and no key of either party.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hennframework.exceptions import InputError, KeyMismatchError
+from hennframework.io.bundles import (
+    KeyFile,
+    load_model,
+    load_public_key,
+    load_switch_key,
+    save_history,
+    save_model,
+    save_predictions,
+)
+from hennframework.io.models import ModelBundle
+from hennframework.nn.model import History
+from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.scheme import Capability, require
+from hennframework.workflow.data import load_review_subset, load_tabular, review_batches
+from hennframework.workflow.exchange import FileRefresher
+from hennframework.workflow.training import TrainOutcome, train_bundle
+
+__all__ = ["DataOptions", "load_for_party", "predict", "switch_model", "train"]
+
+PathLike = str | os.PathLike[str]
+
+
+class DataOptions:
+    """How to read the party's data (see :mod:`hennframework.workflow.data`)."""
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        data_format: str = "auto",
+        encoding: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        target_columns: int = 1,
+    ) -> None:
+        self.spec, self.data_format, self.encoding = spec, data_format, encoding
+        self.skip, self.limit, self.target_columns = skip, limit, target_columns
+
+
+def load_for_party(
+    model_path: PathLike, public_path: PathLike | None, *, backend: str | None = None
+) -> tuple[ModelBundle, KeyFile | None]:
+    """The model and (for an encrypted model) its public key, checked to belong together."""
+    if public_path is None:
+        bundle = load_model(model_path, backend=backend)
+        if bundle.encrypted:
+            raise InputError(
+                f"{model_path} is encrypted: pass --public with the public key it is encrypted under."
+            )
+        return bundle, None
+    public = load_public_key(public_path, backend=backend)
+    bundle = load_model(model_path, scheme=public.scheme)
+    if bundle.encrypted and bundle.key_id != public.key_id:
+        raise KeyMismatchError(
+            f"{model_path} is encrypted under key {bundle.key_id}, but {public_path} is the public "
+            f"key {public.key_id}. Use the public key that came with the model."
+        )
+    return bundle, public
+
+
+def _batches(
+    bundle: ModelBundle, data: DataOptions, batch_size: int | None
+) -> tuple[list[Any], dict[str, Any]]:
+    model = bundle.model
+    if isinstance(model, SentimentNetwork):
+        if bundle.vocabulary is None:
+            raise InputError(
+                "this sentiment model carries no vocabulary, so reviews cannot be encoded."
+            )
+        reviews = load_review_subset(
+            data.spec,
+            data_format=data.data_format,
+            encoding=data.encoding,
+            skip=data.skip,
+            limit=data.limit,
+        )
+        batches = review_batches(reviews, bundle.vocabulary, batch_size or 32)
+        return batches, {"data": reviews.source, "rows": len(reviews)}
+    table = load_tabular(data.spec, target_columns=data.target_columns)
+    first = model.layers[0]
+    if getattr(first, "inputs", table.inputs.shape[1]) != table.inputs.shape[1]:
+        raise InputError(
+            f"the data has {table.inputs.shape[1]} input columns but the model expects {first.inputs}."
+        )
+    size = batch_size or table.rows
+    pairs: list[Any] = [
+        (table.inputs[start : start + size], table.targets[start : start + size])
+        for start in range(0, table.rows, size)
+    ]
+    return pairs, {"data": table.source, "rows": table.rows}
+
+
+def train(
+    model_path: PathLike,
+    public_path: PathLike | None,
+    data: DataOptions,
+    out: PathLike,
+    *,
+    epochs: int = 1,
+    learning_rate: float = 0.1,
+    batch_size: int | None = None,
+    exchange: PathLike | None = None,
+    refresh_timeout: float = 600.0,
+    resume: bool = False,
+    max_steps: int | None = None,
+    log_every: int = 1,
+    history_out: PathLike | None = None,
+    backend: str | None = None,
+    progress: Callable[[int, int, Any, str], None] | None = None,
+) -> tuple[TrainOutcome, dict[str, Any]]:
+    """Train a model on the party's data and write the result (see :func:`train_bundle`)."""
+    bundle, _ = load_for_party(model_path, public_path, backend=backend)
+    batches, info = _batches(bundle, data, batch_size)
+    refresher = None
+    if exchange is not None and bundle.encrypted:
+        assert bundle.key_id is not None
+        refresher = FileRefresher(
+            exchange, scheme=bundle.scheme, key_id=bundle.key_id, timeout=refresh_timeout
+        )
+    outcome = train_bundle(
+        bundle,
+        batches,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        refresh=refresher,
+        resume=resume,
+        max_steps=max_steps,
+        log_every=log_every,
+        progress=progress,
+    )
+    save_model(out, bundle)
+    if history_out is not None:
+        save_history(history_out, bundle.history)
+    summary = {
+        **asdict(outcome),
+        "model": str(out),
+        "key_id": bundle.key_id,
+        "encrypted": bundle.encrypted,
+        "batches_per_epoch": len(batches),
+        **info,
+        "total_steps": bundle.history.steps,
+        "total_refreshes": bundle.history.refreshes,
+        "waited_for_owner_s": round(refresher.waited, 3) if refresher is not None else 0.0,
+    }
+    return outcome, summary
+
+
+def predict(
+    model_path: PathLike,
+    public_path: PathLike | None,
+    data: DataOptions,
+    out: PathLike | None,
+    *,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """Predictions on the party's data: encrypted for an encrypted model (only the owner reads them)."""
+    bundle, _ = load_for_party(model_path, public_path, backend=backend)
+    model = bundle.model
+    labels: np.ndarray[Any, Any] | None
+    if isinstance(model, SentimentNetwork):
+        batches, info = _batches(bundle, data, 256)
+        outputs = [model.predict(batch) for batch in batches]
+        labels = np.concatenate([batch.labels.reshape(-1) for batch in batches])
+    else:
+        batches, info = _batches(bundle, data, None)
+        inputs = np.concatenate([b[0] for b in batches])
+        outputs = [model.predict(inputs)]
+        labels = (
+            np.concatenate([b[1] for b in batches]).reshape(-1)
+            if batches[0][1].shape[1] == 1
+            else None
+        )
+    summary: dict[str, Any] = {"encrypted": bundle.encrypted, **info}
+    if out is not None:
+        save_predictions(
+            out, outputs, metadata={"model_key_id": bundle.key_id, "rows": info["rows"]}
+        )
+        summary["predictions_file"] = str(out)
+    if not bundle.encrypted:
+        values = np.concatenate([np.asarray(o, dtype=np.float64).reshape(-1) for o in outputs])
+        summary["predictions"] = [float(v) for v in values]
+        if labels is not None and labels.size == values.size:
+            summary["accuracy"] = float(((values >= 0.5) == (labels >= 0.5)).mean())
+    return summary
+
+
+def switch_model(
+    model_path: PathLike,
+    switch_key_path: PathLike,
+    out: PathLike,
+    *,
+    keep_history: bool = False,
+    backend: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Move an encrypted model to another key without decrypting it (no secret needed).
+
+    The history and training state are dropped unless ``keep_history`` (they describe the previous
+    party's training: its step count, sample count and timings). Kept encrypted losses are switched
+    too, so the new key's owner can read them.
+    """
+    key_file = load_switch_key(switch_key_path, backend=backend)
+    scheme = key_file.scheme
+    require(scheme, (Capability.KEY_SWITCH,), "switching a model to another key")
+    key = key_file.key
+    bundle = load_model(model_path, kinds=("encrypted-model",), scheme=scheme)
+    from_id = getattr(key, "from_key_id", None)
+    to_id = getattr(key, "to_key_id", None)
+    if bundle.key_id != from_id:
+        raise KeyMismatchError(
+            f"{switch_key_path} switches from key {from_id}, but {model_path} is under key "
+            f"{bundle.key_id}; ask the owner for a switching key from {bundle.key_id}."
+        )
+    from hennframework.workflow.training import _weights
+
+    tensors, put = _weights(bundle.model)
+    switched = []
+    for index, tensor in enumerate(tensors):
+        switched.append(scheme.switch_key(tensor, key))
+        if progress is not None:
+            progress(index + 1, len(tensors))
+    put(switched)
+    bundle.model.key_id = to_id
+    if keep_history:
+        for record in bundle.history.records:
+            if record.encrypted_loss is not None:
+                record.encrypted_loss = scheme.switch_key(record.encrypted_loss, key)
+        bundle.history.records = list(bundle.history.records)
+    else:
+        bundle.history = History()
+        if isinstance(bundle.model, SentimentNetwork):
+            bundle.model.history = type(bundle.model.history)()
+        else:
+            bundle.model.history = bundle.history
+    bundle.training = {}
+    save_model(out, bundle)
+    return {
+        "model": str(out),
+        "from_key_id": from_id,
+        "to_key_id": to_id,
+        "tensors": len(tensors),
+        "noise_budget": bundle.model.min_noise_budget(),
+        "history_kept": keep_history,
+        "path": str(Path(out)),
+    }

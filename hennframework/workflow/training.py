@@ -1,0 +1,246 @@
+"""Party-side training of a loaded model, with owner refreshes or a clean stop when none is possible.
+
+One loop serves both model types: a *step* is one SGD step on one mini-batch (for XOR: all four
+rows) and returns the encrypted loss ``1/2 sum((output - target)**2)``, which goes into the
+history for the owner to decrypt later. Before each step the loop checks the weights' noise
+budget: if ``budget - 1.5 * step_cost`` would fall below ``min_noise_budget`` it asks the refresh
+provider (the owner, through a file exchange) for fresh encryptions. With no provider, or when the
+owner does not answer in time, it stops *before* the step, so the weights are still decryptable,
+and reports ``needs-refresh``; ``training`` state saved with the model lets the next
+``henn train --resume`` continue where this one stopped.
+
+``step_cost`` is the budget drop of the *last* step (kept in the training state). Not the largest
+drop seen so far: the first step after a refresh costs far more bits than later ones (a fresh
+ciphertext's tiny noise is swamped by the first product's key-switching noise), and using it
+would refresh every few steps. Costs then grow slowly as the weights' noise compounds, which the
+factor 1.5 covers. For a model that has never been trained here, the first step is taken only if
+the budget has at least ``FIRST_STEP_MARGIN`` bits to spare. The encrypted loss, computed from the
+weights, has less budget than they do (``loss_gap`` bits less, measured on the last step); the
+loop also refreshes when the next loss would otherwise come out undecryptable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
+from hennframework.io.models import ModelBundle
+from hennframework.nn.model import History, Refresher, Sequential, TrainingRecord
+from hennframework.nn.ops import is_encrypted, multiply_constant
+from hennframework.nn.sentiment import BagOfWordsBatch, SentimentNetwork
+
+__all__ = ["FIRST_STEP_MARGIN", "TrainOutcome", "train_bundle"]
+
+#: Bits of budget (above the minimum) a model needs before its first step here, when the cost of
+#: a step is not known yet.
+FIRST_STEP_MARGIN = 8.0
+
+
+@dataclass
+class TrainOutcome:
+    """What a training run did: ``status`` is ``"complete"`` or ``"needs-refresh"``."""
+
+    status: str
+    steps: int
+    completed_steps: int
+    planned_steps: int
+    refreshes: int
+    seconds: float
+    noise_budget: float | None
+    message: str
+
+
+def _weights(model: Any) -> tuple[list[Any], Callable[[list[Any]], None]]:
+    """The model's trainable tensors and a function that puts replacements back."""
+    if isinstance(model, SentimentNetwork):
+
+        def put_sentiment(values: list[Any]) -> None:
+            model.weights_0_1, model.weights_1_2 = values
+
+        return [model.weights_0_1, model.weights_1_2], put_sentiment
+    slots = [(index, name) for index, name, value in model.parameters() if value is not None]
+
+    def put_sequential(values: list[Any]) -> None:
+        for (index, name), value in zip(slots, values, strict=True):
+            model.layers[index].set_parameters({name: value})
+
+    return [value for _, _, value in model.parameters() if value is not None], put_sequential
+
+
+def _check_refreshed(old: Sequence[Any], new: Sequence[Any]) -> None:
+    if len(old) != len(new):
+        raise InputError(f"the refresh returned {len(new)} tensors for {len(old)}")
+    for before, after in zip(old, new, strict=True):
+        if tuple(before.shape) != tuple(after.shape):
+            raise InputError(
+                f"the refresh returned a tensor of shape {after.shape} for {before.shape}"
+            )
+
+
+def _min_budget(model: Any) -> float | None:
+    return model.min_noise_budget()  # type: ignore[no-any-return]
+
+
+def train_bundle(
+    bundle: ModelBundle,
+    batches: Sequence[Any],
+    *,
+    epochs: int,
+    learning_rate: float,
+    refresh: Refresher | None = None,
+    resume: bool = False,
+    min_noise_budget: float = 2.0,
+    log_every: int = 1,
+    max_steps: int | None = None,
+    progress: Callable[[int, int, TrainingRecord | None, str], None] | None = None,
+) -> TrainOutcome:
+    """Train ``bundle.model`` on ``batches`` (``(x, y)`` pairs or :class:`BagOfWordsBatch`).
+
+    ``progress(done, total, record, note)`` is called after every step and around refreshes.
+    The bundle's ``history`` and ``training`` state are updated in place.
+    """
+    model = bundle.model
+    if epochs < 1 or learning_rate <= 0 or log_every < 1:
+        raise InputError("epochs and log_every must be >= 1 and the learning rate > 0")
+    if not batches:
+        raise InputError("no training data")
+    state = bundle.training
+    per_epoch = len(batches)
+    if resume:
+        if state.get("steps_per_epoch") != per_epoch or not isinstance(
+            state.get("planned_steps"), int
+        ):
+            raise InputError(
+                "--resume continues a stopped run with the same data and batch size: this model has "
+                f"no unfinished plan for {per_epoch} steps per epoch. Drop --resume to start a new run."
+            )
+        planned = int(state["planned_steps"])
+        done = int(state.get("completed_steps", 0))
+        learning_rate = float(state.get("learning_rate", learning_rate))
+    else:
+        planned, done = epochs * per_epoch, 0
+    if max_steps is not None:
+        planned = min(planned, done + max_steps)
+    state.update(
+        {
+            "planned_steps": planned,
+            "completed_steps": done,
+            "steps_per_epoch": per_epoch,
+            "learning_rate": learning_rate,
+            "needs_refresh": False,
+        }
+    )
+    history: History = bundle.history
+    encrypted = bool(model.encrypted)
+    cost = state.get("step_cost_bits")
+    step_cost: float | None = float(cost) if isinstance(cost, int | float) else None
+    gap = state.get("loss_gap_bits")
+    loss_gap: float | None = float(gap) if isinstance(gap, int | float) else None
+    started = time.perf_counter()
+    steps_here = refreshes_here = 0
+    status, message = "complete", f"trained {planned} steps"
+    while done < planned:
+        budget = _min_budget(model) if encrypted else None
+        if budget is not None:
+            margin = 1.5 * step_cost if step_cost is not None else FIRST_STEP_MARGIN
+            # the encrypted loss needs ``loss_gap`` more bits than the weights to stay decryptable
+            loss_short = loss_gap is not None and budget - 1.25 * loss_gap < 1.0
+            if budget - margin < min_noise_budget or loss_short:
+                if refresh is None:
+                    status = "needs-refresh"
+                    message = (
+                        f"stopped after {done} of {planned} steps: the noise budget ({budget:.1f} bits) "
+                        "will not carry another step, and no owner refresh is available. The model "
+                        "is saved and still decryptable; it needs an owner refresh (`henn refresh`, "
+                        "or run `henn train --exchange DIR` while the owner runs `henn serve-refresh`), "
+                        "then `henn train --resume` continues."
+                    )
+                    break
+                if progress is not None:
+                    progress(done, planned, None, "waiting for owner refresh")
+                tensors, put = _weights(model)
+                try:
+                    fresh = refresh(tensors)
+                except NoiseBudgetExhaustedError as exc:
+                    status = "needs-refresh"
+                    message = f"stopped after {done} of {planned} steps: {exc}"
+                    break
+                _check_refreshed(tensors, fresh)
+                put(list(fresh))
+                history.refreshes += 1
+                refreshes_here += 1
+                if isinstance(model, SentimentNetwork):
+                    model.history.refreshes += 1
+                budget = _min_budget(model)
+        epoch, position = divmod(done, per_epoch)
+        step_started = time.perf_counter()
+        loss, samples = _step(model, batches[position], learning_rate)
+        seconds = time.perf_counter() - step_started
+        after = _min_budget(model) if encrypted else None
+        if budget is not None and after is not None:
+            step_cost = max(budget - after, 0.0)
+            state["step_cost_bits"] = step_cost
+            loss_budget = getattr(loss, "noise_budget", None)
+            if isinstance(loss_budget, int | float) and math.isfinite(loss_budget):
+                loss_gap = max(budget - float(loss_budget), 0.0)
+                state["loss_gap_bits"] = loss_gap
+        done += 1
+        steps_here += 1
+        history.steps += 1
+        history.samples += samples
+        history.seconds += seconds
+        record = None
+        if history.steps % log_every == 0:
+            record = TrainingRecord(
+                history.steps,
+                epoch,
+                loss if is_encrypted(loss) else None,
+                None if is_encrypted(loss) else float(loss),
+                seconds,
+                after,
+            )
+            history.records.append(record)
+        state["completed_steps"] = done
+        if progress is not None:
+            progress(done, planned, record, "")
+    if status == "needs-refresh":
+        state["needs_refresh"] = True
+    elapsed = time.perf_counter() - started
+    if isinstance(model, SentimentNetwork):
+        model.history.steps = history.steps
+        model.history.reviews = history.samples
+        model.history.seconds = history.seconds
+    return TrainOutcome(
+        status,
+        steps_here,
+        done,
+        planned,
+        refreshes_here,
+        elapsed,
+        _min_budget(model) if encrypted else None,
+        message,
+    )
+
+
+def _step(model: Any, batch: Any, learning_rate: float) -> tuple[Any, int]:
+    """One SGD step; returns (loss, samples). The loss is encrypted for encrypted models."""
+    if isinstance(model, SentimentNetwork):
+        if not isinstance(batch, BagOfWordsBatch):
+            raise InputError("a sentiment network trains on reviews (BagOfWordsBatch)")
+        output = model.train_step(batch, learning_rate)
+        error = output - batch.labels
+        return multiply_constant((error * error).sum(), 0.5), batch.size
+    if not isinstance(model, Sequential):
+        raise InputError(f"cannot train a {type(model).__name__}")
+    inputs, targets = batch
+    loss, grads = model.loss_and_gradients(inputs, targets)
+    model.apply_gradients(grads, learning_rate)
+    if not is_encrypted(loss):
+        loss = float(np.asarray(loss))
+    return loss, int(inputs.shape[0])
