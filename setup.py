@@ -8,6 +8,9 @@ importable has a generic top-level name.
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["hennframework", "hennframework.*"]), "hennframework_backends"],
+    packages=[
+        *find_packages(include=["hennframework", "hennframework.*"]),
+        "hennframework_backends",
+    ],
     package_dir={"hennframework": "hennframework", "hennframework_backends": "backends"},
 )

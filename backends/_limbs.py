@@ -63,8 +63,11 @@ def _float_limbs(xp: Any, right: Any, limb_bits: int) -> list[Any]:
     if cached is not None and cached[0]() is right:
         return cached[1]
     limbs = _split(xp, right, limb_bits)
+    def forget(_reference: Any, key: tuple[int, int] = key) -> None:
+        _LIMB_CACHE.pop(key, None)
+
     try:
-        reference = weakref.ref(right, lambda _ref, key=key: _LIMB_CACHE.pop(key, None))
+        reference = weakref.ref(right, forget)
     except TypeError:  # an array type without weak references: no caching
         return limbs
     _LIMB_CACHE[key] = (reference, limbs)

@@ -67,14 +67,24 @@ class History:
     def losses(self) -> list[float | None]:
         return [record.loss for record in self.records]
 
-    def decrypt(self, secret_key: Any, scheme: Any) -> list[float]:
-        """Decrypt every encrypted loss (key holder only) and store the values."""
+    def decrypt(
+        self, secret_key: Any, scheme: Any, *, skip_undecryptable: bool = False
+    ) -> list[float]:
+        """Decrypt every encrypted loss (key holder only) and store the values.
+
+        A loss whose noise bound could have corrupted it raises, unless ``skip_undecryptable``,
+        which reports it as NaN instead (never as a possibly wrong number).
+        """
         values = []
         for record in self.records:
             if record.loss is None and record.encrypted_loss is not None:
-                record.loss = float(
-                    np.asarray(scheme.decrypt_tensor(record.encrypted_loss, secret_key)).sum()
-                )
+                try:
+                    record.loss = float(
+                        np.asarray(scheme.decrypt_tensor(record.encrypted_loss, secret_key)).sum()
+                    )
+                except NoiseBudgetExhaustedError:
+                    if not skip_undecryptable:
+                        raise
             values.append(float(record.loss) if record.loss is not None else float("nan"))
         return values
 
@@ -282,8 +292,15 @@ class Sequential:
                 history.steps += 1
                 history.samples += min(size, x.shape[0] - start)
                 budget_after = self.min_noise_budget()
+                if budget_after is not None and is_encrypted(loss):
+                    # the loss is computed deeper than the weights: keep it decryptable too
+                    budget_after = min(
+                        budget_after, float(getattr(loss, "noise_budget", budget_after))
+                    )
                 if budget_before is not None and budget_after is not None:
-                    step_cost = max(step_cost or 0.0, budget_before - budget_after)
+                    # the cost of the last step predicts the next one (the cost after a refresh
+                    # is lower than late in a refresh period; the largest cost seen over-refreshes)
+                    step_cost = max(budget_before - budget_after, 0.0)
                     if budget_after < min_noise_budget and refresh is None:
                         raise NoiseBudgetExhaustedError(
                             f"the encrypted weights' noise budget is down to {budget_after:.1f} bits "

@@ -261,7 +261,7 @@ class SentimentNetwork:
                 history.seconds += time.perf_counter() - started
                 after = self.min_noise_budget()
                 if budget is not None and after is not None:
-                    step_cost = max(step_cost or 0.0, budget - after)
+                    step_cost = max(budget - after, 0.0)  # the last step predicts the next
                 history.steps += 1
                 history.reviews += batch.size
                 if not is_encrypted(output) or monitor is not None:

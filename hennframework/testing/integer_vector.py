@@ -196,8 +196,8 @@ class IntegerVectorExactTests:
         self.assert_exact(scheme, a * k, keys, mx * k, "a * k")
         self.assert_exact(scheme, a + b + a - b, keys, 2 * mx, "a + b + a - b")
         per_item = data.draw(hst.integer_arrays((shape[0], 1), 4), label="per-item k")
-        # one factor per batch item: shape (n,) for scalar ciphertexts, (n, 1) for m-vectors
-        factor = per_item[:, 0] if m == 1 else per_item
+        # one factor per batch item: the batch shape (n,), broadcast over the slots
+        factor = per_item[:, 0]
         self.assert_exact(scheme, a * factor, keys, mx * exact_messages(per_item), "a * per-item k")
         self.assert_exact(scheme, a.sum(axis=0), keys, mx.sum(axis=0), "a.sum(axis=0)")
 

@@ -60,8 +60,15 @@ def test_encrypted_training_on_real_reviews_beats_chance() -> None:
     assert abs(summary["encrypted_test_accuracy"] - summary["plain_test_accuracy"]) <= 0.01
 
 
-def test_sentiment_demo_cli_on_user_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = ["great fun film", "a wonderful moving story", "brilliant and great acting", "fun and wonderful"]
+def test_sentiment_demo_cli_on_user_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = [
+        "great fun film",
+        "a wonderful moving story",
+        "brilliant and great acting",
+        "fun and wonderful",
+    ]
     bad = ["dull boring mess", "a terrible waste", "boring and dull plot", "terrible acting mess"]
     reviews, labels = [], []
     for i in range(60):
@@ -69,15 +76,33 @@ def test_sentiment_demo_cli_on_user_files(tmp_path: Path, capsys: pytest.Capture
         labels += ["positive", "negative"]
     (tmp_path / "reviews.txt").write_text("\n".join(reviews) + "\n", encoding="utf-8")
     (tmp_path / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
-    code = main(["demo", "sentiment", "--data", str(tmp_path), "--json", "--test-size", "20", "--min-count", "1",
-                 "--epochs", "3", "--batch-size", "4", "--compare"])
+    code = main(
+        [
+            "demo",
+            "sentiment",
+            "--data",
+            str(tmp_path),
+            "--json",
+            "--test-size",
+            "20",
+            "--min-count",
+            "1",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--compare",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["train_reviews"] == 100 and summary["test_reviews"] == 20
     assert summary["encrypted_test_accuracy"] >= 0.9
 
 
-def test_sentiment_demo_reports_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sentiment_demo_reports_bad_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "reviews.txt").write_text("a\nb\nc\n", encoding="utf-8")
     (tmp_path / "labels.txt").write_text("positive\nnegative\n", encoding="utf-8")
     code = main(["demo", "sentiment", "--data", str(tmp_path)])

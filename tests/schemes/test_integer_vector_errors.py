@@ -86,24 +86,12 @@ def test_vector_length_mismatch_between_ciphertexts(scheme: IntegerVectorScheme,
         _ = two + four
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG reported: scatter_add with len(rows) != len(values) raises a bare "
-    "NumPy ValueError instead of InputError",
-)
 def test_scatter_add_length_mismatch(reals: Any, scheme: IntegerVectorScheme, keys: Any) -> None:
     values = scheme.encrypt_tensor(np.ones(2), keys.public)
     with pytest.raises(InputError):
         reals.scatter_add(np.array([0, 1, 1]), values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: scatter_add does not check fixed-point scales and adds "
-    "raw messages of another scale",
-)
 def test_scatter_add_scale_mismatch(
     reals: Any, integers: Any, scheme: IntegerVectorScheme, keys: Any
 ) -> None:
@@ -136,12 +124,6 @@ def test_non_numeric_dtypes(scheme: IntegerVectorScheme, keys: Any, reals: Any, 
         _ = reals + bad
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: ct - unsigned-integer array negates the unsigned array "
-    "(wraps: 3 -> 253 for uint8) and subtracts a wrong value",
-)
 def test_subtracting_unsigned_integers(
     scheme: IntegerVectorScheme, keys: Any, integers: Any
 ) -> None:
@@ -189,13 +171,6 @@ def test_plaintext_range_boundary(scheme: IntegerVectorScheme, keys: Any) -> Non
         scheme.encrypt(np.array([2**63 + 5], dtype=np.uint64), keys.public)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: np.abs(INT64_MIN) is negative, so -2**63 passes the range "
-    "checks of encode/_check_plain_range and is encrypted (as 0) or used as a "
-    "plaintext operand without any error",
-)
 def test_int64_min_is_refused(scheme: IntegerVectorScheme, keys: Any, integers: Any) -> None:
     attempts = {
         "encrypt": lambda: scheme.encrypt(np.array([INT64_MIN]), keys.public),
@@ -294,12 +269,6 @@ def test_wrong_parameter_set(scheme: IntegerVectorScheme, seed_scheme: IntegerVe
             operation()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: encrypt() with a SecretKey does not check its parameter "
-    "set (only a PublicKey is checked); the mix is caught only at decryption",
-)
 def test_secret_key_of_another_parameter_set(
     scheme: IntegerVectorScheme, seed_scheme: IntegerVectorScheme
 ) -> None:
@@ -327,13 +296,6 @@ def test_missing_evaluation_keys_name_the_fix(scheme: IntegerVectorScheme, keys:
         _ = single * single
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: the missing-encryption-key message tells the user to call "
-    "keys.add_dimension(m), which does not exist (the method is "
-    "scheme.add_encryption_key(keys, m))",
-)
 def test_missing_encryption_key_names_a_real_method(scheme: IntegerVectorScheme, keys: Any) -> None:
     with pytest.raises(KeyMismatchError) as caught:
         scheme.encrypt(np.ones((1, 3)), keys.public, dim=3)
@@ -341,12 +303,6 @@ def test_missing_encryption_key_names_a_real_method(scheme: IntegerVectorScheme,
 
 
 # -- integer ciphertexts and real plaintexts -----------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: an integer ciphertext (scale 1) times, plus or @ a real "
-    "plaintext rounds the plaintext to an integer silently (x * 0.5 -> 0)",
-)
 def test_integer_ciphertext_with_real_plaintext(
     scheme: IntegerVectorScheme, keys: Any, integers: Any
 ) -> None:
@@ -403,12 +359,6 @@ def test_other_refusals(scheme: IntegerVectorScheme, keys: Any, reals: Any, inte
         scheme.encrypt(np.ones((1, 4)), keys.secret, dim=5)  # beyond the key's max_dim
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: sum(axis=k) with k out of range wraps the axis "
-    "(axis % ndim) and sums another axis instead of raising",
-)
 def test_sum_axis_out_of_range(scheme: IntegerVectorScheme, keys: Any) -> None:
     table = scheme.encrypt_tensor(np.arange(6.0).reshape(2, 3), keys.public)
     for axis in (2, -3, 5):
@@ -419,13 +369,6 @@ def test_sum_axis_out_of_range(scheme: IntegerVectorScheme, keys: Any) -> None:
         raise AssertionError(f"sum(axis={axis}) of a 2-D batch did not raise")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG reported: encrypt(values, dim=1) treats dim 1 like scalars "
-    "(dim=None) and keeps the last axis as a batch axis, unlike the "
-    "docstring's (*batch, dim) and unlike dim=m > 1",
-)
 def test_dim_one_vectors_follow_the_documented_shape(
     scheme: IntegerVectorScheme, keys: Any
 ) -> None:

@@ -375,10 +375,5 @@ def test_digit_count_covers_the_exact_range(bits: int) -> None:
     digits = np.asarray(scheme.decompose(extremes)).reshape(5, p.digits)
     recomposed = [sum(int(d) << (bits * i) for i, d in enumerate(row)) for row in digits.tolist()]
     base = 1 << bits
-    positive_reach = (base // 2 - 1) * (base**p.digits - 1) // (base - 1) if bits > 1 else 0
-    if bits > 1 and positive_reach < (1 << 62) - 1 and recomposed != extremes[0].tolist():
-        pytest.xfail(
-            f"BUG reported: {p.digits} digits of base 2**{bits} miss 2**62 - 1 "
-            "(IntegerVectorParams.digits counts with B/2 on the positive side)"
-        )
+    (base // 2 - 1) * (base**p.digits - 1) // (base - 1) if bits > 1 else 0
     assert recomposed == extremes[0].tolist()

@@ -150,10 +150,14 @@ class Ciphertext:
             )
         return bound
 
-    def _slot_plaintext(self, values: Any, scale: int) -> tuple[Array, int]:
-        """Encode a plaintext at ``scale`` and shape it to ``(*batch, m)`` for broadcasting."""
+    def _slot_plaintext(self, values: Any, scale: int, per_item: bool = False) -> tuple[Array, int]:
+        """Encode a plaintext at ``scale`` and shape it to ``(*batch, m)`` for broadcasting.
+
+        ``per_item``: one value per batch item, broadcast over the slots (products); otherwise
+        (sums) a plaintext for m-vectors may also give one value per slot.
+        """
         encoded = self.scheme.encode(values, scale)
-        if self.dim == 1 or encoded.ndim == 0:
+        if self.dim == 1 or encoded.ndim == 0 or per_item:
             encoded = encoded[..., None]
         elif encoded.shape[-1] not in (1, self.dim):
             raise InputError(
@@ -209,8 +213,11 @@ class Ciphertext:
     def __sub__(self, other: Any) -> Ciphertext:
         if isinstance(other, Ciphertext):
             return self + (-other)
+        plain = np.asarray(other)
+        if plain.dtype.kind in "ub":  # negating unsigned values would wrap
+            plain = plain.astype(np.int64)
         negated: Ciphertext = self + (
-            -np.asarray(other, dtype=np.float64) if not _is_int_like(other) else -np.asarray(other)
+            -plain.astype(np.float64) if not _is_int_like(plain) else -plain
         )
         return negated
 
@@ -275,7 +282,9 @@ class Ciphertext:
         if axis is None:
             flat = self.reshape(-1)
             return flat.sum(axis=0, keepdims=keepdims)
-        axis = axis % self.ndim if self.ndim else 0
+        if not -self.ndim <= axis < self.ndim:
+            raise InputError(f"axis {axis} is out of range for a batch of {self.ndim} dimensions")
+        axis = axis % self.ndim
         count = self.shape[axis]
         bound = self._bounded(self.coeff_bound * max(count, 1))
         data = self.data.sum(axis=axis, keepdims=keepdims)
@@ -312,10 +321,20 @@ class Ciphertext:
         if not isinstance(values, Ciphertext):
             raise InputError("scatter_add needs encrypted values under the same key")
         self._check_compatible(values, "scatter_add")
+        if values.scale_int != self.scale_int:
+            raise InputError(
+                f"cannot scatter_add values of scale {values.scale_int} into a tensor of scale "
+                f"{self.scale_int}; encode both at the same fixed-point scale."
+            )
         backend = self.scheme.backend
         rows_np = np.asarray(rows, dtype=np.int64).reshape(-1)
         if rows_np.size and (rows_np.min() < -self.shape[0] or rows_np.max() >= self.shape[0]):
             raise InputError(f"row indices out of range for {self.shape[0]} rows")
+        if values.shape != (rows_np.size, *self.shape[1:]):
+            raise InputError(
+                f"scatter_add needs values of shape {(rows_np.size, *self.shape[1:])} for "
+                f"{rows_np.size} row indices, got {values.shape}"
+            )
         repeats = int(np.bincount(rows_np % self.shape[0]).max()) if rows_np.size else 0
         bound = self._bounded(self.coeff_bound + repeats * values.coeff_bound)
         data = self.data.copy()

@@ -74,7 +74,8 @@ class PublicKey:
             raise KeyMismatchError(
                 f"this public key has no encryption key for vectors of length {dim} (it has "
                 f"{sorted(self.encryption) or 'none'}). The key holder must add one: "
-                f"keys.add_dimension({dim}) before exporting the public key."
+                f"scheme.add_encryption_key(keys, {dim}) (or keygen(dims=[..., {dim}])) before "
+                "exporting the public key."
             ) from None
 
 

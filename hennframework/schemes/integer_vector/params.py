@@ -84,11 +84,14 @@ class IntegerVectorParams:
     @property
     def digits(self) -> int:
         """Digits per entry: enough to represent any |c| < 2**62."""
-        base, bound = self.base, self.digit_bound
-        count, reach = 1, bound
-        while reach < (1 << INT_BITS):
+        base = self.base
+        # balanced digits lie in [-B/2, B/2 - 1]: the positive side reaches B/2 - 1 per digit
+        # (sign-magnitude bits for b = 1 reach 1 per digit on both sides)
+        per_digit = 1 if self.gadget_bits == 1 else base // 2 - 1
+        count, reach = 1, per_digit
+        while reach < (1 << INT_BITS) - 1:
             count += 1
-            reach = reach * base + bound
+            reach = reach * base + per_digit
         return count
 
     @property

@@ -256,12 +256,18 @@ class IntegerVectorScheme(HEScheme):
             raise InputError(f"plaintext must be numeric, got dtype {array.dtype}")
         if array.dtype.kind in "biu" and scale == 1:
             as_int = array.astype(np.int64)
-            if array.size and np.abs(array).max() >= LIMIT:
+            # compare as Python ints: np.abs(INT64_MIN) is negative, uint64 may exceed int64
+            if array.size and max(int(array.max()), -int(array.min())) >= LIMIT:
                 raise InputError("integer plaintext exceeds 2**62")
             return as_int
         as_float = array.astype(np.float64)
         if not np.isfinite(as_float).all():
             raise InputError("plaintext contains NaN or infinity; clean the input first.")
+        if scale == 1 and not np.array_equal(as_float, np.rint(as_float)):
+            raise InputError(
+                "non-integer plaintext for an integer ciphertext (scale 1); encrypt real values "
+                "with a fixed-point scale (encrypt_tensor, or encrypt(..., scale=f))."
+            )
         scaled = np.rint(as_float * scale)
         if scaled.size and np.abs(scaled).max() >= 2.0**53:
             raise InputError(
@@ -280,7 +286,7 @@ class IntegerVectorScheme(HEScheme):
 
     def _as_slots(self, values: Any, dim: int | None) -> tuple[Any, int]:
         array = np.asarray(values)
-        if dim is None or dim == 1:
+        if dim is None:  # scalars: every element is its own ciphertext
             return array[..., None], 1
         if array.ndim == 0 or array.shape[-1] != dim:
             raise InputError(
@@ -314,6 +320,10 @@ class IntegerVectorScheme(HEScheme):
         batch_shape = encoded.shape[:-1]
         x = backend.asarray(encoded, dtype="int64")
         if isinstance(key, SecretKey):
+            if key.params != p:
+                raise KeyMismatchError(
+                    f"secret key is for parameter set {key.params.name!r}, not {p.name!r}"
+                )
             t = backend.asarray(key.t_for(m), dtype="int64")
             a = backend.asarray(rng.integers(-p.a_bound, p.a_bound, (*batch_shape, p.k)))
             e = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
@@ -507,25 +517,24 @@ class IntegerVectorScheme(HEScheme):
         product is rescaled by the same factor: noise |p_enc| e / s + (1 + k t)/2.
         """
         array = np.asarray(plain)
-        exact_int = array.dtype.kind in "biu" or ciphertext.scale_int == 1
         p = self.params
-        scale = 1 if exact_int else (encode_scale or p.scale)
-        encoded, pbound = ciphertext._slot_plaintext(array, scale)
+        integral = array.dtype.kind in "biu" or (ciphertext.scale_int == 1 and _all_integral(array))
+        # integer plaintexts: exact product, scale unchanged; real plaintexts on an integer
+        # ciphertext: encode at s, exact product, scale becomes s; otherwise rescale by s.
+        rescale = not integral and ciphertext.scale_int > 1
+        # the fine encode_scale only pays off when the product is rescaled afterwards
+        scale = 1 if integral else ((encode_scale or p.scale) if rescale else p.scale)
+        encoded, pbound = ciphertext._slot_plaintext(array, scale, per_item=True)
         _broadcast_shape(ciphertext.shape, tuple(encoded.shape[:-1]))
-        if ciphertext.dim > 1 and encoded.shape[-1] == ciphertext.dim and ciphertext.dim != 1:
-            raise InputError(
-                "slotwise multiplication of m-vectors by different plaintext values needs a linear "
-                "transform with diag(p): use ciphertext.linear_transform(np.diag(p)) (the key holder "
-                "makes its key), or use scalar ciphertexts (dim 1)."
-            )
         backend = self.backend
-        abs_plain = backend.asarray(np.abs(self.encode(array, scale)).astype(np.float64))
-        abs_plain_b = abs_plain if ciphertext.dim == 1 or abs_plain.ndim == 0 else abs_plain[..., 0]
-        if exact_int:
+        abs_plain_b = abs(encoded[..., 0]).astype("float64")
+        if not rescale:
             bound = ciphertext._bounded(ciphertext.coeff_bound * max(pbound, 1))
             data = ciphertext.data * encoded
             noise = ciphertext.noise * abs_plain_b
-            return ciphertext._new(data, noise + 0.0, coeff_bound=bound)
+            return ciphertext._new(
+                data, noise + 0.0, scale=ciphertext.scale_int * scale, coeff_bound=bound
+            )
         product_bound = ciphertext.coeff_bound * pbound
         if product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)
@@ -676,9 +685,10 @@ class IntegerVectorScheme(HEScheme):
         array = np.asarray(plain)
         if array.ndim != 2:
             raise InputError(f"plaintext matrix must be 2-D, got shape {array.shape}")
-        exact_int = array.dtype.kind in "biu" or ciphertext.scale_int == 1
         p = self.params
-        scale = 1 if exact_int else p.scale
+        integral = array.dtype.kind in "biu" or (ciphertext.scale_int == 1 and _all_integral(array))
+        scale = 1 if integral else p.scale
+        rescale = not integral and ciphertext.scale_int > 1
         encoded = self.encode(array, scale)
         backend = self.backend
         if plain_on_left:
@@ -706,9 +716,9 @@ class IntegerVectorScheme(HEScheme):
             flat = data.reshape(-1, inner).T  # (K, rest)
             noise_flat = noise.reshape(inner, -1)
             combined_bound = ciphertext.coeff_bound * pmax * inner
-            if exact_int or combined_bound < LIMIT:
+            if not rescale or combined_bound < LIMIT:
                 out = backend.matmul_int_wrap(left_b, flat)
-                if not exact_int:
+                if rescale:
                     out = _round_div_int(out, scale)
             else:
                 out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
@@ -728,9 +738,9 @@ class IntegerVectorScheme(HEScheme):
             moved = backend.moveaxis(data, -1, 0)  # (n, ..., K)
             flat = moved.reshape(-1, inner).T  # (K, rows)
             combined_bound = ciphertext.coeff_bound * pmax * inner
-            if exact_int or combined_bound < LIMIT:
+            if not rescale or combined_bound < LIMIT:
                 out = backend.matmul_int_wrap(left_b, flat)
-                if not exact_int:
+                if rescale:
                     out = _round_div_int(out, scale)
             else:
                 out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
@@ -740,15 +750,20 @@ class IntegerVectorScheme(HEScheme):
             new_noise = backend.matmul_float(
                 noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))
             ).reshape(out_shape)
-        if exact_int:
+        if not rescale:
             if combined_bound >= LIMIT:
                 raise OverflowRiskError("the integer matrix product could exceed 62 bits")
             bound = combined_bound
+            new_scale = ciphertext.scale_int * scale
         else:
             new_noise = new_noise / scale + self._rounding_noise()
             bound = combined_bound // scale + 1
+            new_scale = ciphertext.scale_int
         return ciphertext._new(
-            out_data + 0, new_noise * SAFETY, coeff_bound=ciphertext._bounded(bound)
+            out_data + 0,
+            new_noise * SAFETY,
+            scale=new_scale,
+            coeff_bound=ciphertext._bounded(bound),
         )
 
     def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
@@ -806,6 +821,14 @@ def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(np.broadcast_shapes(a, b))
     except ValueError:
         raise InputError(f"batch shapes {a} and {b} cannot be broadcast together") from None
+
+
+def _all_integral(array: npt.NDArray[Any]) -> bool:
+    """True if every value of a float array is a finite integer."""
+    if array.dtype.kind in "biu":
+        return True
+    values = np.asarray(array, dtype=np.float64)
+    return bool(np.isfinite(values).all() and np.array_equal(values, np.rint(values)))
 
 
 def _round_div_int(values: Array, divisor: int) -> Array:
