@@ -11,11 +11,13 @@ overriding a few class-scoped fixtures::
 
     class TestMyScheme(SchemeIdentityTests):
         @pytest.fixture(scope="class")
-        def scheme(self):
+        @classmethod
+        def scheme(cls):
             return MyScheme("my-params")
 
         @pytest.fixture(scope="class")
-        def tolerance(self, scheme):
+        @classmethod
+        def tolerance(cls, scheme):
             return 2.0**-20          # |Dec(Enc(x)) - x| for a fresh encryption
 
 Fixtures (all class-scoped, so keys are generated once per class; override any of them with
@@ -121,7 +123,8 @@ class SchemeFixtures:
     """The fixtures of the kit and small helpers every test class shares (see the module doc)."""
 
     @pytest.fixture(scope="class")
-    def scheme(self) -> HEScheme:
+    @classmethod
+    def scheme(cls) -> HEScheme:
         pytest.fail(
             f"{type(self).__name__} must override the class-scoped `scheme` fixture with an "
             "instance of the scheme under test",
@@ -129,19 +132,23 @@ class SchemeFixtures:
         )
 
     @pytest.fixture(scope="class")
-    def keygen_options(self) -> dict[str, Any]:
+    @classmethod
+    def keygen_options(cls) -> dict[str, Any]:
         return {}
 
     @pytest.fixture(scope="class")
-    def keys(self, scheme: HEScheme, keygen_options: dict[str, Any]) -> KeySet:
+    @classmethod
+    def keys(cls, scheme: HEScheme, keygen_options: dict[str, Any]) -> KeySet:
         return scheme.keygen(seed=KEY_SEED, **keygen_options)
 
     @pytest.fixture(scope="class")
-    def other_keys(self, scheme: HEScheme, keygen_options: dict[str, Any]) -> KeySet:
+    @classmethod
+    def other_keys(cls, scheme: HEScheme, keygen_options: dict[str, Any]) -> KeySet:
         return scheme.keygen(seed=OTHER_KEY_SEED, **keygen_options)
 
     @pytest.fixture(scope="class")
-    def tolerance(self, scheme: HEScheme) -> float:
+    @classmethod
+    def tolerance(cls, scheme: HEScheme) -> float:
         pytest.fail(
             f"{type(self).__name__} must override the class-scoped `tolerance` fixture: the "
             "absolute error of a fresh encryption, derived from the scheme's stated precision",
@@ -149,19 +156,23 @@ class SchemeFixtures:
         )
 
     @pytest.fixture(scope="class")
-    def op_tolerance(self, tolerance: float) -> float:
+    @classmethod
+    def op_tolerance(cls, tolerance: float) -> float:
         return 2.0 * tolerance
 
     @pytest.fixture(scope="class")
-    def value_range(self) -> float:
+    @classmethod
+    def value_range(cls) -> float:
         return 1.0
 
     @pytest.fixture(scope="class")
-    def max_depth(self) -> int:
+    @classmethod
+    def max_depth(cls) -> int:
         return 2
 
     @pytest.fixture(scope="class")
-    def errors(self, tolerance: float, op_tolerance: float) -> ErrorModel:
+    @classmethod
+    def errors(cls, tolerance: float, op_tolerance: float) -> ErrorModel:
         return ErrorModel(float(tolerance), float(op_tolerance))
 
     # -- helpers a plugin may override ----------------------------------------------------------

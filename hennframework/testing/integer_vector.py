@@ -98,26 +98,31 @@ class IntegerVectorExactTests:
     ``scheme`` (required), ``keys`` and ``other_keys`` (made with ``keygen_options``)."""
 
     @pytest.fixture(scope="class")
-    def scheme(self) -> Any:
+    @classmethod
+    def scheme(cls) -> Any:
         pytest.fail(
             f"{type(self).__name__} must override the class-scoped `scheme` fixture", pytrace=False
         )
 
     @pytest.fixture(scope="class")
-    def keygen_options(self) -> dict[str, Any]:
+    @classmethod
+    def keygen_options(cls) -> dict[str, Any]:
         dims = tuple(range(1, MAX_DIM + 1))
         return {"max_dim": MAX_DIM, "dims": dims, "products": dims}
 
     @pytest.fixture(scope="class")
-    def keys(self, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
+    @classmethod
+    def keys(cls, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
         return scheme.keygen(seed=KEY_SEED, **keygen_options)  # type: ignore[no-any-return]
 
     @pytest.fixture(scope="class")
-    def other_keys(self, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
+    @classmethod
+    def other_keys(cls, scheme: Any, keygen_options: dict[str, Any]) -> KeySet:
         return scheme.keygen(seed=OTHER_KEY_SEED, **keygen_options)  # type: ignore[no-any-return]
 
     @pytest.fixture(scope="class")
-    def product_bound(self, scheme: Any) -> int:
+    @classmethod
+    def product_bound(cls, scheme: Any) -> int:
         """|x| for integer factors whose products stay in range and whose product noise
         (about 2 |x| e_fresh + E c*, four times that in ``3 a b + a a``) stays below w/2."""
         p = scheme.params

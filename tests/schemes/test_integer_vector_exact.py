@@ -43,7 +43,8 @@ class TestIntegerVectorExact(IntegerVectorExactTests):
     """The exact layer on the named parameter sets and one with k = 2 (T has two columns)."""
 
     @pytest.fixture(scope="class", params=["default", "seed", "vhe", "ref-k2-b16"])
-    def scheme(self, request: pytest.FixtureRequest) -> IntegerVectorScheme:
+    @classmethod
+    def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
         return IntegerVectorScheme(CUSTOM.get(request.param, request.param), backend="numpy")
 
 
@@ -175,16 +176,19 @@ class TestPythonIntegerReference:
     """The package's ciphertexts equal the reference's, coefficient for coefficient."""
 
     @pytest.fixture(scope="class", params=REFERENCE_SETS)
-    def scheme(self, request: pytest.FixtureRequest) -> IntegerVectorScheme:
+    @classmethod
+    def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
         return IntegerVectorScheme(CUSTOM.get(request.param, request.param), backend="numpy")
 
     @pytest.fixture(scope="class")
-    def keys(self, scheme: IntegerVectorScheme) -> object:
+    @classmethod
+    def keys(cls, scheme: IntegerVectorScheme) -> object:
         dims = (1, 2, 3, 4)
         return scheme.keygen(seed=11, max_dim=4, dims=dims, products=dims)
 
     @pytest.fixture(scope="class")
-    def other_keys(self, scheme: IntegerVectorScheme) -> object:
+    @classmethod
+    def other_keys(cls, scheme: IntegerVectorScheme) -> object:
         return scheme.keygen(seed=12, max_dim=4, dims=(1,), products=())
 
     @staticmethod

@@ -22,19 +22,23 @@ class TestIntegerVectorIdentities(SchemeIdentityTests):
     """The generic identities on the 'default' and 'vhe' parameter sets."""
 
     @pytest.fixture(scope="class", params=["default", "vhe"])
-    def scheme(self, request: pytest.FixtureRequest) -> IntegerVectorScheme:
+    @classmethod
+    def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
         return IntegerVectorScheme(request.param, backend="numpy")
 
     @pytest.fixture(scope="class")
-    def tolerance(self, scheme: IntegerVectorScheme) -> float:
+    @classmethod
+    def tolerance(cls, scheme: IntegerVectorScheme) -> float:
         return 1.0 / (2 * scheme.params.scale)
 
     @pytest.fixture(scope="class")
-    def op_tolerance(self, scheme: IntegerVectorScheme) -> float:
+    @classmethod
+    def op_tolerance(cls, scheme: IntegerVectorScheme) -> float:
         return 1.0 / scheme.params.scale
 
     @pytest.fixture(scope="class")
-    def value_range(self) -> float:
+    @classmethod
+    def value_range(cls) -> float:
         # products of depth 2 (x**4 * 2 at most) stay far below w * |mu| < 2**62 for w = 2**40
         return 4.0
 
@@ -49,11 +53,13 @@ class AdditiveOnlyScheme(IntegerVectorScheme):
 
 class TestKitHonoursDeclaredCapabilities(SchemeIdentityTests):
     @pytest.fixture(scope="class")
-    def scheme(self) -> IntegerVectorScheme:
+    @classmethod
+    def scheme(cls) -> IntegerVectorScheme:
         return AdditiveOnlyScheme("default", backend="numpy")
 
     @pytest.fixture(scope="class")
-    def tolerance(self, scheme: IntegerVectorScheme) -> float:
+    @classmethod
+    def tolerance(cls, scheme: IntegerVectorScheme) -> float:
         return 1.0 / (2 * scheme.params.scale)
 
 
