@@ -63,6 +63,7 @@ def _float_limbs(xp: Any, right: Any, limb_bits: int) -> list[Any]:
     if cached is not None and cached[0]() is right:
         return cached[1]
     limbs = _split(xp, right, limb_bits)
+
     def forget(_reference: Any, key: tuple[int, int] = key) -> None:
         _LIMB_CACHE.pop(key, None)
 

@@ -126,7 +126,7 @@ class SchemeFixtures:
     @classmethod
     def scheme(cls) -> HEScheme:
         pytest.fail(
-            f"{type(self).__name__} must override the class-scoped `scheme` fixture with an "
+            f"{cls.__name__} must override the class-scoped `scheme` fixture with an "
             "instance of the scheme under test",
             pytrace=False,
         )
@@ -150,7 +150,7 @@ class SchemeFixtures:
     @classmethod
     def tolerance(cls, scheme: HEScheme) -> float:
         pytest.fail(
-            f"{type(self).__name__} must override the class-scoped `tolerance` fixture: the "
+            f"{cls.__name__} must override the class-scoped `tolerance` fixture: the "
             "absolute error of a fresh encryption, derived from the scheme's stated precision",
             pytrace=False,
         )

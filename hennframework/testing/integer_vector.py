@@ -101,7 +101,7 @@ class IntegerVectorExactTests:
     @classmethod
     def scheme(cls) -> Any:
         pytest.fail(
-            f"{type(self).__name__} must override the class-scoped `scheme` fixture", pytrace=False
+            f"{cls.__name__} must override the class-scoped `scheme` fixture", pytrace=False
         )
 
     @pytest.fixture(scope="class")
