@@ -120,7 +120,8 @@ class EncryptedTensor(Protocol):
 
     @property
     def noise_budget(self) -> float:
-        """Bits of noise budget left (``inf`` where the scheme tracks none)."""
+        """Budget left before a refresh is needed, in the scheme's unit: bits for noise-tracking
+        schemes, levels (rescales) for leveled schemes such as CKKS; ``inf`` where none is tracked."""
         ...
 
     def __add__(self, other: Any) -> EncryptedTensor: ...

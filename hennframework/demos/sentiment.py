@@ -149,15 +149,18 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
             return scheme.decrypt_tensor(output, keys.secret)
 
         bar, update = bar_for("sentiment (encrypted)")
+        refresher = OwnerRefresher(scheme, keys)
         history = encrypted.fit(
             prepared.train,
             epochs=settings.epochs,
             learning_rate=settings.learning_rate,
-            refresh=OwnerRefresher(scheme, keys),
+            refresh=refresher,
             monitor=monitor,
             progress=update,
         )
         bar.close()
+        # leveled schemes (CKKS) end training with few levels left: refresh before inference
+        encrypted.refresh(refresher)
         started = time.perf_counter()
         accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
         summary.update(

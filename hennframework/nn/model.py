@@ -329,6 +329,16 @@ class Sequential:
         history.seconds += time.perf_counter() - started
         return history
 
+    def refresh(self, refresh: Refresher) -> None:
+        """Replace the encrypted weights by fresh encryptions from the key holder's provider.
+
+        Useful before inference on a scheme with a level budget (CKKS): training leaves the weights
+        with only the levels the last step did not use.
+        """
+        if not self.encrypted:
+            raise InputError("only an encrypted model can be refreshed")
+        self._refresh(refresh, self.history)
+
     def _refresh(self, refresh: Refresher | None, history: History) -> None:
         if refresh is None:
             raise NoiseBudgetExhaustedError(

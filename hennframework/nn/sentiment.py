@@ -180,6 +180,13 @@ class SentimentNetwork:
         plain.key_id = None
         return plain
 
+    def refresh(self, refresh: Refresher) -> None:
+        """Fresh encryptions of the weights from the key holder's provider (counted)."""
+        if not self.encrypted:
+            raise InputError("only an encrypted network can be refreshed")
+        self.weights_0_1, self.weights_1_2 = refresh([self.weights_0_1, self.weights_1_2])
+        self.history.refreshes += 1
+
     def weights(self) -> list[Any]:
         return [self.weights_0_1, self.weights_1_2]
 

@@ -1,0 +1,46 @@
+"""hennframework-ckks: a CKKS scheme plugin for hennframework at 128-bit security, on TenSEAL.
+
+Public API:
+
+* :class:`CKKSScheme` (registered as ``ckks``), parameter sets ``n4096``, ``n8192``, ``n16384``;
+* :class:`CKKSTensor` (the encrypted tensor: ``levels_left``, ``noise_budget``, operators);
+* :class:`Layout` (slot packing);
+* refresh providers: :class:`OwnerRefresher`, :class:`FileRefresher`, :class:`FileRefreshOwner`,
+  the :class:`RefreshProvider` protocol and :func:`refresh_tensors`;
+* keys: :class:`CKKSPublicKey`, :class:`CKKSSecretKey`; bytes: :func:`tensors_to_bytes`,
+  :func:`tensors_from_bytes`.
+"""
+
+from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
+from hennframework_ckks.layout import Layout
+from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
+from hennframework_ckks.refresh import (
+    FileRefresher,
+    FileRefreshOwner,
+    OwnerRefresher,
+    RefreshProvider,
+    refresh_tensors,
+)
+from hennframework_ckks.scheme import CKKSScheme
+from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
+from hennframework_ckks.tensor import CKKSTensor, LazyLinear
+
+__all__ = [
+    "PARAMETER_SETS",
+    "CKKSParams",
+    "CKKSPublicKey",
+    "CKKSScheme",
+    "CKKSSecretKey",
+    "CKKSTensor",
+    "FileRefreshOwner",
+    "FileRefresher",
+    "Layout",
+    "LazyLinear",
+    "OwnerRefresher",
+    "RefreshProvider",
+    "refresh_tensors",
+    "tensors_from_bytes",
+    "tensors_to_bytes",
+]
+
+__version__ = "0.1.0"

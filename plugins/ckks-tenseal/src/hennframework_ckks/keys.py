@@ -1,0 +1,256 @@
+"""CKKS keys: the owner's secret key and the public material a party computes with.
+
+* :class:`CKKSPublicKey` holds everything a party needs and nothing more: the public encryption
+  key, the relinearisation key (ciphertext products) and the rotation (Galois) keys for a chosen
+  set of steps (sums over slots, packing changes). It evaluates: tensors keep a reference to it.
+* :class:`CKKSSecretKey` adds SEAL's secret key (owner only) and decrypts.
+
+Randomness: SEAL draws key and encryption randomness from its own CSPRNG (Blake2xb, seeded from
+the operating system's ``std::random_device`` for every key and every encryption). It cannot be
+seeded safely through these bindings: a seeded SEAL generator factory hands out the *same*
+stream to every consumer, so the secret key, the public key's mask and every relinearisation
+key component would reuse randomness, which breaks the scheme even for someone who does not know
+the seed. ``keygen(seed=...)`` therefore refuses a seed (see ``CKKSScheme.keygen``).
+
+Sizes in memory (SEAL keeps keys uncompressed; serialised bytes are zstd-compressed and, for the
+public-key parts, about half): one key-switching key (relinearisation, or one rotation step) is
+``L * 2 * (L + 1) * N * 8`` bytes with ``L`` data levels + ``q_0``, e.g. 41 MB at N = 16384 with 13
+primes before ``P``, 7.3 MB at N = 8192 with 7.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from hennframework.exceptions import InputError, SerializationError
+from hennframework.randomness import RandomSource
+
+from hennframework_ckks._seal import SealContext, get_context, sa, seal_from_bytes, seal_to_bytes
+from hennframework_ckks.params import CKKSParams, get_params
+
+__all__ = ["CKKSPublicKey", "CKKSSecretKey", "generate_keys", "rotation_steps"]
+
+_PUBLIC_MAGIC = b"HENNCKKS-PUBKEY\x01"
+_SECRET_MAGIC = b"HENNCKKS-SECKEY\x01"
+
+
+def rotation_steps(slots: int, rotations: str | Iterable[int]) -> frozenset[int]:
+    """The rotation steps to make keys for.
+
+    ``"pow2"``: left rotations by 1, 2, 4, ..., slots/2 (every rotation is a product of these);
+    ``"pow2+neg"``: also right rotations by powers of two (replication without a level, and
+    shorter rotation chains); ``"none"``: no rotation keys (sums over packed axes then fail with
+    a clear error); or an explicit iterable of steps.
+    """
+    if isinstance(rotations, str):
+        positive = {1 << k for k in range(slots.bit_length() - 1)}
+        if rotations == "pow2":
+            return frozenset(positive)
+        if rotations == "pow2+neg":
+            return frozenset(positive | {-p for p in positive})
+        if rotations == "none":
+            return frozenset()
+        raise InputError(
+            f"unknown rotations={rotations!r}; use 'pow2', 'pow2+neg', 'none' or a list of steps"
+        )
+    steps = set()
+    for step in rotations:
+        value = int(step)
+        if value == 0 or abs(value) >= slots:
+            raise InputError(
+                f"rotation step {value} must be non-zero and below {slots} in magnitude"
+            )
+        steps.add(value)
+    return frozenset(steps)
+
+
+class CKKSPublicKey:
+    """Public key, relinearisation key and rotation keys of one key set (safe to share)."""
+
+    def __init__(
+        self,
+        params: CKKSParams,
+        public_key: Any,
+        relin_keys: Any,
+        galois_keys: Any,
+        steps: frozenset[int],
+        key_id: str,
+    ) -> None:
+        self.params = params
+        self.context: SealContext = get_context(params)
+        self.public_key = public_key
+        self.relin_keys = relin_keys
+        self.galois_keys = galois_keys
+        self.rotation_steps = steps
+        self.key_id = key_id
+        self.encryptor = sa.Encryptor(self.context.seal, public_key)
+
+    def __repr__(self) -> str:
+        return (
+            f"CKKSPublicKey(params={self.params.name!r}, key_id={self.key_id!r}, "
+            f"rotation_steps={len(self.rotation_steps)})"
+        )
+
+    # -- (de)serialisation ----------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The public material in a self-describing container (safe to send to a party)."""
+        parts = {
+            "public_key": seal_to_bytes(self.public_key),
+            "relin_keys": seal_to_bytes(self.relin_keys),
+        }
+        if self.rotation_steps:
+            parts["galois_keys"] = seal_to_bytes(self.galois_keys)
+        header = {
+            "params": self.params.name,
+            "poly_modulus_degree": self.params.poly_modulus_degree,
+            "coeff_bits": list(self.params.coeff_bits),
+            "scale_bits": self.params.scale_bits,
+            "key_id": self.key_id,
+            "rotation_steps": sorted(self.rotation_steps),
+        }
+        return _pack(_PUBLIC_MAGIC, header, parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CKKSPublicKey:
+        header, parts = _unpack(_PUBLIC_MAGIC, data, "public key")
+        params = _params_from_header(header)
+        context = get_context(params)
+        public_key = seal_from_bytes(sa.PublicKey, context, parts["public_key"], "public key")
+        relin = seal_from_bytes(sa.RelinKeys, context, parts["relin_keys"], "relinearisation key")
+        galois = (
+            seal_from_bytes(sa.GaloisKeys, context, parts["galois_keys"], "rotation keys")
+            if "galois_keys" in parts
+            else sa.GaloisKeys()
+        )
+        steps = frozenset(int(s) for s in header["rotation_steps"])
+        return cls(params, public_key, relin, galois, steps, str(header["key_id"]))
+
+    def size_bytes(self) -> dict[str, int]:
+        """Serialised sizes of the public key, the relinearisation key and the rotation keys."""
+        sizes = {
+            "public_key": len(seal_to_bytes(self.public_key)),
+            "relin_keys": len(seal_to_bytes(self.relin_keys)),
+        }
+        sizes["galois_keys"] = len(seal_to_bytes(self.galois_keys)) if self.rotation_steps else 0
+        return sizes
+
+
+class CKKSSecretKey:
+    """The owner's secret key (with the public material). Never send this to a party."""
+
+    def __init__(self, public: CKKSPublicKey, secret_key: Any) -> None:
+        self.public = public
+        self.secret_key = secret_key
+        self.decryptor = sa.Decryptor(public.context.seal, secret_key)
+        self.symmetric_encryptor = sa.Encryptor(public.context.seal, public.public_key, secret_key)
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    @property
+    def params(self) -> CKKSParams:
+        return self.public.params
+
+    def __repr__(self) -> str:
+        return f"CKKSSecretKey(params={self.params.name!r}, key_id={self.key_id!r})"
+
+    def to_bytes(self) -> bytes:
+        """Secret key *and* public material, for the owner's own storage only (protect the file)."""
+        header = {"key_id": self.key_id, "params": self.params.name}
+        return _pack(
+            _SECRET_MAGIC,
+            header,
+            {"public": self.public.to_bytes(), "secret_key": seal_to_bytes(self.secret_key)},
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CKKSSecretKey:
+        header, parts = _unpack(_SECRET_MAGIC, data, "secret key")
+        public = CKKSPublicKey.from_bytes(parts["public"])
+        if public.key_id != header["key_id"]:
+            raise SerializationError("the secret key file's parts belong to different key sets")
+        secret = seal_from_bytes(sa.SecretKey, public.context, parts["secret_key"], "secret key")
+        return cls(public, secret)
+
+
+def generate_keys(params: CKKSParams, rotations: str | Iterable[int] = "pow2") -> CKKSSecretKey:
+    """A fresh key set: secret key, public key, relinearisation key and rotation keys."""
+    context = get_context(params)
+    generator = sa.KeyGenerator(context.seal)
+    secret = generator.secret_key()
+    public_key = sa.PublicKey()
+    generator.create_public_key(public_key)
+    relin = sa.RelinKeys()
+    generator.create_relin_keys(relin)
+    steps = rotation_steps(context.slots, rotations)
+    galois = sa.GaloisKeys()
+    if steps:
+        elements = sorted({context.galois_elt(step) for step in steps})
+        generator.create_galois_keys(elements, galois)
+    key_id = "ckks-" + RandomSource().token_hex(8)
+    public = CKKSPublicKey(params, public_key, relin, galois, steps, key_id)
+    return CKKSSecretKey(public, secret)
+
+
+# -- container: magic, header length, JSON header with part lengths, parts, SHA-256 ----------
+def _pack(magic: bytes, header: dict[str, Any], parts: dict[str, bytes]) -> bytes:
+    header = dict(header)
+    header["parts"] = [[name, len(blob)] for name, blob in parts.items()]
+    encoded = json.dumps(header, sort_keys=True).encode()
+    body = magic + struct.pack("<Q", len(encoded)) + encoded + b"".join(parts.values())
+    return body + hashlib.sha256(body).digest()
+
+
+def _unpack(magic: bytes, data: bytes, what: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    if len(data) < len(magic) + 8 + 32 or not data.startswith(magic):
+        raise SerializationError(
+            f"this is not a hennframework CKKS {what} (wrong magic or too short)"
+        )
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise SerializationError(f"the {what} is corrupted or was modified (checksum mismatch)")
+    offset = len(magic)
+    (length,) = struct.unpack_from("<Q", body, offset)
+    offset += 8
+    try:
+        header = json.loads(body[offset : offset + length])
+    except ValueError as exc:
+        raise SerializationError(f"the {what} has an unreadable header") from exc
+    offset += length
+    parts: dict[str, bytes] = {}
+    for name, size in header.pop("parts"):
+        parts[str(name)] = body[offset : offset + int(size)]
+        offset += int(size)
+    if offset != len(body):
+        raise SerializationError(f"the {what} has trailing or missing bytes")
+    return header, parts
+
+
+def _params_from_header(header: dict[str, Any]) -> CKKSParams:
+    try:
+        params = get_params(str(header["params"]))
+    except InputError:
+        params = CKKSParams(
+            name=str(header["params"]),
+            poly_modulus_degree=int(header["poly_modulus_degree"]),
+            coeff_bits=tuple(int(b) for b in header["coeff_bits"]),
+            scale_bits=int(header["scale_bits"]),
+        )
+    if (
+        params.poly_modulus_degree != int(header["poly_modulus_degree"])
+        or list(params.coeff_bits) != [int(b) for b in header["coeff_bits"]]
+        or params.scale_bits != int(header["scale_bits"])
+    ):
+        raise SerializationError(
+            f"the key file's parameters differ from this installation's {params.name!r} set"
+        )
+    return params
+
+
+pack_container = _pack
+unpack_container = _unpack

@@ -1,0 +1,289 @@
+"""Owner-assisted refresh: fresh encryptions of the same values when the levels run out.
+
+CKKS on SEAL has no bootstrapping, so a ciphertext can go through ``L`` rescales and no more.
+Training a network on encrypted weights uses about ``L`` levels per step (11 for the XOR
+network), so after each step the weights go back to the key holder ("owner"):
+
+1. the party sends the ciphertexts (a :mod:`~hennframework_ckks.serialization` container);
+2. the owner decrypts them and encrypts the values again at the top level, in the same packing;
+3. the party continues with the fresh ciphertexts.
+
+What each side learns: the party receives ciphertexts only (semantically secure under RLWE), so
+it learns nothing new. The owner learns the decrypted values of whatever is sent: here its own
+model's current weights, which it may see anyway (it holds the key that encrypts them); weights
+depend on the party's training data in aggregate, as any trained model does. Never refresh
+activations or gradients this way: they would reveal the party's data to the owner. Decrypted
+values never go back to the party (CKKS decryptions can leak the secret key, Li and Micciancio
+2021), only fresh encryptions.
+
+A refresh provider is any callable ``provider(list_of_tensors) -> list_of_fresh_tensors`` (the
+:class:`RefreshProvider` protocol). This module has three:
+
+* :class:`OwnerRefresher` (in-process, for demos and tests; counts calls and tensors);
+* :class:`FileRefresher` (party side) and :class:`FileRefreshOwner` (owner side) for two
+  processes sharing a directory: request and response files are written atomically (write to a
+  temporary name, then rename), carry a SHA-256 checksum and the key id, and are deleted once
+  read. ``python -m hennframework_ckks.refresh serve DIR --secret-key FILE`` runs the owner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from hennframework.exceptions import HennError, InputError, NoiseBudgetExhaustedError
+from hennframework.randomness import RandomSource
+from hennframework.scheme import KeySet
+
+from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
+from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
+from hennframework_ckks.tensor import CKKSTensor, LazyLinear, decrypt_array, encrypt_array
+
+__all__ = [
+    "FileRefreshOwner",
+    "FileRefresher",
+    "OwnerRefresher",
+    "RefreshProvider",
+    "refresh_tensors",
+]
+
+
+@runtime_checkable
+class RefreshProvider(Protocol):
+    """Given encrypted tensors, return fresh encryptions of the same values (same order, shapes)."""
+
+    def __call__(self, tensors: list[Any]) -> list[Any]: ...
+
+
+def refresh_tensors(
+    secret: CKKSSecretKey, tensors: Sequence[Any], level: int | None = None
+) -> list[CKKSTensor]:
+    """Owner side: decrypt and re-encrypt (at ``level``, default the top), keeping the packing.
+
+    Pinned slot bits (left by sums over slots) are re-encoded as free copies and invalid slots as
+    zeros, so a refreshed tensor is also the cheapest to compute with.
+    """
+    fresh = []
+    for tensor in tensors:
+        item = tensor.materialize() if isinstance(tensor, LazyLinear) else tensor
+        if not isinstance(item, CKKSTensor):
+            raise InputError(f"cannot refresh a {type(item).__name__}; expected a CKKS tensor")
+        if item.key_id != secret.key_id:
+            raise InputError(
+                f"this tensor is under key set {item.key_id!r}; the refresher holds {secret.key_id!r}"
+            )
+        values = decrypt_array(secret, item)
+        layout = item.layout.replace(pinned=0)
+        fresh.append(encrypt_array(secret.public, values, layout, level=level))
+    return fresh
+
+
+class OwnerRefresher:
+    """In-process refresh by the key holder (demos, tests): ``refresher(tensors)``.
+
+    ``calls`` counts refresh rounds, ``tensors`` the tensors and ``ciphertexts`` the ciphertexts
+    refreshed, ``seconds`` the time spent.
+
+    ``level``: None (default) refreshes to the top level; an int refreshes to that level;
+    ``"auto"`` refreshes to the levels the previous round actually consumed plus ``margin``
+    (the first round goes to the top). Fewer levels make every operation of the next step
+    cheaper; a step that needs more than it got fails with "needs refresh", never silently.
+    """
+
+    def __init__(
+        self,
+        scheme: Any,
+        keys: KeySet | CKKSSecretKey,
+        *,
+        level: int | str | None = None,
+        margin: int = 1,
+    ) -> None:
+        self.scheme = scheme
+        self.secret = keys.secret if isinstance(keys, KeySet) else keys
+        if not isinstance(self.secret, CKKSSecretKey):
+            raise InputError("OwnerRefresher needs the CKKS key set (with the secret key)")
+        if not (level is None or level == "auto" or isinstance(level, int)):
+            raise InputError("level must be None, an int or 'auto'")
+        self.level = level
+        self.margin = margin
+        self.calls = 0
+        self.tensors = 0
+        self.ciphertexts = 0
+        self.seconds = 0.0
+        self._issued: int | None = None
+
+    def _target_level(self, tensors: list[Any]) -> int | None:
+        top = int(self.secret.public.context.top_level)
+        if self.level is None:
+            return None
+        if isinstance(self.level, int):
+            return min(max(self.level, 0), top)
+        if self._issued is None:
+            return None
+        left = min(int(t.levels_left) for t in tensors)
+        consumed = self._issued - left
+        return min(top, consumed + self.margin)
+
+    def __call__(self, tensors: list[Any]) -> list[Any]:
+        started = time.perf_counter()
+        level = self._target_level(tensors)
+        fresh = refresh_tensors(self.secret, tensors, level)
+        self._issued = min(t.levels_left for t in fresh)
+        self.calls += 1
+        self.tensors += len(fresh)
+        self.ciphertexts += sum(t.ciphertext_count for t in fresh)
+        self.seconds += time.perf_counter() - started
+        return list(fresh)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class FileRefresher:
+    """Party side of the file exchange: ``FileRefresher(directory, public_key)(tensors)``.
+
+    Writes ``<id>.request`` into ``directory`` and waits (up to ``timeout`` seconds) for the
+    owner's ``<id>.response`` (or ``<id>.error``). Counts ``calls`` like :class:`OwnerRefresher`.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        public_key: CKKSPublicKey | KeySet,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.02,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        key = public_key.public if isinstance(public_key, KeySet) else public_key
+        if not isinstance(key, CKKSPublicKey):
+            raise InputError("FileRefresher needs the CKKS public key")
+        self.public_key = key
+        self.timeout = timeout
+        self.poll = poll
+        self.calls = 0
+        self.tensors = 0
+        self.seconds = 0.0
+
+    def __call__(self, tensors: list[Any]) -> list[Any]:
+        started = time.perf_counter()
+        request_id = RandomSource().token_hex(8)
+        request = self.directory / f"{request_id}.request"
+        response = self.directory / f"{request_id}.response"
+        failure = self.directory / f"{request_id}.error"
+        _write_atomic(request, tensors_to_bytes(tensors, purpose="refresh-request"))
+        deadline = time.monotonic() + self.timeout
+        while not response.exists():
+            if failure.exists():
+                message = failure.read_text(encoding="utf-8")
+                failure.unlink()
+                raise NoiseBudgetExhaustedError(f"the owner refused the refresh: {message}")
+            if time.monotonic() > deadline:
+                with contextlib.suppress(FileNotFoundError):
+                    request.unlink()
+                raise NoiseBudgetExhaustedError(
+                    f"no refresh came back within {self.timeout:g} s from the owner watching "
+                    f"{self.directory}; start it with `python -m hennframework_ckks.refresh serve "
+                    f"{self.directory} --secret-key KEYFILE` on the key holder's side."
+                )
+            time.sleep(self.poll)
+        fresh = tensors_from_bytes(response.read_bytes(), self.public_key)
+        response.unlink()
+        if len(fresh) != len(tensors) or any(
+            f.shape != t.shape for f, t in zip(fresh, tensors, strict=True)
+        ):
+            raise NoiseBudgetExhaustedError("the owner's refresh returned different tensors")
+        self.calls += 1
+        self.tensors += len(fresh)
+        self.seconds += time.perf_counter() - started
+        return list(fresh)
+
+
+class FileRefreshOwner:
+    """Owner side of the file exchange: answers ``*.request`` files in a directory."""
+
+    def __init__(self, directory: str | os.PathLike[str], secret: CKKSSecretKey | KeySet) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        key = secret.secret if isinstance(secret, KeySet) else secret
+        if not isinstance(key, CKKSSecretKey):
+            raise InputError("FileRefreshOwner needs the CKKS secret key")
+        self.secret = key
+        self.refreshes = 0
+        self.tensors = 0
+        self.seconds = 0.0
+
+    def serve_pending(self) -> int:
+        """Answer every request present now; returns how many were answered."""
+        answered = 0
+        for request in sorted(self.directory.glob("*.request")):
+            stem = request.name[: -len(".request")]
+            try:
+                data = request.read_bytes()
+            except FileNotFoundError:
+                continue
+            started = time.perf_counter()
+            try:
+                tensors = tensors_from_bytes(data, self.secret.public)
+                fresh = refresh_tensors(self.secret, tensors)
+                payload = tensors_to_bytes(fresh, purpose="refresh-response")
+            except HennError as exc:
+                _write_atomic(self.directory / f"{stem}.error", str(exc).encode())
+                request.unlink()
+                continue
+            _write_atomic(self.directory / f"{stem}.response", payload)
+            request.unlink()
+            self.refreshes += 1
+            self.tensors += len(fresh)
+            self.seconds += time.perf_counter() - started
+            answered += 1
+        return answered
+
+    def serve(
+        self, *, count: int | None = None, timeout: float | None = None, poll: float = 0.02
+    ) -> int:
+        """Answer requests until ``count`` were answered, ``timeout`` passed or a STOP file appears."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stop = self.directory / "STOP"
+        while True:
+            self.serve_pending()
+            if count is not None and self.refreshes >= count:
+                break
+            if stop.exists() or (deadline is not None and time.monotonic() > deadline):
+                break
+            time.sleep(poll)
+        return self.refreshes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hennframework_ckks.refresh serve DIR --secret-key FILE [--count N]``."""
+    parser = argparse.ArgumentParser(prog="python -m hennframework_ckks.refresh")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="answer refresh requests in a directory (key holder)")
+    serve.add_argument("directory")
+    serve.add_argument("--secret-key", required=True, help="file from CKKSSecretKey.to_bytes()")
+    serve.add_argument("--count", type=int, default=None, help="stop after this many refreshes")
+    serve.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    args = parser.parse_args(argv)
+    secret = CKKSSecretKey.from_bytes(Path(args.secret_key).read_bytes())
+    owner = FileRefreshOwner(args.directory, secret)
+    done = owner.serve(count=args.count, timeout=args.timeout)
+    print(f"answered {done} refresh request(s), {owner.tensors} tensor(s), {owner.seconds:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the two-process test
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Slot layouts (pure NumPy, no encryption): placement, canonical positions, copies, rotations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hennframework.exceptions import InputError
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from hennframework_ckks._seal import decompose_rotation
+from hennframework_ckks.layout import Layout, ceil_log2
+from hennframework_ckks.linear import plan_linear
+
+
+def test_ceil_log2() -> None:
+    assert [ceil_log2(n) for n in (1, 2, 3, 4, 5, 8, 9, 2000)] == [0, 1, 2, 2, 3, 3, 4, 11]
+
+
+@pytest.mark.parametrize(
+    ("shape", "slot_bits", "groups", "grid"),
+    [
+        ((3, 4), 13, ((2, 2), (0, 2)), (1, 1)),  # XOR first layer: one ciphertext
+        ((4, 1), 13, ((0, 2), (0, 0)), (1, 1)),  # XOR second layer
+        ((2000, 8), 13, ((3, 10), (0, 3)), (2, 1)),  # sentiment, N = 16384: two ciphertexts
+        ((2000, 8), 12, ((3, 9), (0, 3)), (4, 1)),  # N = 8192: four
+        ((5,), 2, ((0, 2),), (2,)),  # longer than the slots: split across ciphertexts
+    ],
+)
+def test_default_layout(
+    shape: tuple[int, ...],
+    slot_bits: int,
+    groups: tuple[tuple[int, int], ...],
+    grid: tuple[int, ...],
+) -> None:
+    layout = Layout.default(shape, slot_bits)
+    assert layout.groups == groups
+    assert layout.grid_shape == grid
+
+
+def test_invalid_layouts_are_refused() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        Layout((4, 4), ((0, 2), (1, 2)), 6)
+    with pytest.raises(ValueError, match="size 1"):
+        Layout((1,), ((0, 1),), 6)
+    with pytest.raises(ValueError, match="pinned"):
+        Layout((4,), ((0, 2),), 6, pinned=0b1)
+    with pytest.raises(InputError):
+        Layout((-1,), ((0, 0),), 6)
+
+
+def test_free_bits_period_and_top() -> None:
+    layout = Layout((3, 4), ((2, 2), (0, 2)), 6)
+    assert layout.free == 0b110000
+    assert layout.period == 16
+    assert layout.axis_is_top(0) and not layout.axis_is_top(1)
+    assert layout.lowest_free_run(2) == 4
+    assert layout.lowest_free_run(3) is None
+    dropped = layout.drop_axis(1, pin=True)
+    assert dropped.pinned == 0b11 and dropped.free == 0b110000
+    assert layout.drop_axis(0, pin=False).free == 0b111100
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> Layout:
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6))
+    slot_bits = draw(st.integers(2, 7))
+    return Layout.default(tuple(shape), slot_bits)
+
+
+@given(layout=layouts(), data=st.data())
+def test_slot_vectors_hold_each_element_at_its_positions(
+    layout: Layout, data: st.DataObject
+) -> None:
+    """Every element sits at its canonical slot and all its free-bit copies; invalid slots are 0."""
+    values = data.draw(
+        hnp.arrays(np.float64, layout.shape, elements=st.floats(-5, 5).filter(lambda v: v != 0))
+    )
+    cell_of, position = layout.canonical
+    cells = layout.cells()
+    seen = set()
+    for flat, (cell, pos) in enumerate(zip(cell_of, position, strict=True)):
+        assert (int(cell), int(pos)) not in seen  # one canonical place per element
+        seen.add((int(cell), int(pos)))
+        vector = layout.slot_vector(values, cells[int(cell)])
+        full = np.full(layout.slots, vector) if isinstance(vector, float) else vector
+        expected = values.reshape(-1)[flat]
+        copies = [pos | extra for extra in range(layout.slots) if extra & ~layout.free == 0]
+        assert np.all(full[copies] == expected)
+    total_valid = 0
+    for cell in cells:
+        flat, valid = layout.cell_map(cell)
+        vector = layout.slot_vector(values, cell)
+        full = np.full(layout.slots, vector) if isinstance(vector, float) else vector
+        assert np.all(full[~valid] == 0.0)
+        total_valid += int(valid.sum())
+    copies_per_element = 1 << bin(layout.free).count("1")
+    assert total_valid == values.size * copies_per_element
+
+
+def test_rotation_decomposition() -> None:
+    pow2 = frozenset(1 << k for k in range(12))
+    assert decompose_rotation(5, 4096, pow2) == [1, 4]
+    assert decompose_rotation(4096 + 3, 4096, pow2) == [1, 2]
+    both = pow2 | frozenset(-(1 << k) for k in range(12))
+    assert decompose_rotation(7, 4096, both) == [-1, 8]  # non-adjacent form is shorter
+    assert decompose_rotation(-1, 4096, both) == [-1]
+    with pytest.raises(InputError, match="rotation key"):
+        decompose_rotation(3, 4096, frozenset({1}))
+
+
+def test_sentiment_linear_map_needs_32_diagonals() -> None:
+    """S (32 x 2000 bag-of-words) @ W (2000 x 8): 32 diagonals and ~16 rotations, not 320."""
+    rng = np.random.default_rng(0)
+    words = [np.unique(rng.integers(0, 2000, size=20)) for _ in range(32)]
+    inner = Layout.default((2000, 8), 13)
+    out = Layout((32, 8), ((3, 5), (0, 3)), 13)
+    rows = np.concatenate([np.full(len(w), b) for b, w in enumerate(words)])
+    cols = np.concatenate(words)
+    out_flat = (rows[:, None] * 8 + np.arange(8)).reshape(-1)
+    in_flat = (cols[:, None] * 8 + np.arange(8)).reshape(-1)
+    plan = plan_linear(inner, out, out_flat, in_flat, np.ones(out_flat.size))
+    diagonals = {d for pair in plan.diagonals.values() for d in pair}
+    assert len(diagonals) == 32
+    assert plan.rotations <= 40

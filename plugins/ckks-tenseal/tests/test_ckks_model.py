@@ -1,0 +1,53 @@
+"""The model API runs unchanged on the plugin: encrypted training tracks plaintext training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hennframework.nn import Sequential
+from hennframework.nn.sentiment import SentimentNetwork, make_batches
+
+from hennframework_ckks import CKKSScheme, OwnerRefresher
+
+XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def scheme16384() -> CKKSScheme:
+    return CKKSScheme("n16384")
+
+
+@pytest.fixture(scope="module")
+def keys16384(scheme16384: CKKSScheme):  # type: ignore[no-untyped-def]
+    return scheme16384.keygen()
+
+
+def test_xor_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> None:  # type: ignore[no-untyped-def]
+    """Two SGD steps (11 levels each for this network) with an owner refresh in between."""
+    plain = Sequential.mlp([3, 4, 1], activation="taylor3", seed=0, init_scale=4.0)
+    encrypted = plain.encrypt(keys16384, scheme16384)
+    refresher = OwnerRefresher(scheme16384, keys16384)
+    history = encrypted.fit(XOR_X, XOR_Y, epochs=2, learning_rate=0.5, refresh=refresher)
+    plain.fit(XOR_X, XOR_Y, epochs=2, learning_rate=0.5)
+    assert history.refreshes == refresher.calls == 1
+    decrypted = encrypted.decrypt(keys16384.secret)
+    for (_, _, got), (_, _, want) in zip(decrypted.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_sentiment_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(5)
+    reviews = [np.unique(rng.integers(0, 60, size=rng.integers(2, 9))) for _ in range(8)]
+    labels = rng.integers(0, 2, size=8).astype(float)
+    batches = make_batches(reviews, labels, 4)
+    plain = SentimentNetwork(60, 4, activation="lsq3", seed=0)
+    encrypted = plain.encrypt(keys16384, scheme16384)
+    history = encrypted.fit(
+        batches, learning_rate=0.1, refresh=OwnerRefresher(scheme16384, keys16384)
+    )
+    plain.fit(batches, learning_rate=0.1)
+    assert history.reviews == 8 and history.refreshes == 1
+    decrypted = encrypted.decrypt(keys16384.secret)
+    np.testing.assert_allclose(decrypted.weights_0_1, plain.weights_0_1, atol=2e-3)
+    np.testing.assert_allclose(decrypted.weights_1_2, plain.weights_1_2, atol=2e-3)

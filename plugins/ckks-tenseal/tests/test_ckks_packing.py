@@ -1,0 +1,129 @@
+"""Packing on real ciphertexts: few ciphertexts per weight matrix, cheap paths stay cheap and exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hennframework.scheme import KeySet
+
+from hennframework_ckks import CKKSScheme, CKKSTensor, LazyLinear
+from hennframework_ckks.layout import Layout
+
+TOL = 2e-3  # generous for n8192 after a few operations (precision ~4e-5 per operation)
+
+
+def decrypt(scheme: CKKSScheme, keys: KeySet, tensor: object) -> np.ndarray:
+    return scheme.decrypt_tensor(tensor, keys.secret)
+
+
+def test_weight_matrices_use_few_ciphertexts(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    rng = np.random.default_rng(0)
+    assert scheme8192.encrypt_tensor(rng.normal(size=(3, 4)), keys8192.public).ciphertext_count == 1
+    assert scheme8192.encrypt_tensor(rng.normal(size=(4, 1)), keys8192.public).ciphertext_count == 1
+    big = scheme8192.encrypt_tensor(rng.normal(size=(2000, 8)), keys8192.public)
+    assert big.ciphertext_count == 4  # 16000 weights in 4 ciphertexts of 4096 slots
+    assert "slot bits" in repr(big)
+
+
+def test_plain_matmul_is_lazy_and_folds_constants(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    rng = np.random.default_rng(1)
+    w_plain = rng.uniform(-1, 1, (3, 4))
+    x = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+    w = scheme8192.encrypt_tensor(w_plain, keys8192.public)
+    lazy = x @ w
+    assert isinstance(lazy, LazyLinear) and lazy.shape == (4, 4)
+    step = (x[:3] @ w).multiply_constant(0.1)  # folds into the plaintext: one level in total
+    result = w - step
+    assert result.levels_left == w.levels_left - 1
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys8192, result), w_plain - 0.1 * x[:3] @ w_plain, atol=TOL
+    )
+    # materialised: same values, layout with the batch where the contracted axis was
+    z = lazy.materialize()
+    assert z.layout.groups == ((2, 2), (0, 2)) and z.ciphertext_count == 1
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, z), x @ w_plain, atol=TOL)
+
+
+def test_rows_segment_sum_and_scatter_compose(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """The sentiment network's pattern: W[words] -> segment sums; scatter_add of selected rows."""
+    rng = np.random.default_rng(2)
+    w_plain = rng.uniform(-1, 1, (40, 4))
+    w = scheme8192.encrypt_tensor(w_plain, keys8192.public)
+    words = np.array([3, 7, 9, 1, 3, 30])
+    offsets = np.array([0, 3, 6])
+    hidden = w[words].segment_sum(offsets)
+    assert isinstance(hidden, LazyLinear)
+    expected = np.stack([w_plain[[3, 7, 9]].sum(0), w_plain[[1, 3, 30]].sum(0)])
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, hidden), expected, atol=TOL)
+    delta = scheme8192.encrypt_tensor(rng.uniform(-1, 1, (2, 4)), keys8192.public)
+    owner = np.array([0, 0, 0, 1, 1, 1])
+    per_word = delta[owner].multiply_constant(-0.5)
+    updated = w.scatter_add(words, per_word)
+    assert updated.layout == w.layout and updated.levels_left == w.levels_left - 1
+    reference = w_plain.copy()
+    np.add.at(reference, words, -0.5 * decrypt(scheme8192, keys8192, delta)[owner])
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, updated), reference, atol=TOL)
+
+
+def test_reshape_is_free_when_the_packing_allows(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    values = np.arange(12.0).reshape(3, 4) / 12
+    t = scheme8192.encrypt_tensor(values, keys8192.public)
+    flat = t.reshape(-1)
+    assert flat.levels_left == t.levels_left  # same ciphertexts, relabelled
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, flat), values.reshape(-1), atol=TOL)
+    other = scheme8192.encrypt_tensor(values.T.copy(), keys8192.public).reshape(12)  # (4, 3): moves
+    assert other.levels_left == t.levels_left - 1
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, other), values.T.reshape(-1), atol=TOL)
+    column = scheme8192.encrypt_tensor(values[:, :1], keys8192.public)
+    assert column.reshape(3).levels_left == column.levels_left
+
+
+def test_conflicting_packings_are_converted(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """(4, 1) * (1, 4) both use slot bits 0-1 for different axes: one side is re-packed."""
+    a_plain, b_plain = np.linspace(-1, 1, 4)[:, None], np.linspace(0.5, 1, 4)[None, :]
+    a = scheme8192.encrypt_tensor(a_plain, keys8192.public)
+    b = scheme8192.encrypt_tensor(b_plain, keys8192.public)
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, a * b), a_plain * b_plain, atol=TOL)
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, a + b), a_plain + b_plain, atol=TOL)
+
+
+def test_sums_over_inner_groups_pin_and_unpin(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """Summing a group with another above it leaves the result at index 0 (pinned); using it with
+    a tensor that needs those bits replicates it again."""
+    rng = np.random.default_rng(3)
+    x_plain = rng.uniform(-1, 1, (4, 4))
+    x = scheme8192.encrypt_tensor(x_plain, keys8192.public)
+    column_sums = x.sum(axis=1)  # axis 1 is in bits 0-1, axis 0 above: pinned
+    assert column_sums.layout.pinned == 0b11
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, column_sums), x_plain.sum(1), atol=TOL)
+    outer = column_sums.reshape(4, 1) * x  # needs bits 0-1 again
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys8192, outer), x_plain.sum(1)[:, None] * x_plain, atol=TOL
+    )
+    refreshed = scheme8192.refresh(column_sums, keys8192)
+    assert refreshed.layout.pinned == 0
+
+
+def test_explicit_layout_and_grid_fallback(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    values = np.linspace(-1, 1, 6).reshape(2, 3)
+    grid = scheme8192.encrypt_tensor(values, keys8192.public, layout=Layout.grid((2, 3), 12))
+    assert grid.ciphertext_count == 6
+    packed = scheme8192.encrypt_tensor(values, keys8192.public)
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, grid * packed), values**2, atol=TOL)
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys8192, grid.T @ packed), values.T @ values, atol=TOL
+    )
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3), (4, 4)])
+def test_encrypted_matmul_shapes(
+    scheme8192: CKKSScheme, keys8192: KeySet, shape: tuple[int, ...]
+) -> None:
+    rng = np.random.default_rng(4)
+    x_plain = rng.uniform(-1, 1, shape)
+    y_plain = rng.uniform(-1, 1, (*shape[-1:], 2))
+    x = scheme8192.encrypt_tensor(x_plain, keys8192.public)
+    y = scheme8192.encrypt_tensor(y_plain, keys8192.public)
+    result = x @ y
+    assert isinstance(result, CKKSTensor)
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, result), x_plain @ y_plain, atol=TOL)

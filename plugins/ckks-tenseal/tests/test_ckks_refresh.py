@@ -1,0 +1,183 @@
+"""Refresh providers and the byte containers they exchange (in-process and between two processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hennframework.exceptions import KeyMismatchError, NoiseBudgetExhaustedError, SerializationError
+from hennframework.scheme import KeySet
+
+from hennframework_ckks import (
+    CKKSPublicKey,
+    CKKSScheme,
+    CKKSSecretKey,
+    FileRefresher,
+    FileRefreshOwner,
+    OwnerRefresher,
+    RefreshProvider,
+    tensors_from_bytes,
+    tensors_to_bytes,
+)
+
+
+def test_owner_refresher_restores_levels_and_counts(
+    scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    refresher = OwnerRefresher(scheme4096, keys4096)
+    assert isinstance(refresher, RefreshProvider)
+    w = scheme4096.encrypt_tensor(np.array([[0.5, -0.75], [0.25, 1.0]]), keys4096.public)
+    worn = w * w
+    assert worn.levels_left == 0
+    fresh = refresher([worn, w])
+    assert refresher.calls == 1 and refresher.tensors == 2 and refresher.ciphertexts == 2
+    assert [t.levels_left for t in fresh] == [scheme4096.params.levels] * 2
+    assert fresh[0].layout == worn.layout
+    np.testing.assert_allclose(
+        scheme4096.decrypt_tensor(fresh[0], keys4096.secret),
+        scheme4096.decrypt_tensor(worn, keys4096.secret),
+        atol=5e-3,
+    )
+
+
+def test_tensor_container_roundtrip_and_checks(scheme4096: CKKSScheme, keys4096: KeySet) -> None:
+    values = np.linspace(-1, 1, 6).reshape(3, 2)
+    tensor = scheme4096.encrypt_tensor(values, keys4096.public)
+    data = tensors_to_bytes([tensor, tensor * tensor])
+    back = tensors_from_bytes(data, keys4096.public)
+    np.testing.assert_allclose(
+        scheme4096.decrypt_tensor(back[0], keys4096.secret), values, atol=5e-3
+    )
+    assert back[1].levels_left == 0
+    corrupted = bytearray(data)
+    corrupted[len(corrupted) // 2] ^= 0x01
+    with pytest.raises(SerializationError, match="checksum"):
+        tensors_from_bytes(bytes(corrupted), keys4096.public)
+    with pytest.raises(SerializationError):
+        tensors_from_bytes(data[:-100], keys4096.public)
+    with pytest.raises(SerializationError, match="not a hennframework"):
+        tensors_from_bytes(b"PK\x03\x04" + data[4:], keys4096.public)
+    other = scheme4096.keygen(rotations="none")
+    with pytest.raises(KeyMismatchError):
+        tensors_from_bytes(data, other.public)
+
+
+def test_keys_roundtrip_through_bytes(scheme4096: CKKSScheme, keys4096: KeySet) -> None:
+    public = CKKSPublicKey.from_bytes(keys4096.public.to_bytes())
+    secret = CKKSSecretKey.from_bytes(keys4096.secret.to_bytes())
+    assert public.key_id == secret.key_id == keys4096.key_id
+    assert public.rotation_steps == keys4096.public.rotation_steps
+    tensor = scheme4096.encrypt_tensor(np.array([0.125, -0.5, 0.75]), public)
+    summed = tensor.sum()  # rotations with the loaded keys
+    np.testing.assert_allclose(scheme4096.decrypt_tensor(summed, secret), 0.375, atol=5e-3)
+    with pytest.raises(SerializationError):
+        CKKSPublicKey.from_bytes(keys4096.secret.to_bytes())
+
+
+def test_file_refresher_times_out_clearly(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    refresher = FileRefresher(tmp_path, keys4096.public, timeout=0.2, poll=0.01)
+    tensor = scheme4096.encrypt_tensor(np.array([0.5]), keys4096.public)
+    with pytest.raises(NoiseBudgetExhaustedError, match="serve"):
+        refresher([tensor])
+    assert not list(tmp_path.glob("*.request"))
+
+
+def test_owner_rejects_foreign_ciphertexts(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    """A request under another key set gets an error file, and the party a clear error."""
+    stranger = scheme4096.keygen(rotations="none")
+    tensor = scheme4096.encrypt_tensor(np.array([0.5]), stranger.public)
+    (tmp_path / "abc.request").write_bytes(tensors_to_bytes([tensor]))
+    owner = FileRefreshOwner(tmp_path, keys4096)
+    assert owner.serve_pending() == 0
+    assert "key set" in (tmp_path / "abc.error").read_text()
+    assert not (tmp_path / "abc.request").exists()
+
+
+PARTY = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from hennframework_ckks import CKKSPublicKey, CKKSScheme, FileRefresher, tensors_to_bytes
+
+    folder = Path(sys.argv[1])
+    public = CKKSPublicKey.from_bytes((folder / "public.key").read_bytes())
+    scheme = CKKSScheme(public.params)
+    x = scheme.encrypt_tensor(np.array([0.5, -0.75, 0.9]), public)
+    square = x * x                      # uses the only level of n4096
+    refresher = FileRefresher(folder / "exchange", public, timeout=120)
+    (fresh,) = refresher([square])      # the owner process decrypts and re-encrypts
+    fourth = fresh * fresh              # possible again
+    (folder / "result.bin").write_bytes(tensors_to_bytes([fourth]))
+    print("party done", refresher.calls)
+    """
+)
+
+
+def test_two_processes_exchange_a_refresh(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    """The owner (secret key) and the party (public key only) run as separate processes."""
+    (tmp_path / "public.key").write_bytes(keys4096.public.to_bytes())
+    (tmp_path / "secret.key").write_bytes(keys4096.secret.to_bytes())
+    (tmp_path / "party.py").write_text(PARTY)
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hennframework_ckks.refresh",
+            "serve",
+            str(tmp_path / "exchange"),
+            "--secret-key",
+            str(tmp_path / "secret.key"),
+            "--count",
+            "1",
+            "--timeout",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    party = subprocess.run(
+        [sys.executable, str(tmp_path / "party.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    owner_out, owner_err = owner.communicate(timeout=180)
+    assert party.returncode == 0, party.stderr
+    assert owner.returncode == 0, owner_err
+    assert "party done 1" in party.stdout
+    assert "answered 1 refresh request" in owner_out
+    (result,) = tensors_from_bytes((tmp_path / "result.bin").read_bytes(), keys4096.public)
+    np.testing.assert_allclose(
+        scheme4096.decrypt_tensor(result, keys4096.secret),
+        np.array([0.5, -0.75, 0.9]) ** 4,
+        atol=1e-2,
+    )
+    assert not list((tmp_path / "exchange").glob("*.re*"))  # request and response consumed
+
+
+def test_refresh_to_a_chosen_or_learned_level(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """level=int refreshes to that level; level="auto" to what the last round used plus margin."""
+    top = scheme8192.params.levels
+    w = scheme8192.encrypt_tensor(np.array([0.5, -0.25]), keys8192.public)
+    fixed = OwnerRefresher(scheme8192, keys8192, level=2)
+    assert fixed([w])[0].levels_left == 2
+    auto = OwnerRefresher(scheme8192, keys8192, level="auto", margin=1)
+    (first,) = auto([w])
+    assert first.levels_left == top  # nothing observed yet
+    (second,) = auto([first * first * first])  # this round used 2 levels
+    assert second.levels_left == 3
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(second, keys8192.secret), [0.125, -0.015625], atol=2e-3
+    )
