@@ -25,23 +25,28 @@ def precision(scheme: CKKSScheme) -> float:
 
 class TestCKKSIdentities(SchemeIdentityTests):
     @pytest.fixture(scope="class")
-    def scheme(self) -> CKKSScheme:
+    @classmethod
+    def scheme(cls) -> CKKSScheme:
         return CKKSScheme("n8192")
 
     @pytest.fixture(scope="class")
-    def keys(self, scheme: CKKSScheme) -> KeySet:
+    @classmethod
+    def keys(cls, scheme: CKKSScheme) -> KeySet:
         return scheme.keygen()
 
     @pytest.fixture(scope="class")
-    def other_keys(self, scheme: CKKSScheme) -> KeySet:
+    @classmethod
+    def other_keys(cls, scheme: CKKSScheme) -> KeySet:
         return scheme.keygen()
 
     @pytest.fixture(scope="class")
-    def tolerance(self, scheme: CKKSScheme) -> float:
+    @classmethod
+    def tolerance(cls, scheme: CKKSScheme) -> float:
         return 10.0 * precision(scheme)
 
     @pytest.fixture(scope="class")
-    def op_tolerance(self, scheme: CKKSScheme) -> float:
+    @classmethod
+    def op_tolerance(cls, scheme: CKKSScheme) -> float:
         return 10.0 * precision(scheme)
 
     def polyval_bound(self, errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:
