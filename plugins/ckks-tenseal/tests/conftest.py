@@ -16,7 +16,11 @@ from hennframework.scheme import KeySet
 from hypothesis import settings
 from hypothesis.errors import InvalidArgument
 
-from hennframework_ckks import CKKSScheme
+try:
+    from hennframework_ckks import CKKSScheme
+except ImportError:  # plugin not installed: the repository's root conftest reports it
+    CKKSScheme = None  # type: ignore[assignment,misc]
+    collect_ignore_glob = ["test_*.py"]
 
 settings.register_profile(
     "ckks-ci", derandomize=True, deadline=None, max_examples=6, print_blob=True
