@@ -8,9 +8,14 @@ Public API:
 * refresh providers: :class:`OwnerRefresher`, :class:`FileRefresher`, :class:`FileRefreshOwner`,
   the :class:`RefreshProvider` protocol and :func:`refresh_tensors`;
 * keys: :class:`CKKSPublicKey`, :class:`CKKSSecretKey`; bytes: :func:`tensors_to_bytes`,
-  :func:`tensors_from_bytes`.
+  :func:`tensors_from_bytes`;
+* :class:`CKKSCodec`: saving keys, tensors and models in hennframework's ``.henn`` files
+  (registered for ``ckks`` on import).
 """
 
+from hennframework.io.codecs import register_codec
+
+from hennframework_ckks.codec import CODEC, CKKSCodec
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
 from hennframework_ckks.layout import Layout
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
@@ -25,8 +30,12 @@ from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
 from hennframework_ckks.tensor import CKKSTensor, LazyLinear
 
+# hennframework's .henn files (keys, models, ciphertexts) find the CKKS codec by scheme name.
+register_codec(CODEC)
+
 __all__ = [
     "PARAMETER_SETS",
+    "CKKSCodec",
     "CKKSParams",
     "CKKSPublicKey",
     "CKKSScheme",

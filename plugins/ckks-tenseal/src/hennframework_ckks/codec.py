@@ -1,0 +1,362 @@
+"""The CKKS plugin's serialisation codec for hennframework's ``.henn`` files (party workflow).
+
+hennframework's container (:mod:`hennframework.io`) stores JSON metadata, ``.npy`` arrays and
+opaque blobs and knows nothing about CKKS; this codec (a :class:`hennframework.io.SchemeCodec`,
+registered for the scheme name ``ckks`` when :mod:`hennframework_ckks` is imported) turns the
+plugin's objects into blobs and back. It reuses the plugin's own byte formats, so there is one
+serialisation of each object, never pickle:
+
+* public key: :meth:`CKKSPublicKey.to_bytes` (SEAL's public, relinearisation and rotation keys in
+  the plugin's checksummed container) as one blob;
+* secret key: :meth:`CKKSSecretKey.to_bytes` (secret key plus its public material) as one blob,
+  only ever in a ``secret-key`` file (which the container writes with mode 0600);
+* tensors: :func:`~hennframework_ckks.serialization.tensors_to_bytes` (layout, cleanliness and
+  SEAL ciphertexts of all tensors of one write) as one blob.
+
+Loading parses bytes only (SEAL validates every object against the parameter set). Tensors
+refer to their public key: reading a public or secret key registers its public part with this
+codec (by key id, weakly), so load the key file first, then models and ciphertexts under it;
+tensors written in this process find their key the same way.
+
+Key switching is not available for CKKS in this release (the scheme has no ``KEY_SWITCH``
+capability): :meth:`CKKSCodec.write_switch_key` / :meth:`CKKSCodec.read_switch_key` raise
+:class:`~hennframework.exceptions.CapabilityError` telling the owner to decrypt and re-encrypt.
+
+Sizes (measured with ``henn --scheme ckks keygen``, SEAL's zstd compression, default ``pow2``
+rotation keys): ``public.henn`` is 3.4 MB at ``n4096``, 43 MB at ``n8192`` and 396 MB at
+``n16384`` (almost all of it rotation keys; ``keygen(rotations="none")`` drops them). A
+``secret.henn`` is about as large: :meth:`CKKSSecretKey.to_bytes` embeds the public material.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hennframework.exceptions import (
+    CapabilityError,
+    HennError,
+    KeyMismatchError,
+    SerializationError,
+)
+from hennframework.io.codecs import EntrySink, EntrySource
+
+from hennframework_ckks._seal import sa
+from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
+from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
+from hennframework_ckks.scheme import CKKSScheme
+from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
+from hennframework_ckks.tensor import CKKSTensor, LazyLinear
+
+__all__ = ["CODEC", "CKKSCodec", "scheme_for"]
+
+_ENCODING = "ckks/tensors-v1"
+_KEY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_VALUE_FIELDS = ("poly_modulus_degree", "coeff_bits", "scale_bits")
+_SECRET_SEAL_TYPES: tuple[type, ...] = tuple(
+    t
+    for t in (
+        getattr(sa, "SecretKey", None),
+        getattr(sa, "Decryptor", None),
+        getattr(sa, "KeyGenerator", None),
+    )
+    if isinstance(t, type)
+)
+_NO_SWITCH = (
+    "key switching of CKKS models is not available in this release; the owner should decrypt "
+    "the model (`henn decrypt`) and re-encrypt it under the new key (`henn encrypt-model "
+    "--public NEW_PUBLIC`) instead."
+)
+
+
+def _fail(where: str, message: str) -> SerializationError:
+    return SerializationError(f"{where}: {message}; the file is corrupted or was tampered with.")
+
+
+def _key_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
+        raise _fail(where, f"malformed key id {value!r}")
+    return value
+
+
+def _params_json(params: CKKSParams) -> dict[str, Any]:
+    return {
+        "name": params.name,
+        "values": {
+            "poly_modulus_degree": params.poly_modulus_degree,
+            "coeff_bits": list(params.coeff_bits),
+            "scale_bits": params.scale_bits,
+        },
+        "description": params.description,
+    }
+
+
+def _same_ring(a: CKKSParams, b: CKKSParams) -> bool:
+    return (
+        a.poly_modulus_degree == b.poly_modulus_degree
+        and tuple(a.coeff_bits) == tuple(b.coeff_bits)
+        and a.scale_bits == b.scale_bits
+    )
+
+
+def _tenseal_context_type() -> type | None:
+    try:
+        import tenseal
+    except ImportError:  # pragma: no cover - the plugin depends on tenseal
+        return None
+    context_type = getattr(tenseal, "Context", None)
+    return context_type if isinstance(context_type, type) else None
+
+
+_TENSEAL_CONTEXT = _tenseal_context_type()
+
+
+def _tenseal_context_has_secret(value: Any) -> bool:
+    """A TenSEAL ``Context`` that carries a secret key (a plugin user might hold one)."""
+    if _TENSEAL_CONTEXT is None or not isinstance(value, _TENSEAL_CONTEXT):
+        return False
+    has_secret: Any = getattr(value, "has_secret_key", None)
+    return bool(has_secret()) if callable(has_secret) else True
+
+
+class CKKSCodec:
+    """Saves and loads :class:`CKKSTensor`, :class:`CKKSPublicKey` and :class:`CKKSSecretKey`."""
+
+    scheme_name = "ckks"
+
+    def __init__(self) -> None:
+        #: public keys by key id, so that tensors read from files find the key they evaluate with
+        self._keys: weakref.WeakValueDictionary[str, CKKSPublicKey] = weakref.WeakValueDictionary()
+
+    def remember(self, public: CKKSPublicKey) -> None:
+        """Make ``public`` the key that tensors read under its key id are bound to."""
+        self._keys[public.key_id] = public
+
+    # -- parameters ---------------------------------------------------------------------------
+    def parameters(self, scheme: Any) -> dict[str, Any]:
+        params = scheme if isinstance(scheme, CKKSParams) else scheme.params
+        if not isinstance(params, CKKSParams):
+            raise SerializationError(f"{scheme!r} is not a CKKS scheme instance.")
+        return _params_json(params)
+
+    def make_scheme(self, parameters: Mapping[str, Any], backend: Any) -> CKKSScheme:
+        name = parameters.get("name")
+        values = parameters.get("values")
+        if (
+            not isinstance(name, str)
+            or not isinstance(values, Mapping)
+            or set(values) != set(_VALUE_FIELDS)
+        ):
+            raise SerializationError(
+                "the file's CKKS parameter set is incomplete (it needs name and values "
+                f"{', '.join(_VALUE_FIELDS)}); the file is corrupted."
+            )
+        degree, bits, scale_bits = (values[f] for f in _VALUE_FIELDS)
+        if (
+            not isinstance(degree, int)
+            or isinstance(degree, bool)
+            or not isinstance(scale_bits, int)
+            or isinstance(scale_bits, bool)
+            or not isinstance(bits, list)
+            or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits)
+        ):
+            raise SerializationError(
+                "the file's CKKS parameters must be integers (poly_modulus_degree, scale_bits) "
+                "and a list of integers (coeff_bits); the file is corrupted."
+            )
+        description = parameters.get("description")
+        try:
+            params = CKKSParams(
+                name=name,
+                poly_modulus_degree=degree,
+                coeff_bits=tuple(bits),
+                scale_bits=scale_bits,
+                description=description if isinstance(description, str) else "",
+            )
+        except HennError as exc:  # CKKSParams checks 128-bit security and SEAL's limits
+            raise SerializationError(f"the file's CKKS parameter set is invalid: {exc}") from exc
+        known = PARAMETER_SETS.get(name)
+        if known is not None:
+            if not _same_ring(known, params):
+                raise SerializationError(
+                    f"the file's CKKS parameter set {name!r} differs from this version's set of "
+                    f"the same name (file: {params.describe()}; here: {known.describe()}). Use the "
+                    "plugin version that wrote it, or re-create the keys and files with this one."
+                )
+            params = known
+        return CKKSScheme(params, backend=backend)
+
+    # -- identification -----------------------------------------------------------------------
+    def is_secret(self, value: Any) -> bool:
+        if isinstance(value, CKKSSecretKey):
+            return True
+        if _SECRET_SEAL_TYPES and isinstance(value, _SECRET_SEAL_TYPES):
+            return True
+        return _tenseal_context_has_secret(value)
+
+    def key_id(self, value: Any) -> str | None:
+        if isinstance(value, CKKSTensor | LazyLinear | CKKSPublicKey | CKKSSecretKey):
+            return str(value.key_id)
+        return None
+
+    # -- tensors ------------------------------------------------------------------------------
+    def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:
+        items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
+        for index, tensor in enumerate(items):
+            if not isinstance(tensor, CKKSTensor):
+                raise SerializationError(
+                    f"tensor {index} is a {type(tensor).__name__}, not a CKKS tensor."
+                )
+        meta: dict[str, Any] = {
+            "encoding": _ENCODING,
+            "count": len(items),
+            "shapes": [list(t.shape) for t in items],
+        }
+        if not items:
+            meta["key_id"] = None
+            return meta
+        self.remember(items[0].key)
+        meta["key_id"] = items[0].key_id
+        meta["data"] = sink.add_blob(f"{prefix}tensors", tensors_to_bytes(items))
+        return meta
+
+    def read_tensors(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> list[Any]:
+        where = source.where
+        if meta.get("encoding") != _ENCODING:
+            raise _fail(where, f"unknown CKKS tensor encoding {meta.get('encoding')!r}")
+        count = meta.get("count")
+        shapes = meta.get("shapes")
+        if (
+            not isinstance(count, int)
+            or isinstance(count, bool)
+            or count < 0
+            or not isinstance(shapes, list)
+            or len(shapes) != count
+        ):
+            raise _fail(where, "CKKS tensor metadata is malformed")
+        if count == 0:
+            return []
+        key_id = _key_id(meta.get("key_id"), where)
+        public = self._keys.get(key_id)
+        if public is None:
+            raise KeyMismatchError(
+                f"{where} holds CKKS tensors under key {key_id}, but no public or secret key with "
+                "that id has been loaded in this process. Load the key first "
+                "(hennframework.io.load_public_key / load_secret_key, or pass --public/--secret) "
+                "and then the file."
+            )
+        params = getattr(scheme, "params", None)
+        if isinstance(params, CKKSParams) and not _same_ring(params, public.params):
+            raise KeyMismatchError(
+                f"{where}: the key {key_id} is for parameter set {public.params.name!r}, the file "
+                f"for {params.name!r}."
+            )
+        try:
+            tensors = tensors_from_bytes(source.blob(meta.get("data")), public)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(where, f"the CKKS tensor data is unreadable ({exc!r})") from exc
+        if len(tensors) != count or [list(t.shape) for t in tensors] != shapes:
+            raise _fail(where, "the CKKS tensors do not match their metadata")
+        return list(tensors)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def write_public_key(self, public: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        if not isinstance(public, CKKSPublicKey):
+            raise SerializationError(
+                f"expected a CKKS public key (CKKSPublicKey), got {type(public).__name__}"
+            )
+        self.remember(public)
+        return {
+            "key_id": public.key_id,
+            "rotation_steps": sorted(public.rotation_steps),
+            "data": sink.add_blob(f"{prefix}public", public.to_bytes()),
+        }
+
+    def read_public_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> CKKSPublicKey:
+        where = source.where
+        key_id = _key_id(meta.get("key_id"), where)
+        try:
+            public = CKKSPublicKey.from_bytes(source.blob(meta.get("data")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(where, f"the CKKS public key is unreadable ({exc!r})") from exc
+        self._check_key(public, key_id, scheme, where)
+        self.remember(public)
+        return public
+
+    def write_secret_key(self, secret: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        if not isinstance(secret, CKKSSecretKey):
+            raise SerializationError(
+                f"expected the CKKS secret key (CKKSSecretKey), got {type(secret).__name__}"
+            )
+        self.remember(secret.public)
+        return {
+            "key_id": secret.key_id,
+            "data": sink.add_blob(f"{prefix}secret", secret.to_bytes()),
+        }
+
+    def read_secret_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> CKKSSecretKey:
+        where = source.where
+        key_id = _key_id(meta.get("key_id"), where)
+        try:
+            secret = CKKSSecretKey.from_bytes(source.blob(meta.get("data")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(where, f"the CKKS secret key is unreadable ({exc!r})") from exc
+        self._check_key(secret.public, key_id, scheme, where)
+        self.remember(secret.public)
+        return secret
+
+    @staticmethod
+    def _check_key(public: CKKSPublicKey, key_id: str, scheme: Any, where: str) -> None:
+        if public.key_id != key_id:
+            raise _fail(where, f"the key's id {public.key_id!r} differs from the metadata's")
+        params = getattr(scheme, "params", None)
+        if isinstance(params, CKKSParams) and not _same_ring(params, public.params):
+            raise _fail(
+                where,
+                f"the key is for parameter set {public.params.name!r} but the file declares "
+                f"{params.name!r}",
+            )
+
+    def write_switch_key(self, key: Any, sink: EntrySink, prefix: str) -> dict[str, Any]:
+        raise CapabilityError(_NO_SWITCH)
+
+    def read_switch_key(
+        self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
+    ) -> Any:
+        raise CapabilityError(_NO_SWITCH)
+
+
+#: The codec instance that :mod:`hennframework_ckks` registers for the scheme name ``ckks``.
+CODEC = CKKSCodec()
+
+
+def scheme_for(params: CKKSParams) -> CKKSScheme:
+    """The process-wide shared :class:`CKKSScheme` of a parameter set (what loads bind to)."""
+    from hennframework.io.codecs import scheme_instance
+
+    instance = scheme_instance(CODEC.scheme_name, _params_json(params))
+    if not isinstance(instance, CKKSScheme):  # pragma: no cover - another codec replaced ours
+        raise SerializationError("the codec registered for 'ckks' is not the CKKS plugin's")
+    return instance
+
+
+def _tensor_scheme(tensor: Any) -> CKKSScheme:
+    base = tensor.base if isinstance(tensor, LazyLinear) else tensor
+    return scheme_for(base.key.params)
+
+
+# hennframework's writers of loose tensors (ciphertext files, refresh requests, predictions) find
+# the scheme through ``tensor.scheme``; CKKS tensors carry only their key, so give them the shared
+# scheme instance of the key's parameter set (unless the tensor classes define ``scheme``).
+_SCHEME_PROPERTY = property(_tensor_scheme, doc="The shared CKKS scheme instance of the key.")
+for _cls in (CKKSTensor, LazyLinear):
+    if not hasattr(_cls, "scheme"):
+        setattr(_cls, "scheme", _SCHEME_PROPERTY)  # noqa: B010
