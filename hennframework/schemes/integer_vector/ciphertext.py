@@ -184,11 +184,11 @@ class Ciphertext:
                     f"cannot add ciphertexts of different fixed-point scales ({self.scale_int} and "
                     f"{other.scale_int}); rescale one of them first."
                 )
-            _broadcast_batch(self.shape, other.shape, "add")
+            broadcast_batch(self.shape, other.shape, "add")
             bound = self._bounded(self.coeff_bound + other.coeff_bound)
             return self._new(self.data + other.data, self.noise + other.noise, coeff_bound=bound)
         encoded, pbound = self._slot_plaintext(other, self.scale_int)
-        _broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
+        broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
         w = self.params.w
         bound = self._bounded(self.coeff_bound + pbound * w)
         top = self.data[..., : self.dim] + encoded * w
@@ -382,7 +382,7 @@ class Ciphertext:
         return self.scheme.decrypt_tensor(self, secret_key)
 
 
-def _broadcast_batch(left: tuple[int, ...], right: tuple[int, ...], what: str) -> tuple[int, ...]:
+def broadcast_batch(left: tuple[int, ...], right: tuple[int, ...], what: str) -> tuple[int, ...]:
     """The broadcast batch shape, or an InputError naming both shapes."""
     try:
         return tuple(np.broadcast_shapes(left, right))

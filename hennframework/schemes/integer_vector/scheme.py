@@ -39,6 +39,7 @@ from hennframework.schemes.integer_vector.ciphertext import (
     LIMIT,
     SAFETY,
     Ciphertext,
+    broadcast_batch,
     wide_matmul_round_div,
 )
 from hennframework.schemes.integer_vector.keys import (
@@ -525,7 +526,7 @@ class IntegerVectorScheme(HEScheme):
         # the fine encode_scale only pays off when the product is rescaled afterwards
         scale = 1 if integral else ((encode_scale or p.scale) if rescale else p.scale)
         encoded, pbound = ciphertext._slot_plaintext(array, scale, per_item=True)
-        _broadcast_shape(ciphertext.shape, tuple(encoded.shape[:-1]))
+        broadcast_batch(ciphertext.shape, tuple(encoded.shape[:-1]), "multiply")
         backend = self.backend
         abs_plain_b = abs(encoded[..., 0]).astype("float64")
         if not rescale:
@@ -540,7 +541,10 @@ class IntegerVectorScheme(HEScheme):
             data = _round_div_int(ciphertext.data * encoded, scale)
         else:
             product = wide.mul_wide(
-                ciphertext.data, backend.broadcast_to(encoded, _bshape(ciphertext.data, encoded))
+                ciphertext.data,
+                backend.broadcast_to(
+                    encoded, broadcast_batch(ciphertext.data.shape, encoded.shape, "multiply")
+                ),
             )
             data = wide.round_div_wide(product, scale)
         noise = (ciphertext.noise * abs_plain_b) / scale + self._rounding_noise()
@@ -565,7 +569,7 @@ class IntegerVectorScheme(HEScheme):
             f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
         )
         backend = self.backend
-        batch = _broadcast_shape(left.shape, right.shape)
+        batch = broadcast_batch(left.shape, right.shape, "combine")
         a = backend.broadcast_to(left.data, (*batch, m + k))
         b = backend.broadcast_to(right.data, (*batch, m + k))
         divisor_total = p.w * r
@@ -621,7 +625,7 @@ class IntegerVectorScheme(HEScheme):
         p = self.params
         m, n = left.dim, left.dim + p.k
         h = _integer_matrix(np.eye(m, dtype=np.int64) if weight is None else weight, "H")
-        label = _digest(h)
+        label = matrix_digest(h)
         key = self.public_key(left.key_id).evaluation.get(
             f"dot:{m}:{label}",
             f"inner products of {m}-vectors with this H need a key; the key holder runs "
@@ -629,7 +633,7 @@ class IntegerVectorScheme(HEScheme):
         )
         r = self._product_divisor(left.scale_int, right.scale_int) if divisor is None else divisor
         backend = self.backend
-        batch = _broadcast_shape(left.shape, right.shape)
+        batch = broadcast_batch(left.shape, right.shape, "combine")
         a = backend.broadcast_to(left.data, (*batch, n))[..., :, None]
         b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
         tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
@@ -658,7 +662,7 @@ class IntegerVectorScheme(HEScheme):
                 f"G has {g.shape[1]} columns but the vectors have length {ciphertext.dim}"
             )
         key = self.public_key(ciphertext.key_id).evaluation.get(
-            f"linear:{_digest(g)}",
+            f"linear:{matrix_digest(g)}",
             "this linear transform needs a key; the key holder runs scheme.add_linear_key(keys, G)",
         )
         p = self.params
@@ -812,17 +816,6 @@ class IntegerVectorScheme(HEScheme):
         return result + coeffs[0] if coeffs[0] != 0.0 else result
 
 
-def _bshape(a: Any, b: Any) -> tuple[int, ...]:
-    return tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
-
-
-def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    try:
-        return tuple(np.broadcast_shapes(a, b))
-    except ValueError:
-        raise InputError(f"batch shapes {a} and {b} cannot be broadcast together") from None
-
-
 def _all_integral(array: npt.NDArray[Any]) -> bool:
     """True if every value of a float array is a finite integer."""
     if array.dtype.kind in "biu":
@@ -851,7 +844,3 @@ def _integer_matrix(matrix: Any, name: str) -> npt.NDArray[np.int64]:
     elif array.dtype.kind not in "biu":
         raise InputError(f"{name} must be numeric")
     return array.astype(np.int64)
-
-
-def _digest(matrix: npt.NDArray[np.int64]) -> str:
-    return matrix_digest(matrix)
