@@ -100,6 +100,29 @@ def _as_2d(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
     return array
 
 
+#: How many times the last step's budget cost must still fit before a step is taken.
+REFRESH_SAFETY = 1.5
+
+
+def refresh_due(
+    budget: float | None,
+    step_cost: float | None,
+    minimum: float,
+    first_step_margin: float | None = None,
+) -> bool:
+    """Whether the weights need a refresh before the next training step.
+
+    ``budget`` is the weights' noise budget (bits, or levels for leveled schemes), ``step_cost``
+    the budget the last step used (None before the first step: then only ``first_step_margin``,
+    if given, is required). Shared by every training loop so they refresh by the same rule.
+    """
+    if budget is None:
+        return False
+    if step_cost is None:
+        return first_step_margin is not None and budget - first_step_margin < minimum
+    return budget - REFRESH_SAFETY * step_cost < minimum
+
+
 class Sequential:
     """Layers applied in order. Plain after construction; ``encrypt`` makes an encrypted copy."""
 
@@ -277,12 +300,7 @@ class Sequential:
             for start in range(0, x.shape[0], size):
                 step_started = time.perf_counter()
                 budget_before = self.min_noise_budget()
-                if (
-                    self.encrypted
-                    and budget_before is not None
-                    and step_cost is not None
-                    and budget_before - 1.5 * step_cost < min_noise_budget
-                ):
+                if self.encrypted and refresh_due(budget_before, step_cost, min_noise_budget):
                     self._refresh(refresh, history)
                     budget_before = self.min_noise_budget()
                 loss, grads = self.loss_and_gradients(

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
 from hennframework.nn.activations import SigmoidApproximation, get_sigmoid, sigmoid
-from hennframework.nn.model import Refresher
+from hennframework.nn.model import Refresher, refresh_due
 from hennframework.nn.ops import is_encrypted, multiply_constant, polyval, scatter_add, segment_sum
 from hennframework.scheme import Capability, KeySet, require
 
@@ -248,11 +248,7 @@ class SentimentNetwork:
             for batch in batches:
                 started = time.perf_counter()
                 budget = self.min_noise_budget()
-                if (
-                    budget is not None
-                    and step_cost is not None
-                    and budget - 1.5 * step_cost < min_noise_budget
-                ):
+                if refresh_due(budget, step_cost, min_noise_budget):
                     if refresh is None:
                         raise NoiseBudgetExhaustedError(
                             f"the encrypted weights' noise budget ({budget:.1f} bits) will not carry "

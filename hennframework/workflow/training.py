@@ -31,7 +31,7 @@ import numpy as np
 
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History, Refresher, Sequential, TrainingRecord
+from hennframework.nn.model import History, Refresher, Sequential, TrainingRecord, refresh_due
 from hennframework.nn.ops import is_encrypted, multiply_constant
 from hennframework.nn.sentiment import BagOfWordsBatch, SentimentNetwork
 
@@ -148,10 +148,9 @@ def train_bundle(
     while done < planned:
         budget = _min_budget(model) if encrypted else None
         if budget is not None:
-            margin = 1.5 * step_cost if step_cost is not None else FIRST_STEP_MARGIN
             # the encrypted loss needs ``loss_gap`` more bits than the weights to stay decryptable
             loss_short = loss_gap is not None and budget - 1.25 * loss_gap < 1.0
-            if budget - margin < min_noise_budget or loss_short:
+            if refresh_due(budget, step_cost, min_noise_budget, FIRST_STEP_MARGIN) or loss_short:
                 if refresh is None:
                     status = "needs-refresh"
                     message = (
