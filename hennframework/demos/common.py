@@ -13,13 +13,24 @@ from hennframework import config
 
 
 def make_scheme(scheme: str | None, params: str | None, backend: str | None) -> Any:
-    """The configured (or named) scheme with a parameter set on a backend, and where they came from."""
+    """An instance of the configured (or named) scheme with a parameter set, on the chosen backend."""
     scheme_choice = config.resolve("scheme", scheme)
     backend_choice = config.resolve("backend", backend)
     instance = hennframework.get_scheme(
         scheme_choice.value, params=params, backend=backend_choice.value
     )
     return instance
+
+
+def describe_scheme(scheme: Any) -> dict[str, Any]:
+    """Scheme, parameter set, its security label and backend, for demo summaries."""
+    parameter_set = getattr(getattr(scheme, "params", None), "name", None)
+    return {
+        "scheme": scheme.name,
+        "parameter_set": parameter_set,
+        "security": scheme.get_parameter_set(parameter_set).security_label(),
+        "backend": getattr(getattr(scheme, "backend", None), "name", "n/a"),
+    }
 
 
 def fingerprint(tensor: Any) -> str:

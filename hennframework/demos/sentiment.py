@@ -17,7 +17,7 @@ from typing import Any
 
 from hennframework.data.loaders import interleave, load_reviews, train_test_split_last
 from hennframework.data.text import EncodedReviews, build_vocabulary
-from hennframework.demos.common import make_scheme, progress_bar
+from hennframework.demos.common import describe_scheme, make_scheme, progress_bar
 from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.nn import OwnerRefresher
 from hennframework.nn.sentiment import (
@@ -165,12 +165,7 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
         accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
         summary.update(
             {
-                "scheme": scheme.name,
-                "parameter_set": getattr(getattr(scheme, "params", None), "name", None),
-                "security": scheme.get_parameter_set(
-                    getattr(getattr(scheme, "params", None), "name", None)
-                ).security_label(),
-                "backend": getattr(getattr(scheme, "backend", None), "name", "n/a"),
+                **describe_scheme(scheme),
                 "encrypted_test_accuracy": accuracy,
                 "encrypted_train_accuracy": history.correct / history.scored
                 if history.scored

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hennframework.demos.common import fingerprint, make_scheme, progress_bar
+from hennframework.demos.common import describe_scheme, fingerprint, make_scheme, progress_bar
 from hennframework.exceptions import InsecureParametersWarning
 from hennframework.nn import OwnerRefresher, Sequential
 
@@ -56,11 +56,6 @@ def run_xor(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureParametersWarning)
         scheme = make_scheme(settings.scheme, settings.params, settings.backend)
-    security = scheme.get_parameter_set(
-        getattr(scheme, "params", None) and scheme.params.name
-        if hasattr(scheme, "params")
-        else None
-    )
     default_iterations, default_rate = SCHEME_DEFAULTS.get(scheme.name, FALLBACK_DEFAULTS)
     iterations = settings.iterations or default_iterations
     learning_rate = settings.learning_rate or default_rate
@@ -131,10 +126,7 @@ def run_xor(
     final_loss = history.records[-1].loss if history.records else None
     learned = bool((np.round(decrypted) == XOR_TARGETS.reshape(-1)).all())
     summary = {
-        "scheme": scheme.name,
-        "parameter_set": getattr(getattr(scheme, "params", None), "name", None),
-        "security": security.security_label(),
-        "backend": getattr(getattr(scheme, "backend", None), "name", "n/a"),
+        **describe_scheme(scheme),
         "encrypted": settings.encrypted,
         "iterations": history.steps,
         "learning_rate": learning_rate,
