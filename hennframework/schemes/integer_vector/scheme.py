@@ -715,17 +715,20 @@ class IntegerVectorScheme(HEScheme):
         pmax = int(np.abs(encoded).max()) if encoded.size else 0
         left_b = backend.asarray(left_matrix, dtype="int64")
         abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
+        combined_bound = ciphertext.coeff_bound * pmax * inner
+
+        def combine(flat: Array) -> Array:
+            """left_b @ flat, rescaled when asked; 128-bit when the products could pass 2**62."""
+            if rescale and combined_bound >= LIMIT:
+                return wide_matmul_round_div(backend, left_b, flat, scale, pmax)
+            out = backend.matmul_int_wrap(left_b, flat)
+            return _round_div_int(out, scale) if rescale else out
+
         if plain_on_left:
             # result[j, ...] = sum_K P[j, K] c[K, ...]
             flat = data.reshape(-1, inner).T  # (K, rest)
             noise_flat = noise.reshape(inner, -1)
-            combined_bound = ciphertext.coeff_bound * pmax * inner
-            if not rescale or combined_bound < LIMIT:
-                out = backend.matmul_int_wrap(left_b, flat)
-                if rescale:
-                    out = _round_div_int(out, scale)
-            else:
-                out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
+            out = combine(flat)
             new_noise = backend.matmul_float(abs_left, noise_flat)
             out_shape = (encoded.shape[0], *ciphertext.shape[1:])
             out_data = backend.moveaxis(
@@ -741,13 +744,7 @@ class IntegerVectorScheme(HEScheme):
             # result[..., J] = sum_K c[..., K] P[K, J]
             moved = backend.moveaxis(data, -1, 0)  # (n, ..., K)
             flat = moved.reshape(-1, inner).T  # (K, rows)
-            combined_bound = ciphertext.coeff_bound * pmax * inner
-            if not rescale or combined_bound < LIMIT:
-                out = backend.matmul_int_wrap(left_b, flat)
-                if rescale:
-                    out = _round_div_int(out, scale)
-            else:
-                out = wide_matmul_round_div(backend, left_b, flat, scale, pmax)
+            out = combine(flat)
             out_shape = (*ciphertext.shape[:-1], encoded.shape[1])
             out_data = backend.moveaxis(out.T.reshape(ciphertext.data.shape[-1], *out_shape), 0, -1)
             noise_flat = noise.reshape(-1, inner)
