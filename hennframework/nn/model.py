@@ -223,12 +223,11 @@ class Sequential:
     # -- forward / backward ----------------------------------------------------------------
     def forward(self, inputs: Any, caches: list[dict[str, Any]] | None = None) -> Any:
         out = inputs
-        for index, layer in enumerate(self.layers):
+        for layer in self.layers:
             cache: dict[str, Any] = {}
             out = layer.forward(out, cache)
             if caches is not None:
                 caches.append(cache)
-            del index
         return out
 
     def predict(self, inputs: npt.ArrayLike) -> Any:
