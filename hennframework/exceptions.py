@@ -13,6 +13,7 @@ __all__ = [
     "CapabilityError",
     "ConfigError",
     "DataFormatError",
+    "DiskFullError",
     "HennError",
     "InputError",
     "InsecureParametersWarning",
@@ -21,6 +22,7 @@ __all__ = [
     "OverflowRiskError",
     "PluginDependencyError",
     "SerializationError",
+    "TrainingDivergedError",
     "UnknownPluginError",
 ]
 
@@ -65,12 +67,28 @@ class NoiseBudgetExhaustedError(HennError, ArithmeticError):
     """Decryption refused: the tracked noise bound could reach w/2, so the result may be wrong."""
 
 
+class TrainingDivergedError(HennError, ArithmeticError):
+    """Training stopped: the loss or the weights became NaN or infinite (the model diverged)."""
+
+
 class SerializationError(HennError, ValueError):
     """A saved file is truncated, corrupted, tampered with, of the wrong version or the wrong kind."""
 
 
 class DataFormatError(HennError, ValueError):
     """A dataset file cannot be read: wrong layout, mismatched line counts, unknown labels."""
+
+
+class DiskFullError(HennError, OSError):
+    """A file could not be written because its disk (or the user's quota) is full.
+
+    Also an ``OSError`` (``errno`` is ``ENOSPC`` or ``EDQUOT``), so generic handlers keep working;
+    ``str()`` is the message alone. The partial file has been removed and any previous file at
+    the target is unchanged.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "disk full"
 
 
 class InsecureParametersWarning(UserWarning):

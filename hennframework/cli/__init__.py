@@ -13,7 +13,8 @@ Global options (accepted before or after the subcommand): ``--debug`` (show trac
 :mod:`hennframework.config`: they beat contexts, the environment and config files).
 
 Errors: any :class:`~hennframework.exceptions.HennError`, and any ImportError raised by a plugin,
-is printed as one paragraph ``henn: error: ...`` on stderr, without a traceback unless ``--debug``.
+is printed as one paragraph ``henn: error: ...`` on stderr, without a traceback unless ``--debug``;
+so is an ``OSError`` (a full disk is reported as "disk full", never as an internal error).
 Exit status: 0 success, 2 usage or configuration errors (bad arguments, malformed config, unknown
 backend or scheme name), 1 any other failure, 130 interrupted.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -29,10 +31,11 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import hennframework
 from hennframework import config
-from hennframework.cli.common import add_global_options
+from hennframework.cli.common import add_global_options, usage_line
 from hennframework.exceptions import ConfigError, HennError, UnknownPluginError
 
 __all__ = ["COMMAND_MODULES", "EXIT_FAILURE", "EXIT_USAGE", "build_parser", "main"]
@@ -68,6 +71,10 @@ class _CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         add_global_options(self, suppress_defaults=True)
+
+    def error(self, message: str) -> NoReturn:
+        """A bad command line: one line naming the option (no usage block), exit status 2."""
+        self.exit(EXIT_USAGE, usage_line(self.prog, message) + "\n")
 
 
 def _module_missing(name: str, exc: ModuleNotFoundError) -> bool:
@@ -149,6 +156,17 @@ def _selection(args: argparse.Namespace) -> Iterator[None]:
         yield
 
 
+def _os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: "disk full" said plainly, else what and where."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return (
+            f"disk full: could not write{where} ({exc.strerror or exc}). Free some space or "
+            "write to another disk, then run the command again."
+        )
+    return f"cannot access{where}: {exc.strerror or exc}. Check the path and its permissions."
+
+
 def _exit_status(exc: SystemExit) -> int:
     code = exc.code
     if code is None:
@@ -199,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `henn ... | head`: the reader left; stop quietly
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OSError as exc:  # the file system refused (a full disk, a permission): not a bug
+        _report(_os_error_message(exc), exc, debug)
         return EXIT_FAILURE
     except SystemExit as exc:
         return _exit_status(exc)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 import stat
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hennframework.exceptions import SerializationError
+from hennframework.cli import main as henn
+from hennframework.exceptions import DiskFullError, SerializationError
 from hennframework.io import container
+from hennframework.io.bundles import save_history
 from hennframework.io.container import (
     FORMAT_VERSION,
     Limits,
@@ -27,6 +32,7 @@ from hennframework.io.container import (
     read_manifest,
     write_bundle,
 )
+from hennframework.nn.model import History
 
 
 def _write(path: Path, **kwargs: Any) -> Path:
@@ -409,6 +415,7 @@ def test_array_with_missing_data_bytes_is_refused(tmp_path: Path) -> None:
     [
         b'{"format": "hennframework", "format": "x"}',  # duplicate keys
         b'{"format": NaN}',
+        b'{"format": 1e999}',  # infinity without the word
         b"[1, 2]",
         b"\xff\xfe not json",
     ],
@@ -431,3 +438,291 @@ def test_other_files_are_refused(tmp_path: Path) -> None:
     plain_zip = tmp_path / "other.zip"
     _rezip(plain_zip, {"hello.txt": b"hi"})
     _assert_refused(plain_zip, "unexpected entry|no manifest")
+
+
+# ------------------------------------------------------------------------------------------
+# layout: nothing before, between or after the entries
+# ------------------------------------------------------------------------------------------
+def _peak_bytes(action: Any) -> int:
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("garbage", [b"X", b"PK\x03\x04", b"#!/bin/sh\nexit 0\n" * 10])
+def test_leading_bytes_are_refused(tmp_path: Path, garbage: bytes) -> None:
+    """The zip module skips bytes before the first entry (self-extracting archives); we refuse."""
+    path = _write(tmp_path / "f.henn")
+    path.write_bytes(garbage + path.read_bytes())
+    _assert_refused(path, "not a complete hennframework file")
+
+
+def test_trailing_bytes_and_comments_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.henn")
+    original = path.read_bytes()
+    path.write_bytes(original + b"\0" * 7)
+    _assert_refused(path, "end record")
+    with zipfile.ZipFile(io.BytesIO(original)) as source:
+        entries = {info.filename: source.read(info) for info in source.infolist()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        archive.comment = b"hello"
+    path.write_bytes(buffer.getvalue())
+    _assert_refused(path, "end record")
+
+
+def test_bytes_hidden_between_entries_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.henn")
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        infos = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    cut = infos[1].header_offset  # push every later entry and the directory 5 bytes back
+    forged = bytearray(data[:cut] + b"hide!" + data[cut:])
+    eocd = len(forged) - 22
+    cd_offset = int.from_bytes(forged[eocd + 16 : eocd + 20], "little") + 5
+    forged[eocd + 16 : eocd + 20] = cd_offset.to_bytes(4, "little")
+    position = cd_offset
+    while forged[position : position + 4] == b"PK\x01\x02":
+        name_length = int.from_bytes(forged[position + 28 : position + 30], "little")
+        extra_length = int.from_bytes(forged[position + 30 : position + 32], "little")
+        comment_length = int.from_bytes(forged[position + 32 : position + 34], "little")
+        offset = int.from_bytes(forged[position + 42 : position + 46], "little")
+        if offset >= cut:
+            forged[position + 42 : position + 46] = (offset + 5).to_bytes(4, "little")
+        position += 46 + name_length + extra_length + comment_length
+    path.write_bytes(bytes(forged))
+    with zipfile.ZipFile(path) as archive:  # a valid zip for the zip module...
+        assert archive.testzip() is None
+    _assert_refused(path, "unexpected bytes")  # ...but not a hennframework file
+
+
+def test_the_manifest_must_come_first(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.henn")
+    entries = _entries(path)
+    manifest = entries.pop("manifest.json")
+    _rezip(path, {**entries, "manifest.json": manifest})
+    _assert_refused(path, "not the first entry")
+
+
+# ------------------------------------------------------------------------------------------
+# hostile manifests: bounded memory, no recursion, every field's type checked
+# ------------------------------------------------------------------------------------------
+def test_a_60_mb_manifest_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "f.henn"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(container._zip_info("manifest.json"), b"[" + b"0," * (30 << 20) + b"0]")
+
+    def read() -> None:
+        _assert_refused(path, "manifest is larger than 16,777,216 bytes")
+
+    assert _peak_bytes(read) < 4 << 20  # about 1.5 GB when it used to be parsed
+
+
+def test_too_many_json_values_are_refused_before_parsing(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.henn")
+    entries = _entries(path)
+    text = entries["manifest.json"].replace(
+        b'"metadata":{', b'"metadata":{"h":[' + b"{}," * 1_100_000 + b"{}],", 1
+    )
+    _rezip(path, {**entries, "manifest.json": text})
+    assert _peak_bytes(lambda: _assert_refused(path, "JSON values, above the limit")) < 16 << 20
+
+
+@pytest.mark.parametrize("depth", [65, 2_000, 200_000])
+def test_deep_nesting_is_a_serialization_error_not_a_recursion_error(
+    tmp_path: Path, depth: int
+) -> None:
+    path = _write(tmp_path / "f.henn")
+    entries = _entries(path)
+    text = entries["manifest.json"].replace(
+        b'"metadata":{', b'"metadata":{"d":' + b"[" * depth + b"]" * depth + b",", 1
+    )
+    _rezip(path, {**entries, "manifest.json": text})
+    _assert_refused(path, "nested")
+
+
+def _forge_manifest(path: Path, edit: Any, *, resign: bool = True) -> None:
+    entries = _entries(path)
+    manifest = json.loads(entries["manifest.json"])
+    edit(manifest)
+    entries["manifest.json"] = canonical_json(manifest)
+    _rezip(path, _resign(entries) if resign else entries)
+
+
+BAD_FIELDS: list[tuple[str, Any, str]] = [
+    ("kind", ["secret-key"], "unknown kind"),
+    ("kind", {"a": 1}, "unknown kind"),
+    ("format_version", True, "format version True"),
+    ("format_version", 1.0, "format version 1.0"),
+    ("created_with", ["x"], "created_with must be a short string"),
+    ("scheme", ["integer-vector"], "scheme must be a scheme name"),
+    ("scheme", "../../etc", "scheme must be a scheme name"),
+    ("parameter_set", [1], "parameter_set must be a JSON object"),
+    ("key_id", {"id": 1}, "key_id must be a short string"),
+    ("key_id", "", "key_id must be a short string"),
+    ("metadata", [1, 2], "metadata must be a JSON object"),
+    ("metadata", "x", "metadata must be a JSON object"),
+    ("entries", [], "entries must be a JSON object"),
+    ("checksum", "abc", "checksum must be"),
+    ("checksum", {"algorithm": "md5", "value": "0" * 64}, "checksum must be"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "match"), BAD_FIELDS)
+def test_every_container_field_has_its_type(
+    tmp_path: Path, field: str, value: Any, match: str
+) -> None:
+    path = _write(tmp_path / "f.henn")
+    resign = field not in ("checksum", "entries")  # re-signing would repair or need them
+    _forge_manifest(path, lambda manifest: manifest.__setitem__(field, value), resign=resign)
+    _assert_refused(path, match)
+    with pytest.raises(SerializationError, match=match):
+        read_manifest(path)
+
+
+BAD_SPECS: list[tuple[Any, str]] = [
+    ([1], "must be an object with exactly"),
+    ({"sha256": "0" * 64, "size": 1}, "must be an object with exactly"),  # keys missing
+    ({"size": "²"}, "malformed size"),
+    ({"size": -1}, "malformed size"),
+    ({"size": True}, "malformed size"),
+    ({"sha256": 5}, "malformed sha256"),
+    ({"dtype": "|O"}, "not allowed"),
+    ({"dtype": ["<i8"]}, "not allowed"),
+    ({"shape": "2,3"}, "malformed shape"),
+    ({"shape": [2, -3]}, "malformed shape"),
+    ({"shape": [2, True]}, "malformed shape"),
+    ({"shape": [1 << 40, 1 << 40]}, "needs"),  # a product that would wrap in int64
+    ({"shape": [1] * 33}, "malformed shape"),
+]
+
+
+@pytest.mark.parametrize(("change", "match"), BAD_SPECS)
+def test_every_entry_field_has_its_type(tmp_path: Path, change: Any, match: str) -> None:
+    path = _write(tmp_path / "f.henn")
+
+    def edit(manifest: dict[str, Any]) -> None:
+        spec = manifest["entries"]["arrays/a.npy"]
+        if isinstance(change, dict) and len(change) == 1:
+            spec.update(change)
+        else:
+            manifest["entries"]["arrays/a.npy"] = change
+
+    entries = _entries(path)
+    manifest = json.loads(entries["manifest.json"])
+    edit(manifest)
+    entries["manifest.json"] = canonical_json(manifest)
+    body = {k: v for k, v in entries.items() if k != "manifest.json"}
+    manifest.pop("checksum")
+    manifest["checksum"] = {
+        "algorithm": "sha256",
+        "value": container._overall_checksum(manifest, body),
+    }
+    _rezip(path, {"manifest.json": canonical_json(manifest), **body})
+    _assert_refused(path, match)
+
+
+def test_the_writer_never_writes_what_the_reader_refuses(tmp_path: Path) -> None:
+    deep: Any = []
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(SerializationError, match=r"would not load back.*nested"):
+        write_bundle(tmp_path / "f.henn", "history", metadata={"deep": deep})
+    with pytest.raises(SerializationError, match=r"would not load back.*key_id"):
+        write_bundle(tmp_path / "f.henn", "history", key_id="")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------
+# files that are not files, full disks
+# ------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_link_to_dev_zero_fails_at_once_with_small_memory(tmp_path: Path) -> None:
+    (tmp_path / "model.henn").symlink_to("/dev/zero")
+    assert _peak_bytes(lambda: _assert_refused(tmp_path / "model.henn", "symbolic link")) < 1 << 20
+    with pytest.raises(SerializationError, match="character device"):
+        read_bundle("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_fails_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f.henn")
+    _assert_refused(tmp_path / "f.henn", "named pipe")  # would block forever if opened plainly
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _write(tmp_path / "f.henn")
+    before = target.read_bytes()
+
+    def full(self: zipfile.ZipFile, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", full)
+    with pytest.raises(DiskFullError, match=r"^disk full: could not write .*f\.henn \("):
+        _write(target, arrays={"a": np.zeros(50_000)})
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.henn"]
+
+
+# ------------------------------------------------------------------------------------------
+# henn inspect
+# ------------------------------------------------------------------------------------------
+def _inspect(*paths: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = henn(["inspect", *map(str, paths)])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_inspect_dev_zero_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "zero.henn").symlink_to("/dev/zero")
+    result: dict[str, Any] = {}
+    peak = _peak_bytes(
+        lambda: result.update(
+            zip(("status", "out", "err"), _inspect(Path("/dev/zero")), strict=True)
+        )
+    )
+    assert result["status"] == 1 and peak < 8 << 20  # it reached 9.5 GB in 15 s
+    assert "character device, not a regular file" in result["err"]
+    status, _, err = _inspect(tmp_path / "zero.henn")
+    assert status == 1 and "symbolic link" in err and "internal error" not in err
+
+
+def test_inspect_never_says_ok_for_a_file_the_loaders_refuse(tmp_path: Path) -> None:
+    path = write_bundle(
+        tmp_path / "k.henn",
+        "public-key",
+        metadata={"public_key": ["not", "a", "key"]},
+        scheme="integer-vector",
+        parameter_set={"name": "default", "values": {}},
+        key_id="k1",
+    )
+    status, out, err = _inspect(path)
+    assert status == 1 and "checksum ok" not in out
+    assert err.startswith("henn: error: ") and "internal error" not in err
+    good = save_history(tmp_path / "c.henn", History())
+    status, out, err = _inspect(good)
+    assert status == 0 and "checksum ok, contents ok" in out, err
+
+
+def test_zip64_end_records_are_understood(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files over 4 GiB get zip64 end records; force them on a small file to check the reader."""
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)  # more than 1 entry: zip64 records
+    path = _write(tmp_path / "f.henn")
+    monkeypatch.undo()
+    data = path.read_bytes()
+    assert b"PK\x06\x06" in data[-100:] and b"PK\x06\x07" in data[-100:]
+    bundle = read_bundle(path)
+    np.testing.assert_array_equal(bundle.arrays["a"], np.arange(6).reshape(2, 3))
+    locator = data.rindex(b"PK\x06\x07")
+    path.write_bytes(data[: locator - 56] + b"!" + data[locator - 56 :])  # a byte before them
+    _assert_refused(path, "not a complete hennframework file")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hennframework import io as hio
 from hennframework.exceptions import KeyMismatchError, NoiseBudgetExhaustedError, SerializationError
+from hennframework.io.container import read_manifest
 from hennframework.scheme import KeySet
+from hennframework.workflow.exchange import PROTOCOL
 
 from hennframework_ckks import (
     CKKSPublicKey,
@@ -85,20 +90,103 @@ def test_file_refresher_times_out_clearly(
     tensor = scheme4096.encrypt_tensor(np.array([0.5]), keys4096.public)
     with pytest.raises(NoiseBudgetExhaustedError, match="serve"):
         refresher([tensor])
-    assert not list(tmp_path.glob("*.request"))
+    assert not list(tmp_path.glob("*.request*"))
+
+
+def _request(folder: Path, tensors: list[Any], request_id: str = "1a2b-0badc0de") -> Path:
+    """A refresh request as the party's FileRefresher writes it (hennframework-refresh/1)."""
+    return hio.save_ciphertexts(
+        folder / f"{request_id}.request.henn",
+        {f"t{i}": t for i, t in enumerate(tensors)},
+        kind="refresh-request",
+        metadata={"protocol": PROTOCOL, "request_id": request_id},
+    )
 
 
 def test_owner_rejects_foreign_ciphertexts(
     tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
 ) -> None:
-    """A request under another key set gets an error file, and the party a clear error."""
+    """A request under another key set gets an error response, and the party a clear error."""
     stranger = scheme4096.keygen(rotations="none")
     tensor = scheme4096.encrypt_tensor(np.array([0.5]), stranger.public)
-    (tmp_path / "abc.request").write_bytes(tensors_to_bytes([tensor]))
+    request = _request(tmp_path, [tensor])
     owner = FileRefreshOwner(tmp_path, keys4096)
     assert owner.serve_pending() == 0
-    assert "key set" in (tmp_path / "abc.error").read_text()
-    assert not (tmp_path / "abc.request").exists()
+    meta = read_manifest(tmp_path / "1a2b-0badc0de.response.henn")["metadata"]
+    assert meta["status"] == "error" and keys4096.key_id in meta["message"]
+    assert not request.exists() and owner.summary.refused == 1
+
+
+def test_owner_never_writes_through_planted_links(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    """Links planted at the response name and at the temporary names the plugin used to write
+    (``.<stem>.response.<pid>.tmp``, ``.<stem>.error.<pid>.tmp``) leave their target untouched."""
+    victim = tmp_path / "secret.henn"
+    victim.write_bytes(b"the owner's secret key")
+    exchange_dir = tmp_path / "exchange"
+    exchange_dir.mkdir()
+    good = scheme4096.encrypt_tensor(np.array([0.25, -0.5]), keys4096.public)
+    foreign = scheme4096.encrypt_tensor(np.array([1.0]), scheme4096.keygen(rotations="none").public)
+    _request(exchange_dir, [good], "1a2b-00000001")
+    _request(exchange_dir, [foreign], "1a2b-00000002")
+    pid = os.getpid()
+    planted = []
+    for stem in ("1a2b-00000001", "1a2b-00000002"):
+        for name in (
+            f".{stem}.response.{pid}.tmp",
+            f".{stem}.error.{pid}.tmp",
+            f".{stem}.response.henn.{pid}.tmp",
+        ):
+            (exchange_dir / name).symlink_to(victim)
+            planted.append(exchange_dir / name)
+    (exchange_dir / "1a2b-00000002.response.henn").symlink_to(victim)
+    owner = FileRefreshOwner(exchange_dir, keys4096)
+    assert owner.serve_pending() == 1
+    assert victim.read_bytes() == b"the owner's secret key"
+    assert all(link.is_symlink() and link.resolve() == victim for link in planted)
+    response = exchange_dir / "1a2b-00000002.response.henn"
+    assert not response.is_symlink()  # the planted link was replaced, its target untouched
+    assert read_manifest(response)["metadata"]["status"] == "error"
+    leftovers = {p.name for p in exchange_dir.iterdir()} - {p.name for p in planted}
+    assert leftovers == {"1a2b-00000001.response.henn", "1a2b-00000002.response.henn"}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_owner_skips_a_fifo_request_without_blocking(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    os.mkfifo(tmp_path / "1a2b-0000000f.request.henn")
+    owner = FileRefreshOwner(tmp_path, keys4096)
+    with pytest.warns(UserWarning, match="named pipe"):
+        assert owner.serve(timeout=0.3, poll=0.01) == 0
+    assert owner.summary.skipped == ["1a2b-0000000f.request.henn"]
+    assert owner.summary.stopped_by == "timeout"
+
+
+def test_seal_scratch_files_stay_in_a_private_folder(
+    scheme4096: CKKSScheme, keys4096: KeySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEAL's (de)serialisation goes through files: in a 0700 folder, random names, none left."""
+    from hennframework_ckks import _seal
+
+    tensor = scheme4096.encrypt_tensor(np.array([0.5]), keys4096.public)
+    data = tensors_to_bytes([tensor])
+    folder = Path(_seal._private_folder())
+    assert folder.stat().st_mode & 0o777 == 0o700
+    seen: list[str] = []
+    original = _seal.write_file
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(_seal, "write_file", spy)
+    tensors_from_bytes(data, keys4096.public)
+    keys4096.secret.to_bytes()
+    assert seen and all(Path(p).parent == folder for p in seen)
+    assert len(set(seen)) == len(seen)  # a fresh random name every time
+    assert list(folder.iterdir()) == []
 
 
 PARTY = textwrap.dedent(

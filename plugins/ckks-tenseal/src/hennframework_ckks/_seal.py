@@ -12,13 +12,20 @@ scale after every rescale. TenSEAL's high-level tensors expose none of these; it
 bindings expose all of them, and TenSEAL's wheels are the maintained way to get SEAL on PyPI.
 
 SEAL serialises only to streams, and the bindings only to file paths, so bytes go through a
-private temporary file (in ``/dev/shm`` where available). The bytes are SEAL's own format
-(header, zstd-compressed body) and are validated against the context on load.
+temporary file in a folder private to this process (mode 0700, created with ``mkdtemp`` in
+``/dev/shm`` where available, removed at exit): nobody else can plant a link or a FIFO there,
+names are random, files are written exclusively (:func:`hennframework.io.safe_files.write_file`)
+and read back without following links (:func:`hennframework.io.safe_files.read_file`), and each
+is deleted at once. Secret keys pass through it too, so it must never be shared. The bytes are
+SEAL's own format (header, zstd-compressed body) and are validated against the context on load.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -28,11 +35,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from hennframework.exceptions import (
+    HennError,
     InputError,
     NoiseBudgetExhaustedError,
     PluginDependencyError,
     SerializationError,
 )
+from hennframework.io.safe_files import read_file, write_file
 
 from hennframework_ckks.params import CKKSParams
 
@@ -46,13 +55,33 @@ except ImportError as exc:  # pragma: no cover
 
 __all__ = ["SealContext", "get_context", "sa"]
 
-_TMP_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+_TMP_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+#: The largest SEAL object read back (rotation keys at n16384 are a few hundred MB).
+_MAX_SEAL_BYTES = 8 << 30
+_PRIVATE: dict[int, str] = {}  # process id -> its private folder (a forked child makes its own)
+_PRIVATE_LOCK = threading.Lock()
+
+
+def _private_folder() -> str:
+    pid = os.getpid()
+    with _PRIVATE_LOCK:
+        folder = _PRIVATE.get(pid)
+        if folder is None or not os.path.isdir(folder):
+            folder = tempfile.mkdtemp(prefix="hennckks-", dir=_TMP_ROOT)  # mode 0700
+            _PRIVATE[pid] = folder
+            atexit.register(_remove_private_folder, pid, folder)
+        return folder
+
+
+def _remove_private_folder(pid: int, folder: str) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
 def _temp_path() -> Iterator[str]:
-    handle, path = tempfile.mkstemp(prefix="hennckks-", suffix=".seal", dir=_TMP_DIR)
-    os.close(handle)
+    """A fresh, unused path in this process's private folder; whatever is there is removed."""
+    path = os.path.join(_private_folder(), f"{secrets.token_hex(12)}.seal")
     try:
         yield path
     finally:
@@ -63,19 +92,25 @@ def _temp_path() -> Iterator[str]:
 def seal_to_bytes(obj: Any) -> bytes:
     """SEAL's serialisation of a ciphertext or key, as bytes."""
     with _temp_path() as path:
-        obj.save(path)
-        with open(path, "rb") as handle:
-            return handle.read()
+        try:
+            obj.save(path)
+        except Exception as exc:  # SEAL reports a failed write (a full disk too) tersely
+            raise SerializationError(
+                f"could not serialise a {type(obj).__name__} through {os.path.dirname(path)}: "
+                f"{exc}. Is that disk full?"
+            ) from exc
+        return read_file(path, max_bytes=_MAX_SEAL_BYTES, what="SEAL object")
 
 
 def seal_from_bytes(kind: Any, context: SealContext, data: bytes, what: str) -> Any:
     """Load a SEAL object of class ``kind`` from bytes, validated against the context."""
     obj = kind()
     with _temp_path() as path:
-        with open(path, "wb") as handle:
-            handle.write(data)
+        write_file(path, data, private=True, durable=False)
         try:
             obj.load(context.seal, path)
+        except HennError:
+            raise
         except Exception as exc:  # SEAL raises ValueError/RuntimeError with terse texts
             raise SerializationError(
                 f"could not load the {what}: {exc}. It is corrupted or was made with other CKKS "

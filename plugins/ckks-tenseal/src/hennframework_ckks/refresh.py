@@ -21,29 +21,35 @@ A refresh provider is any callable ``provider(list_of_tensors) -> list_of_fresh_
 
 * :class:`OwnerRefresher` (in-process, for demos and tests; counts calls and tensors);
 * :class:`FileRefresher` (party side) and :class:`FileRefreshOwner` (owner side) for two
-  processes sharing a directory: request and response files are written atomically (write to a
-  temporary name, then rename), carry a SHA-256 checksum and the key id, and are deleted once
-  read. ``python -m hennframework_ckks.refresh serve DIR --secret-key FILE`` runs the owner.
+  processes sharing a directory. They are hennframework's own refresh exchange
+  (:mod:`hennframework.workflow.exchange`, protocol ``hennframework-refresh/1``: ``.henn``
+  request and response files, safe against links, FIFOs and other files planted in the shared
+  folder) with this module's re-encryption, which keeps each tensor's slot packing.
+  ``python -m hennframework_ckks.refresh serve DIR --secret-key FILE`` runs the owner;
+  ``henn --scheme ckks serve-refresh`` serves the same folder too (re-encrypting without the
+  packing).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hennframework.exceptions import HennError, InputError, NoiseBudgetExhaustedError
-from hennframework.randomness import RandomSource
+from hennframework.exceptions import HennError, InputError
+from hennframework.io.container import DEFAULT_LIMITS
+from hennframework.io.safe_files import open_for_reading
 from hennframework.scheme import KeySet
 
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
-from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
 from hennframework_ckks.tensor import CKKSTensor, LazyLinear, decrypt_array, encrypt_array
+
+if TYPE_CHECKING:
+    from hennframework.workflow.exchange import ServeSummary
 
 __all__ = [
     "FileRefreshOwner",
@@ -142,20 +148,14 @@ class OwnerRefresher:
         return list(fresh)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 class FileRefresher:
     """Party side of the file exchange: ``FileRefresher(directory, public_key)(tensors)``.
 
-    Writes ``<id>.request`` into ``directory`` and waits (up to ``timeout`` seconds) for the
-    owner's ``<id>.response`` (or ``<id>.error``). Counts ``calls`` like :class:`OwnerRefresher`.
+    Writes ``<id>.request.henn`` into ``directory`` and waits (up to ``timeout`` seconds) for the
+    owner's ``<id>.response.henn`` (:class:`hennframework.workflow.exchange.FileRefresher`).
+    Raises :class:`~hennframework.exceptions.NoiseBudgetExhaustedError` when no answer comes in
+    time and :class:`~hennframework.exceptions.KeyMismatchError` when the owner refuses. Counts
+    ``calls`` like :class:`OwnerRefresher`.
     """
 
     def __init__(
@@ -171,41 +171,30 @@ class FileRefresher:
         key = public_key.public if isinstance(public_key, KeySet) else public_key
         if not isinstance(key, CKKSPublicKey):
             raise InputError("FileRefresher needs the CKKS public key")
+        # imported here: the scheme module imports this one, and the codec imports the scheme
+        from hennframework.workflow.exchange import FileRefresher as ExchangeRefresher
+
+        from hennframework_ckks.codec import CODEC, scheme_for
+
+        CODEC.remember(key)  # responses are read back under this key
         self.public_key = key
         self.timeout = timeout
         self.poll = poll
+        self._exchange = ExchangeRefresher(
+            self.directory,
+            scheme=scheme_for(key.params),
+            key_id=key.key_id,
+            timeout=timeout,
+            poll=poll,
+        )
         self.calls = 0
         self.tensors = 0
         self.seconds = 0.0
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
         started = time.perf_counter()
-        request_id = RandomSource().token_hex(8)
-        request = self.directory / f"{request_id}.request"
-        response = self.directory / f"{request_id}.response"
-        failure = self.directory / f"{request_id}.error"
-        _write_atomic(request, tensors_to_bytes(tensors, purpose="refresh-request"))
-        deadline = time.monotonic() + self.timeout
-        while not response.exists():
-            if failure.exists():
-                message = failure.read_text(encoding="utf-8")
-                failure.unlink()
-                raise NoiseBudgetExhaustedError(f"the owner refused the refresh: {message}")
-            if time.monotonic() > deadline:
-                with contextlib.suppress(FileNotFoundError):
-                    request.unlink()
-                raise NoiseBudgetExhaustedError(
-                    f"no refresh came back within {self.timeout:g} s from the owner watching "
-                    f"{self.directory}; start it with `python -m hennframework_ckks.refresh serve "
-                    f"{self.directory} --secret-key KEYFILE` on the key holder's side."
-                )
-            time.sleep(self.poll)
-        fresh = tensors_from_bytes(response.read_bytes(), self.public_key)
-        response.unlink()
-        if len(fresh) != len(tensors) or any(
-            f.shape != t.shape for f, t in zip(fresh, tensors, strict=True)
-        ):
-            raise NoiseBudgetExhaustedError("the owner's refresh returned different tensors")
+        items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
+        fresh = self._exchange(items)
         self.calls += 1
         self.tensors += len(fresh)
         self.seconds += time.perf_counter() - started
@@ -213,59 +202,72 @@ class FileRefresher:
 
 
 class FileRefreshOwner:
-    """Owner side of the file exchange: answers ``*.request`` files in a directory."""
+    """Owner side of the file exchange: answers ``*.request.henn`` files in a directory.
+
+    A :class:`hennframework.workflow.exchange.RefreshServer` whose re-encryption is
+    :func:`refresh_tensors` (the packing of each tensor is kept).
+    """
 
     def __init__(self, directory: str | os.PathLike[str], secret: CKKSSecretKey | KeySet) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         key = secret.secret if isinstance(secret, KeySet) else secret
         if not isinstance(key, CKKSSecretKey):
             raise InputError("FileRefreshOwner needs the CKKS secret key")
+        from hennframework.workflow.exchange import RefreshServer
+
+        from hennframework_ckks.codec import CODEC, scheme_for
+
+        CODEC.remember(key.public)  # requests are read under the owner's key
         self.secret = key
         self.refreshes = 0
         self.tensors = 0
         self.seconds = 0.0
+        self.server = RefreshServer(
+            self.directory,
+            scheme=scheme_for(key.params),
+            key_id=key.key_id,
+            refresh=self._refresh,
+        )
+
+    def _refresh(self, tensors: list[Any]) -> list[Any]:
+        started = time.perf_counter()
+        fresh = refresh_tensors(self.secret, tensors)
+        self.refreshes += 1
+        self.tensors += len(fresh)
+        self.seconds += time.perf_counter() - started
+        return list(fresh)
+
+    @property
+    def summary(self) -> ServeSummary:
+        """Requests answered and refused, skipped folder entries, errors (see ServeSummary)."""
+        return self.server.summary
 
     def serve_pending(self) -> int:
-        """Answer every request present now; returns how many were answered."""
-        answered = 0
-        for request in sorted(self.directory.glob("*.request")):
-            stem = request.name[: -len(".request")]
-            try:
-                data = request.read_bytes()
-            except FileNotFoundError:
-                continue
-            started = time.perf_counter()
-            try:
-                tensors = tensors_from_bytes(data, self.secret.public)
-                fresh = refresh_tensors(self.secret, tensors)
-                payload = tensors_to_bytes(fresh, purpose="refresh-response")
-            except HennError as exc:
-                _write_atomic(self.directory / f"{stem}.error", str(exc).encode())
-                request.unlink()
-                continue
-            _write_atomic(self.directory / f"{stem}.response", payload)
-            request.unlink()
-            self.refreshes += 1
-            self.tensors += len(fresh)
-            self.seconds += time.perf_counter() - started
-            answered += 1
-        return answered
+        """Answer every request present now; returns how many were refreshed."""
+        return self.server.serve_pending()
 
     def serve(
         self, *, count: int | None = None, timeout: float | None = None, poll: float = 0.02
     ) -> int:
-        """Answer requests until ``count`` were answered, ``timeout`` passed or a STOP file appears."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        stop = self.directory / "STOP"
-        while True:
-            self.serve_pending()
-            if count is not None and self.refreshes >= count:
-                break
-            if stop.exists() or (deadline is not None and time.monotonic() > deadline):
-                break
-            time.sleep(poll)
+        """Answer requests until ``count`` were answered, ``timeout`` passed or ``STOP`` appears."""
+        self.server.serve(idle_timeout=None, timeout=timeout, max_requests=count, poll=poll)
         return self.refreshes
+
+
+def _load_secret(path: str) -> CKKSSecretKey:
+    """A secret key from a ``.henn`` file (``henn keygen``) or from ``CKKSSecretKey.to_bytes()``."""
+    limit = DEFAULT_LIMITS.max_file_bytes
+    with open_for_reading(path, max_bytes=limit, what="secret key file") as (handle, size):
+        head = handle.read(4)
+        data = None if head == b"PK\x03\x04" else head + handle.read(size - len(head))
+    if data is not None:
+        return CKKSSecretKey.from_bytes(data)
+    from hennframework.io.bundles import load_secret_key
+
+    key = load_secret_key(path).key
+    if not isinstance(key, CKKSSecretKey):
+        raise InputError(f"{path} is not a CKKS secret key; pass the key of the CKKS key set.")
+    return key
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,13 +276,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="answer refresh requests in a directory (key holder)")
     serve.add_argument("directory")
-    serve.add_argument("--secret-key", required=True, help="file from CKKSSecretKey.to_bytes()")
+    serve.add_argument(
+        "--secret-key", required=True, help="secret.henn, or a file from CKKSSecretKey.to_bytes()"
+    )
     serve.add_argument("--count", type=int, default=None, help="stop after this many refreshes")
     serve.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
-    secret = CKKSSecretKey.from_bytes(Path(args.secret_key).read_bytes())
-    owner = FileRefreshOwner(args.directory, secret)
-    done = owner.serve(count=args.count, timeout=args.timeout)
+    try:
+        owner = FileRefreshOwner(args.directory, _load_secret(args.secret_key))
+        done = owner.serve(count=args.count, timeout=args.timeout)
+    except HennError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
     print(f"answered {done} refresh request(s), {owner.tensors} tensor(s), {owner.seconds:.3f} s")
     return 0
 
