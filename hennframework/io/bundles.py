@@ -5,6 +5,11 @@ scheme-specific parts: :mod:`hennframework.io.codecs`). Writers of shareable fil
 secret key found anywhere in what they are given; the secret key has its own writer, which
 creates the file with mode 0600. Loaders check the file's kind, so a secret key passed where a
 public key is expected is refused (and named as secret in the message).
+
+Key ids are fingerprints of the keys' public material (docs/parties.md, "Key fingerprints"):
+key writers refuse a key whose id is not its fingerprint, key loaders recompute it and refuse a
+mismatch, and the loaders of encrypted files take ``expect_key=`` to refuse, before reading any
+ciphertext, a file under another key.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hennframework._callsite import user_stacklevel
 from hennframework.exceptions import KeyMismatchError, SerializationError
 from hennframework.io.codecs import (
     EntrySink,
@@ -29,7 +35,7 @@ from hennframework.io.codecs import (
     refuse_secrets,
     scheme_instance,
 )
-from hennframework.io.container import Bundle, read_bundle, write_bundle
+from hennframework.io.container import Bundle, read_bundle, untrusted_loader, write_bundle
 from hennframework.io.models import (
     ModelBundle,
     build_model,
@@ -66,13 +72,18 @@ PathLike = str | os.PathLike[str]
 
 @dataclass
 class KeyFile:
-    """A loaded key (public, secret or switching) with the scheme instance it belongs to."""
+    """A loaded key (public, secret or switching) with the scheme instance it belongs to.
+
+    ``verified`` is True when the key id was recomputed from the key (its fingerprint) on load;
+    switching keys and keys of schemes whose codec cannot fingerprint stay unverified.
+    """
 
     key: Any
     scheme: Any
     key_id: str
     path: str
     metadata: dict[str, Any]
+    verified: bool = False
 
     def keyset(self, public: Any = None) -> KeySet:
         """A :class:`KeySet` around this key (secret key files: the owner's operations need one)."""
@@ -155,6 +166,64 @@ def _source(bundle: Bundle) -> EntrySource:
     return EntrySource(bundle.arrays, bundle.blobs, bundle.path)
 
 
+def _fingerprint(codec: Any, key: Any) -> str | None:
+    """The key id recomputed from ``key`` (None if the scheme's codec cannot fingerprint keys)."""
+    recompute = getattr(codec, "fingerprint", None)
+    return str(recompute(key)) if callable(recompute) else None
+
+
+def _refuse_unfingerprinted(codec: Any, key: Any, what: str) -> None:
+    """Writers: a key whose id is not its fingerprint would be refused by every loader."""
+    actual = _fingerprint(codec, key)
+    claimed = codec.key_id(key)
+    if actual is not None and actual != claimed:
+        raise KeyMismatchError(
+            f"refusing to write {what}: the key is labelled {claimed} but its fingerprint is "
+            f"{actual}. A key id must be the fingerprint of the key; use the keys as keygen made them."
+        )
+
+
+def _verify_loaded_key(bundle: Bundle, codec: Any, key: Any) -> tuple[str, bool]:
+    """(key id, verified): the id recomputed from the key must match the file's and the key's."""
+    key_id = codec.key_id(key) or ""
+    if key_id != bundle.key_id:
+        raise SerializationError(
+            f"{bundle.path}: the key id in the manifest ({bundle.key_id}) does not match the key "
+            f"({key_id}); the file was tampered with."
+        )
+    actual = _fingerprint(codec, key)
+    if actual is None:
+        warnings.warn(
+            f"{bundle.path}: the scheme {codec.scheme_name!r} cannot recompute key fingerprints, "
+            f"so the key id {key_id} is an unverified label. Check with the key's owner that it "
+            "is their key.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        return key_id, False
+    if actual != key_id:
+        raise KeyMismatchError(
+            f"{bundle.path}: this key is labelled {key_id}, but its fingerprint is {actual}: it is "
+            "a different key under another key's id, or it was damaged. Do not use it; get the "
+            "owner's key file again and check its fingerprint (`henn inspect`) against the one "
+            "the owner published."
+        )
+    return key_id, True
+
+
+def _check_expected_key(bundle: Bundle, expect_key: KeyFile | None) -> None:
+    """Refuse an encrypted file under another key than ``expect_key``, before decoding it."""
+    if expect_key is None or bundle.key_id is None or bundle.key_id == expect_key.key_id:
+        return
+    which = "secret key" if codec_for(expect_key.scheme).is_secret(expect_key.key) else "public key"
+    raise KeyMismatchError(
+        f"{bundle.path} is encrypted under key {bundle.key_id}, but {expect_key.path} is the "
+        f"{which} {expect_key.key_id}: use the key {bundle.key_id} (or have the file switched to "
+        f"{expect_key.key_id}). If you made no key {bundle.key_id}, the file was encrypted under "
+        "someone else's key: do not trust what it holds."
+    )
+
+
 def _single_key_id(ids: set[str], what: str) -> str | None:
     if len(ids) > 1:
         raise KeyMismatchError(
@@ -174,6 +243,7 @@ def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
         raise SerializationError("pass scheme= (the scheme instance the keys belong to).")
     refuse_secrets(public, "a public key file")
     codec = codec_for(scheme)
+    _refuse_unfingerprinted(codec, public, "a public key file")
     sink = EntrySink()
     meta = codec.write_public_key(public, sink, "pk.")
     return write_bundle(
@@ -187,21 +257,17 @@ def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
     )
 
 
+@untrusted_loader
 def load_public_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
-    """Read a public key and register it with the (shared) scheme instance for evaluation."""
+    """Read a public key, verify its fingerprint, register it with the scheme for evaluation."""
     bundle = read_bundle(path, kinds=("public-key",))
     scheme = _load_scheme(bundle, backend, scheme)
     source = _source(bundle)
-    key = codec_for(scheme).read_public_key(
-        bundle.metadata.get("public_key") or {}, source, "pk.", scheme
-    )
+    codec = codec_for(scheme)
+    key = codec.read_public_key(bundle.metadata.get("public_key") or {}, source, "pk.", scheme)
     source.check_all_used()
-    key_id = codec_for(scheme).key_id(key) or ""
-    if key_id != bundle.key_id:
-        raise SerializationError(
-            f"{bundle.path}: the key id in the manifest does not match the key."
-        )
-    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata)
+    key_id, verified = _verify_loaded_key(bundle, codec, key)
+    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata, verified)
 
 
 def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> Path:
@@ -215,6 +281,7 @@ def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
         raise SerializationError(
             f"save_secret_key needs the secret key, got a {type(secret).__name__}."
         )
+    _refuse_unfingerprinted(codec, secret, "a secret key file")
     sink = EntrySink()
     meta = codec.write_secret_key(secret, sink, "sk.")
     return write_bundle(
@@ -229,8 +296,10 @@ def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
     )
 
 
+@untrusted_loader
 def load_secret_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
-    """Read a secret key (owner side). Warns if the file is readable by others."""
+    """Read a secret key (owner side), verifying its fingerprint and that it pairs with its
+    public part. Warns if the file is readable by others."""
     bundle = read_bundle(path, kinds=("secret-key",))
     if os.name == "posix":
         try:
@@ -242,24 +311,25 @@ def load_secret_key(path: PathLike, *, backend: Any = None, scheme: Any = None) 
                 f"the secret key file {path} is readable or writable by other users (mode {mode:o}); "
                 f"run `chmod 600 {path}`.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
     scheme = _load_scheme(bundle, backend, scheme)
     source = _source(bundle)
-    key = codec_for(scheme).read_secret_key(
-        bundle.metadata.get("secret_key") or {}, source, "sk.", scheme
-    )
+    codec = codec_for(scheme)
+    key = codec.read_secret_key(bundle.metadata.get("secret_key") or {}, source, "sk.", scheme)
     source.check_all_used()
-    key_id = codec_for(scheme).key_id(key) or ""
-    if key_id != bundle.key_id:
-        raise SerializationError(
-            f"{bundle.path}: the key id in the manifest does not match the key."
-        )
-    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata)
+    key_id, verified = _verify_loaded_key(bundle, codec, key)
+    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata, verified)
 
 
 def save_keys(directory: PathLike, keys: KeySet, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """``DIRECTORY/secret.henn`` (0600) and ``DIRECTORY/public.henn`` from a KeySet."""
+    """``DIRECTORY/secret.henn`` (0600) and ``DIRECTORY/public.henn`` from a KeySet, both or neither.
+
+    Both files are first written under temporary names, the secret key first (mode 0600 from its
+    creation), then renamed into place, the secret key first. If anything fails (a full disk, an
+    interrupt), what was written is removed and a previous pair (``overwrite``) is left as it
+    was: never a secret key without its public key, nor a public key from another pair.
+    """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     secret_path, public_path = folder / "secret.henn", folder / "public.henn"
@@ -268,9 +338,40 @@ def save_keys(directory: PathLike, keys: KeySet, *, overwrite: bool = False) -> 
             f"{folder} already holds keys; refusing to overwrite them (files encrypted under the old "
             "keys would become undecryptable). Choose another folder or pass overwrite=True (--force)."
         )
-    save_public_key(public_path, keys)
-    save_secret_key(secret_path, keys)
+    token = os.urandom(4).hex()
+    staged_secret = folder / f".secret.henn.{token}.staged"
+    staged_public = folder / f".public.henn.{token}.staged"
+    previous = folder / f".secret.henn.{token}.previous"
+    kept_previous = placed = done = False
+    try:
+        save_secret_key(staged_secret, keys)
+        save_public_key(staged_public, keys)
+        if secret_path.exists():  # overwrite: keep the old secret until the new pair is complete
+            _keep(secret_path, previous)
+            kept_previous = True
+        os.replace(staged_secret, secret_path)
+        placed = True
+        os.replace(staged_public, public_path)
+        done = True
+    finally:
+        if not done:
+            if kept_previous:  # the old pair again, whether or not the new secret was placed
+                os.replace(previous, secret_path)
+            elif placed:  # a new secret key without its public key: remove it
+                secret_path.unlink(missing_ok=True)
+        for leftover in (staged_secret, staged_public):
+            leftover.unlink(missing_ok=True)
+        if done and kept_previous:
+            previous.unlink(missing_ok=True)
     return secret_path, public_path
+
+
+def _keep(path: Path, keeper: Path) -> None:
+    """A second name for ``path`` (a hard link; a rename where links are not supported)."""
+    try:
+        os.link(path, keeper)
+    except OSError:
+        os.replace(path, keeper)
 
 
 def save_switch_key(path: PathLike, key: Any, scheme: Any) -> Path:
@@ -290,6 +391,7 @@ def save_switch_key(path: PathLike, key: Any, scheme: Any) -> Path:
     )
 
 
+@untrusted_loader
 def load_switch_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
     bundle = read_bundle(path, kinds=("switch-key",))
     scheme = _load_scheme(bundle, backend, scheme)
@@ -331,11 +433,18 @@ def save_ciphertexts(
     )
 
 
+@untrusted_loader
 def load_ciphertexts(
-    path: PathLike, *, kind: str = "ciphertexts", backend: Any = None, scheme: Any = None
+    path: PathLike,
+    *,
+    kind: str = "ciphertexts",
+    backend: Any = None,
+    scheme: Any = None,
+    expect_key: KeyFile | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(tensors by name, the file's metadata)."""
+    """(tensors by name, the file's metadata); ``expect_key``: refuse tensors under another key."""
     bundle = read_bundle(path, kinds=(kind,))
+    _check_expected_key(bundle, expect_key)
     scheme = _load_scheme(bundle, backend, scheme)
     meta = bundle.metadata
     names = meta.get("names")
@@ -433,15 +542,21 @@ def save_model(
     return write_bundle(path, "plain-model", arrays=sink.arrays, metadata=metadata)
 
 
+@untrusted_loader
 def load_model(
     path: PathLike,
     *,
     kinds: Sequence[str] = ("encrypted-model", "plain-model"),
     backend: Any = None,
     scheme: Any = None,
+    expect_key: KeyFile | None = None,
 ) -> ModelBundle:
-    """Read a model file (encrypted or plain, as ``kinds`` allows)."""
+    """Read a model file (encrypted or plain, as ``kinds`` allows).
+
+    ``expect_key``: the key the model must be encrypted under (refused before any weight is read).
+    """
     bundle = read_bundle(path, kinds=kinds)
+    _check_expected_key(bundle, expect_key)
     meta = bundle.metadata
     arch = meta.get("architecture")
     if not isinstance(arch, dict):
@@ -521,11 +636,15 @@ def losses_present(history: History) -> bool:
     return any(record.encrypted_loss is not None for record in history.records)
 
 
-def load_history(path: PathLike, *, backend: Any = None, scheme: Any = None) -> tuple[History, Any]:
+@untrusted_loader
+def load_history(
+    path: PathLike, *, backend: Any = None, scheme: Any = None, expect_key: KeyFile | None = None
+) -> tuple[History, Any]:
     """(history, scheme or None) from a history file or from a model file's history."""
     bundle = read_bundle(path, kinds=("history", "encrypted-model", "plain-model"))
+    _check_expected_key(bundle, expect_key)
     if bundle.kind != "history":
-        loaded = load_model(path, backend=backend, scheme=scheme)
+        loaded = load_model(path, backend=backend, scheme=scheme, expect_key=expect_key)
         return loaded.history, loaded.scheme
     meta = bundle.metadata
     source = _source(bundle)
@@ -572,8 +691,13 @@ def save_predictions(
     return write_bundle(path, "predictions", arrays={"values": values}, metadata=meta, private=True)
 
 
-def load_predictions(path: PathLike, *, backend: Any = None, scheme: Any = None) -> PredictionsFile:
+@untrusted_loader
+def load_predictions(
+    path: PathLike, *, backend: Any = None, scheme: Any = None, expect_key: KeyFile | None = None
+) -> PredictionsFile:
+    """Predictions; ``expect_key``: refuse encrypted predictions under another key."""
     bundle = read_bundle(path, kinds=("predictions",))
+    _check_expected_key(bundle, expect_key)
     meta = bundle.metadata
     source = _source(bundle)
     if meta.get("encrypted"):

@@ -8,13 +8,20 @@ What is stored, all as int64/float64 ``.npy`` arrays plus JSON:
   ``coeff_bound`` is recomputed from the data on load (the tightest valid bound);
 * key-switching keys: ``kind``, ``source_columns``, ``out_dim``, ``from_key_id``, ``to_key_id``,
   ``label`` and the int64 matrix ``matrix_t`` (``source_columns * digits`` x ``out_dim + k``);
-* public keys: ``key_id``, the encryption key per vector length and the named evaluation keys;
-* secret keys: ``key_id`` and ``T`` (int64, ``max_dim`` x ``k``) - only ever in a secret-key file.
+* public keys: ``key_id``, the encryption key per vector length, the named evaluation keys and
+  ``fingerprinted`` (the names of the keys made at keygen, which the key id is a hash of);
+* secret keys: ``key_id``, ``T`` (int64, ``max_dim`` x ``k``) and a copy of the fingerprinted
+  public keys - only ever in a secret-key file.
 
 Loading validates everything it can without the secret: dtypes, shapes against the parameter
-set, ``|coefficients| < 2**62``, noise bounds finite and non-negative, key ids well-formed. It
-cannot check that a noise bound is *honest*: whoever edits a file can understate it, and the key
-holder's decryption would then be wrong without a warning. Treat files from others accordingly.
+set, ``|coefficients| < 2**62``, noise bounds finite and non-negative, key ids well-formed. A key
+id is a fingerprint (:func:`~hennframework.schemes.integer_vector.keys.key_fingerprint`): every
+load of a public or secret key recomputes it from the key's matrices and refuses a mismatch, and a
+secret key must also prove that its ``T`` belongs to them
+(:func:`~hennframework.schemes.integer_vector.keys.check_key_pair`). Ids of the older random form
+are refused with a message to re-run ``henn keygen``. Loading cannot check that a noise bound is
+*honest*: whoever edits a file can understate it, and the key holder's decryption would then be
+wrong without a warning. Treat files from others accordingly.
 """
 
 from __future__ import annotations
@@ -27,17 +34,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.exceptions import HennError, SerializationError
+from hennframework.exceptions import HennError, KeyMismatchError, SerializationError
 from hennframework.io.codecs import EntrySink, EntrySource
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, Ciphertext
-from hennframework.schemes.integer_vector.keys import KeySwitchKey, PublicKey, SecretKey
+from hennframework.schemes.integer_vector.keys import (
+    PARAMETER_FIELDS,
+    KeySwitchKey,
+    PublicKey,
+    SecretKey,
+    check_key_id,
+    check_key_pair,
+    public_fingerprint,
+    secret_fingerprint,
+)
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS, IntegerVectorParams
 from hennframework.schemes.integer_vector.scheme import IntegerVectorScheme
 
 __all__ = ["IntegerVectorCodec"]
 
-_KEY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_PARAM_FIELDS = ("w", "scale", "k", "t_bound", "a_bound", "e_bound", "gadget_bits", "modulus")
+_PARAM_FIELDS = PARAMETER_FIELDS
+_CORE_NAME = re.compile(r"(encryption|product):[1-9][0-9]{0,8}")
 _SWITCH_KINDS = frozenset({"encryption", "product", "dot", "linear", "switch"})
 
 
@@ -53,9 +69,17 @@ def _int(meta: Mapping[str, Any], name: str, where: str, low: int = 0) -> int:
 
 
 def _key_id(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
-        raise _fail(where, f"malformed key id {value!r}")
-    return value
+    return check_key_id(value, where)
+
+
+def _verify_fingerprint(actual: str, claimed: str, where: str) -> None:
+    if actual != claimed:
+        raise KeyMismatchError(
+            f"{where}: this key is labelled {claimed}, but its fingerprint (recomputed from its "
+            f"public matrices) is {actual}: it is a different key under another key's id, or "
+            "it was damaged. Do not use it; get the owner's key file again and check its "
+            "fingerprint with `henn inspect` against the one the owner published."
+        )
 
 
 def _check_coefficients(data: npt.NDArray[np.int64], where: str) -> None:
@@ -133,6 +157,26 @@ class IntegerVectorCodec:
         if isinstance(value, KeySwitchKey):
             return value.to_key_id
         return None
+
+    def fingerprint(self, key: Any) -> str:
+        """The key id recomputed from a public or secret key's fingerprinted matrices."""
+        if isinstance(key, PublicKey):
+            return public_fingerprint(key)
+        if isinstance(key, SecretKey):
+            return secret_fingerprint(key)
+        raise SerializationError(
+            f"only public and secret keys have fingerprints, not a {type(key).__name__}"
+        )
+
+    def fingerprint_scope(self, key: Any) -> tuple[list[str], list[str]]:
+        """(keys the fingerprint covers, keys the file also holds that it does not cover)."""
+        if isinstance(key, SecretKey):
+            return sorted(key.public_core), []
+        if not isinstance(key, PublicKey):
+            return [], []
+        names = [f"encryption:{dim}" for dim in sorted(key.encryption)]
+        names += sorted(key.evaluation.keys)
+        return sorted(key.core), [n for n in names if n not in key.core]
 
     # -- tensors ------------------------------------------------------------------------------
     def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:
@@ -303,7 +347,12 @@ class IntegerVectorCodec:
         evaluation = {}
         for index, (name, key) in enumerate(sorted(public.evaluation.keys.items())):
             evaluation[name] = self.write_switch_key(key, sink, f"{prefix}eval{index}.")
-        return {"key_id": public.key_id, "encryption": encryption, "evaluation": evaluation}
+        return {
+            "key_id": public.key_id,
+            "fingerprinted": list(public.core),
+            "encryption": encryption,
+            "evaluation": evaluation,
+        }
 
     def read_public_key(
         self, meta: Mapping[str, Any], source: EntrySource, prefix: str, scheme: Any
@@ -314,12 +363,19 @@ class IntegerVectorCodec:
         evaluation_meta = meta.get("evaluation")
         if not isinstance(encryption_meta, dict) or not isinstance(evaluation_meta, dict):
             raise _fail(where, "public key metadata is malformed")
-        public = PublicKey(scheme.params, key_id)
+        public = PublicKey(
+            scheme.params, key_id, core=_core_names(meta.get("fingerprinted"), where)
+        )
         for dim_text, key_meta in encryption_meta.items():
             if not dim_text.isdigit() or not isinstance(key_meta, dict):
                 raise _fail(where, "encryption key metadata is malformed")
             key = self.read_switch_key(key_meta, source, prefix, scheme)
-            if key.kind != "encryption" or key.to_key_id != key_id or key.out_dim != int(dim_text):
+            if (
+                key.kind != "encryption"
+                or key.from_key_id != "identity"
+                or key.to_key_id != key_id
+                or key.out_dim != int(dim_text)
+            ):
                 raise _fail(
                     where, f"encryption key for m={dim_text} does not belong to key {key_id}"
                 )
@@ -328,9 +384,16 @@ class IntegerVectorCodec:
             if not isinstance(name, str) or not isinstance(key_meta, dict):
                 raise _fail(where, "evaluation key metadata is malformed")
             key = self.read_switch_key(key_meta, source, prefix, scheme)
-            if key.to_key_id != key_id:
+            # product, dot and linear keys map ciphertexts of this key to this key
+            if (
+                key.kind not in ("product", "dot", "linear")
+                or not name.startswith(f"{key.kind}:")
+                or key.from_key_id != key_id
+                or key.to_key_id != key_id
+            ):
                 raise _fail(where, f"evaluation key {name!r} does not belong to key {key_id}")
             public.evaluation.keys[name] = key
+        _verify_fingerprint(public_fingerprint(public), key_id, where)
         scheme.register_public_key(public)
         return public
 
@@ -339,11 +402,16 @@ class IntegerVectorCodec:
             raise SerializationError(
                 f"expected an integer-vector SecretKey, got {type(secret).__name__}"
             )
+        core = {
+            name: self.write_switch_key(key, sink, f"{prefix}core{index}.")
+            for index, (name, key) in enumerate(sorted(secret.public_core.items()))
+        }
         return {
             "key_id": secret.key_id,
             "t_matrix": sink.add_array(
                 f"{prefix}t_matrix", np.asarray(secret.t_matrix, dtype=np.int64)
             ),
+            "public_core": core,
         }
 
     def read_secret_key(
@@ -357,7 +425,40 @@ class IntegerVectorCodec:
             raise _fail(where, f"T has shape {t_matrix.shape}, expected (max_dim, {params.k})")
         if t_matrix.size and int(np.abs(t_matrix).max()) > params.t_bound:
             raise _fail(where, f"T has entries beyond t_bound = {params.t_bound}")
-        return SecretKey(params, key_id, np.array(t_matrix, dtype=np.int64))
+        core_meta = meta.get("public_core")
+        if not isinstance(core_meta, dict) or not core_meta:
+            raise _fail(where, "the secret key carries no public keys to verify its key id")
+        secret = SecretKey(params, key_id, np.array(t_matrix, dtype=np.int64))
+        for name in _core_names(list(core_meta), where):
+            if not isinstance(core_meta[name], dict):
+                raise _fail(where, f"the public key {name!r} in the secret key is malformed")
+            key = self.read_switch_key(core_meta[name], source, prefix, scheme)
+            expected_from = "identity" if key.kind == "encryption" else key_id
+            if (
+                not name.startswith(f"{key.kind}:")
+                or key.from_key_id != expected_from
+                or key.to_key_id != key_id
+                or key.out_dim != int(name.partition(":")[2])
+                or key.out_dim > secret.max_dim
+            ):
+                raise _fail(where, f"the public key {name!r} does not belong to key {key_id}")
+            secret.public_core[name] = key
+        _verify_fingerprint(secret_fingerprint(secret), key_id, where)
+        check_key_pair(secret)
+        return secret
+
+
+def _core_names(value: Any, where: str) -> tuple[str, ...]:
+    """The names of the fingerprinted keys (``encryption:m`` and ``product:m``), validated."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or len(value) > 1024
+        or not all(isinstance(name, str) and _CORE_NAME.fullmatch(name) for name in value)
+        or len(set(value)) != len(value)
+    ):
+        raise _fail(where, f"the list of fingerprinted keys {str(value)[:80]!r} is malformed")
+    return tuple(value)
 
 
 def _to_numpy(array: Any) -> npt.NDArray[Any]:

@@ -1,7 +1,9 @@
 """Owner-side operations (the key holder): keys, model encryption, decryption, switching, refresh.
 
 Each function reads and writes ``.henn`` files and returns a JSON-ready summary; the ``henn``
-commands are thin wrappers around them. Only these functions ever load a secret key.
+commands are thin wrappers around them. Only these functions ever load a secret key. Loading a
+key verifies its fingerprint (the key id); every encrypted file is checked to be under the
+owner's key before any of its ciphertexts is read.
 """
 
 from __future__ import annotations
@@ -81,13 +83,18 @@ def generate_keys(
 def make_model(
     arch: str,
     *,
-    seed: int | None = 0,
+    seed: int | None = None,
     activation: str | None = None,
     init_scale: float | None = None,
     hidden: int = 8,
     vocabulary_size: int | None = None,
 ) -> Any:
-    """A plain model: ``xor`` (the seed's 3-4-1 network), ``mlp:3,4,1`` or ``sentiment``."""
+    """A plain model: ``xor`` (the seed's 3-4-1 network), ``mlp:3,4,1`` or ``sentiment``.
+
+    The initial weights come from the OS CSPRNG unless ``seed`` is given; a seed is for
+    reproducible experiments only, since everyone who has it can reproduce the starting weights
+    (and so tell how far a decrypted model has moved from them).
+    """
     if arch == "xor":
         return Sequential.mlp(
             [3, 4, 1],
@@ -188,7 +195,9 @@ def decrypt_model(
 ) -> tuple[ModelBundle, dict[str, Any]]:
     """Decrypt a model (weights and its history's losses); write it as a private plain model."""
     secret = load_secret_key(secret_path, backend=backend)
-    bundle = load_model(model_path, kinds=("encrypted-model",), scheme=secret.scheme)
+    bundle = load_model(
+        model_path, kinds=("encrypted-model",), scheme=secret.scheme, expect_key=secret
+    )
     _secret_for_model(secret, bundle)
     plain = bundle.model.decrypt(secret.key)
     losses = _decrypt_losses(bundle.history, secret)
@@ -230,7 +239,7 @@ def decrypt_predictions(
 ) -> dict[str, Any]:
     """The decrypted values of an encrypted predictions file (owner side)."""
     secret = load_secret_key(secret_path, backend=backend)
-    predictions = load_predictions(predictions_path, scheme=secret.scheme)
+    predictions = load_predictions(predictions_path, scheme=secret.scheme, expect_key=secret)
     if not predictions.encrypted:
         values = predictions.values
     else:
@@ -256,7 +265,7 @@ def decrypt_history(
 ) -> dict[str, Any]:
     """The decrypted training losses of a model or history file (owner side)."""
     secret = load_secret_key(secret_path, backend=backend)
-    history, _ = load_history(path, scheme=secret.scheme)
+    history, _ = load_history(path, scheme=secret.scheme, expect_key=secret)
     keys = {
         getattr(r.encrypted_loss, "key_id", None)
         for r in history.records
@@ -325,7 +334,9 @@ def refresh_model(
         raise KeyMismatchError(
             f"{public_path} ({public.key_id}) is not the public key of {secret_path} ({secret.key_id})."
         )
-    bundle = load_model(model_path, kinds=("encrypted-model",), scheme=secret.scheme)
+    bundle = load_model(
+        model_path, kinds=("encrypted-model",), scheme=secret.scheme, expect_key=secret
+    )
     _secret_for_model(secret, bundle)
     from hennframework.workflow.training import _weights
 
@@ -345,8 +356,37 @@ def refresh_model(
     }
 
 
+def _key_fingerprint(path: PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Load a key file to recompute its fingerprint: ``henn inspect`` says "verified" only then.
+
+    A key whose fingerprint does not match its id raises (the file must not be used); a key of a
+    scheme that is not installed here, or whose codec cannot fingerprint, stays unverified.
+    """
+    from hennframework.exceptions import SerializationError
+
+    try:
+        codec = codec_for(str(manifest.get("scheme")))
+    except SerializationError as exc:
+        return {"fingerprint_verified": False, "fingerprint_note": f"not verified: {exc}"}
+    if not callable(getattr(codec, "fingerprint", None)):
+        return {
+            "fingerprint_verified": False,
+            "fingerprint_note": "not verified: this scheme's codec cannot recompute fingerprints",
+        }
+    loader = load_public_key if manifest["kind"] == "public-key" else load_secret_key
+    loaded = loader(path)
+    scope = getattr(codec, "fingerprint_scope", None)
+    covered, uncovered = scope(loaded.key) if callable(scope) else ([], [])
+    return {
+        "fingerprint_verified": loaded.verified,
+        "fingerprint_covers": list(covered),
+        "not_covered": list(uncovered),
+    }
+
+
 def describe_file(path: PathLike) -> dict[str, Any]:
-    """What a ``.henn`` file is (manifest only; used by ``henn inspect``)."""
+    """What a ``.henn`` file is (used by ``henn inspect``); key files have their fingerprint
+    recomputed and verified, other files show the key id they record."""
     from hennframework.io.container import read_bundle
 
     bundle = read_bundle(path)  # full verification, checksums included
@@ -366,7 +406,10 @@ def describe_file(path: PathLike) -> dict[str, Any]:
         "bytes": Path(path).stat().st_size,
         "mode": oct(Path(path).stat().st_mode & 0o777),
         "checksum": "ok",
+        "fingerprint_verified": False,
     }
+    if manifest["kind"] in ("public-key", "secret-key"):
+        info.update(_key_fingerprint(path, manifest))
     arch = bundle.metadata.get("architecture")
     if isinstance(arch, dict):
         info["architecture"] = describe_architecture(arch)

@@ -50,9 +50,15 @@ class DataOptions:
         skip: int = 0,
         limit: int | None = None,
         target_columns: int = 1,
+        header: bool | None = None,
+        skip_empty: bool = False,
+        tokenizer: str = "auto",
+        lowercase: bool | None = None,
     ) -> None:
         self.spec, self.data_format, self.encoding = spec, data_format, encoding
         self.skip, self.limit, self.target_columns = skip, limit, target_columns
+        self.header, self.skip_empty = header, skip_empty
+        self.tokenizer, self.lowercase = tokenizer, lowercase
 
 
 def load_for_party(
@@ -66,13 +72,8 @@ def load_for_party(
                 f"{model_path} is encrypted: pass --public with the public key it is encrypted under."
             )
         return bundle, None
-    public = load_public_key(public_path, backend=backend)
-    bundle = load_model(model_path, scheme=public.scheme)
-    if bundle.encrypted and bundle.key_id != public.key_id:
-        raise KeyMismatchError(
-            f"{model_path} is encrypted under key {bundle.key_id}, but {public_path} is the public "
-            f"key {public.key_id}. Use the public key that came with the model."
-        )
+    public = load_public_key(public_path, backend=backend)  # verifies the key's fingerprint
+    bundle = load_model(model_path, scheme=public.scheme, expect_key=public)
     return bundle, public
 
 
@@ -89,10 +90,18 @@ def _batches(
             data.spec,
             data_format=data.data_format,
             encoding=data.encoding,
+            header=data.header,
+            skip_empty=data.skip_empty,
             skip=data.skip,
             limit=data.limit,
         )
-        batches = review_batches(reviews, bundle.vocabulary, batch_size or 32)
+        batches = review_batches(
+            reviews,
+            bundle.vocabulary,
+            batch_size or 32,
+            tokenizer=data.tokenizer,
+            lowercase=data.lowercase,
+        )
         return batches, {"data": reviews.source, "rows": len(reviews)}
     table = load_tabular(data.spec, target_columns=data.target_columns)
     first = model.layers[0]

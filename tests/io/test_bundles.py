@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import errno
 import io
 import json
 import os
+import re
 import stat
 import warnings
 import zipfile
@@ -150,6 +153,239 @@ def _with(value: Any, **attributes: Any) -> Any:
     for name, attribute in attributes.items():
         setattr(clone, name, attribute)
     return clone
+
+
+# ------------------------------------------------------------------------------------------
+# key ids are fingerprints; key pairs are written whole
+# ------------------------------------------------------------------------------------------
+def _relabelled(public: Any, key_id: str) -> Any:
+    """A copy of ``public`` carrying another key's id everywhere (what a forger would send)."""
+    forged = copy.deepcopy(public)
+    forged.key_id = key_id
+    for key in [*forged.encryption.values(), *forged.evaluation.keys.values()]:
+        key.to_key_id = key_id
+        if key.from_key_id != "identity":
+            key.from_key_id = key_id
+    return forged
+
+
+def _write_key_file(path: Path, kind: str, key: Any, scheme: Any, key_id: str) -> Path:
+    """Write a key file directly (past the writers' own refusal), as a forger could."""
+    codec = hio.codec_for(scheme)
+    sink = EntrySink()
+    if kind == "public-key":
+        metadata = {"public_key": codec.write_public_key(key, sink, "pk.")}
+    else:
+        metadata = {"secret_key": codec.write_secret_key(key, sink, "sk.")}
+    return write_bundle(
+        path,
+        kind,
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        metadata=metadata,
+        key_id=key_id,
+        scheme=codec.scheme_name,
+        parameter_set=codec.parameters(scheme),
+    )
+
+
+def test_key_id_is_the_fingerprint_of_the_keygen_matrices(
+    scheme: IntegerVectorScheme, keys: Any
+) -> None:
+    from hennframework.schemes.integer_vector.keys import public_fingerprint, secret_fingerprint
+
+    assert re.fullmatch(r"iv-[0-9a-f]{32}", keys.key_id)
+    assert keys.public.key_id == keys.secret.key_id == keys.key_id
+    assert public_fingerprint(keys.public) == secret_fingerprint(keys.secret) == keys.key_id
+    assert keys.public.core == ("encryption:1", "product:1")
+    for key in [*keys.public.encryption.values(), *keys.public.evaluation.keys.values()]:
+        assert key.to_key_id == keys.key_id and key.from_key_id in ("identity", keys.key_id)
+    assert scheme.keygen(seed=11, max_dim=32).key_id == keys.key_id  # a function of the keys
+    assert scheme.keygen(seed=11, max_dim=32, products=(1, 2)).key_id != keys.key_id
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other_set = IntegerVectorScheme("seed", backend="numpy").keygen(seed=11, max_dim=32)
+    assert other_set.key_id != keys.key_id  # the parameter set is hashed too
+    # any single change to a fingerprinted matrix changes the fingerprint
+    forged = copy.deepcopy(keys.public)
+    matrix = np.array(forged.encryption[1].matrix_t)
+    matrix[-1, -1] += 1
+    forged.encryption[1].matrix_t = matrix
+    assert public_fingerprint(forged) != keys.key_id
+
+
+def test_a_relabelled_public_key_is_refused(
+    tmp_path: Path, scheme: IntegerVectorScheme, keys: Any, other_keys: Any
+) -> None:
+    # the attack: someone else's public key sent under the owner's key id
+    forged = _relabelled(other_keys.public, keys.key_id)
+    with pytest.raises(KeyMismatchError, match="refusing to write"):
+        hio.save_public_key(tmp_path / "refused.henn", forged, scheme)
+    assert not (tmp_path / "refused.henn").exists()
+    path = _write_key_file(tmp_path / "forged.henn", "public-key", forged, scheme, keys.key_id)
+    with pytest.raises(KeyMismatchError) as caught:
+        hio.load_public_key(path)
+    assert keys.key_id in str(caught.value) and other_keys.key_id in str(caught.value)
+    # an edited matrix under the right id, with every checksum recomputed
+    genuine = hio.save_public_key(tmp_path / "public.henn", keys)
+
+    def edit_matrix(manifest: dict[str, Any], entries: dict[str, bytes]) -> None:
+        name = "arrays/pk.enc1.matrix_t.npy"
+        matrix = np.load(io.BytesIO(entries[name]))
+        matrix[0, 0] += 1
+        entries[name] = _npy(matrix)
+
+    _forge(genuine, edit_matrix)
+    with pytest.raises(KeyMismatchError, match="fingerprint"):
+        hio.load_public_key(genuine)
+
+
+def test_evaluation_keys_added_later_are_bound_by_label(
+    tmp_path: Path, scheme: IntegerVectorScheme
+) -> None:
+    keys = scheme.keygen(seed=31, max_dim=4, dims=(1, 4), products=(1,))
+    before = keys.key_id
+    secret = hio.load_secret_key(hio.save_secret_key(tmp_path / "secret.henn", keys))
+    assert secret.verified and sorted(secret.key.public_core) == [
+        "encryption:1",
+        "encryption:4",
+        "product:1",
+    ]
+    scheme.add_dot_key(keys, 4)
+    scheme.add_encryption_key(keys, 2)
+    assert keys.key_id == before  # adding keys later does not change the id
+    path = hio.save_public_key(tmp_path / "public.henn", keys)
+    loaded = hio.load_public_key(path)
+    assert loaded.verified and loaded.key_id == before
+    covered, uncovered = hio.codec_for(scheme).fingerprint_scope(loaded.key)  # type: ignore[attr-defined]
+    assert covered == ["encryption:1", "encryption:4", "product:1"]
+    assert uncovered == ["encryption:2", next(n for n in uncovered if n.startswith("dot:4:"))]
+    original = path.read_bytes()
+    for field, value in (("from_key_id", "iv-" + "1" * 32), ("to_key_id", "iv-" + "2" * 32)):
+
+        def relabel(
+            manifest: dict[str, Any], entries: dict[str, bytes], f: str = field, v: str = value
+        ) -> None:
+            dot = next(n for n in manifest["metadata"]["public_key"]["evaluation"] if "dot" in n)
+            manifest["metadata"]["public_key"]["evaluation"][dot][f] = v
+
+        path.write_bytes(original)
+        _forge(path, relabel)
+        with pytest.raises(SerializationError, match="does not belong to key"):
+            hio.load_public_key(path)
+
+
+def test_a_secret_key_cannot_be_paired_with_foreign_public_keys(
+    tmp_path: Path, scheme: IntegerVectorScheme, keys: Any, other_keys: Any
+) -> None:
+    secret_path = hio.save_secret_key(tmp_path / "secret.henn", keys)
+    loaded = hio.load_secret_key(secret_path)
+    assert loaded.verified and loaded.key_id == keys.key_id
+    assert sorted(loaded.key.public_core) == ["encryption:1", "product:1"]
+    # T of the owner, public keys (and their true fingerprint) of someone else
+    mixed = copy.deepcopy(other_keys.secret)
+    mixed.t_matrix = keys.secret.t_matrix.copy()
+    path = _write_key_file(tmp_path / "mixed.henn", "secret-key", mixed, scheme, mixed.key_id)
+    with pytest.raises(KeyMismatchError, match="T does not belong"):
+        hio.load_secret_key(path)
+    # T of the owner with someone else's public keys relabelled to the owner's id
+    relabelled = copy.deepcopy(keys.secret)
+    relabelled.public_core = copy.deepcopy(other_keys.secret.public_core)
+    for key in relabelled.public_core.values():
+        key.to_key_id = keys.key_id
+        if key.from_key_id != "identity":
+            key.from_key_id = keys.key_id
+    path = _write_key_file(tmp_path / "r.henn", "secret-key", relabelled, scheme, keys.key_id)
+    with pytest.raises(KeyMismatchError, match="fingerprint"):
+        hio.load_secret_key(path)
+
+
+def test_files_with_the_older_random_key_ids_are_refused(tmp_path: Path, keys: Any) -> None:
+    secret_path, public_path = hio.save_keys(tmp_path, keys)
+
+    def legacy(meta_key: str) -> Any:
+        def edit(manifest: dict[str, Any], entries: dict[str, bytes]) -> None:
+            manifest["key_id"] = "9c0e4b1d2f3a4b5c"
+            manifest["metadata"][meta_key]["key_id"] = "9c0e4b1d2f3a4b5c"
+
+        return edit
+
+    _forge(public_path, legacy("public_key"))
+    _forge(secret_path, legacy("secret_key"))
+    for load, path in ((hio.load_public_key, public_path), (hio.load_secret_key, secret_path)):
+        with pytest.raises(SerializationError, match=r"older hennframework version.*henn keygen"):
+            load(path)
+
+
+def _fail_on(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[str]) -> None:
+    """Make ``bundles.<name>`` fail with a full disk (after noting the call)."""
+    from hennframework.io import bundles
+
+    def full(path: Any, *args: Any, **kwargs: Any) -> Path:
+        calls.append(name)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(bundles, name, full)
+
+
+def test_save_keys_leaves_no_half_pair_when_the_disk_fills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: Any, other_keys: Any
+) -> None:
+    from hennframework.io import bundles
+
+    written: list[str] = []
+    real_secret = bundles.save_secret_key
+
+    def secret_first(path: Any, *args: Any, **kwargs: Any) -> Path:
+        written.append("save_secret_key")
+        return real_secret(path, *args, **kwargs)
+
+    monkeypatch.setattr(bundles, "save_secret_key", secret_first)
+    _fail_on(monkeypatch, "save_public_key", written)
+    with pytest.raises(OSError) as caught:
+        hio.save_keys(tmp_path / "new", keys)
+    assert caught.value.errno == errno.ENOSPC
+    assert written == ["save_secret_key", "save_public_key"]  # the secret key is written first
+    assert list((tmp_path / "new").iterdir()) == []  # no secret without its public key, no temps
+    # replacing an existing pair: a failure keeps the old pair, whole and usable
+    monkeypatch.undo()
+    old = tmp_path / "old"
+    hio.save_keys(old, other_keys)
+    _fail_on(monkeypatch, "save_public_key", written)
+    with pytest.raises(OSError):
+        hio.save_keys(old, keys, overwrite=True)
+    assert sorted(p.name for p in old.iterdir()) == ["public.henn", "secret.henn"]
+    assert hio.load_secret_key(old / "secret.henn").key_id == other_keys.key_id
+    assert hio.load_public_key(old / "public.henn").key_id == other_keys.key_id
+
+
+def test_save_keys_undoes_the_secret_if_the_public_key_cannot_be_put_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: Any, other_keys: Any
+) -> None:
+    real_replace = os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(target).name == "public.henn":
+            raise OSError(errno.EIO, "Input/output error", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        hio.save_keys(tmp_path / "new", keys)
+    assert list((tmp_path / "new").iterdir()) == []
+    monkeypatch.undo()
+    hio.save_keys(tmp_path / "old", other_keys)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        hio.save_keys(tmp_path / "old", keys, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["public.henn", "secret.henn"]
+    assert hio.load_secret_key(tmp_path / "old" / "secret.henn").key_id == other_keys.key_id
+    # and a successful overwrite replaces both and leaves nothing else
+    hio.save_keys(tmp_path / "old", keys, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["public.henn", "secret.henn"]
+    assert hio.load_public_key(tmp_path / "old" / "public.henn").key_id == keys.key_id
+    assert hio.load_secret_key(tmp_path / "old" / "secret.henn").key_id == keys.key_id
 
 
 def test_find_secret_names_the_path(keys: Any) -> None:
@@ -317,7 +553,11 @@ def test_codec_validation_of_forged_files(
         manifest["metadata"]["tensors"]["tensors"][0]["key_id"] = "../../etc/passwd"
 
     def other_key_id(manifest: dict[str, Any], entries: dict[str, bytes]) -> None:
-        manifest["metadata"]["tensors"]["tensors"][0]["key_id"] = "0000000000000000"
+        manifest["metadata"]["tensors"]["tensors"][0]["key_id"] = "iv-" + "0" * 32
+
+    def legacy_key_id(manifest: dict[str, Any], entries: dict[str, bytes]) -> None:
+        manifest["key_id"] = "0123456789abcdef"  # a random id of an older version
+        manifest["metadata"]["tensors"]["tensors"][0]["key_id"] = "0123456789abcdef"
 
     def wrong_offsets(manifest: dict[str, Any], entries: dict[str, bytes]) -> None:
         manifest["metadata"]["tensors"]["tensors"][0]["shape"] = [1]
@@ -332,6 +572,7 @@ def test_codec_validation_of_forged_files(
     attempt(extra_array, "unexpected entries")
     attempt(bad_key_id, "malformed key id")
     attempt(other_key_id, "tampered")
+    attempt(legacy_key_id, r"older hennframework version.*henn keygen")
     attempt(wrong_offsets, "belong to no tensor|tile")
     path = tmp_path / "params.henn"
     path.write_bytes(original)

@@ -289,3 +289,98 @@ def test_owner_and_party_functions_on_files(
     np.testing.assert_allclose(
         [r["loss"] for r in history_b["records"]], model_summary["losses"], atol=1e-6
     )
+
+
+def test_the_owner_refuses_files_under_a_foreign_key(
+    scheme: IntegerVectorScheme,
+    owner_files: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model encrypted under someone else's key is refused by the owner, before decryption."""
+    root = owner_files["root"]
+    stranger = scheme.keygen(seed=23)
+    hio.save_keys(tmp_path / "stranger", stranger)
+    owner.encrypt_model(
+        tmp_path / "stranger" / "public.henn", tmp_path / "m.henn", owner.make_model("xor", seed=0)
+    )
+    party.predict(
+        tmp_path / "m.henn",
+        tmp_path / "stranger" / "public.henn",
+        party.DataOptions("xor"),
+        tmp_path / "p.henn",
+    )
+    from hennframework.io.integer_vector import IntegerVectorCodec
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a ciphertext was read before the key check")
+
+    monkeypatch.setattr(IntegerVectorCodec, "read_tensors", never)
+    secret_a = root / "a" / "secret.henn"
+    refusals = (
+        lambda: owner.decrypt_model(secret_a, tmp_path / "m.henn"),
+        lambda: owner.decrypt_predictions(secret_a, tmp_path / "p.henn"),
+        lambda: owner.decrypt_history(secret_a, tmp_path / "m.henn"),
+        lambda: owner.refresh_model(secret_a, tmp_path / "m.henn", tmp_path / "r.henn"),
+        lambda: party.predict(
+            tmp_path / "m.henn", root / "a" / "public.henn", party.DataOptions("xor"), None
+        ),
+    )
+    for refuse in refusals:
+        with pytest.raises(KeyMismatchError, match="someone else's key") as caught:
+            refuse()
+        assert stranger.key_id in str(caught.value)
+        assert owner_files["keys_a"].key_id in str(caught.value)
+    assert not (tmp_path / "r.henn").exists()
+
+
+def test_inspect_verifies_key_fingerprints_and_only_then_says_so(
+    scheme: IntegerVectorScheme,
+    owner_files: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import copy
+    import json
+
+    from hennframework.cli import main as henn
+    from hennframework.io.codecs import EntrySink
+    from hennframework.io.container import write_bundle
+
+    root, key_id = owner_files["root"], owner_files["keys_a"].key_id
+    for name in ("public.henn", "secret.henn"):
+        assert henn(["inspect", str(root / "a" / name), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["key_id"] == key_id and info["fingerprint_verified"] is True
+        assert info["fingerprint_covers"] == ["encryption:1", "product:1"]
+    assert henn(["inspect", str(root / "a" / "public.henn")]) == 0
+    assert f"key {key_id} (fingerprint verified)" in capsys.readouterr().out
+    owner.encrypt_model(root / "a" / "public.henn", tmp_path / "m.henn", owner.make_model("xor"))
+    assert henn(["inspect", str(tmp_path / "m.henn")]) == 0
+    out = capsys.readouterr().out
+    assert f"key {key_id} (as recorded; not verified)" in out and "fingerprint verified" not in out
+    # key B's public key under key A's id: inspect refuses it, and so does every command
+    forged = copy.deepcopy(owner_files["keys_b"].public)
+    forged.key_id = key_id
+    for key in [*forged.encryption.values(), *forged.evaluation.keys.values()]:
+        key.to_key_id = key_id
+        if key.from_key_id != "identity":
+            key.from_key_id = key_id
+    codec = hio.codec_for(scheme)
+    sink = EntrySink()
+    meta = codec.write_public_key(forged, sink, "pk.")
+    path = write_bundle(
+        tmp_path / "forged.henn",
+        "public-key",
+        arrays=sink.arrays,
+        metadata={"public_key": meta},
+        key_id=key_id,
+        scheme=codec.scheme_name,
+        parameter_set=codec.parameters(scheme),
+    )
+    assert henn(["inspect", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert key_id in err and owner_files["keys_b"].key_id in err
+    encrypt = ["encrypt-model", "--public", str(path), "--arch", "xor", "--out"]
+    assert henn([*encrypt, str(tmp_path / "never.henn")]) == 1
+    assert not (tmp_path / "never.henn").exists()

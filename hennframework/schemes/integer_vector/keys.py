@@ -12,11 +12,18 @@ from the tensor key. ``K*`` holds ``K_ij * 2**(b d)``, which exceeds int64: it i
 2**64, which is exact because every *result* ``M c*`` is proved to fit in 62 bits.
 
 Only the owner (who holds ``T``) can build these matrices; applying them needs no secret.
+
+Key ids are fingerprints (:func:`key_fingerprint`): ``iv-`` and the first 32 hex digits of a
+SHA-256 over the parameter set and every public matrix made at keygen (the encryption and product
+keys of ``keygen(dims=, products=)``). Keys added later are attached to the key id by label only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +31,25 @@ import numpy as np
 import numpy.typing as npt
 
 from hennframework.backend import Array, ArrayBackend
-from hennframework.exceptions import InputError, KeyMismatchError
+from hennframework.exceptions import InputError, KeyMismatchError, SerializationError
 from hennframework.randomness import RandomSource
 from hennframework.schemes.integer_vector.params import IntegerVectorParams
 
 __all__ = [
+    "PARAMETER_FIELDS",
+    "PENDING_KEY_ID",
     "EvaluationKeys",
     "KeySwitchKey",
     "PublicKey",
     "SecretKey",
     "build_switch_matrix",
+    "check_key_id",
+    "check_key_pair",
+    "fingerprint_keys",
+    "key_fingerprint",
     "product_key_matrix",
+    "public_fingerprint",
+    "secret_fingerprint",
 ]
 
 I64 = np.int64
@@ -66,6 +81,8 @@ class PublicKey:
     key_id: str
     encryption: dict[int, KeySwitchKey] = field(default_factory=dict)
     evaluation: EvaluationKeys = field(default_factory=lambda: EvaluationKeys())
+    #: Names of the keys the key id is a fingerprint of ("encryption:1", "product:1", ...).
+    core: tuple[str, ...] = ()
 
     def encryption_key(self, dim: int) -> KeySwitchKey:
         try:
@@ -103,6 +120,9 @@ class SecretKey:
     params: IntegerVectorParams
     key_id: str
     t_matrix: npt.NDArray[np.int64]
+    #: The public keys made at keygen (the fingerprinted ones), so a secret-key file alone can
+    #: recompute its key id and prove that ``T`` belongs to it (:func:`check_key_pair`).
+    public_core: dict[str, KeySwitchKey] = field(default_factory=dict)
 
     @property
     def max_dim(self) -> int:
@@ -124,8 +144,182 @@ class SecretKey:
         return f"SecretKey(key_id={self.key_id!r}, max_dim={self.max_dim}, params={self.params.name!r})"
 
 
-def new_key_id(rng: RandomSource) -> str:
-    return rng.token_hex(8)
+# ------------------------------------------------------------------------------------------
+# key ids: fingerprints of the public material made at keygen
+# ------------------------------------------------------------------------------------------
+#: Domain separation: these bytes start every hash input, so no other hash can collide with it.
+FINGERPRINT_DOMAIN = b"hennframework/key-fingerprint/v1\x00"
+FINGERPRINT_PREFIX = "iv-"
+#: The label keys carry during keygen, before the fingerprint of their matrices is known.
+PENDING_KEY_ID = "pending"
+#: The parameter values a fingerprint covers (with the set's name), in this order.
+PARAMETER_FIELDS = ("w", "scale", "k", "t_bound", "a_bound", "e_bound", "gadget_bits", "modulus")
+
+_FINGERPRINT_ID = re.compile(r"iv-[0-9a-f]{32}")
+_LEGACY_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def check_key_id(value: object, where: str) -> str:
+    """``value`` if it is an integer-vector key fingerprint; a clear error for older random ids.
+
+    Key ids of files made before fingerprints were random labels that nothing can verify, so
+    they are refused rather than trusted.
+    """
+    if isinstance(value, str) and _FINGERPRINT_ID.fullmatch(value):
+        return value
+    if isinstance(value, str) and _LEGACY_ID.fullmatch(value):
+        raise SerializationError(
+            f"{where}: key {value} was made by an older hennframework version, whose key ids were "
+            "random labels that cannot be verified. Re-run `henn keygen` and encrypt the model "
+            "again under the new key (`henn encrypt-model`)."
+        )
+    raise SerializationError(
+        f"{where}: malformed key id {value!r} (expected iv- and 32 hex digits); the file is "
+        "corrupted or was tampered with."
+    )
+
+
+def _host(array: Any) -> npt.NDArray[Any]:
+    getter = getattr(array, "get", None)  # CuPy arrays
+    return np.asarray(getter() if callable(getter) else array)
+
+
+def key_fingerprint(params: IntegerVectorParams, parts: Iterable[tuple[str, KeySwitchKey]]) -> str:
+    """``iv-`` + 32 hex digits of SHA-256 over the parameter set and the named public matrices.
+
+    The hash input is the domain tag, then canonical JSON of the scheme name, the parameter set
+    (name and every value) and, per key in name order, its name, kind, shape and the SHA-256 of
+    its matrix (int64, little-endian, C order). Labels (key ids inside keys) are not hashed: they
+    hold the fingerprint itself.
+    """
+    described = []
+    for name, key in sorted(parts, key=lambda item: item[0]):
+        matrix = np.ascontiguousarray(_host(key.matrix_t), dtype="<i8")
+        described.append(
+            {
+                "name": name,
+                "kind": key.kind,
+                "source_columns": int(key.source_columns),
+                "out_dim": int(key.out_dim),
+                "label": key.label,
+                "shape": [int(n) for n in matrix.shape],
+                "sha256": hashlib.sha256(matrix.tobytes()).hexdigest(),
+            }
+        )
+    if not described:
+        raise InputError("a key fingerprint needs at least one public key matrix")
+    header = {
+        "scheme": "integer-vector",
+        "parameters": {
+            "name": params.name,
+            "values": {name: getattr(params, name) for name in PARAMETER_FIELDS},
+        },
+        "keys": described,
+    }
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    digest = hashlib.sha256(FINGERPRINT_DOMAIN + encoded.encode("ascii")).hexdigest()
+    return FINGERPRINT_PREFIX + digest[:32]
+
+
+def _core_keys(public: PublicKey, names: Sequence[str]) -> list[tuple[str, KeySwitchKey]]:
+    parts = []
+    for name in names:
+        kind, _, rest = name.partition(":")
+        if kind == "encryption" and rest.isdigit() and int(rest) in public.encryption:
+            parts.append((name, public.encryption[int(rest)]))
+        elif kind != "encryption" and name in public.evaluation.keys:
+            parts.append((name, public.evaluation.keys[name]))
+        else:
+            raise KeyMismatchError(
+                f"the public key {public.key_id} lacks its key {name!r}, which its fingerprint "
+                "covers; it is incomplete or was tampered with. Get the owner's public key again."
+            )
+    return parts
+
+
+def public_fingerprint(public: PublicKey) -> str:
+    """The fingerprint recomputed from a public key's keygen-time matrices (its ``core``)."""
+    if not public.core:
+        raise KeyMismatchError(
+            f"the public key {public.key_id} names no fingerprinted keys, so its key id cannot be "
+            "verified; it was not made by keygen. Use the public key file the owner published."
+        )
+    return key_fingerprint(public.params, _core_keys(public, public.core))
+
+
+def secret_fingerprint(secret: SecretKey) -> str:
+    """The fingerprint recomputed from the public keys a secret key carries."""
+    if not secret.public_core:
+        raise KeyMismatchError(
+            f"the secret key {secret.key_id} carries no public keys, so its key id cannot be "
+            "verified; it was not made by keygen."
+        )
+    return key_fingerprint(secret.params, secret.public_core.items())
+
+
+def fingerprint_keys(keys: Any) -> str:
+    """Keygen's last step: the fingerprint of every key made so far becomes the key id.
+
+    ``keys`` is the :class:`~hennframework.scheme.KeySet` under construction, whose keys carry
+    :data:`PENDING_KEY_ID`; afterwards every label, the secret's copy of the public keys and the
+    public key's ``core`` list are set.
+    """
+    secret: SecretKey = keys.secret
+    public: PublicKey = keys.public
+    names = [f"encryption:{dim}" for dim in sorted(public.encryption)]
+    names += sorted(public.evaluation.keys)
+    core = _core_keys(public, names)
+    key_id = key_fingerprint(public.params, core)
+    for _, key in core:
+        if key.from_key_id == PENDING_KEY_ID:
+            key.from_key_id = key_id
+        if key.to_key_id == PENDING_KEY_ID:
+            key.to_key_id = key_id
+    public.core = tuple(names)
+    public.key_id = secret.key_id = keys.key_id = key_id
+    secret.public_core = dict(core)
+    return key_id
+
+
+def check_key_pair(secret: SecretKey) -> None:
+    """Prove that ``T`` is the secret of the public keys the secret key carries.
+
+    A key-switching matrix ``M = [K* - T A + E; A]`` satisfies ``[I, T] M = K* + E`` with
+    ``|E| <= e_bound``; with any other ``T`` the difference is ``(T - T') A``, far larger. So a
+    secret key file whose ``T`` was paired with someone else's public keys is refused.
+    """
+    params = secret.params
+    powers = gadget_powers(params)
+    checked = 0
+    for name, key in secret.public_core.items():
+        rows = key.out_dim
+        if key.kind == "encryption":
+            source = np.eye(rows, dtype=I64)
+        elif key.kind == "product":
+            source = product_key_matrix(secret.t_for(rows))
+        else:  # keygen makes only the two kinds above
+            continue
+        matrix = np.ascontiguousarray(_host(key.matrix_t), dtype=I64).T.view(U64)
+        expanded = (source.astype(I64).view(U64)[:, :, None] * powers[None, None, :]).reshape(
+            rows, -1
+        )
+        if matrix.shape != (rows + params.k, expanded.shape[1]):
+            raise KeyMismatchError(f"the public key {name!r} has the wrong shape for this secret")
+        # [I, T] M = top + T A: cheap in this form, and it wraps modulo 2**64 on purpose
+        t_matrix = np.ascontiguousarray(secret.t_for(rows), dtype=I64).view(U64)
+        error = (matrix[:rows] + t_matrix @ matrix[rows:] - expanded).view(I64)
+        if error.size and max(int(error.max()), -int(error.min())) > params.e_bound:
+            raise KeyMismatchError(
+                f"the secret key's T does not belong to the public key {name!r} it carries "
+                f"(key {secret.key_id}): the pair was mixed up or tampered with. Use the secret "
+                "key file that `henn keygen` wrote for this key."
+            )
+        checked += 1
+    if not checked:
+        raise KeyMismatchError(
+            f"the secret key {secret.key_id} carries no encryption or product key to check T "
+            "against; it was not made by keygen."
+        )
 
 
 def gadget_powers(params: IntegerVectorParams) -> npt.NDArray[np.uint64]:

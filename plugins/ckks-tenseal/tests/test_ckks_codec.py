@@ -6,8 +6,11 @@ keys is about 43 MB at n8192, so the tests write few of them.
 
 from __future__ import annotations
 
+import copy
 import gc
+import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -19,14 +22,20 @@ from hennframework.cli import main as henn
 from hennframework.demos.xor import XOR_INPUTS
 from hennframework.exceptions import CapabilityError, KeyMismatchError, SerializationError
 from hennframework.io.codecs import EntrySink, EntrySource, find_secret
-from hennframework.io.container import read_bundle
+from hennframework.io.container import read_bundle, write_bundle
 from hennframework.nn import Sequential
 from hennframework.scheme import KeySet
 
 from hennframework_ckks import CKKSScheme, Layout
 from hennframework_ckks._seal import sa
 from hennframework_ckks.codec import CODEC, CKKSCodec
-from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
+from hennframework_ckks.keys import (
+    _PUBLIC_MAGIC,
+    CKKSPublicKey,
+    CKKSSecretKey,
+    pack_container,
+    unpack_container,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +43,12 @@ def key_files(tmp_path_factory: pytest.TempPathFactory, keys4096: KeySet) -> tup
     """secret.henn and public.henn of the session's n4096 keys (written once)."""
     folder = tmp_path_factory.mktemp("ckks-keys")
     return hio.save_keys(folder, keys4096)
+
+
+@pytest.fixture(scope="module")
+def stranger4096(scheme4096: CKKSScheme) -> KeySet:
+    """Someone else's n4096 keys (no rotation keys: quick to make)."""
+    return scheme4096.keygen(rotations="none")
 
 
 def test_codec_is_registered_and_satisfies_the_protocol() -> None:
@@ -211,6 +226,7 @@ def test_cli_keygen_encrypt_inspect(tmp_path: Path, capsys: pytest.CaptureFixtur
     # pow2 rotation keys at n8192: tens of MB, not hundreds
     assert 1 << 20 < public.stat().st_size < 100 << 20
     args = ["--scheme", "ckks", "encrypt-model", "--public", str(public), "--arch", "xor"]
+    args += ["--seed", "0"]  # the same starting weights as Sequential.mlp(..., seed=0) below
     assert henn([*args, "--out", str(model)]) == 0
     capsys.readouterr()
     assert henn(["inspect", str(model)]) == 0
@@ -241,3 +257,116 @@ def test_predictions_round_trip(tmp_path: Path, scheme4096: CKKSScheme, keys4096
     np.testing.assert_allclose(
         scheme4096.decrypt_tensor(loaded.tensors[0], keys4096.secret), values, atol=1e-2
     )
+
+
+# ------------------------------------------------------------------------------------------
+# key ids are fingerprints: a key under another key's id is refused
+# ------------------------------------------------------------------------------------------
+def test_key_ids_are_fingerprints_of_the_public_material(
+    keys4096: KeySet, stranger4096: KeySet
+) -> None:
+    public = keys4096.public
+    assert re.fullmatch(r"ckks-[0-9a-f]{32}", keys4096.key_id)
+    assert public.fingerprint == public.key_id == keys4096.secret.key_id == keys4096.key_id
+    assert stranger4096.key_id != keys4096.key_id
+    data = public.to_bytes()
+    again = CKKSPublicKey.from_bytes(data)
+    assert again.key_id == keys4096.key_id and again.to_bytes() == data  # byte for byte
+    assert CKKSSecretKey.from_bytes(keys4096.secret.to_bytes()).key_id == keys4096.key_id
+    assert CODEC.fingerprint(keys4096.secret) == keys4096.key_id  # type: ignore[attr-defined]
+    covered, uncovered = CODEC.fingerprint_scope(public)  # type: ignore[attr-defined]
+    assert covered[:2] == ["public key", "relinearisation key"] and uncovered == []
+    assert covered[2].startswith("rotation keys")
+
+
+def _write_public(path: Path, public: Any, key_id: str, scheme: CKKSScheme) -> Path:
+    """A public key file written past save_public_key's own check, as a forger could."""
+    sink = EntrySink()
+    meta = CODEC.write_public_key(public, sink, "pk.")
+    return write_bundle(
+        path,
+        "public-key",
+        blobs=sink.blobs,
+        metadata={"public_key": meta},
+        key_id=key_id,
+        scheme="ckks",
+        parameter_set=CODEC.parameters(scheme),
+    )
+
+
+def test_a_relabelled_public_key_is_refused(
+    tmp_path: Path,
+    scheme4096: CKKSScheme,
+    keys4096: KeySet,
+    stranger4096: KeySet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the attack: someone else's public key sent under the owner's key id
+    forged = copy.copy(stranger4096.public)
+    forged.key_id = keys4096.key_id
+    with pytest.raises(KeyMismatchError, match="refusing to write"):
+        hio.save_public_key(tmp_path / "refused.henn", forged, scheme4096)
+    with pytest.raises(KeyMismatchError, match="fingerprint"):
+        CKKSPublicKey.from_bytes(forged.to_bytes())
+    path = _write_public(tmp_path / "forged.henn", forged, keys4096.key_id, scheme4096)
+    with pytest.raises(KeyMismatchError) as caught:
+        hio.load_public_key(path)
+    assert keys4096.key_id in str(caught.value) and stranger4096.key_id in str(caught.value)
+    capsys.readouterr()
+    assert henn(["inspect", str(path)]) == 1
+    assert stranger4096.key_id in capsys.readouterr().err
+    args = ["--scheme", "ckks", "encrypt-model", "--public", str(path), "--arch", "xor"]
+    assert henn([*args, "--out", str(tmp_path / "m.henn")]) == 1
+    assert not (tmp_path / "m.henn").exists()
+
+
+def test_swapped_evaluation_keys_and_older_ids_are_refused(
+    keys4096: KeySet, stranger4096: KeySet
+) -> None:
+    header, parts = unpack_container(_PUBLIC_MAGIC, keys4096.public.to_bytes(), "public key")
+    theirs = unpack_container(_PUBLIC_MAGIC, stranger4096.public.to_bytes(), "public key")[1]
+    swapped = pack_container(_PUBLIC_MAGIC, header, {**parts, "relin_keys": theirs["relin_keys"]})
+    with pytest.raises(KeyMismatchError, match="fingerprint"):
+        CKKSPublicKey.from_bytes(swapped)
+    dropped = {name: blob for name, blob in parts.items() if name != "galois_keys"}
+    with pytest.raises(SerializationError, match="rotation keys"):
+        CKKSPublicKey.from_bytes(pack_container(_PUBLIC_MAGIC, header, dropped))
+    legacy = pack_container(_PUBLIC_MAGIC, {**header, "key_id": "ckks-3a7f6f081c3363fc"}, parts)
+    with pytest.raises(SerializationError, match=r"older version.*keygen"):
+        CKKSPublicKey.from_bytes(legacy)
+
+
+def test_a_secret_key_cannot_be_paired_with_a_foreign_public_key(
+    tmp_path: Path, scheme4096: CKKSScheme, keys4096: KeySet, stranger4096: KeySet
+) -> None:
+    mixed = CKKSSecretKey(stranger4096.public, keys4096.secret.secret_key)
+    with pytest.raises(KeyMismatchError, match="does not belong"):
+        CKKSSecretKey.from_bytes(mixed.to_bytes())
+    path = hio.save_secret_key(tmp_path / "mixed.henn", mixed, scheme4096)  # ids agree: written
+    with pytest.raises(KeyMismatchError, match="does not belong"):
+        hio.load_secret_key(path)
+
+
+def test_the_owner_refuses_a_model_under_a_foreign_key(
+    tmp_path: Path,
+    key_files: tuple[Path, Path],
+    keys4096: KeySet,
+    stranger4096: KeySet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret, public = key_files
+    _, stranger_public = hio.save_keys(tmp_path / "stranger", stranger4096)
+    model = tmp_path / "m.henn"
+    args = ["--scheme", "ckks", "encrypt-model", "--public", str(stranger_public), "--arch", "xor"]
+    assert henn([*args, "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert henn(["decrypt", "--secret", str(secret), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert f"encrypted under key {stranger4096.key_id}" in err and keys4096.key_id in err
+    predict = ["predict", "--model", str(model), "--public", str(public), "--data", "xor"]
+    assert henn([*predict, "--out", str(tmp_path / "p.henn")]) == 1
+    assert "someone else's key" in capsys.readouterr().err
+    assert not (tmp_path / "p.henn").exists()
+    assert henn(["inspect", str(public), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["key_id"] == keys4096.key_id and info["fingerprint_verified"] is True

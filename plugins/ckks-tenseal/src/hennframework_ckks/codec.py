@@ -13,6 +13,11 @@ serialisation of each object, never pickle:
 * tensors: :func:`~hennframework_ckks.serialization.tensors_to_bytes` (layout, cleanliness and
   SEAL ciphertexts of all tensors of one write) as one blob.
 
+Key ids are fingerprints of the public material (:func:`hennframework_ckks.keys.key_fingerprint`):
+reading a public or secret key recomputes it from the key's bytes and refuses a mismatch with
+:class:`~hennframework.exceptions.KeyMismatchError` (a secret key must also decrypt what its
+public key encrypts); ids of the older random form are refused with a message to re-run keygen.
+
 Loading parses bytes only (SEAL validates every object against the parameter set). Tensors
 refer to their public key: reading a public or secret key registers its public part with this
 codec (by key id, weakly), so load the key file first, then models and ciphertexts under it;
@@ -30,7 +35,6 @@ rotation keys): ``public.henn`` is 3.4 MB at ``n4096``, 43 MB at ``n8192`` and 3
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,7 +48,7 @@ from hennframework.exceptions import (
 from hennframework.io.codecs import EntrySink, EntrySource
 
 from hennframework_ckks._seal import sa
-from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
+from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, check_key_id
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
 from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
@@ -53,7 +57,6 @@ from hennframework_ckks.tensor import CKKSTensor, LazyLinear
 __all__ = ["CODEC", "CKKSCodec", "scheme_for"]
 
 _ENCODING = "ckks/tensors-v1"
-_KEY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _VALUE_FIELDS = ("poly_modulus_degree", "coeff_bits", "scale_bits")
 _SECRET_SEAL_TYPES: tuple[type, ...] = tuple(
     t
@@ -76,9 +79,7 @@ def _fail(where: str, message: str) -> SerializationError:
 
 
 def _key_id(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
-        raise _fail(where, f"malformed key id {value!r}")
-    return value
+    return check_key_id(value, where)
 
 
 def _params_json(params: CKKSParams) -> dict[str, Any]:
@@ -201,6 +202,26 @@ class CKKSCodec:
             return str(value.key_id)
         return None
 
+    def fingerprint(self, key: Any) -> str:
+        """The key id computed from the key's own bytes (public part of a secret key)."""
+        if isinstance(key, CKKSSecretKey):
+            key = key.public
+        if not isinstance(key, CKKSPublicKey):
+            raise SerializationError(
+                f"only CKKS public and secret keys have fingerprints, not a {type(key).__name__}"
+            )
+        return key.fingerprint
+
+    def fingerprint_scope(self, key: Any) -> tuple[list[str], list[str]]:
+        """(what the fingerprint covers, what the file holds beyond it: nothing for CKKS)."""
+        public = key.public if isinstance(key, CKKSSecretKey) else key
+        if not isinstance(public, CKKSPublicKey):
+            return [], []
+        covered = ["public key", "relinearisation key"]
+        if public.rotation_steps:
+            covered.append(f"rotation keys ({len(public.rotation_steps)} steps)")
+        return covered, []
+
     # -- tensors ------------------------------------------------------------------------------
     def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:
         items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
@@ -283,6 +304,8 @@ class CKKSCodec:
         key_id = _key_id(meta.get("key_id"), where)
         try:
             public = CKKSPublicKey.from_bytes(source.blob(meta.get("data")))
+        except HennError as exc:  # a fingerprint mismatch, an older file: keep the message
+            raise type(exc)(f"{where}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise _fail(where, f"the CKKS public key is unreadable ({exc!r})") from exc
         self._check_key(public, key_id, scheme, where)
@@ -307,6 +330,8 @@ class CKKSCodec:
         key_id = _key_id(meta.get("key_id"), where)
         try:
             secret = CKKSSecretKey.from_bytes(source.blob(meta.get("data")))
+        except HennError as exc:  # a fingerprint or pairing mismatch, an older file
+            raise type(exc)(f"{where}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise _fail(where, f"the CKKS secret key is unreadable ({exc!r})") from exc
         self._check_key(secret.public, key_id, scheme, where)
