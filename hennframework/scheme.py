@@ -33,6 +33,7 @@ __all__ = [
     "EncryptedTensor",
     "HEScheme",
     "KeySet",
+    "MagnitudeTracked",
     "ParameterSet",
     "require",
 ]
@@ -55,6 +56,9 @@ class Capability(enum.StrEnum):
     POLYNOMIAL = "polynomial"  #: polynomial evaluation on ciphertexts
     KEY_SWITCH = "key-switch"  #: move ciphertexts to another secret key without decrypting
     NOISE_TRACKING = "noise-tracking"  #: a tracked bound on noise, checked at decryption
+    #: a tracked bound on |values| (tensors are MagnitudeTracked); results that could pass the
+    #: limit are refused (OverflowRiskError), never decrypted to a wrapped value
+    MAGNITUDE_TRACKING = "magnitude-tracking"
     UNLIMITED_DEPTH = "unlimited-depth"  #: no level budget (no refresh ever needed)
     REFRESH = "refresh"  #: owner-assisted refresh (decrypt + re-encrypt) when levels run out
 
@@ -146,6 +150,27 @@ class EncryptedTensor(Protocol):
         self, rows: npt.NDArray[np.integer[Any]], values: EncryptedTensor
     ) -> EncryptedTensor:
         """A copy with ``values[i]`` added to row ``rows[i]`` (repeats accumulate)."""
+        ...
+
+
+@runtime_checkable
+class MagnitudeTracked(Protocol):
+    """What the tensors of a scheme that declares ``Capability.MAGNITUDE_TRACKING`` also have.
+
+    Approximate schemes such as CKKS decrypt a value modulo a ciphertext modulus: past a limit it
+    wraps to a wrong number without any sign. Such a scheme tracks a bound on every value through
+    each operation and raises :class:`~hennframework.exceptions.OverflowRiskError` instead of
+    making (or decrypting) a tensor whose bound reaches its limit.
+    """
+
+    @property
+    def magnitude_bound(self) -> float:
+        """A bound on ``|value|`` of every element, decryption error included."""
+        ...
+
+    @property
+    def magnitude_limit(self) -> float:
+        """The ``|value|`` this tensor holds where it is now (level, scale) without wrapping."""
         ...
 
 

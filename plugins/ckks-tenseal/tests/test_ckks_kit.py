@@ -50,27 +50,31 @@ class TestCKKSIdentities(SchemeIdentityTests):
         return 10.0 * precision(scheme)
 
     def polyval_bound(self, errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:
-        """The plugin's order: powers x**(2**j) by squaring, ``c_k`` times the lowest power of
-        two in ``k``, then the other powers; a constant polynomial is a fresh zero plus ``c_0``."""
-        coeffs = [float(c) for c in coefficients]
-        while len(coeffs) > 1 and coeffs[-1] == 0.0:
-            coeffs.pop()
-        shape = x.value.shape
-        powers = [x]
-        total: Tracked | None = None
-        for k, c in enumerate(coeffs):
-            if k == 0 or c == 0.0:
-                continue
-            bits = [b for b in range(k.bit_length()) if k >> b & 1]
-            while len(powers) <= bits[-1]:
-                powers.append(errors.mul(powers[-1], powers[-1]))
-            term = errors.mul_plain(powers[bits[0]], np.full(shape, c))
-            for b in bits[1:]:
-                term = errors.mul(term, powers[b])
-            total = term if total is None else errors.add(total, term)
-        if total is None:
-            total = errors.fresh(np.zeros(shape))
-        return errors.add_plain(total, np.full(shape, coeffs[0]))
+        return ckks_polyval_bound(errors, x, coefficients)
+
+
+def ckks_polyval_bound(errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:
+    """The plugin's order: powers x**(2**j) by squaring, ``c_k`` times the lowest power of two in
+    ``k``, then the other powers; a constant polynomial is a fresh zero plus ``c_0``."""
+    coeffs = [float(c) for c in coefficients]
+    while len(coeffs) > 1 and coeffs[-1] == 0.0:
+        coeffs.pop()
+    shape = x.value.shape
+    powers = [x]
+    total: Tracked | None = None
+    for k, c in enumerate(coeffs):
+        if k == 0 or c == 0.0:
+            continue
+        bits = [b for b in range(k.bit_length()) if k >> b & 1]
+        while len(powers) <= bits[-1]:
+            powers.append(errors.mul(powers[-1], powers[-1]))
+        term = errors.mul_plain(powers[bits[0]], np.full(shape, c))
+        for b in bits[1:]:
+            term = errors.mul(term, powers[b])
+        total = term if total is None else errors.add(total, term)
+    if total is None:
+        total = errors.fresh(np.zeros(shape))
+    return errors.add_plain(total, np.full(shape, coeffs[0]))
 
 
 def test_kit_tolerance_matches_measured_precision(scheme8192: CKKSScheme, keys8192: KeySet) -> None:

@@ -11,6 +11,7 @@ from hennframework.scheme import Capability, KeySet
 from hennframework_ckks import PARAMETER_SETS, CKKSParams, CKKSScheme
 from hennframework_ckks._seal import sa
 from hennframework_ckks.params import HE_STANDARD_MAX_BITS_128
+from hennframework_ckks.tensor import encrypt_array
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETER_SETS))
@@ -62,8 +63,14 @@ def test_registered_and_described() -> None:
 
 
 def test_values_beyond_the_headroom_are_refused(scheme4096: CKKSScheme, keys4096: KeySet) -> None:
+    """A fresh ciphertext holds up to its level's limit; at level 0 that is the headroom."""
+    fresh = scheme4096.encrypt_tensor(np.zeros(1), keys4096.public).magnitude_limit
     with pytest.raises(OverflowRiskError, match="do not fit"):
-        scheme4096.encrypt_tensor(np.array([0.0, scheme4096.params.headroom]), keys4096.public)
+        scheme4096.encrypt_tensor(np.array([0.0, fresh]), keys4096.public)
+    with pytest.raises(OverflowRiskError, match="do not fit"):
+        encrypt_array(keys4096.public, np.array([0.0, scheme4096.params.headroom]), level=0)
+    below = encrypt_array(keys4096.public, np.array([0.0, 15.0]), level=0)
+    np.testing.assert_allclose(scheme4096.decrypt_tensor(below, keys4096), [0.0, 15.0], atol=2e-3)
 
 
 def test_secret_key_encryption(scheme4096: CKKSScheme, keys4096: KeySet) -> None:

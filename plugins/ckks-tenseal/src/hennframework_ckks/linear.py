@@ -39,7 +39,7 @@ import numpy.typing as npt
 from hennframework_ckks._seal import sa
 from hennframework_ckks.layout import Layout
 
-__all__ = ["LinearPlan", "apply_linear"]
+__all__ = ["LinearPlan", "apply_linear", "evaluate_linear", "linear_error_bounds", "plan_linear"]
 
 #: Stop considering a strategy whose diagonal entries would exceed this many (memory guard).
 _MAX_ENTRIES = 20_000_000
@@ -150,6 +150,32 @@ def plan_linear(
     return LinearPlan(cut, pairs, giant, total)
 
 
+def linear_error_bounds(
+    plan: LinearPlan,
+    in_contents: Sequence[float],
+    in_errors: Sequence[float],
+    n_out: int,
+    slots: int,
+    encoding_error: float,
+) -> list[float]:
+    """A bound on the error in every slot of each output ciphertext, from the inputs' bounds on
+    the content (``in_contents``) and on the error (``in_errors``) of every slot.
+
+    Output slot ``k`` (before the final sum over copies) is ``sum_{c,d} diag_{c,d}[k] x_c[k + d]``
+    whatever the baby-step giant-step split: its error is at most ``sum |diag_{c,d}[k]| E_c`` plus
+    ``encoding_error * (C_c + E_c)`` for each encoded diagonal (an encoding's error reaches every
+    slot); the sum over copies then adds the slots ``cut`` apart. (The exact content is the linear
+    map of the inputs' values, bounded element by element by the caller.) One pass over the
+    diagonals that :func:`plan_linear` built.
+    """
+    errors = [np.zeros(slots) for _ in range(n_out)]
+    for (o_cell, ci), diags in plan.diagonals.items():
+        content, error = float(in_contents[ci]), float(in_errors[ci])
+        for vector in diags.values():
+            errors[o_cell] += np.abs(vector) * error + encoding_error * (content + error)
+    return [float(error.reshape(-1, plan.cut).sum(axis=0).max()) for error in errors]
+
+
 def apply_linear(
     key: Any,
     in_layout: Layout,
@@ -165,8 +191,15 @@ def apply_linear(
     Uses one level; the outputs are at the inputs' lowest level minus one, at ``target_scale``,
     and clean (zero at every slot that is not a valid position of ``out_layout``).
     """
-    ctx = key.context
     plan = plan_linear(in_layout, out_layout, out_flat, in_flat, weights)
+    return evaluate_linear(key, plan, in_cts, out_layout, target_scale)
+
+
+def evaluate_linear(
+    key: Any, plan: LinearPlan, in_cts: Sequence[Any], out_layout: Layout, target_scale: float
+) -> list[Any]:
+    """The ciphertext work of :func:`apply_linear` for a plan made by :func:`plan_linear`."""
+    ctx = key.context
     relin = key.relin_keys
     inputs = [ctx.settle(ct, relin) for ct in in_cts]
     level = min(ctx.level_of(ct) for ct in inputs)

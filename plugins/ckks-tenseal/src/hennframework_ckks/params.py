@@ -10,6 +10,13 @@ chain of RNS primes ``q_0, q_1, ..., q_L, P``:
   a fresh ciphertext can carry, and a ciphertext's *levels left* is how many are still there;
 * ``P`` (the last prime) is the special prime used only inside key switching.
 
+Magnitude limit. A ciphertext at level ``l`` and scale ``s`` decrypts to the right value only while
+``|value| * s < Q_l / 2`` with ``Q_l = q_0 * ... * q_l`` (beyond, the centred remainder wraps to a
+wrong number): ``|value| < 2**(bits(Q_l) - scale_bits - 1)`` about, so at level 0 the headroom
+above and far more at the upper levels. Every CKKS tensor carries a bound on ``|value|`` and the
+plugin refuses any result whose bound reaches its ciphertext's limit (see
+:mod:`hennframework_ckks.tensor`).
+
 Security: the HomomorphicEncryption.org standard (Albrecht et al. 2018, Table 1, ternary secret
 ``{-1, 0, 1}``, the distribution SEAL samples) allows at most 27 / 54 / 109 / 218 / 438 / 881 bits of
 total coefficient modulus (all primes, ``P`` included) for N = 1024 / 2048 / 4096 / 8192 / 16384 /
@@ -122,6 +129,17 @@ class CKKSParams:
         return float(2 ** (self.coeff_bits[0] - self.scale_bits - 1))
 
     @property
+    def error_allowance(self) -> float:
+        """What the magnitude bounds allow for the error one operation adds, in value units.
+
+        A fresh encryption's error and one rescale's have a standard deviation of about
+        ``N / (6 * scale)`` per slot (measured, docs/plugins-ckks.md); 24 standard deviations of a
+        Gaussian are never reached in practice. (A plaintext factor's encoding error, which
+        multiplies the values, is bounded separately.)
+        """
+        return 4.0 * self.poly_modulus_degree / self.scale
+
+    @property
     def security_bits(self) -> int:
         return 128
 
@@ -135,7 +153,8 @@ class CKKSParams:
         return (
             f"N = {self.poly_modulus_degree} ({self.slots} slots), primes {list(self.coeff_bits)} "
             f"({self.total_bits} of {self.max_bits} bits), scale 2^{self.scale_bits}, "
-            f"{self.levels} level{'s' if self.levels != 1 else ''}, values up to ~{self.headroom:g}"
+            f"{self.levels} level{'s' if self.levels != 1 else ''}, values up to ~{self.headroom:g} "
+            "after the last rescale"
         )
 
     def as_parameter_set(self) -> ParameterSet:

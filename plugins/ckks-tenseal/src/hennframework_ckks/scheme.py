@@ -56,6 +56,7 @@ class CKKSScheme(HEScheme):
             Capability.RESCALE,
             Capability.POLYNOMIAL,
             Capability.REFRESH,
+            Capability.MAGNITUDE_TRACKING,
         }
     )
 

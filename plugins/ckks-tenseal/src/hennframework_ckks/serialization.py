@@ -5,7 +5,9 @@ Layout of a file (no pickle anywhere)::
     b"HENNCKKS-TENSORS\\x01"          magic and format version
     uint64 little-endian              length of the JSON header
     JSON header                       key id, parameter set, per tensor: layout, cleanliness,
-                                      and the byte length of each ciphertext
+                                      magnitude bounds (per element, and per ciphertext on its
+                                      padding and its error; null: unknown) and the byte length
+                                      of each ciphertext
     ciphertexts                       SEAL's own serialisation (header + zstd-compressed body)
     SHA-256 of everything above       integrity check (corruption, truncation, tampering)
 
@@ -16,6 +18,7 @@ ciphertext against the parameter set (:class:`~hennframework.exceptions.Serializ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +56,14 @@ def tensors_to_bytes(tensors: Sequence[Any], *, purpose: str = "tensors") -> byt
             parts[f"{number}.{index}"] = blob
             cts.append(len(blob))
         described.append(
-            {"layout": tensor.layout.to_json(), "clean": tensor.clean, "ciphertexts": cts}
+            {
+                "layout": tensor.layout.to_json(),
+                "clean": tensor.clean,
+                "bounds": _finite(tensor.bounds),
+                "garbage": _finite(tensor.garbage),
+                "errors": _finite(tensor.errors),
+                "ciphertexts": cts,
+            }
         )
     header = {
         "format": FORMAT,
@@ -96,6 +106,36 @@ def tensors_from_bytes(data: bytes, key: Any) -> list[CKKSTensor]:
             for index in range(count)
         ]
         out.append(
-            CKKSTensor(key, layout, _object_array(layout.grid_shape, cts), bool(entry["clean"]))
+            CKKSTensor(
+                key,
+                layout,
+                _object_array(layout.grid_shape, cts),
+                bool(entry["clean"]),
+                _bounds(entry.get("bounds"), math.prod(layout.shape)),
+                _bounds(entry.get("garbage"), count),
+                _bounds(entry.get("errors"), count),
+            )
         )
     return out
+
+
+def _finite(values: Any) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values.flat]
+
+
+def _bounds(value: Any, count: int) -> list[float]:
+    """The per-ciphertext magnitude bounds of a tensor entry (absent or null: unknown, infinite;
+    such a tensor is refused at decryption)."""
+    if value is None:
+        return [math.inf] * count
+    if not isinstance(value, list) or len(value) != count:
+        raise SerializationError("the tensor file's magnitude bounds do not match its layout")
+    bounds = []
+    for bound in value:
+        if bound is None:
+            bounds.append(math.inf)
+        elif isinstance(bound, int | float) and not isinstance(bound, bool) and bound >= 0:
+            bounds.append(float(bound))
+        else:
+            raise SerializationError(f"the tensor file holds a malformed magnitude bound {bound!r}")
+    return bounds

@@ -18,14 +18,32 @@ level where none is left raises :class:`~hennframework.exceptions.NoiseBudgetExh
 set's scale by choosing the plaintext's encoding scale; a ciphertext-by-ciphertext product has
 scale ``s1 * s2 / q``; adding two ciphertexts of different scales first multiplies the one with
 more levels left by a constant 1 encoded to land exactly on the other's level and scale.
+
+Magnitudes. Decryption returns the centred remainder of ``value * scale`` modulo
+``Q_l = q_0 * ... * q_l``, so a value with ``|value| * scale >= Q_l / 2`` comes back as a wrong
+number, silently (``Enc(4) * Enc(4)`` at ``n4096`` used to decrypt to -15.8). Every tensor
+therefore carries bounds that cover *every* slot (all slots share the coefficients): ``bounds``,
+per element of the logical array, on its exact value (interval arithmetic on the plaintext
+computation: sums add, products multiply, matrix products and sums use ``|w|``, polynomials their
+exact range); per ciphertext, on the exact content of its invalid slots (``garbage``: padding and
+the partial sums a slot sum leaves in pinned slots; 0 for a clean tensor) and on the CKKS error
+(``errors``, each operation adding at most ``params.error_allowance``). Each operation refuses
+with :class:`~hennframework.exceptions.OverflowRiskError` before computing a product whose result
+could reach :func:`magnitude_limit` of the level and scale it lands on, and checks every
+ciphertext it returns against that limit; decryption refuses too. Intermediate ciphertexts inside
+an operation (a polynomial's terms and powers, a linear map's inputs brought down a level) need
+no check: SEAL computes modulo ``Q_l`` and a rescale divides exactly, so only the representative
+that is finally decrypted can wrap.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -38,11 +56,84 @@ from hennframework.exceptions import (
 
 from hennframework_ckks._seal import sa
 from hennframework_ckks.layout import Layout, ceil_log2
-from hennframework_ckks.linear import _zero, apply_linear
+from hennframework_ckks.linear import (
+    LinearPlan,
+    _zero,
+    evaluate_linear,
+    linear_error_bounds,
+    plan_linear,
+)
+from hennframework_ckks.params import PARAMETER_SETS
 
-__all__ = ["CKKSTensor", "LazyLinear", "encrypt_array"]
+__all__ = [
+    "Bound",
+    "CKKSTensor",
+    "LazyLinear",
+    "check_decryptable",
+    "decrypt_array",
+    "encrypt_array",
+    "magnitude_limit",
+]
 
 Array = npt.NDArray[np.float64]
+#: Bound arrays: per element (the logical shape) or per ciphertext (the grid shape).
+Bounds = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One ciphertext, over every slot: exact content of its valid slots (``valid``) and of the
+    others (``garbage``), and the CKKS error (``error``); what must stay below the limit is
+    ``total``. Content and error are kept apart because a clean tensor's padding holds exact
+    zeros, which keeps sums over slots and re-replicated sums tight."""
+
+    valid: float
+    garbage: float
+    error: float
+
+    @property
+    def content(self) -> float:
+        return max(self.valid, self.garbage)
+
+    @property
+    def total(self) -> float:
+        return self.content + self.error
+
+
+def poly_range(coefficients: Sequence[float], bounds: Array) -> Array:
+    """``max |p(x)|`` over ``|x| <= b`` for each ``b`` in ``bounds`` (``p``: lowest degree first).
+
+    Evaluated at both ends and at the real critical points inside; a relative ``2**-30`` of the
+    term-by-term bound covers float64 rounding and the roots' inaccuracy (second order at a
+    critical point). Infinite where the bound overflows.
+    """
+    coeffs = np.asarray(coefficients, dtype=np.float64)
+    b = np.asarray(bounds, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        best = np.maximum(
+            np.abs(np.polynomial.polynomial.polyval(b, coeffs)),
+            np.abs(np.polynomial.polynomial.polyval(-b, coeffs)),
+        )
+        if len(coeffs) > 2 and b.size:
+            roots = np.polynomial.polynomial.polyroots(np.polynomial.polynomial.polyder(coeffs))
+            real = roots[np.abs(roots.imag) <= 1e-9 * (1.0 + np.abs(roots.real))].real
+            for root in real[np.abs(real) <= b.max()]:
+                value = abs(float(np.polynomial.polynomial.polyval(root, coeffs)))
+                best = np.where(np.abs(root) <= b, np.maximum(best, value), best)
+        triangle = sum(abs(float(c)) * b**k for k, c in enumerate(coeffs))
+        result = np.minimum(best + 2.0**-30 * triangle, triangle * (1.0 + 2.0**-40))
+    return np.asarray(np.where(np.isnan(result), np.inf, result), dtype=np.float64)
+
+
+def _cell_max(layout: Layout, bounds: Array) -> Bounds:
+    """Per ciphertext (grid shape): the largest element bound among the elements it holds."""
+    out = np.zeros(math.prod(layout.grid_shape) if layout.shape else 1)
+    if bounds.size:
+        cell_of, _ = layout.canonical
+        np.maximum.at(out, cell_of, bounds.reshape(-1))
+    return out.reshape(layout.grid_shape)
+
+
 #: Integer plaintext factors up to this size multiply without using a level.
 _MAX_FREE_INTEGER = 1024
 
@@ -76,6 +167,37 @@ def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         raise InputError(f"shapes {' and '.join(map(str, shapes))} do not broadcast") from exc
 
 
+def magnitude_limit(ctx: Any, level: int, scale: float) -> float:
+    """The |value| below which a ciphertext at ``level`` and ``scale`` decrypts without wrapping.
+
+    ``Q_l / (2 * scale)``: a slot value ``x`` adds at most ``|x| * scale`` to any coefficient (the
+    inverse canonical embedding averages the slots), and a constant vector reaches that, so the
+    limit is exact for constants and sufficient for every vector.
+    """
+    return float(math.prod(ctx.primes[: level + 1])) / (2.0 * scale)
+
+
+def _max_abs(values: Array | float) -> float:
+    if isinstance(values, np.ndarray):
+        return float(np.abs(values).max()) if values.size else 0.0
+    return abs(float(values))
+
+
+def overflow_error(what: str, bound: float, limit: float, level: int, params: Any) -> Exception:
+    """The refusal: which value bound, which limit, and what to do about it."""
+    others = ", ".join(
+        f"{p.name}: {p.headroom:g}" for p in PARAMETER_SETS.values() if p.headroom > params.headroom
+    )
+    bigger = f" ({others} after the last rescale)" if others else ""
+    return OverflowRiskError(
+        f"{what} could reach |value| = {bound:.6g} (the tracked bound), but a ciphertext at level "
+        f"{level} of the CKKS parameter set {params.name!r} holds |value| < {limit:.6g} only; "
+        "beyond that CKKS decrypts a wrong number, so the operation was refused. Scale the "
+        "inputs (or the plaintext factors) down, or use a parameter set with more headroom"
+        f"{bigger}."
+    )
+
+
 class CKKSTensor:
     """An encrypted real array (see the module docstring). Made by ``CKKSScheme.encrypt_tensor``."""
 
@@ -83,16 +205,38 @@ class CKKSTensor:
         None  # NumPy defers to our reflected operators (array @ tensor, array + tensor)
     )
 
-    def __init__(self, key: Any, layout: Layout, cts: npt.NDArray[np.object_], clean: bool) -> None:
+    def __init__(
+        self,
+        key: Any,
+        layout: Layout,
+        cts: npt.NDArray[np.object_],
+        clean: bool,
+        bounds: npt.ArrayLike | None = None,
+        garbage: npt.ArrayLike | None = None,
+        errors: npt.ArrayLike | None = None,
+    ) -> None:
+        """The magnitude bounds (module docstring): ``bounds`` per element (the logical shape),
+        ``garbage`` and ``errors`` per ciphertext (the grid shape). Missing bounds are unknown
+        (infinite): such a tensor cannot be decrypted."""
         if cts.shape != layout.grid_shape:
             raise ValueError(f"grid {cts.shape} does not match layout {layout.grid_shape}")
         self.key = key
         self.layout = layout
         self.cts = cts
         self.clean = clean
+
+        def array(values: npt.ArrayLike | None, shape: tuple[int, ...]) -> Bounds:
+            if values is None:
+                return np.full(shape, np.inf)
+            return np.asarray(values, dtype=np.float64).reshape(shape)
+
+        self.bounds: Bounds = array(bounds, layout.shape)
+        self.garbage: Bounds = array(garbage, cts.shape)
+        self.errors: Bounds = array(errors, cts.shape)
         self._powers: dict[int, npt.NDArray[np.object_]] = {}
-        #: unpinned ciphertexts by pinned bits, shared with views that keep the flat cell order
-        self._unpinned: dict[int, list[Any]] = {}
+        #: unpinned ciphertexts and their garbage and error bounds by pinned bits, shared with
+        #: views that keep the flat cell order
+        self._unpinned: dict[int, tuple[list[Any], list[Bound]]] = {}
 
     # ------------------------------------------------------------------------------------
     # properties
@@ -151,6 +295,31 @@ class CKKSTensor:
         return float(self.levels_left)
 
     @property
+    def magnitude_bound(self) -> float:
+        """A bound on |value| of every element (and every slot), errors included."""
+        return max((b.total for b in self.cell_bounds), default=0.0)
+
+    @property
+    def cell_bounds(self) -> list[Bound]:
+        """The :class:`Bound` of each ciphertext, in flat grid order."""
+        valid = _cell_max(self.layout, self.bounds).reshape(-1)
+        return [
+            Bound(float(v), float(g), float(e))
+            for v, g, e in zip(
+                valid, self.garbage.reshape(-1), self.errors.reshape(-1), strict=True
+            )
+        ]
+
+    @property
+    def magnitude_limit(self) -> float:
+        """The |value| this tensor's ciphertexts hold at their level and scale without wrapping
+        (the smallest over its ciphertexts); a result whose bound would reach it is refused."""
+        ctx = self.context
+        if not self.cts.size:
+            return magnitude_limit(ctx, int(ctx.top_level), self._target)
+        return min(magnitude_limit(ctx, ctx.level_of(ct), ct.scale) for ct in self.cts.reshape(-1))
+
+    @property
     def T(self) -> CKKSTensor:
         return self.transpose()
 
@@ -163,8 +332,110 @@ class CKKSTensor:
     # ------------------------------------------------------------------------------------
     # construction helpers
     # ------------------------------------------------------------------------------------
-    def _new(self, layout: Layout, cts: npt.NDArray[np.object_], clean: bool) -> CKKSTensor:
-        return CKKSTensor(self.key, layout, cts, clean)
+    def _new(
+        self,
+        layout: Layout,
+        cts: npt.NDArray[np.object_] | Sequence[Any],
+        clean: bool,
+        bounds: npt.ArrayLike,
+        cells: Sequence[Bound] | tuple[Bounds, Bounds],
+    ) -> CKKSTensor:
+        """A tensor of this key: ``cts`` in flat order or grid shape, ``bounds`` per element,
+        ``cells`` the ciphertexts' :class:`Bound` (flat order; ``valid`` unused) or the
+        (garbage, errors) arrays."""
+        grid = (
+            cts.reshape(layout.grid_shape)
+            if isinstance(cts, np.ndarray)
+            else _object_array(layout.grid_shape, list(cts))
+        )
+        if isinstance(cells, tuple):
+            garbage, errors = cells
+        else:
+            garbage = np.array([b.garbage for b in cells], dtype=np.float64)
+            errors = np.array([b.error for b in cells], dtype=np.float64)
+        return CKKSTensor(self.key, layout, grid, clean, bounds, garbage, errors)
+
+    @property
+    def _cells(self) -> tuple[Bounds, Bounds]:
+        return self.garbage, self.errors
+
+    # ------------------------------------------------------------------------------------
+    # magnitude bounds
+    # ------------------------------------------------------------------------------------
+    @property
+    def _allowance(self) -> float:
+        return float(self.key.params.error_allowance)
+
+    @property
+    def _encoding_error(self) -> float:
+        """Worst-case error of an encoded plaintext factor in any slot: ``N`` coefficients
+        rounded by at most 1/2 each, at an encoding scale of about the scale times a prime over
+        the ciphertext's scale (factor 2 of margin over the smaller of scale and primes)."""
+        params = self.key.params
+        smallest = min(float(params.scale), *(float(q) for q in self.context.primes[1:]))
+        return float(params.poly_modulus_degree) / smallest
+
+    # Each rule gives a result ciphertext's (garbage, error) from its operands' Bounds; the
+    # valid part comes from the result's element bounds (interval arithmetic on the values).
+    def _b_plain_product(self, a: Bound, factor: float, clean: bool) -> tuple[float, float]:
+        """``x * p`` rescaled, ``|p| <= factor`` (a vector plaintext is 0 at invalid slots: the
+        result is clean): the factor is encoded with an error that multiplies every slot."""
+        garbage = 0.0 if clean else a.garbage * factor
+        return garbage, a.error * factor + a.total * self._encoding_error + self._allowance
+
+    def _b_product(self, a: Bound, b: Bound, clean: bool) -> tuple[float, float]:
+        """``x * y`` of two ciphertexts: ``(x + e)(y + f) - xy``, then relinearised, rescaled."""
+        garbage = 0.0 if clean else a.content * b.content
+        error = a.content * b.error + b.content * a.error + a.error * b.error
+        return garbage, error + self._allowance
+
+    def _b_sum(self, a: Bound, b: Bound, clean: bool) -> tuple[float, float]:
+        """``x + y``: aligning two scales multiplies by a constant 1 encoded to within a relative
+        ``1 / scale`` and may rescale."""
+        garbage = 0.0 if clean else a.content + b.content
+        error = a.error + b.error + (a.total + b.total) / self._target + self._allowance
+        return garbage, error
+
+    def _b_rotation_sum(
+        self, a: Bound, terms: int, copies: int, rotations: int, clean: bool
+    ) -> tuple[float, float]:
+        """A rotation-and-add over ``copies`` slots of which at most ``terms`` hold content:
+        errors add over all of them, and each rotation's key switching adds its own."""
+        garbage = 0.0 if clean else a.content * terms
+        return garbage, a.error * copies + self._allowance * rotations
+
+    def _check(self, bound: Bound, level: int, scale: float, what: str) -> None:
+        """Refuse a result at ``level`` and ``scale`` whose |value| could reach the limit there."""
+        limit = magnitude_limit(self.context, level, scale)
+        if not bound.total < limit:
+            raise overflow_error(what, bound.total, limit, level, self.key.params)
+
+    def _settled(self, ct: Any) -> tuple[int, float]:
+        """Level and scale ``ct`` has once a pending rescale is done."""
+        ctx = self.context
+        level = ctx.level_of(ct)
+        if ctx.is_pending(ct):
+            return level - 1, float(ct.scale) / ctx.prime(level)
+        return level, float(ct.scale)
+
+    def _check_product(self, a: Any, b: Any, bound: Bound, what: str) -> None:
+        """Before ``a * b``: the pending product's level and scale must hold ``bound``."""
+        (la, sa_), (lb, sb) = self._settled(a), self._settled(b)
+        level = min(la, lb)
+        if level >= 1:  # otherwise the product is refused for want of a level
+            # stated where the product lands after its rescale (the same limit as pending)
+            self._check(bound, level - 1, sa_ * sb / self.context.prime(level), what)
+
+    def _check_plain_product(self, ct: Any, bound: Bound, target: float, what: str) -> None:
+        """Before ``ct * plaintext`` rescaled onto ``target``."""
+        level, _ = self._settled(ct)
+        if level >= 1:
+            self._check(bound, level - 1, target, what)
+
+    def _guard(self, ct: Any, bound: Bound, what: str) -> Any:
+        """``ct`` if its level and scale hold ``bound``; the check every new ciphertext passes."""
+        self._check(bound, self.context.level_of(ct), float(ct.scale), what)
+        return ct
 
     def _check_other(self, other: CKKSTensor) -> None:
         if other.key_id != self.key_id:
@@ -213,49 +484,111 @@ class CKKSTensor:
         high = self._mul_plain(high, 1.0, low.scale)
         return (high, low) if swap else (low, high)
 
-    def _add_ct(self, a: Any, b: Any, subtract: bool = False) -> Any:
+    def _add_ct(
+        self,
+        a: Any,
+        b: Any,
+        bound_a: Bound,
+        bound_b: Bound,
+        valid: float,
+        clean: bool,
+        subtract: bool = False,
+        check: bool = True,
+    ) -> tuple[Any, Bound]:
+        """``a + b`` (or ``a - b``) and its bound (``valid``: of its elements), checked at the
+        level the sum lands on (unless a partial sum inside an operation)."""
+        bound = Bound(valid, *self._b_sum(bound_a, bound_b, clean))
         a, b = self._align(a, b)
+        what = "a sum"
         try:
-            return self.context.sub(a, b) if subtract else self.context.add(a, b)
+            out = self.context.sub(a, b) if subtract else self.context.add(a, b)
         except (ValueError, RuntimeError) as exc:
             if "transparent" not in str(exc):
                 raise
-            return _zero(self.key, self.context.level_of(a), a.scale)
+            out = _zero(self.key, self.context.level_of(a), a.scale)
+        return (self._guard(out, bound, what) if check else out), bound
 
     def _mul_plain(self, ct: Any, values: Array | float, target: float) -> Any:
         """``ctx.multiply_plain``; a plaintext that encodes to zero gives a fresh encryption of 0."""
         try:
-            return self.context.multiply_plain(ct, values, target, self.key.relin_keys)
+            with _encodable("a plaintext factor", self.key.params):
+                return self.context.multiply_plain(ct, values, target, self.key.relin_keys)
         except RuntimeError as exc:
             if "transparent" not in str(exc):
                 raise
             level = self.context.effective_level(ct)
             return _zero(self.key, level - 1, target)
 
-    def _mul_plain_ct(self, ct: Any, values: Array | float) -> Any:
-        """``ct * values``; integers multiply exactly without a level, zeros give a fresh zero."""
+    def _mul_plain_ct(
+        self, ct: Any, values: Array | float, bound: Bound, valid: float
+    ) -> tuple[Any, Bound]:
+        """``ct * values`` and its bound (``valid``: of its elements); integers multiply exactly
+        without a level, zeros give a fresh zero. Refused before the product if it could wrap."""
         ctx = self.context
+        what = "a product with a plaintext"
+        # a vector plaintext is 0 at invalid slots; a constant keeps what they hold
+        out_bound = Bound(
+            valid, *self._b_plain_product(bound, _max_abs(values), isinstance(values, np.ndarray))
+        )
+        zero = Bound(0.0, 0.0, self._allowance)
         if isinstance(values, float):
             if values == 0.0:
-                return _zero(self.key, ctx.level_of(ct), ct.scale)
+                return _zero(self.key, ctx.level_of(ct), ct.scale), zero
             if values == 1.0:
-                return ct
+                return ct, Bound(valid, bound.garbage, bound.error)
             if values == -1.0:
-                return ctx.negate(ct)
+                return ctx.negate(ct), Bound(valid, bound.garbage, bound.error)
             if values.is_integer() and abs(values) <= _MAX_FREE_INTEGER:
-                return ctx.multiply_integer(ct, int(values))
-            return self._mul_plain(ct, values, self._target)
+                # exact: no encoding error, no rounding; the error grows with the factor
+                k = abs(values)
+                out_bound = Bound(valid, bound.garbage * k, bound.error * k)
+                self._check(out_bound, ctx.level_of(ct), float(ct.scale), what)
+                with _encodable("an integer factor", self.key.params):
+                    product = ctx.multiply_integer(ct, int(values))
+                return self._guard(product, out_bound, what), out_bound
+            self._check_plain_product(ct, out_bound, self._target, what)
+            product = self._mul_plain(ct, values, self._target)
+            return self._guard(product, out_bound, what), out_bound
         if not np.any(values):
-            level = ctx.require_level(ct, "a product with a plaintext")
-            return _zero(self.key, level - 1, self._target)
-        return self._mul_plain(ct, values, self._target)
+            level = ctx.require_level(ct, what)
+            return _zero(self.key, level - 1, self._target), zero
+        self._check_plain_product(ct, out_bound, self._target, what)
+        return self._guard(self._mul_plain(ct, values, self._target), out_bound, what), out_bound
+
+    def _mul_ct(
+        self, a: Any, b: Any, bound_a: Bound, bound_b: Bound, valid: float, clean: bool
+    ) -> tuple[Any, Bound]:
+        """``a * b`` (pending, see ``SealContext.multiply``) and its bound (``valid``: of its
+        elements), refused before the product if it could wrap (the pending product and its
+        rescaled form hold the same)."""
+        bound = Bound(valid, *self._b_product(bound_a, bound_b, clean))
+        what = "a ciphertext product"
+        self._check_product(a, b, bound, what)
+        return self._guard(self.context.multiply(a, b, self.key.relin_keys), bound, what), bound
+
+    def _add_plain(self, ct: Any, values: Array | float, subtract: bool = False) -> Any:
+        """``ct + values`` (or ``ct - values``) with the plaintext encoded at the ciphertext's
+        level and scale. SEAL refuses to encode at a level whose modulus is less than about four
+        times ``|values| * scale``, short of the limit, so such a plaintext is encoded at the top
+        level and brought down (exact: its coefficients are below half the modulus there)."""
+        ctx = self.context
+        ct = ctx.settle(ct, self.key.relin_keys)
+        plain = _encode(ctx, values, ctx.level_of(ct), float(ct.scale), self.key.params)
+        out = sa.Ciphertext()
+        if subtract:
+            ctx.evaluator.sub_plain(ct, plain, out)
+        else:
+            ctx.evaluator.add_plain(ct, plain, out)
+        return out
 
     # ------------------------------------------------------------------------------------
     # layout machinery
     # ------------------------------------------------------------------------------------
     def _view(self, layout: Layout) -> CKKSTensor:
         """The same ciphertexts in the same flat order under another layout (caches shared)."""
-        view = self._new(layout, self.cts.reshape(layout.grid_shape), self.clean)
+        view = self._new(
+            layout, self.cts, self.clean, self.bounds.reshape(layout.shape), self._cells
+        )
         view._unpinned = self._unpinned
         return view
 
@@ -269,11 +602,15 @@ class CKKSTensor:
         """Zero every invalid slot (padding, pinned positions): one level."""
         layout = self.layout
         ones = np.ones(self.shape)
-        cts = [
-            self._mul_plain_ct(ct, layout.slot_vector(ones, cell))
-            for cell, ct in zip(layout.cells(), self.cts.reshape(-1), strict=True)
+        pairs = [
+            self._mul_plain_ct(ct, layout.slot_vector(ones, cell), bound, bound.valid)
+            for cell, ct, bound in zip(
+                layout.cells(), self.cts.reshape(-1), self.cell_bounds, strict=True
+            )
         ]
-        return self._new(layout, _object_array(layout.grid_shape, cts), True)
+        return self._new(
+            layout, [ct for ct, _ in pairs], True, self.bounds, [bound for _, bound in pairs]
+        )
 
     def relayout(self, target: Layout) -> CKKSTensor:
         """The same values packed as ``target`` (one level; a plaintext linear map)."""
@@ -282,17 +619,7 @@ class CKKSTensor:
         if target == self.layout:
             return self
         flat = np.arange(self.size, dtype=np.int64)
-        cts = apply_linear(
-            self.key,
-            self.layout,
-            self.ciphertexts,
-            target,
-            flat,
-            flat,
-            np.ones(self.size),
-            self._target,
-        )
-        return self._new(target, _object_array(target.grid_shape, cts), True)
+        return self._linear(target, flat, flat, np.ones(self.size))
 
     def _unpin(self, bits: int) -> CKKSTensor:
         """Make pinned slot bits free again (replicate index 0 across them); cached per tensor."""
@@ -300,9 +627,11 @@ class CKKSTensor:
         if not bits:
             return self
         if bits not in self._unpinned:
-            self._unpinned[bits] = self._unpin_uncached(bits).ciphertexts
+            done = self._unpin_uncached(bits)
+            self._unpinned[bits] = (done.ciphertexts, done.cell_bounds)
+        cts, cells = self._unpinned[bits]
         layout = self.layout.replace(pinned=self.layout.pinned & ~bits)
-        return self._new(layout, _object_array(layout.grid_shape, self._unpinned[bits]), True)
+        return self._new(layout, cts, True, self.bounds, cells)
 
     def _unpin_uncached(self, bits: int) -> CKKSTensor:
         negative = all(
@@ -312,15 +641,21 @@ class CKKSTensor:
         )
         if negative:
             source = self if self.clean else self._mask_invalid()
-            cts = []
-            for ct in source.cts.reshape(-1):
+            count = bin(bits).count("1")
+            cts, bounds = [], []
+            for ct, start in zip(source.cts.reshape(-1), source.cell_bounds, strict=True):
+                # clean: of the 2**count slots each result slot adds, exactly one can hold an
+                # element (the one whose pinned bits are 0), the others hold errors only
+                bound = Bound(start.valid, *self._b_rotation_sum(start, 1, 1 << count, count, True))
                 ct = self._relin(ct)
                 for b in range(self.layout.slot_bits):
                     if bits >> b & 1:
                         ct = self.context.add(ct, self._rotate(ct, -(1 << b)))
+                        self._guard(ct, bound, "replicating a sum across slots")
                 cts.append(ct)
+                bounds.append(bound)
             layout = self.layout.replace(pinned=self.layout.pinned & ~bits)
-            return self._new(layout, _object_array(layout.grid_shape, cts), True)
+            return self._new(layout, cts, True, self.bounds, bounds)
         return self.relayout(self.layout.replace(pinned=self.layout.pinned & ~bits))
 
     @staticmethod
@@ -418,6 +753,8 @@ class CKKSTensor:
         a = self._expand(len(shape))
         groups = list(a.layout.groups)
         grid = a.cts
+        contents = np.array([b.content for b in a.cell_bounds]).reshape(a.cts.shape)
+        garbage, errors = a.garbage, a.errors
         probe = a.layout
         for axis, size in enumerate(shape):
             if a.shape[axis] == 1 and size > 1:
@@ -434,6 +771,9 @@ class CKKSTensor:
                 else:
                     groups[axis] = (0, 0)
                     grid = np.repeat(grid, size, axis=axis)
+                    contents = np.repeat(contents, size, axis=axis)
+                    garbage = np.repeat(garbage, size, axis=axis)
+                    errors = np.repeat(errors, size, axis=axis)
                     probe = Layout(
                         tuple(size if i == axis else s for i, s in enumerate(probe.shape)),
                         tuple(groups),
@@ -441,8 +781,11 @@ class CKKSTensor:
                         probe.pinned,
                     )
         layout = Layout(shape, tuple(groups), a.layout.slot_bits, a.layout.pinned)
-        clean = a.clean and self._covers(a.layout, layout)
-        return self._new(layout, grid.reshape(layout.grid_shape), clean)
+        covered = self._covers(a.layout, layout)
+        # not covered: the new padding may hold copies of elements
+        garbage = garbage if covered else contents
+        bounds = np.broadcast_to(a.bounds, shape)
+        return self._new(layout, grid, a.clean and covered, bounds, (garbage, errors))
 
     # ------------------------------------------------------------------------------------
     # elementwise operators
@@ -468,18 +811,27 @@ class CKKSTensor:
                     and self._covers(b.layout, layout)
                 )
             grid_a, grid_b = np.broadcast_arrays(a.cts, b.cts)
-            out = []
+            cells_a = np.broadcast_to(_object_array(a.cts.shape, a.cell_bounds), grid_a.shape)
+            cells_b = np.broadcast_to(_object_array(b.cts.shape, b.cell_bounds), grid_b.shape)
+            element_bounds = a.bounds * b.bounds if op == "mul" else a.bounds + b.bounds
+            valid = _cell_max(layout, element_bounds)
+            out, cells = [], []
             for index in np.ndindex(*layout.grid_shape):
                 x, y = grid_a[index], grid_b[index]
+                bx = cast(Bound, cells_a[index])
+                by = cast(Bound, cells_b[index])
+                v = float(valid[index])
                 if op == "add":
-                    out.append(self._add_ct(x, y))
+                    ct, bound = self._add_ct(x, y, bx, by, v, clean)
                 elif op == "sub":
-                    out.append(self._add_ct(x, y, subtract=True))
+                    ct, bound = self._add_ct(x, y, bx, by, v, clean, subtract=True)
                 elif op == "rsub":
-                    out.append(self._add_ct(y, x, subtract=True))
+                    ct, bound = self._add_ct(y, x, by, bx, v, clean, subtract=True)
                 else:
-                    out.append(self.context.multiply(x, y, self.key.relin_keys))
-            return self._new(layout, _object_array(layout.grid_shape, out), clean)
+                    ct, bound = self._mul_ct(x, y, bx, by, v, clean)
+                out.append(ct)
+                cells.append(bound)
+            return self._new(layout, out, clean, element_bounds, cells)
         plain = _as_plain(other)
         shape = _broadcast_shape(self.shape, plain.shape)
         if 0 in shape:
@@ -490,22 +842,30 @@ class CKKSTensor:
         # a constant plaintext multiplies as a scalar (cheap to encode; small integers use no
         # level); invalid slots then keep what they held, so the result is as clean as ``a``
         constant = op == "mul" and values.size > 0 and bool(np.all(values == values.flat[0]))
-        out = []
-        for cell, ct in zip(layout.cells(), a.cts.reshape(-1), strict=True):
+        element_bounds = a.bounds * np.abs(values) if op == "mul" else a.bounds + np.abs(values)
+        valid = _cell_max(layout, element_bounds).reshape(-1)
+        out, cells = [], []
+        for cell, ct, bound, v in zip(
+            layout.cells(), a.cts.reshape(-1), a.cell_bounds, valid, strict=True
+        ):
             vector = float(values.flat[0]) if constant else layout.slot_vector(values, cell)
             if op == "mul":
-                out.append(self._mul_plain_ct(ct, vector))
-            elif op in ("add", "sub"):
-                out.append(
-                    self.context.add_plain(ct, vector, self.key.relin_keys, negate=op == "sub")
-                )
-            else:  # plain - ct
-                out.append(
-                    self.context.add_plain(self.context.negate(ct), vector, self.key.relin_keys)
-                )
+                ct, bound = self._mul_plain_ct(ct, vector, bound, float(v))
+            else:
+                # the plaintext is 0 at invalid slots and encoded within the allowance
+                bound = Bound(float(v), bound.garbage, bound.error + self._allowance)
+                what = "a sum with a plaintext"
+                self._check(bound, *self._settled(ct), what)
+                if op in ("add", "sub"):
+                    ct = self._add_plain(ct, vector, subtract=op == "sub")
+                else:  # plain - ct
+                    ct = self._add_plain(self.context.negate(ct), vector)
+                ct = self._guard(ct, bound, what)
+            out.append(ct)
+            cells.append(bound)
         # plaintext vectors are zero at invalid slots: products are clean, sums as clean as ``a``
         clean = a.clean if (op != "mul" or constant) else True
-        return self._new(layout, _object_array(layout.grid_shape, out), clean)
+        return self._new(layout, out, clean, element_bounds, cells)
 
     def __add__(self, other: Any) -> CKKSTensor:
         return self._binary(other, "add")
@@ -527,7 +887,7 @@ class CKKSTensor:
 
     def __neg__(self) -> CKKSTensor:
         cts = [self.context.negate(ct) for ct in self.cts.reshape(-1)]
-        return self._new(self.layout, _object_array(self.layout.grid_shape, cts), self.clean)
+        return self._new(self.layout, cts, self.clean, self.bounds, self._cells)
 
     def __pos__(self) -> CKKSTensor:
         return self
@@ -573,28 +933,45 @@ class CKKSTensor:
         if bits and size % (1 << bits) and not self.clean:
             source = self._mask_invalid()
         grid = source.cts
-        # grid part: add the ciphertexts along the axis
+        cells = _object_array(grid.shape, source.cell_bounds)
+        # grid part: add the ciphertexts along the axis (partial sums, checked once complete)
         if grid.shape[axis] > 1:
             parts = np.moveaxis(grid, axis, 0)
+            part_cells = np.moveaxis(cells, axis, 0)
             total = parts[0].copy()
+            total_cells = part_cells[0].copy()
             for index in np.ndindex(*total.shape):
-                acc = total[index]
-                for part in parts[1:]:
-                    acc = self._add_ct(acc, part[index])
-                total[index] = acc
+                acc, acc_bound = total[index], total_cells[index]
+                for part, part_cell in zip(parts[1:], part_cells[1:], strict=True):
+                    other = part_cell[index]
+                    valid = acc_bound.valid + other.valid
+                    acc, acc_bound = self._add_ct(
+                        acc, part[index], acc_bound, other, valid, source.clean, check=False
+                    )
+                total[index], total_cells[index] = acc, acc_bound
             grid = np.expand_dims(total, axis)
+            cells = np.expand_dims(total_cells, axis)
         top = layout.axis_is_top(axis)
-        if bits:
-            flat = []
-            for ct in grid.reshape(-1):
+        new_layout = layout.drop_axis(axis, pin=bool(bits) and not top)
+        clean = source.clean if (top or not bits) else False
+        bounds = source.bounds.sum(axis=axis)
+        valid = _cell_max(new_layout, bounds).reshape(-1)
+        flat, flat_cells = [], []
+        # each slot becomes the sum of 2**bits slots; the source is clean or has no padding on
+        # this axis, so at most min(size, 2**bits) of them hold content (padding holds 0): that
+        # bounds the partial sums left in pinned slots, and the errors add over all 2**bits
+        terms = min(size, 1 << bits)
+        for ct, start, v in zip(grid.reshape(-1), cells.reshape(-1), valid, strict=True):
+            if bits:
+                bound = Bound(float(v), *self._b_rotation_sum(start, terms, 1 << bits, bits, clean))
                 ct = self._relin(ct)
                 for b in range(shift, shift + bits):
                     ct = self.context.add(ct, self._rotate(ct, 1 << b))
-                flat.append(ct)
-            grid = _object_array(grid.shape, flat)
-        new_layout = layout.drop_axis(axis, pin=bool(bits) and not top)
-        clean = source.clean if (top or not bits) else False
-        return self._new(new_layout, grid.reshape(new_layout.grid_shape), clean)
+            else:
+                bound = Bound(float(v), 0.0 if clean else start.garbage, start.error)
+            flat.append(self._guard(ct, bound, "a sum"))
+            flat_cells.append(bound)
+        return self._new(new_layout, flat, clean, bounds, flat_cells)
 
     def transpose(self, *axes: int) -> CKKSTensor:
         if not axes:
@@ -607,7 +984,13 @@ class CKKSTensor:
             raise InputError(f"axes {order} are not a permutation of {self.ndim} axes")
         order = tuple(a % self.ndim for a in order)
         layout = self.layout.transpose(order)
-        return self._new(layout, np.transpose(self.cts, order), self.clean)
+        return self._new(
+            layout,
+            np.transpose(self.cts, order),
+            self.clean,
+            np.transpose(self.bounds, order),
+            (np.transpose(self.garbage, order), np.transpose(self.errors, order)),
+        )
 
     def reshape(self, *shape: Any) -> CKKSTensor:
         """NumPy's reshape (C order). Free when the packing allows it, else one plaintext linear map."""
@@ -636,7 +1019,9 @@ class CKKSTensor:
                 continue
             c_cell, c_position = candidate.canonical
             if np.array_equal(c_cell, cell) and np.array_equal(c_position, position):
-                return self._new(candidate, self.cts.reshape(candidate.grid_shape), self.clean)
+                return self._new(
+                    candidate, self.cts, self.clean, self.bounds.reshape(target), self._cells
+                )
         new = Layout.default(target, layout.slot_bits)
         flat = np.arange(self.size, dtype=np.int64)
         return self._linear(new, flat, flat, np.ones(self.size))
@@ -660,17 +1045,36 @@ class CKKSTensor:
         in_flat: npt.NDArray[np.int64],
         weights: Array,
     ) -> CKKSTensor:
-        cts = apply_linear(
-            self.key,
-            self.layout,
-            self.ciphertexts,
-            out_layout,
-            out_flat,
-            in_flat,
-            weights,
-            self._target,
+        """``out[o] = sum w * self[i]`` over the triples (one level), refused before any
+        ciphertext work if an output could wrap."""
+        plan: LinearPlan = plan_linear(self.layout, out_layout, out_flat, in_flat, weights)
+        n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
+        # element by element: the interval of a linear map
+        element_bounds = np.zeros(math.prod(out_layout.shape))
+        np.add.at(element_bounds, out_flat, np.abs(weights) * self.bounds.reshape(-1)[in_flat])
+        element_bounds = element_bounds.reshape(out_layout.shape)
+        valid = _cell_max(out_layout, element_bounds).reshape(-1)
+        cells = self.cell_bounds
+        # the rescale and each rotation's key switching add an error of their own
+        noise = self._allowance * (2 + plan.rotations)
+        errors = linear_error_bounds(
+            plan,
+            [b.content for b in cells],
+            [b.error for b in cells],
+            n_out,
+            self.layout.slots,
+            self._encoding_error,
         )
-        return self._new(out_layout, _object_array(out_layout.grid_shape, cts), True)
+        bounds = [Bound(float(v), 0.0, e + noise) for v, e in zip(valid, errors, strict=True)]
+        what = "a plaintext linear map (matmul, selection, scatter_add, re-packing)"
+        level = min((self._settled(ct)[0] for ct in self.ciphertexts), default=0)
+        if level >= 1 and bounds:
+            worst = max(bounds, key=lambda b: b.total)
+            self._check(worst, level - 1, self._target, what)
+        with _encodable("a plaintext matrix", self.key.params):
+            cts = evaluate_linear(self.key, plan, self.ciphertexts, out_layout, self._target)
+        cts = [self._guard(ct, bound, what) for ct, bound in zip(cts, bounds, strict=True)]
+        return self._new(out_layout, cts, True, element_bounds, bounds)
 
     def _layout_replacing(self, axis: int, new_size: int) -> Layout:
         """This layout with ``axis`` resized to ``new_size``, placed where the old axis was."""
@@ -774,7 +1178,11 @@ class CKKSTensor:
             cts = self.cts[first]
             shape = (len(first), *self.shape[1:])
             new = self._new(
-                Layout(shape, layout.groups, layout.slot_bits, layout.pinned), cts, self.clean
+                Layout(shape, layout.groups, layout.slot_bits, layout.pinned),
+                cts,
+                self.clean,
+                self.bounds[first],
+                (self.garbage[first], self.errors[first]),
             )
             if squeeze:
                 return new.reshape(self.shape[1:]) if self.ndim > 1 else new.reshape(())
@@ -832,15 +1240,41 @@ class CKKSTensor:
     # polynomials
     # ------------------------------------------------------------------------------------
     def _power(self, exponent_bit: int) -> npt.NDArray[np.object_]:
-        """Ciphertexts of ``x ** (2 ** exponent_bit)`` (cached: forward and derivative share them)."""
+        """Ciphertexts of ``x ** (2 ** exponent_bit)``, flat (cached: forward and derivative share
+        them). Intermediate: a polynomial checks its result, not its powers."""
         if exponent_bit == 0:
-            return self.cts
+            return self.cts.reshape(-1)
         if exponent_bit not in self._powers:
             half = self._power(exponent_bit - 1)
             ctx, relin = self.context, self.key.relin_keys
-            flat = [ctx.settle(ctx.multiply(ct, ct, relin), relin) for ct in half.reshape(-1)]
-            self._powers[exponent_bit] = _object_array(half.shape, flat)
+            flat = [ctx.settle(ctx.multiply(ct, ct, relin), relin) for ct in half]
+            self._powers[exponent_bit] = _object_array((len(flat),), flat)
         return self._powers[exponent_bit]
+
+    def _polynomial_error(self, cell: Bound, coeffs: Sequence[float]) -> float:
+        """The error bound of ``polyval`` on one ciphertext, following its evaluation: powers
+        ``x**(2**j)`` by squaring, each term ``c_k`` times the lowest power then the others."""
+        allowance, encoding = self._allowance, self._encoding_error
+        powers = [(cell.content, cell.error)]  # (content, error) of x**(2**j)
+        total = allowance  # the constant's encoding
+        for k, c in enumerate(coeffs):
+            if k == 0 or c == 0.0:
+                continue
+            bits = [b for b in range(k.bit_length()) if k >> b & 1]
+            while len(powers) <= bits[-1]:
+                content, error = powers[-1]
+                powers.append((content**2, 2 * content * error + error**2 + allowance))
+            content, error = powers[bits[0]]
+            term = (abs(c) * content, abs(c) * error + encoding * (content + error) + allowance)
+            for b in bits[1:]:
+                content, error = powers[b]
+                term = (
+                    term[0] * content,
+                    term[0] * error + content * term[1] + term[1] * error + allowance,
+                )
+            # the term's scale is then set to the target: a relative change below 2**-40
+            total += term[1] + 2.0**-40 * term[0]
+        return total
 
     def polyval(self, coefficients: Sequence[float]) -> CKKSTensor:
         """``sum(c_i * x**i)`` elementwise, lowest degree first, at depth ``ceil(log2(degree + 1))``.
@@ -848,6 +1282,8 @@ class CKKSTensor:
         Each term ``c_k x**k`` multiplies ``c_k`` into the lowest power of two in ``k`` first and
         then the other powers ``x**(2**j)`` (computed by squaring, shared across terms), with the
         plaintext's encoding scale chosen so that every term lands exactly on the target scale.
+        The result's element bounds are the polynomial's exact range over each element's
+        interval, checked where the result lands before any term is computed.
         """
         coeffs = [float(c) for c in coefficients]
         if not coeffs or not all(math.isfinite(c) for c in coeffs):
@@ -867,17 +1303,21 @@ class CKKSTensor:
                 "set with more levels."
             )
         ones = np.ones(self.shape)
-        cells = layout.cells()
-        results = []
-        for index, cell in enumerate(cells):
+        what = "a polynomial"
+        element_bounds = poly_range(coeffs, self.bounds)
+        valid = _cell_max(layout, element_bounds).reshape(-1)
+        results, result_bounds = [], []
+        for index, (cell, source) in enumerate(zip(layout.cells(), self.cell_bounds, strict=True)):
             mask = layout.slot_vector(ones, cell)
-            base_ct = self.cts.reshape(-1)[index]
-            terms = []
+            constant = coeffs[0] * mask if isinstance(mask, np.ndarray) else coeffs[0]
+            # clean: the coefficients are 0 at invalid slots (and so is a constant's plaintext)
+            bound = Bound(float(valid[index]), 0.0, self._polynomial_error(source, coeffs))
+            plans = []
             for k, c in enumerate(coeffs):
                 if k == 0 or c == 0.0:
                     continue
                 bits = [b for b in range(k.bit_length()) if k >> b & 1]
-                chain = [self._power(b).reshape(-1)[index] for b in bits]
+                chain = [self._power(b)[index] for b in bits]
                 # simulate levels/scales with an encoding factor of 1 to find the factor needed
                 chain = [ctx.settle(ct, self.key.relin_keys) for ct in chain]
                 level = ctx.level_of(chain[0])
@@ -888,33 +1328,35 @@ class CKKSTensor:
                     factor = factor * ct.scale / ctx.prime(m)
                     lvl = m - 1
                 if lvl < 0 or level < 1:
-                    ctx.require_level(_zero_level_probe(ctx, chain[0], level), "a polynomial")
-                first_target = target * first / factor
-                coefficient = c * mask if isinstance(mask, np.ndarray) else c
-                term = self._mul_plain(chain[0], coefficient, first_target)
-                for ct in chain[1:]:
-                    term = ctx.multiply(term, ct, self.key.relin_keys)
-                term = ctx.settle(term, self.key.relin_keys)
-                term.scale = target
-                terms.append(term)
-            if not terms:
-                level = ctx.effective_level(base_ct)
-                zero = _zero(self.key, level, target)
-                constant = coeffs[0] * mask if isinstance(mask, np.ndarray) else coeffs[0]
-                results.append(ctx.add_plain(zero, constant, self.key.relin_keys))
-                continue
-            low = min(ctx.level_of(t) for t in terms)
-            acc = ctx.mod_to(terms[0], low)
-            for term in terms[1:]:
-                acc = ctx.add(acc, ctx.mod_to(term, low))
-            if coeffs[0] != 0.0:
-                constant = coeffs[0] * mask if isinstance(mask, np.ndarray) else coeffs[0]
-                acc = ctx.add_plain(acc, constant, self.key.relin_keys)
-            results.append(acc)
-        return self._new(layout, _object_array(layout.grid_shape, results), True)
+                    ctx.require_level(_zero_level_probe(ctx, chain[0], level), what)
+                plans.append((c, chain, target * first / factor, lvl))
+            if not plans:
+                level = ctx.effective_level(self.cts.reshape(-1)[index])
+                self._check(bound, level, target, what)
+                acc = self._add_plain(_zero(self.key, level, target), constant)
+            else:
+                low = min(lvl for *_, lvl in plans)
+                self._check(bound, low, target, what)
+                terms = []
+                for c, chain, first_target, _ in plans:
+                    coefficient = c * mask if isinstance(mask, np.ndarray) else c
+                    term = self._mul_plain(chain[0], coefficient, first_target)
+                    for ct in chain[1:]:
+                        term = ctx.multiply(term, ct, self.key.relin_keys)
+                    term = ctx.settle(term, self.key.relin_keys)
+                    term.scale = target
+                    terms.append(term)
+                acc = ctx.mod_to(terms[0], low)
+                for term in terms[1:]:
+                    acc = ctx.add(acc, ctx.mod_to(term, low))
+                if coeffs[0] != 0.0:
+                    acc = self._add_plain(acc, constant)
+            results.append(self._guard(acc, bound, what))
+            result_bounds.append(bound)
+        return self._new(layout, results, True, element_bounds, result_bounds)
 
     def copy(self) -> CKKSTensor:
-        return self._new(self.layout, self.cts.copy(), self.clean)
+        return self._new(self.layout, self.cts.copy(), self.clean, self.bounds.copy(), self._cells)
 
     def serialize(self) -> bytes:
         """This tensor in the checksummed container of :mod:`hennframework_ckks.serialization`."""
@@ -946,7 +1388,48 @@ def _contiguous_layout(
 def _empty_tensor(key: Any, shape: tuple[int, ...]) -> CKKSTensor:
     """A tensor with an empty axis: no ciphertexts (NumPy semantics for empty selections)."""
     layout = Layout.grid(tuple(shape), key.context.slot_bits)
-    return CKKSTensor(key, layout, np.empty(layout.grid_shape, dtype=object), True)
+    empty = np.zeros(layout.grid_shape)
+    return CKKSTensor(
+        key, layout, np.empty(layout.grid_shape, dtype=object), True, np.zeros(shape), empty, empty
+    )
+
+
+def _too_large(exc: Exception) -> bool:
+    return isinstance(exc, ValueError) and "too large" in str(exc)
+
+
+@contextmanager
+def _encodable(what: str, params: Any) -> Iterator[None]:
+    """SEAL's refusal to encode a plaintext operand (beyond about a quarter of the modulus at its
+    level), as the project's error; the bound checks catch almost every such case first."""
+    try:
+        yield
+    except ValueError as exc:
+        if not _too_large(exc):
+            raise
+        raise OverflowRiskError(
+            f"{what} is too large to encode at this level of the CKKS parameter set "
+            f"{params.name!r} ({exc}); scale the plaintext operands down or use a parameter set "
+            "with more headroom."
+        ) from exc
+
+
+def _encode(ctx: Any, values: Array | float, level: int, scale: float, params: Any) -> Any:
+    """``ctx.encode``, and where SEAL finds the value too large for the level (it wants about two
+    bits to spare, more than decryption needs) the plaintext encoded at the top level and brought
+    down: exact, because its coefficients are below half the modulus at the level (the callers
+    check the magnitude bound first)."""
+    try:
+        return ctx.encode(values, level, scale)
+    except ValueError as exc:
+        if not _too_large(exc) or level >= ctx.top_level:
+            with _encodable("a value", params):
+                raise
+            raise  # pragma: no cover - _encodable re-raises
+        with _encodable("a value", params):
+            plain = ctx.encode(values, ctx.top_level, scale)
+        ctx.evaluator.mod_switch_to_inplace(plain, ctx.parms_id(level))
+        return plain
 
 
 def _zero_level_probe(ctx: Any, ct: Any, level: int) -> Any:
@@ -1061,6 +1544,14 @@ class LazyLinear:
         return float(self.levels_left)
 
     @property
+    def magnitude_bound(self) -> float:
+        return self.materialize().magnitude_bound
+
+    @property
+    def magnitude_limit(self) -> float:
+        return self.materialize().magnitude_limit
+
+    @property
     def key_id(self) -> str:
         return self.base.key_id
 
@@ -1137,37 +1628,79 @@ def encrypt_array(
     array = _as_plain(values)
     ctx = key.context
     params = key.params
-    bound = params.headroom
-    if array.size and np.abs(array).max() >= bound:
+    if level is None:
+        level = ctx.top_level
+    if not 0 <= level <= ctx.top_level:
+        raise InputError(f"level must be in 0..{ctx.top_level}, got {level}")
+    # the encoding rounds and the encryption adds noise: both within the error allowance
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    limit = magnitude_limit(ctx, level, params.scale)
+    if not largest + params.error_allowance < limit:
+        others = ", ".join(
+            f"{p.name}: {p.headroom:g}"
+            for p in PARAMETER_SETS.values()
+            if p.headroom > params.headroom
+        )
         raise OverflowRiskError(
-            f"values up to {np.abs(array).max():g} do not fit: the parameter set {params.name!r} "
-            f"holds |x| < {bound:g} after the last rescale. Scale the data down or use a "
-            "parameter set with a larger first prime."
+            f"values up to {largest:g} do not fit: a fresh ciphertext of the CKKS parameter set "
+            f"{params.name!r} at level {level} holds |value| < {limit:.6g} (less an error "
+            f"allowance of {params.error_allowance:.2g}), and after the last rescale only "
+            f"|value| < about {params.headroom:g}. Scale the data down or use a parameter set "
+            f"with more headroom{f' ({others} after the last rescale)' if others else ''}."
         )
     if array.size == 0:
         return _empty_tensor(key, array.shape)
     layout = layout or Layout.default(array.shape, ctx.slot_bits)
     if layout.shape != array.shape:
         raise InputError(f"layout for {layout.shape} used on values of shape {array.shape}")
-    cts = []
-    if level is None:
-        level = ctx.top_level
-    if not 0 <= level <= ctx.top_level:
-        raise InputError(f"level must be in 0..{ctx.top_level}, got {level}")
+    cts: list[Any] = []
     for cell in layout.cells():
-        vector = layout.slot_vector(array, cell)
-        plain = ctx.encode(vector, level, params.scale)
+        plain = _encode(ctx, layout.slot_vector(array, cell), level, params.scale, params)
         ct = sa.Ciphertext()
         if secret is not None:
             secret.symmetric_encryptor.encrypt_symmetric(plain, ct)
         else:
             key.encryptor.encrypt(plain, ct)
         cts.append(ct)
-    return CKKSTensor(key, layout, _object_array(layout.grid_shape, cts), True)
+    # the values are known exactly, padding holds zeros, the encryption adds its error
+    return CKKSTensor(
+        key,
+        layout,
+        _object_array(layout.grid_shape, cts),
+        True,
+        np.abs(array),
+        np.zeros(layout.grid_shape),
+        np.full(layout.grid_shape, params.error_allowance),
+    )
+
+
+def check_decryptable(tensor: CKKSTensor) -> None:
+    """Refuse (``OverflowRiskError``) a tensor whose tracked bound reaches a ciphertext's limit:
+    its decryption could be a wrapped, wrong number."""
+    ctx = tensor.context
+    totals = [cell.total for cell in tensor.cell_bounds]
+    for ct, bound in zip(tensor.ciphertexts, totals, strict=True):
+        level = ctx.level_of(ct)
+        limit = magnitude_limit(ctx, level, float(ct.scale))
+        if not bound < limit:
+            if not math.isfinite(float(bound)):
+                raise OverflowRiskError(
+                    "refusing to decrypt: this CKKS tensor carries no magnitude bound (it was "
+                    "read from a file written before bounds were tracked), so a wrapped, wrong "
+                    "value could not be told from a right one. Have the sender write it again "
+                    "with this version."
+                )
+            raise OverflowRiskError(
+                f"refusing to decrypt: the tracked bound |value| <= {float(bound):.6g} reaches "
+                f"the {limit:.6g} that a ciphertext at level {level} of the CKKS parameter set "
+                f"{tensor.key.params.name!r} holds, so the result could be a wrapped, wrong "
+                "number. Scale the inputs down or use a parameter set with more headroom."
+            )
 
 
 def decrypt_array(secret: Any, tensor: CKKSTensor) -> Array:
-    """Decrypt to a float64 array of the tensor's shape."""
+    """Decrypt to a float64 array of the tensor's shape (refused if the bound reaches the limit)."""
+    check_decryptable(tensor)
     ctx = secret.public.context
     layout = tensor.layout
     cell_of, position = layout.canonical
