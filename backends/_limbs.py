@@ -36,6 +36,10 @@ def matmul_small_left_limbs(xp: Any, small: Any, right: Any, small_bound: int) -
     limb_bits = limb_plan(inner, small_bound)
     if limb_bits is None:
         return xp.matmul(small, right)  # integer GEMM: slow but exact modulo 2**64
+    # Exactness: |small| <= small_bound (the caller's promise: balanced gadget digits) and every
+    # limb is in [0, 2**limb_bits), so every product and every partial sum, in any order (BLAS
+    # blocking, FMA), is an integer of magnitude <= inner * small_bound * (2**limb_bits - 1),
+    # which limb_plan keeps below 2**53; small_bound < 2**45 also makes small exact in float64.
     small_f = small.astype(xp.float64)
     result = xp.zeros((*small.shape[:-1], right.shape[1]), dtype=xp.uint64)
     for index, limb in enumerate(_float_limbs(xp, right, limb_bits)):

@@ -1,24 +1,40 @@
-"""The seed's sentiment network (section 9) on real movie reviews, with encrypted weights.
+"""Trask's sentiment network on real movie reviews, with encrypted weights.
 
-Protocol (issue 5): interleave positive and negative reviews, hold out the last ``test_size``,
-build the seed's vocabulary (min_count, polarity_cutoff) on the training part only, train with
+The bag-of-words network of Andrew Trask's 2017 post "Safe AI" (its section 9). Protocol:
+interleave positive and negative reviews, hold out the last ``test_size`` (20 %, at most 1,000, by
+default), build the vocabulary (min_count, polarity_cutoff) on the training part only, train with
 encrypted weights (no secret key on the training side), and let the key holder decrypt the
 held-out predictions to measure accuracy. ``--compare`` also trains the unencrypted network the
 same way (same batches, initial weights and sigmoid polynomial).
+
+Without ``data`` it runs on the sentence polarity dataset v1.0 (Pang and Lee, ACL 2005) shipped
+in the package; ``data`` takes any layout :func:`hennframework.data.load_reviews` reads.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from hennframework.data.loaders import interleave, load_reviews, train_test_split_last
-from hennframework.data.text import EncodedReviews, build_vocabulary
+from hennframework.data.bundled import RT_POLARITY_CITATION, load_rt_polarity
+from hennframework.data.loaders import (
+    interleave,
+    load_reviews,
+    parse_data_spec,
+    resolve_test_size,
+    train_test_split_last,
+)
+from hennframework.data.naming import option
+from hennframework.data.text import EncodedReviews, build_vocabulary, make_tokenizer
 from hennframework.demos.common import describe_scheme, make_scheme, progress_bar
-from hennframework.exceptions import InputError, InsecureParametersWarning
+from hennframework.exceptions import (
+    InputError,
+    InsecureParametersWarning,
+    NoiseBudgetExhaustedError,
+    OverflowRiskError,
+)
 from hennframework.nn import OwnerRefresher
 from hennframework.nn.sentiment import (
     BagOfWordsBatch,
@@ -30,9 +46,20 @@ from hennframework.nn.sentiment import (
 
 @dataclass
 class SentimentSettings:
-    data: str
+    """What ``henn demo sentiment`` runs; ``data=None`` is the shipped rt-polarity data.
+
+    ``test_size`` is a count, a fraction in (0, 1), or None (20 % of the reviews, at most 1,000);
+    ``tokenizer`` is ``auto``, ``words`` or ``whitespace`` and ``lowercase`` None follows it (see
+    :func:`hennframework.data.text.make_tokenizer`).
+    """
+
+    data: str | None = None
     data_format: str = "auto"
     encoding: str | None = None
+    header: bool | None = None
+    skip_empty: bool = False
+    tokenizer: str = "auto"
+    lowercase: bool | None = None
     params: str | None = None
     epochs: int = 1
     learning_rate: float = 0.1
@@ -40,7 +67,7 @@ class SentimentSettings:
     hidden: int = 8
     min_count: int = 10
     polarity_cutoff: float = 0.1
-    test_size: int = 1000
+    test_size: int | float | None = None
     limit: int | None = None
     activation: str = "lsq3"
     seed: int | None = 0
@@ -59,6 +86,9 @@ class PreparedData:
     test_reviews: int
     source: str
     encoding: str
+    tokenizer: str = "whitespace"
+    notes: tuple[str, ...] = field(default=())
+    citation: str | None = None
 
 
 def _batches(encoded: EncodedReviews, batch_size: int) -> list[BagOfWordsBatch]:
@@ -67,23 +97,49 @@ def _batches(encoded: EncodedReviews, batch_size: int) -> list[BagOfWordsBatch]:
 
 def prepare(settings: SentimentSettings) -> PreparedData:
     """Load, interleave, split, build the vocabulary on the training part, encode as CSR batches."""
-    path: Any = settings.data
-    if "," in settings.data and not Path(settings.data).exists():
-        first, second = settings.data.split(",", 1)
-        path = (first, second)
-    dataset = interleave(
-        load_reviews(path, format=settings.data_format, encoding=settings.encoding)
-    )
+    if settings.data is None:
+        loaded = load_rt_polarity()
+    else:
+        loaded = load_reviews(
+            parse_data_spec(settings.data),
+            format=settings.data_format,
+            encoding=settings.encoding,
+            header=settings.header,
+            skip_empty=settings.skip_empty,
+        )
+    dataset = interleave(loaded)
     if settings.limit is not None:
-        if settings.limit <= settings.test_size:
+        limit_name = option("limit", "--limit")
+        if settings.limit < 2:
             raise InputError(
-                f"--limit {settings.limit} leaves nothing to train on with --test-size {settings.test_size}"
+                f"{limit_name} {settings.limit} leaves too few reviews: at least 2 are needed "
+                "(one to train on, one to test)."
+            )
+        if isinstance(settings.test_size, int) and settings.limit <= settings.test_size:
+            raise InputError(
+                f"{limit_name} {settings.limit} leaves nothing to train on with "
+                f"{option('test_size', '--test-size')} {settings.test_size}; raise the first or "
+                "lower the second."
             )
         dataset = dataset.subset(slice(0, settings.limit))
-    train, test = train_test_split_last(dataset, settings.test_size)
-    vocabulary = build_vocabulary(
-        train.reviews, train.labels, settings.min_count, settings.polarity_cutoff
+    train, test = train_test_split_last(
+        dataset, resolve_test_size(settings.test_size, len(dataset))
     )
+    tokenizer = make_tokenizer(settings.tokenizer, settings.lowercase, data_format=loaded.format)
+    vocabulary = build_vocabulary(
+        train.reviews,
+        train.labels,
+        settings.min_count,
+        settings.polarity_cutoff,
+        tokenize=tokenizer,
+    )
+    if len(vocabulary) == 0:
+        raise InputError(
+            f"the vocabulary is empty: no word occurs more than "
+            f"{option('min_count', '--min-count')} {settings.min_count} times in the "
+            f"{len(train):,} training reviews. Pass a smaller {option('min_count', '--min-count')} "
+            "(such as 1) or use more reviews."
+        )
     train_encoded = vocabulary.encode_many(train.reviews, train.labels)
     test_encoded = vocabulary.encode_many(test.reviews, test.labels)
     return PreparedData(
@@ -94,15 +150,32 @@ def prepare(settings: SentimentSettings) -> PreparedData:
         len(test),
         dataset.source,
         dataset.encoding,
+        tokenizer.describe(),
+        dataset.notes,
+        RT_POLARITY_CITATION if settings.data is None else None,
     )
 
 
-def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) -> dict[str, Any]:
-    """Train (encrypted and/or plain) and return a JSON-ready summary."""
+def run_sentiment(
+    settings: SentimentSettings,
+    *,
+    show_progress: bool = True,
+    trained: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (encrypted and/or plain) and return a JSON-ready summary.
+
+    ``trained``, if given, receives the trained encrypted network, its scheme and keys *before*
+    the evaluation, so a caller keeps the model whatever the evaluation does. An evaluation that
+    cannot decrypt (or is refused) is reported in the summary (``evaluation_error``), never
+    raised after the training's work.
+    """
     prepared = prepare(settings)
     summary: dict[str, Any] = {
         "data": prepared.source,
         "encoding": prepared.encoding,
+        "tokenizer": prepared.tokenizer,
+        "data_notes": list(prepared.notes),
+        "citation": prepared.citation,
         "train_reviews": prepared.train_reviews,
         "test_reviews": prepared.test_reviews,
         "vocabulary": prepared.vocabulary_size,
@@ -159,10 +232,19 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
             progress=update,
         )
         bar.close()
-        # leveled schemes (CKKS) end training with few levels left: refresh before inference
-        encrypted.refresh(refresher)
+        if trained is not None:  # the model first: nothing below can lose it
+            trained.update({"network": encrypted, "scheme": scheme, "keys": keys})
         started = time.perf_counter()
-        accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
+        accuracy: float | None = None
+        try:
+            # leveled schemes (CKKS) end training with few levels left: refresh before inference
+            encrypted.refresh(refresher)
+            accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
+        except (NoiseBudgetExhaustedError, OverflowRiskError) as error:
+            summary["evaluation_error"] = (
+                f"the held-out evaluation could not be completed ({error}); the trained "
+                "encrypted model is kept and its training figures below are valid."
+            )
         summary.update(
             {
                 **describe_scheme(scheme),
@@ -197,14 +279,22 @@ def run_sentiment(settings: SentimentSettings, *, show_progress: bool = True) ->
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"data: {summary['data']} ({summary['encoding']}); {summary['train_reviews']:,} training and "
-        f"{summary['test_reviews']:,} held-out reviews; vocabulary {summary['vocabulary']:,} words",
+        f"{summary['test_reviews']:,} held-out reviews; tokenizer {summary['tokenizer']}; "
+        f"vocabulary {summary['vocabulary']:,} words",
+        *(f"  note: {note}" for note in summary.get("data_notes", [])),
+    ]
+    if summary.get("citation"):
+        lines.append(f"  cite: {summary['citation']}")
+    lines += [
         f"network: bag of words -> {summary['hidden']} hidden -> sigmoid ({summary['activation']}); "
         f"{summary['epochs']} epoch(s), learning rate {summary['learning_rate']}, batch {summary['batch_size']}",
     ]
     if "encrypted_test_accuracy" in summary:
+        accuracy = summary["encrypted_test_accuracy"]
         lines.append(
             f"encrypted ({summary['scheme']} / {summary['parameter_set']}, {summary['security']}, "
-            f"{summary['backend']}): test accuracy {summary['encrypted_test_accuracy']:.1%}, "
+            f"{summary['backend']}): test accuracy "
+            f"{'not available' if accuracy is None else f'{accuracy:.1%}'}, "
             f"{summary['encrypted_reviews_per_second']:,.0f} reviews/s, {summary['owner_refreshes']} owner refreshes"
         )
     if "plain_test_accuracy" in summary:
@@ -217,4 +307,6 @@ def format_summary(summary: dict[str, Any]) -> str:
             summary["encrypted_reviews_per_second"], 1e-9
         )
         lines.append(f"encryption costs {ratio:.1f}x in throughput")
+    if summary.get("evaluation_error"):
+        lines.append(f"note: {summary['evaluation_error']}")
     return "\n".join(lines)

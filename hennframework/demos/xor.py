@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hennframework.demos.common import describe_scheme, fingerprint, make_scheme, progress_bar
-from hennframework.exceptions import InsecureParametersWarning
+from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.nn import OwnerRefresher, Sequential
 
 XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
@@ -57,8 +57,13 @@ def run_xor(
         warnings.simplefilter("ignore", InsecureParametersWarning)
         scheme = make_scheme(settings.scheme, settings.params, settings.backend)
     default_iterations, default_rate = SCHEME_DEFAULTS.get(scheme.name, FALLBACK_DEFAULTS)
-    iterations = settings.iterations or default_iterations
-    learning_rate = settings.learning_rate or default_rate
+    # None means "the scheme's default"; 0 or a negative value is a mistake, never a default
+    iterations = default_iterations if settings.iterations is None else settings.iterations
+    learning_rate = default_rate if settings.learning_rate is None else settings.learning_rate
+    if iterations < 1:
+        raise InputError(f"iterations must be at least 1 (got {iterations})")
+    if not 0.0 < learning_rate < float("inf"):
+        raise InputError(f"the learning rate must be a positive number (got {learning_rate})")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     keys = (

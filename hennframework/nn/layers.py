@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from hennframework.exceptions import InputError
 from hennframework.nn.activations import SigmoidApproximation, get_sigmoid, sigmoid
+from hennframework.nn.initialisation import WeightRandom, weight_random
 from hennframework.nn.ops import is_encrypted, polyval
 
 __all__ = ["Dense", "Layer", "Sigmoid"]
@@ -50,7 +51,8 @@ class Dense(Layer):
     """``y = x @ weights (+ bias)``; weights have shape (inputs, outputs).
 
     Initial weights: uniform on [-limit, limit] with limit = init_scale / sqrt(inputs) unless
-    given. The seed's XOR network used no bias and put a constant column in the inputs instead.
+    given, drawn from ``rng`` or else the OS CSPRNG (:mod:`hennframework.nn.initialisation`).
+    The XOR network of Trask's 2017 post used no bias and put a constant column in the inputs instead.
     """
 
     def __init__(
@@ -61,13 +63,13 @@ class Dense(Layer):
         bias: bool = False,
         weights: npt.ArrayLike | None = None,
         init_scale: float = 1.0,
-        rng: np.random.Generator | None = None,
+        rng: WeightRandom | None = None,
     ) -> None:
         if inputs < 1 or outputs < 1:
             raise InputError(f"Dense layer sizes must be positive, got {inputs} x {outputs}")
         self.inputs, self.outputs, self.use_bias = inputs, outputs, bias
         if weights is None:
-            generator = rng if rng is not None else np.random.default_rng()
+            generator = rng if rng is not None else weight_random(None)  # CSPRNG
             limit = init_scale / np.sqrt(inputs)
             weights = generator.uniform(-limit, limit, size=(inputs, outputs))
         array = np.asarray(weights, dtype=np.float64)

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
+from hennframework.exceptions import (
+    InputError,
+    NoiseBudgetExhaustedError,
+    OverflowRiskError,
+    TrainingDivergedError,
+)
+from hennframework.nn.initialisation import weight_random
 from hennframework.nn.layers import Dense, Layer, Sigmoid
 from hennframework.nn.ops import is_encrypted, multiply_constant
 from hennframework.scheme import Capability, KeySet, require
@@ -123,6 +129,22 @@ def refresh_due(
     return budget - REFRESH_SAFETY * step_cost < minimum
 
 
+def check_target_shape(given: tuple[int, ...], as_2d: tuple[int, ...], outputs: int | None) -> None:
+    """Refuse targets whose width differs from the model's output (plain and encrypted alike).
+
+    Without this, broadcasting would silently grow an output layer of width 1 to the target's
+    width (encrypted) or fail later with a NumPy broadcasting error (plain).
+    """
+    if outputs is None or as_2d[1] == outputs:
+        return
+    wanted = f"({as_2d[0]},) or ({as_2d[0]}, 1)" if outputs == 1 else f"({as_2d[0]}, {outputs})"
+    raise InputError(
+        f"y has shape {tuple(given)} but the model has {outputs} output unit"
+        f"{'s' if outputs != 1 else ''}, so y must have shape {wanted}. Pass one target column "
+        f"per output unit, or build the model with {as_2d[1]} outputs."
+    )
+
+
 class Sequential:
     """Layers applied in order. Plain after construction; ``encrypt`` makes an encrypted copy."""
 
@@ -146,8 +168,12 @@ class Sequential:
         seed: int | None = None,
         bias: bool = False,
     ) -> Sequential:
-        """Dense layers of ``sizes`` with sigmoid activations (a polynomial approximation)."""
-        rng = np.random.default_rng(seed)  # initial weights only; not key material
+        """Dense layers of ``sizes`` with sigmoid activations (a polynomial approximation).
+
+        Initial weights come from the OS CSPRNG, or from ``default_rng(seed)`` when ``seed`` is
+        given (reproducible experiments only: whoever has the seed has the starting weights).
+        """
+        rng = weight_random(seed)
         layers: list[Layer] = []
         for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(Dense(fan_in, fan_out, bias=bias, init_scale=init_scale, rng=rng))
@@ -214,6 +240,15 @@ class Sequential:
     def weights(self) -> list[Any]:
         return [value for _, _, value in self.parameters() if value is not None]
 
+    def output_units(self) -> int | None:
+        """Width of the model's output: the last Dense layer's ``outputs`` (None if unknown)."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.outputs
+            if not isinstance(layer, Sigmoid):  # a layer that may change the width
+                return None
+        return None
+
     def min_noise_budget(self) -> float | None:
         if not self.encrypted:
             return None
@@ -250,11 +285,16 @@ class Sequential:
         return loss, grads
 
     def apply_gradients(self, grads: list[dict[str, Any]], learning_rate: float) -> None:
-        for layer, layer_grads in zip(self.layers, grads, strict=True):
-            updates = {
+        # every update is computed before any is stored: an operation refused half-way (an
+        # overflow risk) leaves all the weights as they were
+        all_updates = [
+            {
                 name: getattr(layer, name) - multiply_constant(grad, learning_rate)
                 for name, grad in layer_grads.items()
             }
+            for layer, layer_grads in zip(self.layers, grads, strict=True)
+        ]
+        for layer, updates in zip(self.layers, all_updates, strict=True):
             layer.set_parameters(updates)
 
     # -- training --------------------------------------------------------------------------
@@ -287,6 +327,7 @@ class Sequential:
             raise InputError(
                 f"X has {x.shape[1]} columns but the first layer expects {first.inputs}"
             )
+        check_target_shape(np.shape(targets), y.shape, self.output_units())
         if epochs < 1 or learning_rate <= 0:
             raise InputError("epochs must be >= 1 and learning_rate > 0")
         if self.encrypted:
@@ -302,10 +343,25 @@ class Sequential:
                 if self.encrypted and refresh_due(budget_before, step_cost, min_noise_budget):
                     self._refresh(refresh, history)
                     budget_before = self.min_noise_budget()
-                loss, grads = self.loss_and_gradients(
-                    x[start : start + size], y[start : start + size]
-                )
-                self.apply_gradients(grads, learning_rate)
+                if self.encrypted:
+                    refreshes_before = history.refreshes
+                    loss = self._encrypted_step(
+                        x[start : start + size],
+                        y[start : start + size],
+                        learning_rate,
+                        refresh,
+                        history,
+                    )
+                    if history.refreshes != refreshes_before:  # refreshed before a retry
+                        budget_before = None
+                else:
+                    loss = self._plain_step(
+                        x[start : start + size],
+                        y[start : start + size],
+                        learning_rate,
+                        history.steps + 1,
+                        epoch,
+                    )
                 history.steps += 1
                 history.samples += min(size, x.shape[0] - start)
                 budget_after = self.min_noise_budget()
@@ -314,6 +370,8 @@ class Sequential:
                     budget_after = min(
                         budget_after, float(getattr(loss, "noise_budget", budget_after))
                     )
+                if budget_after is not None and budget_before is None:
+                    step_cost = None  # the weights were refreshed inside the step: cost unknown
                 if budget_before is not None and budget_after is not None:
                     # the cost of the last step predicts the next one (the cost after a refresh
                     # is lower than late in a refresh period; the largest cost seen over-refreshes)
@@ -345,6 +403,71 @@ class Sequential:
                         progress(record)
         history.seconds += time.perf_counter() - started
         return history
+
+    def _encrypted_step(
+        self,
+        inputs: Any,
+        targets: Any,
+        learning_rate: float,
+        refresh: Refresher | None,
+        history: History,
+    ) -> Any:
+        """One SGD step on encrypted weights; returns the encrypted loss.
+
+        A step that the scheme refuses (a value or a noise bound that could leave its range) has
+        changed nothing. If the weights are not fresh and a refresh provider is given, they are
+        refreshed and the step is taken again: the refresh comes *before* the step that needs
+        it. A step that fails on fresh weights raises, naming the inputs and the fixes.
+        """
+        refreshed = False
+        while True:
+            try:
+                loss, grads = self.loss_and_gradients(inputs, targets)
+                self.apply_gradients(grads, learning_rate)
+                return loss
+            except (OverflowRiskError, NoiseBudgetExhaustedError) as error:
+                if refresh is not None and not refreshed:
+                    self._refresh(refresh, history)
+                    refreshed = True
+                    continue
+                largest = float(np.abs(np.asarray(inputs)).max()) if np.size(inputs) else 0.0
+                raise type(error)(
+                    f"training step {history.steps + 1} was refused by the encryption scheme "
+                    f"(the encrypted weights are unchanged and still usable): {error} The "
+                    f"inputs of this batch reach |x| = {largest:.3g}"
+                    + (" even on freshly refreshed weights" if refreshed else "")
+                    + ". Standardise the features (and clip outliers, e.g. to +-8), lower the "
+                    "learning rate, use smaller batches, or a parameter set with more value "
+                    "range (see docs/numerics.md)."
+                ) from error
+
+    def _plain_step(
+        self, inputs: Any, targets: Any, learning_rate: float, step: int, epoch: int
+    ) -> Any:
+        """One SGD step on plain weights; stops with a clear error if the model diverges.
+
+        A polynomial sigmoid grows without bound outside its interval, so a learning rate or
+        inputs that are too large send the weights to infinity within a few steps, and NaN from
+        then on. The step is refused (weights left as they were before it) instead.
+        """
+        before = [layer.parameters() for layer in self.layers]  # updates make new arrays
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, not as warnings
+            loss, grads = self.loss_and_gradients(inputs, targets)
+            if np.isfinite(loss):
+                self.apply_gradients(grads, learning_rate)
+        if np.isfinite(loss) and all(np.isfinite(w).all() for w in self.weights()):
+            return loss
+        for layer, values in zip(self.layers, before, strict=True):
+            layer.set_parameters(values)
+        last = next((r.loss for r in reversed(self.history.records) if r.loss is not None), None)
+        what = "the loss" if not np.isfinite(loss) else "the updated weights"
+        raise TrainingDivergedError(
+            f"training diverged at step {step} (epoch {epoch + 1}): {what} became NaN or "
+            f"infinite" + (f" (last logged loss {last:.4g})" if last is not None else "") + ". "
+            f"Lower the learning rate (it is {learning_rate:g}) or scale the inputs (e.g. "
+            "standardise them): polynomial sigmoids grow without bound outside their interval. "
+            "The weights are left as they were before that step."
+        )
 
     def refresh(self, refresh: Refresher) -> None:
         """Replace the encrypted weights by fresh encryptions from the key holder's provider.

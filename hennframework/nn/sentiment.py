@@ -1,6 +1,6 @@
-"""The seed's bag-of-words sentiment network (Trask 2017, section 9) with plain or encrypted weights.
+"""The bag-of-words sentiment network of Trask's 2017 post (section 9), plain or encrypted weights.
 
-Architecture (as in the seed / the Udacity course it came from): the hidden layer is the sum of
+Architecture (as in Trask's 2017 post and the Udacity deep-learning programme it came from): the hidden layer is the sum of
 the rows of ``W01`` (vocabulary x hidden) for the review's distinct words (no activation), the
 output is ``sigmoid(hidden @ W12)``; the error is ``output - label``; SGD updates ``W12`` by
 ``hidden^T delta`` and the used rows of ``W01`` by ``delta W12^T``.
@@ -9,7 +9,7 @@ With encrypted weights every quantity computed from them (hidden layer, output, 
 gradients) is a ciphertext; the reviews (word indices) and labels are plaintext. The sigmoid is
 a polynomial (``lsq3`` on [-6, 6] by default: the Taylor series diverges for |z| > 2, where a
 sentiment network's outputs often are). Mini-batches (rows of the batch processed together, the
-gradient summed) amortise the per-operation overhead; the seed used one review per step.
+gradient summed) amortise the per-operation overhead; Trask's 2017 post used one review per step.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
 from hennframework.nn.activations import SigmoidApproximation, get_sigmoid, sigmoid
+from hennframework.nn.initialisation import weight_random
 from hennframework.nn.model import Refresher, refresh_due
 from hennframework.nn.ops import is_encrypted, multiply_constant, polyval, scatter_add, segment_sum
 from hennframework.scheme import Capability, KeySet, require
@@ -134,12 +135,12 @@ class SentimentNetwork:
     ) -> None:
         if vocabulary_size < 1 or hidden < 1:
             raise InputError("vocabulary_size and hidden must be positive")
-        rng = np.random.default_rng(seed)  # initial weights only; not key material
+        rng = weight_random(seed)  # CSPRNG unless a seed is given on purpose
         self.vocabulary_size, self.hidden = vocabulary_size, hidden
         self.exact_sigmoid = activation == "exact"
         self.activation = None if self.exact_sigmoid else get_sigmoid(activation)
         self.weights_0_1: Any = np.zeros((vocabulary_size, hidden))
-        # as the course: W01 zeros, W12 ~ normal(0, output_nodes**-0.5) = normal(0, 1)
+        # as in Trask's 2017 post: W01 zeros, W12 ~ normal(0, output_nodes**-0.5) = normal(0, 1)
         self.weights_1_2: Any = rng.normal(0.0, 1.0, (hidden, 1))
         self.scheme: Any = None
         self.key_id: str | None = None
@@ -218,10 +219,13 @@ class SentimentNetwork:
         delta = error * slope  # (B, 1)
         hidden_delta = delta @ self.weights_1_2.T  # (B, H)
         grad_1_2 = hidden.T @ delta  # (H, 1)
-        self.weights_1_2 = self.weights_1_2 - multiply_constant(grad_1_2, learning_rate)
+        new_1_2 = self.weights_1_2 - multiply_constant(grad_1_2, learning_rate)
+        new_0_1 = self.weights_0_1
         if batch.indices.size:
             per_word = multiply_constant(hidden_delta[batch.owner_of_word], -learning_rate)
-            self.weights_0_1 = scatter_add(self.weights_0_1, batch.indices, per_word)
+            new_0_1 = scatter_add(self.weights_0_1, batch.indices, per_word)
+        # stored together: a step refused half-way (an overflow risk) changes no weight
+        self.weights_1_2, self.weights_0_1 = new_1_2, new_0_1
         return output
 
     def min_noise_budget(self) -> float | None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
+from hennframework.exceptions import InputError, NoiseBudgetExhaustedError, OverflowRiskError
 from hennframework.io.models import ModelBundle
 from hennframework.nn.model import History, Refresher, Sequential, TrainingRecord, refresh_due
 from hennframework.nn.ops import is_encrypted, multiply_constant
@@ -44,7 +44,9 @@ FIRST_STEP_MARGIN = 8.0
 
 @dataclass
 class TrainOutcome:
-    """What a training run did: ``status`` is ``"complete"`` or ``"needs-refresh"``."""
+    """What a training run did: ``status`` is ``"complete"``, ``"needs-refresh"``, or
+    ``"refused"`` (a step refused by the scheme even on freshly refreshed weights: the inputs are
+    too large for the parameter set; the model is kept as it was before that step)."""
 
     status: str
     steps: int
@@ -144,6 +146,7 @@ def train_bundle(
     loss_gap: float | None = float(gap) if isinstance(gap, int | float) else None
     started = time.perf_counter()
     steps_here = refreshes_here = 0
+    retrying = False  # the weights were refreshed because the step was refused
     status, message = "complete", f"trained {planned} steps"
     while done < planned:
         budget = _min_budget(model) if encrypted else None
@@ -179,7 +182,44 @@ def train_bundle(
                 budget = _min_budget(model)
         epoch, position = divmod(done, per_epoch)
         step_started = time.perf_counter()
-        loss, samples = _step(model, batches[position], learning_rate)
+        try:
+            loss, samples = _step(model, batches[position], learning_rate)
+        except (OverflowRiskError, NoiseBudgetExhaustedError) as exc:
+            # the step changed no weight; unless they were just refreshed, ask for a refresh
+            # first (before the step is taken again), as the budget rule would have
+            if refresh is None or retrying:
+                status = "needs-refresh" if refresh is None else "refused"
+                message = (
+                    f"stopped after {done} of {planned} steps: step {done + 1} was refused by "
+                    f"the encryption scheme ({exc}). The model is saved and still decryptable. "
+                    + (
+                        "It needs an owner refresh (`henn refresh`), then `henn train --resume` "
+                        "continues; if the step is refused again on fresh weights, the inputs "
+                        "are too large: standardise the features."
+                        if refresh is None
+                        else "It was refused on freshly refreshed weights, so the inputs are too "
+                        "large for the parameter set: standardise the features (see "
+                        "docs/numerics.md)."
+                    )
+                )
+                break
+            tensors, put = _weights(model)
+            try:
+                fresh = refresh(tensors)
+            except NoiseBudgetExhaustedError as refused:
+                status = "needs-refresh"
+                message = f"stopped after {done} of {planned} steps: {refused}"
+                break
+            _check_refreshed(tensors, fresh)
+            put(list(fresh))
+            history.refreshes += 1
+            refreshes_here += 1
+            if isinstance(model, SentimentNetwork):
+                model.history.refreshes += 1
+            retrying = True
+            step_cost = None
+            continue
+        retrying = False
         seconds = time.perf_counter() - step_started
         after = _min_budget(model) if encrypted else None
         if budget is not None and after is not None:

@@ -70,3 +70,22 @@ def test_matmul_small_left_limbs_on_device_arrays() -> None:
     result = matmul_small_left_limbs(fake, fake.asarray(small), fake.asarray(right), 128)
     assert isinstance(result, DeviceArray)
     assert np.array_equal(np.asarray(result), python_matmul_mod(small, right))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    inner=st.one_of(st.integers(1, 64), st.sampled_from([255, 256, 257, 4095, 4096, 8191])),
+    bound=st.sampled_from([1, 2, 128, 2**15, 2**31]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_matmul_small_left_limbs_exact_at_the_plan_edges(inner: int, bound: int, seed: int) -> None:
+    """Digits all at +-bound (the largest float partial sums the plan allows) times int64
+    extremes: exact modulo 2**64 for inner dimensions on both sides of each limb-width step,
+    including plans that fall back to the integer GEMM (limb_plan None)."""
+    rng = np.random.default_rng(seed)
+    small = rng.choice([-bound, bound], size=(2, inner)).astype(np.int64)
+    right = rng.choice(
+        np.array([-(2**63), 2**63 - 1, -1, 2**62, (2**53) + 1], dtype=np.int64), size=(inner, 2)
+    )
+    result = matmul_small_left_limbs(np, small, right, bound)
+    assert np.array_equal(result, python_matmul_mod(small, right))

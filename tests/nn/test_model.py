@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS, XorSettings, run_xor
-from hennframework.exceptions import CapabilityError, InputError, NoiseBudgetExhaustedError
+from hennframework.exceptions import (
+    CapabilityError,
+    InputError,
+    NoiseBudgetExhaustedError,
+    TrainingDivergedError,
+)
 from hennframework.nn import Dense, OwnerRefresher, Sequential, Sigmoid, get_sigmoid
 from hennframework.scheme import Capability
 from hennframework.schemes.integer_vector import IntegerVectorScheme
@@ -185,3 +190,56 @@ def test_xor_demo_learns() -> None:
     assert summary["learned"], summary["predictions"]
     assert [round(p) for p in summary["predictions"]] == [0, 1, 1, 0]
     assert summary["security"].startswith("INSECURE")
+
+
+def test_target_width_must_match_the_output_layer_plain_and_encrypted(keys: Any) -> None:
+    """A 2-column y on a 1-output model: the same clear error, encrypted or not, before any step."""
+    plain = Sequential.mlp([3, 4, 1], seed=0)
+    encrypted = plain.encrypt(keys)
+    two_columns = np.hstack([XOR_TARGETS, XOR_TARGETS])
+    messages = []
+    for model in (plain, encrypted):
+        with pytest.raises(InputError, match=r"y has shape \(4, 2\).*1 output unit") as info:
+            model.fit(XOR_INPUTS, two_columns, epochs=1)
+        messages.append(str(info.value))
+        assert model.history.steps == 0
+        assert model.layers[-2].weights.shape == (4, 1)  # not broadcast to 4 x 2
+    assert messages[0] == messages[1]
+    assert "(4,) or (4, 1)" in messages[0]
+    wide = Sequential.mlp([3, 4, 2], seed=0)
+    with pytest.raises(InputError, match=r"y has shape \(4,\).*2 output units.*\(4, 2\)"):
+        wide.fit(XOR_INPUTS, XOR_TARGETS[:, 0], epochs=1)
+    wide.fit(XOR_INPUTS, two_columns, epochs=1)  # the right width trains
+    assert wide.history.steps == 1
+
+
+def test_plain_divergence_stops_with_a_clear_error() -> None:
+    model = Sequential.mlp([3, 4, 1], seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NumPy overflow warnings either
+        with pytest.raises(TrainingDivergedError, match=r"diverged at step (\d+)") as info:
+            model.fit(XOR_INPUTS * 50, XOR_TARGETS, epochs=100, learning_rate=0.5)
+    message = str(info.value)
+    assert "learning rate (it is 0.5)" in message and "scale the inputs" in message
+    step = int(message.split("step ")[1].split(" ")[0])
+    assert model.history.steps == step - 1  # stopped there, not after 100 NaN steps
+    assert all(np.isfinite(w).all() for w in model.weights())  # left at the last finite values
+    assert all(loss is not None and np.isfinite(loss) for loss in model.history.losses)
+
+
+def test_plain_training_that_stays_finite_is_not_stopped() -> None:
+    model = Sequential.mlp([3, 4, 1], seed=0, init_scale=4.0)
+    history = model.fit(XOR_INPUTS, XOR_TARGETS, epochs=50, learning_rate=0.015)
+    assert history.steps == 50
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("iterations", 0), ("iterations", -5), ("learning_rate", 0.0), ("learning_rate", -1.0)],
+)
+def test_xor_demo_refuses_non_positive_settings(field: str, value: float) -> None:
+    """0 iterations used to fall back silently to the default 3,000; now it is an error."""
+    settings = XorSettings(**{field: value})  # type: ignore[arg-type]
+    expected = "iterations" if field == "iterations" else "learning rate"
+    with pytest.raises(InputError, match=expected):
+        run_xor(settings, show_progress=False, log=lambda *_: None)

@@ -251,10 +251,12 @@ def test_wrong_key(scheme: IntegerVectorScheme, keys: Any, other_keys: Any, real
 
 
 def test_wrong_parameter_set(scheme: IntegerVectorScheme, seed_scheme: IntegerVectorScheme) -> None:
-    # the same seed gives both sets the same key id: only the parameter check can catch the mix
+    # key ids are fingerprints over the parameter set too, so they differ; give both keys one id
+    # (as a forger could) so that only the parameter check can catch the mix
     keys = scheme.keygen(seed=99, max_dim=1)
     seed_keys = seed_scheme.keygen(seed=99, max_dim=1)
-    assert keys.key_id == seed_keys.key_id
+    assert keys.key_id != seed_keys.key_id
+    seed_keys.secret.key_id = seed_keys.public.key_id = seed_keys.key_id = keys.key_id
     ours = scheme.encrypt(np.array([1]), keys.public)
     theirs = seed_scheme.encrypt(np.array([1]), seed_keys.public)
     for operation in (

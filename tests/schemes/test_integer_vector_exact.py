@@ -48,6 +48,17 @@ class TestIntegerVectorExact(IntegerVectorExactTests):
         return IntegerVectorScheme(CUSTOM.get(request.param, request.param), backend="numpy")
 
 
+class TestIntegerVectorExactXp(IntegerVectorExactTests):
+    """The exact layer on the CuPy backend's code (float64 limb GEMMs) running on NumPy."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def scheme(cls) -> IntegerVectorScheme:
+        from hennframework_backends._xp_backend import XpBackend
+
+        return IntegerVectorScheme("default", backend=XpBackend())
+
+
 # ================================================================================================
 # A slow reference in plain Python integers (written from the paper and docs/scheme.md, sharing no
 # code with the package), run on the package's own keys and input ciphertexts.

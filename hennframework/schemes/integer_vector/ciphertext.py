@@ -7,15 +7,29 @@ operations keep it an integer; a rescale divides it exactly) and ``|e| <= noise`
 Decryption returns ``round(S c / w)``, which is within 1/2 + noise/w of ``mu`` and equal to it when
 ``mu`` is an integer, and refuses (raises) when the noise bound could reach w/2.
 
+Two noise bounds are tracked per item (docs/scheme.md, "Noise tracking"): ``noise``, a worst-case
+bound that always holds, and a high-probability one, ``e = d + X`` with ``|d| <= noise_det`` and
+``X`` sub-Gaussian with parameter ``noise_sg`` (from the independent uniform noise of fresh
+encryptions and key-switching keys). Decryption uses the smaller of ``noise`` and
+``noise_det + z noise_sg``, with ``z`` set for a failure probability of at most 2**-64 per
+decryption (:func:`tail_factor`), unless the scheme was made with ``worst_case=True``.
+
 Operators work on the batch like NumPy: ``+ - *`` broadcast elementwise, ``@`` is a matrix
 product over the batch axes, ``sum``, indexing, ``reshape`` and ``transpose`` act on the batch.
 Slot-level operations of m-vectors (``dot``, ``linear_transform``) are methods.
+
+Plaintexts with m-vectors (m > 1): a factor (``*``) gives one value per batch item, the same in
+every slot. A summand (``+``, ``-``) broadcasts against the full shape ``(*batch, m)``, so its
+last axis is the slot axis (m values, or 1 for the same value in every slot). A summand with no
+more axes than the batch whose shape also fits the batch (for example a length-m vector added to
+a batch of m items) is ambiguous and raises InputError naming both fixes: ``values[..., None]``
+for one value per item, or one more axis than the batch for values per slot.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +37,6 @@ import numpy.typing as npt
 
 from hennframework.backend import Array
 from hennframework.exceptions import InputError, KeyMismatchError, OverflowRiskError
-from hennframework.schemes.integer_vector import wide
 from hennframework.schemes.integer_vector.params import INT_BITS
 
 if TYPE_CHECKING:
@@ -34,6 +47,35 @@ __all__ = ["Ciphertext"]
 LIMIT = 1 << INT_BITS
 #: Relative margin applied to float64 noise bounds so rounding in the bound itself never undercounts.
 SAFETY = 1.0 + 1e-9
+#: The high-probability noise bound fails with probability at most 2**-this per decryption.
+FAILURE_PROBABILITY_BITS = 64
+
+
+def tail_factor(values: int) -> float:
+    """``z`` with ``P(|X| >= z s) <= 2**-64 / values`` for X sub-Gaussian with parameter s.
+
+    A sub-Gaussian X (``E exp(t X) <= exp(t**2 s**2 / 2)``) has ``P(|X| >= z s) <=
+    2 exp(-z**2 / 2)``; a decryption of ``values`` numbers fails only if one of them exceeds its
+    bound, so the union bound asks ``2 exp(-z**2 / 2) <= 2**-64 / values`` of each:
+    ``z = sqrt(2 ln(2 values 2**64))`` (9.5 for one value, 10.9 for a million), rounded up.
+    """
+    count = max(int(values), 1)
+    exponent = math.log(2.0 * count) + FAILURE_PROBABILITY_BITS * math.log(2.0)
+    return math.sqrt(2.0 * exponent) * (1.0 + 1e-12)
+
+
+def elementwise_min(left: Array, right: Array) -> Array:
+    """The smaller of two float arrays, elementwise (``clip``: NumPy and CuPy alike)."""
+    return left.clip(max=right)
+
+
+def float_margin(terms: int) -> float:
+    """Factor lifting a float64 sum of ``terms`` non-negative noise bounds above the exact sum.
+
+    Whatever the summation order (BLAS, pairwise), a float64 sum of n non-negative terms is at
+    most (n - 1) 2**-53 (relative) below the exact one; SAFETY alone covers n up to ~10**7.
+    """
+    return SAFETY + max(terms, 1) * 2.0**-52
 
 
 class Ciphertext:
@@ -53,12 +95,20 @@ class Ciphertext:
         noise: Array,
         key_id: str,
         coeff_bound: int | None = None,
+        noise_det: Array | None = None,
+        noise_sg: Array | None = None,
     ) -> None:
         self.scheme = scheme
         self.data = data
         self.dim = dim
         self.scale_int = scale
         self.noise = noise  # float64 array of the batch shape: |e| <= noise, elementwise
+        # the high-probability bound e = d + X, |d| <= noise_det, X sub-Gaussian(noise_sg);
+        # None: not tracked (a ciphertext read from a file), which reads as (noise, 0)
+        if (noise_det is None) != (noise_sg is None):
+            raise ValueError("noise_det and noise_sg are tracked together")
+        self.noise_det = noise_det
+        self.noise_sg = noise_sg
         self.key_id = key_id
         self.coeff_bound = coeff_bound if coeff_bound is not None else scheme.backend.abs_max(data)
         if self.coeff_bound >= LIMIT:
@@ -94,9 +144,39 @@ class Ciphertext:
         return float(backend.to_numpy(self.noise).max()) if self.size else 0.0
 
     @property
+    def tracks_probable_noise(self) -> bool:
+        """Whether the high-probability bound is tracked (else decryption uses ``noise``)."""
+        return self.noise_det is not None
+
+    def probable_noise(self, values: int | None = None) -> Array:
+        """``noise_det + z noise_sg`` per item, z for decrypting ``values`` numbers at once.
+
+        ``values`` defaults to every number in this tensor (``size * dim``). Where the bound is
+        not tracked this is ``noise``.
+        """
+        if self.noise_det is None or self.noise_sg is None:
+            return self.noise
+        count = self.size * self.dim if values is None else values
+        return (self.noise_det + self.noise_sg * tail_factor(count)) * SAFETY
+
+    def decryption_bounds(self) -> Array:
+        """The per-item bound decryption refuses on: the smaller of the worst-case bound and the
+        high-probability one (the worst-case one alone if the scheme has ``worst_case=True``)."""
+        if self.noise_det is None or getattr(self.scheme, "worst_case", False):
+            return self.noise
+        return elementwise_min(self.noise, self.probable_noise())
+
+    @property
+    def decryption_bound(self) -> float:
+        """The largest of :meth:`decryption_bounds` (0 for an empty tensor)."""
+        if not self.size:
+            return 0.0
+        return float(self.scheme.backend.to_numpy(self.decryption_bounds()).max())
+
+    @property
     def noise_budget(self) -> float:
-        """Bits left before the largest noise bound reaches w/2 (negative: decryption refuses)."""
-        return float(self.params.noise_budget_bits(self.max_noise))
+        """Bits left before the decryption bound reaches w/2 (negative: decryption refuses)."""
+        return float(self.params.noise_budget_bits(self.decryption_bound))
 
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 1
@@ -116,6 +196,7 @@ class Ciphertext:
         coeff_bound: int | None = None,
         dim: int | None = None,
         key_id: str | None = None,
+        probable: tuple[Array, Array] | None = None,
     ) -> Ciphertext:
         return Ciphertext(
             self.scheme,
@@ -125,7 +206,21 @@ class Ciphertext:
             noise,
             self.key_id if key_id is None else key_id,
             coeff_bound,
+            None if probable is None else probable[0],
+            None if probable is None else probable[1],
         )
+
+    def probable_parts(self) -> tuple[Array, Array]:
+        """(noise_det, noise_sg); (noise, 0) where the high-probability bound is not tracked."""
+        if self.noise_det is None or self.noise_sg is None:
+            return self.noise, self.noise * 0.0
+        return self.noise_det, self.noise_sg
+
+    def _map_probable(self, fn: Callable[[Array], Array]) -> tuple[Array, Array] | None:
+        """``fn`` applied to both high-probability parts (None where they are not tracked)."""
+        if self.noise_det is None or self.noise_sg is None:
+            return None
+        return fn(self.noise_det), fn(self.noise_sg)
 
     def _check_compatible(self, other: Ciphertext, what: str) -> None:
         if other.scheme.params != self.params:
@@ -151,19 +246,43 @@ class Ciphertext:
         return bound
 
     def _slot_plaintext(self, values: Any, scale: int, per_item: bool = False) -> tuple[Array, int]:
-        """Encode a plaintext at ``scale`` and shape it to ``(*batch, m)`` for broadcasting.
+        """Encode a plaintext at ``scale`` and shape it to ``(..., m)`` for broadcasting.
 
-        ``per_item``: one value per batch item, broadcast over the slots (products); otherwise
-        (sums) a plaintext for m-vectors may also give one value per slot.
+        ``per_item`` (products): the plaintext has the batch shape, one value per item, the same
+        in every slot. Otherwise (sums) the rule is NumPy broadcasting against the *full* shape
+        ``(*batch, m)``: the plaintext's last axis is the slot axis (m values, or 1 for the same
+        value in every slot). When m > 1 and the plaintext has no more axes than the batch, its
+        last axis could also be read as the batch's last axis (one value per item); if both
+        readings are possible the sum is ambiguous and raises InputError naming both fixes.
         """
         encoded = self.scheme.encode(values, scale)
-        if self.dim == 1 or encoded.ndim == 0 or per_item:
+        m = self.dim
+        if m == 1 or encoded.ndim == 0 or per_item:
             encoded = encoded[..., None]
-        elif encoded.shape[-1] not in (1, self.dim):
-            raise InputError(
-                f"plaintext with last axis {encoded.shape[-1]} does not match vectors of length "
-                f"{self.dim}; give one value per item (broadcast over slots) or {self.dim} per item."
+        else:
+            batch = self.shape
+            shape = tuple(encoded.shape)
+            per_slot_shape = (1,) * max(len(batch) + 1 - len(shape), 1) + shape
+            slot_reading = shape[-1] in (1, m) and _broadcasts(shape[:-1], batch)
+            item_reading = (
+                encoded.size > 1 and len(shape) <= len(batch) and _fits_batch(shape, batch)
             )
+            if not slot_reading:
+                raise InputError(
+                    f"cannot add a plaintext of shape {shape} to a batch of shape {batch} of "
+                    f"{m}-vectors: its last axis is the slot axis and must be {m} (or 1 for the "
+                    f"same value in every slot), its other axes must broadcast with the batch. "
+                    f"For one value per item, add a trailing axis: values[..., None] (shape "
+                    f"{(*shape, 1)})."
+                )
+            if item_reading:
+                raise InputError(
+                    f"ambiguous plaintext of shape {shape} for a batch of shape {batch} of "
+                    f"{m}-vectors: its last axis could be the slots or the batch's last axis. "
+                    f"For values per slot give it the full shape (one more axis than the batch), "
+                    f"e.g. values.reshape{per_slot_shape}; for one value per item (the same in "
+                    f"every slot) add a trailing axis: values[..., None] (shape {(*shape, 1)})."
+                )
         bound = int(np.abs(encoded).max()) if encoded.size else 0
         return self.scheme.backend.asarray(encoded, dtype="int64"), bound
 
@@ -177,6 +296,7 @@ class Ciphertext:
 
     # -- addition and subtraction ------------------------------------------------------------
     def __add__(self, other: Any) -> Ciphertext:
+        """Ciphertext + ciphertext, or + a plaintext (per-slot rule in the module docstring)."""
         if isinstance(other, Ciphertext):
             self._check_compatible(other, "add")
             if other.scale_int != self.scale_int:
@@ -186,7 +306,15 @@ class Ciphertext:
                 )
             broadcast_batch(self.shape, other.shape, "add")
             bound = self._bounded(self.coeff_bound + other.coeff_bound)
-            return self._new(self.data + other.data, self.noise + other.noise, coeff_bound=bound)
+            noise = (self.noise + other.noise) * SAFETY  # float sums may round down
+            probable = None
+            if self.tracks_probable_noise or other.tracks_probable_noise:
+                # the two noises may share history (x + x): sub-Gaussian parameters add, as
+                # they do under any dependence (a norm's triangle inequality), never in quadrature
+                det_a, sg_a = self.probable_parts()
+                det_b, sg_b = other.probable_parts()
+                probable = ((det_a + det_b) * SAFETY, (sg_a + sg_b) * SAFETY)
+            return self._new(self.data + other.data, noise, coeff_bound=bound, probable=probable)
         encoded, pbound = self._slot_plaintext(other, self.scale_int)
         broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
         w = self.params.w
@@ -201,14 +329,21 @@ class Ciphertext:
             ],
             axis=-1,
         )
-        noise = self.scheme.backend.broadcast_to(self.noise, top.shape[:-1]) + 0.0
-        return self._new(data, noise, coeff_bound=bound)
+        backend = self.scheme.backend
+        noise = backend.broadcast_to(self.noise, top.shape[:-1]) + 0.0
+        probable = self._map_probable(lambda v: backend.broadcast_to(v, top.shape[:-1]) + 0.0)
+        return self._new(data, noise, coeff_bound=bound, probable=probable)
 
     def __radd__(self, other: Any) -> Ciphertext:
         return self.__add__(other)
 
     def __neg__(self) -> Ciphertext:
-        return self._new(-self.data, self.noise, coeff_bound=self.coeff_bound)
+        return self._new(
+            -self.data,
+            self.noise,
+            coeff_bound=self.coeff_bound,
+            probable=self._map_probable(lambda v: v),
+        )
 
     def __sub__(self, other: Any) -> Ciphertext:
         if isinstance(other, Ciphertext):
@@ -276,7 +411,8 @@ class Ciphertext:
         idx = tuple(backend.asarray(i) if isinstance(i, np.ndarray) else i for i in idx)
         data = self.data[(*idx, slice(None))]
         noise = self.noise[idx]
-        return self._new(data, noise, coeff_bound=self.coeff_bound)
+        probable = self._map_probable(lambda v: v[idx])
+        return self._new(data, noise, coeff_bound=self.coeff_bound, probable=probable)
 
     def sum(self, axis: int | None = None, keepdims: bool = False) -> Ciphertext:
         if axis is None:
@@ -286,21 +422,49 @@ class Ciphertext:
             raise InputError(f"axis {axis} is out of range for a batch of {self.ndim} dimensions")
         axis = axis % self.ndim
         count = self.shape[axis]
-        bound = self._bounded(self.coeff_bound * max(count, 1))
-        data = self.data.sum(axis=axis, keepdims=keepdims)
-        noise = self.noise.sum(axis=axis, keepdims=keepdims)
-        return self._new(data, noise, coeff_bound=bound)
+        bound = self._bounded(self._sum_bound(axis, count))
+        data = self.data.sum(axis=axis, keepdims=keepdims)  # exact: |sum| <= bound < 2**62
+        margin = float_margin(count)
+        noise = self.noise.sum(axis=axis, keepdims=keepdims) * margin
+        probable = self._map_probable(lambda v: v.sum(axis=axis, keepdims=keepdims) * margin)
+        return self._new(data, noise, coeff_bound=bound, probable=probable)
+
+    def _sum_bound(self, axis: int, count: int) -> int:
+        """A bound on every partial sum of |coefficients| along ``axis`` (so on the sum itself).
+
+        ``coeff_bound * count`` when that is below 2**62; otherwise the actual sums of absolute
+        values, in float64 and rounded up (each of at most ``count`` conversions and additions
+        is off by at most 2**-52 relative), so that typical data are not refused for a worst
+        case that none of its rows reaches.
+        """
+        simple = self.coeff_bound * max(count, 1)
+        if simple < LIMIT or not self.size:
+            return simple
+        backend = self.scheme.backend
+        sums = abs(self.data).astype("float64").sum(axis=axis)
+        largest = float(backend.to_numpy(sums).max()) * (1.0 + (count + 2) * 2.0**-52)
+        return min(simple, math.ceil(largest) + 1) if math.isfinite(largest) else simple
 
     def reshape(self, *shape: Any) -> Ciphertext:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
         data = self.data.reshape(*shape, self.data.shape[-1])
-        return self._new(data, self.noise.reshape(*shape), coeff_bound=self.coeff_bound)
+        return self._new(
+            data,
+            self.noise.reshape(*shape),
+            coeff_bound=self.coeff_bound,
+            probable=self._map_probable(lambda v: v.reshape(*shape)),
+        )
 
     def transpose(self, *axes: int) -> Ciphertext:
         order = list(axes) if axes else list(reversed(range(self.ndim)))
         data = self.data.transpose(*order, self.ndim)
-        return self._new(data, self.noise.transpose(*order), coeff_bound=self.coeff_bound)
+        return self._new(
+            data,
+            self.noise.transpose(*order),
+            coeff_bound=self.coeff_bound,
+            probable=self._map_probable(lambda v: v.transpose(*order)),
+        )
 
     @property
     def T(self) -> Ciphertext:
@@ -310,11 +474,19 @@ class Ciphertext:
         backend = self.scheme.backend
         data = backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
         return self._new(
-            data, backend.broadcast_to(self.noise, tuple(shape)), coeff_bound=self.coeff_bound
+            data,
+            backend.broadcast_to(self.noise, tuple(shape)),
+            coeff_bound=self.coeff_bound,
+            probable=self._map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
         )
 
     def copy(self) -> Ciphertext:
-        return self._new(self.data.copy(), self.noise.copy(), coeff_bound=self.coeff_bound)
+        return self._new(
+            self.data.copy(),
+            self.noise.copy(),
+            coeff_bound=self.coeff_bound,
+            probable=self._map_probable(lambda v: v.copy()),
+        )
 
     def scatter_add(self, rows: Any, values: Any) -> Ciphertext:
         """A copy with ``values[i]`` added to row ``rows[i]`` of axis 0 (repeats accumulate)."""
@@ -342,7 +514,17 @@ class Ciphertext:
         index = backend.asarray(rows_np)
         backend.index_add(data, index, values.data)
         backend.index_add(noise, index, values.noise)
-        return self._new(data, noise, coeff_bound=bound)
+        margin = float_margin(repeats + 1)
+        probable = None
+        if self.tracks_probable_noise or values.tracks_probable_noise:
+            parts = []
+            for mine, theirs in zip(self.probable_parts(), values.probable_parts(), strict=True):
+                total = backend.broadcast_to(mine, self.shape) + 0.0  # a writable copy
+                backend.index_add(total, index, theirs)
+                parts.append(total * margin)
+            probable = (parts[0], parts[1])
+        # int64 scatter sums are exact (|result| <= bound < 2**62); float ones may round down
+        return self._new(data, noise * margin, coeff_bound=bound, probable=probable)
 
     def segment_sum(self, offsets: Any) -> Ciphertext:
         """Sums of consecutive runs along axis 0: run i is ``self[offsets[i]:offsets[i+1]]``.
@@ -363,19 +545,26 @@ class Ciphertext:
         longest = int(np.diff(bounds).max()) if bounds.size > 1 else 0
         bound = self._bounded(self.coeff_bound * max(longest, 1))
         zero_data = backend.zeros((1, *self.data.shape[1:]), dtype="int64")
-        zero_noise = backend.zeros((1, *self.noise.shape[1:]), dtype="float64")
         prefix = backend.concatenate([zero_data, self.data.cumsum(axis=0)], axis=0)
-        noise_prefix = backend.concatenate([zero_noise, self.noise.cumsum(axis=0)], axis=0)
         index = backend.asarray(bounds)
         data = prefix[index[1:]] - prefix[index[:-1]]
-        noise = noise_prefix[index[1:]] - noise_prefix[index[:-1]]
-        # float prefix sums round: widen by the largest possible accumulated rounding error
-        slack = (
-            float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(self.shape[0], 1)
-            if self.size
-            else 0.0
+        rows, size = self.shape[0], self.size
+
+        def runs(values: Array) -> Array:
+            zero = backend.zeros((1, *values.shape[1:]), dtype="float64")
+            noise_prefix = backend.concatenate([zero, values.cumsum(axis=0)], axis=0)
+            sums = noise_prefix[index[1:]] - noise_prefix[index[:-1]]
+            # float prefix sums round: widen by the largest possible accumulated rounding error
+            slack = (
+                float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(rows, 1)
+                if size
+                else 0.0
+            )
+            return sums * SAFETY + slack
+
+        return self._new(
+            data, runs(self.noise), coeff_bound=bound, probable=self._map_probable(runs)
         )
-        return self._new(data, noise * SAFETY + slack, coeff_bound=bound)
 
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt with the secret key (real values: the integer message divided by the scale)."""
@@ -397,20 +586,18 @@ def _is_int_like(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, np.ndarray) and value.dtype.kind in "iu")
 
 
-def wide_matmul_round_div(
-    backend: Any, left: Array, right: Array, divisor: int, left_bound: int
-) -> Array:
-    """round((left @ right) / divisor) exactly, where ``right`` may be near 2**62 (split in 31-bit halves).
+def _fits_batch(shape: tuple[int, ...], batch: tuple[int, ...]) -> bool:
+    """True if ``shape`` broadcasts into ``batch`` without enlarging it (one value per item)."""
+    try:
+        return tuple(np.broadcast_shapes(shape, batch)) == tuple(batch)
+    except ValueError:
+        return False
 
-    ``left`` is a small integer matrix (|left| <= left_bound); ``right`` holds ciphertext
-    coefficients. Each half-product fits in int64; the halves are joined in 128 bits.
-    """
-    high = right >> 31
-    low = right & ((1 << 31) - 1)
-    prod_high = backend.matmul_int_wrap(left, high)
-    prod_low = backend.matmul_int_wrap(left, low)
-    value = wide.wide_add(
-        (prod_high >> 33, prod_high.view("uint64") << 31),
-        (prod_low >> 63, prod_low.view("uint64")),
-    )
-    return wide.round_div_wide(value, divisor)
+
+def _broadcasts(shape: tuple[int, ...], batch: tuple[int, ...]) -> bool:
+    """True if ``shape`` and ``batch`` broadcast together (NumPy rules)."""
+    try:
+        np.broadcast_shapes(shape, batch)
+    except ValueError:
+        return False
+    return True

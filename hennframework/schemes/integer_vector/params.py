@@ -13,6 +13,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 
+from hennframework._callsite import user_stacklevel
 from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.scheme import ParameterSet
 
@@ -180,7 +181,7 @@ def warn_insecure(params: IntegerVectorParams) -> None:
         f"integer-vector parameter set {params.name!r} gives NO security: {INSECURE_NOTE} "
         "For real protection use a secure scheme plugin (e.g. --scheme ckks).",
         InsecureParametersWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),  # the user's line, whichever API they called
     )
 
 

@@ -9,8 +9,11 @@ Math summary (details and error bounds in docs/scheme.md):
   divided by ``w * r`` (r = rescale divisor) with exact 128-bit rounding, then switched from the
   tensor key to ``S``. Inner product ``x^T H y``: ``vec(c1 c2^T) / (w r)`` under ``vec(S1^T H S2)``,
   switched to the scalar key. Linear transform ``G x``: switch from ``G S``.
-* Noise: every operation updates an elementwise *upper bound* on ``|e|`` by the formulas below,
-  using only public quantities; decryption refuses when the bound could reach ``w/2``.
+* Noise: every operation updates two elementwise bounds on ``|e|`` from public quantities only:
+  a worst-case bound (always holds) and a high-probability one (deterministic part plus a
+  sub-Gaussian parameter; fails with probability at most 2**-64 per decryption). Key switches
+  use the actual gadget digits of the ciphertext. Decryption refuses when the smaller bound could
+  reach ``w/2`` (the worst-case bound alone with ``worst_case=True``).
 * Overflow: every stored value is kept below 2**62; where a result could exceed that, the
   operation raises :class:`OverflowRiskError` instead of wrapping.
 """
@@ -40,20 +43,22 @@ from hennframework.schemes.integer_vector.ciphertext import (
     SAFETY,
     Ciphertext,
     broadcast_batch,
-    wide_matmul_round_div,
+    float_margin,
 )
 from hennframework.schemes.integer_vector.keys import (
+    PENDING_KEY_ID,
     KeySwitchKey,
     PublicKey,
     SecretKey,
     build_switch_matrix,
     dot_key_matrix,
+    fingerprint_keys,
     matrix_digest,
-    new_key_id,
     product_key_matrix,
     to_backend_key,
 )
 from hennframework.schemes.integer_vector.params import (
+    INT_BITS,
     PARAMETER_SETS,
     IntegerVectorParams,
     get_params,
@@ -90,11 +95,17 @@ class IntegerVectorScheme(HEScheme):
         self,
         params: str | IntegerVectorParams | ParameterSet | None = None,
         backend: str | ArrayBackend | None = None,
+        *,
+        worst_case: bool = False,
     ) -> None:
+        """``worst_case=True``: decryption accepts only the worst-case noise bound (no failure
+        probability at all; fewer operations between refreshes). Default: the smaller of the
+        worst-case and the high-probability bound (failure probability <= 2**-64 per decryption)."""
         if isinstance(params, ParameterSet):
             params = params.name
         self.params = get_params(params)
         self.backend = get_backend(backend)
+        self.worst_case = bool(worst_case)
         warn_insecure(self.params)
         # Keys this scheme instance evaluates with (public material only), by key id.
         self._public_keys: dict[str, PublicKey] = {}
@@ -129,15 +140,18 @@ class IntegerVectorScheme(HEScheme):
         max_dim = max([max_dim, *dims, *products])
         p = self.params
         t_matrix = rng.integers(-p.t_bound, p.t_bound, (max_dim, p.k))
-        key_id = new_key_id(rng)
-        secret = SecretKey(p, key_id, t_matrix)
-        public = PublicKey(p, key_id)
-        keys = KeySet(p.as_parameter_set(), secret, public, public.evaluation, key_id, scheme=self)
+        # The key id is the fingerprint of the public keys made here (keys.fingerprint_keys).
+        secret = SecretKey(p, PENDING_KEY_ID, t_matrix)
+        public = PublicKey(p, PENDING_KEY_ID)
+        keys = KeySet(
+            p.as_parameter_set(), secret, public, public.evaluation, PENDING_KEY_ID, scheme=self
+        )
         keys.rng = rng  # type: ignore[attr-defined]
         for dim in dims:
             self.add_encryption_key(keys, dim)
         for dim in products:
             self.add_product_key(keys, dim)
+        key_id = fingerprint_keys(keys)
         self._public_keys[key_id] = public
         return keys
 
@@ -330,7 +344,10 @@ class IntegerVectorScheme(HEScheme):
             e = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
             top = x * p.w + e - backend.matmul_int_wrap(a, t.T)
             data = backend.concatenate([top, a], axis=-1)
-            noise = float(p.e_bound)
+            zero = backend.zeros(batch_shape, dtype="float64")
+            noise = zero + float(p.e_bound)
+            # e uniform on [-B, B]: |e| <= B, and sub-Gaussian with parameter B (Hoeffding)
+            probable = (zero + 0.0, zero + float(p.e_bound))
             key_id = key.key_id
             self._public_keys.setdefault(key_id, PublicKey(p, key_id))
         elif isinstance(key, PublicKey):
@@ -341,16 +358,29 @@ class IntegerVectorScheme(HEScheme):
             self._public_keys.setdefault(key.key_id, key)
             enc_key = key.encryption_key(m)
             e0 = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
-            c0 = x * p.w + e0
-            data = self._apply_switch(c0, enc_key)
-            noise = float(p.e_bound + p.keyswitch_noise(m))
+            c0 = x * p.w + e0  # |x| <= max_plaintext: below 2**60
+            c0_bound = (int(np.abs(encoded).max()) if encoded.size else 0) * p.w + p.e_bound
+            if self._switch_bound(enc_key, c0_bound) >= LIMIT:
+                raise OverflowRiskError(
+                    f"encrypting {m}-vectors of these values could exceed 62 bits; use smaller "
+                    "values or shorter vectors."
+                )
+            data, l1, l2 = self._switch(c0, enc_key, c0_bound)
+            # noise e0 + E c0*: e0 bounded by B; E c0* from the key's independent uniform E,
+            # weighted by the actual digits of c0 (independent of E)
+            noise = (l1 * float(p.e_bound) + float(p.e_bound)) * SAFETY
+            probable = (
+                backend.zeros(batch_shape, dtype="float64") + float(p.e_bound),
+                l2 * p.e_bound,
+            )
             key_id = key.key_id
         else:
             raise InputError(
                 f"encrypt needs a PublicKey, SecretKey or KeySet, got {type(key).__name__}"
             )
-        noise_array = backend.zeros(batch_shape, dtype="float64") + noise
-        return Ciphertext(self, data, m, scale, noise_array, key_id)
+        return Ciphertext(
+            self, data, m, scale, noise, key_id, noise_det=probable[0], noise_sg=probable[1]
+        )
 
     def decrypt(
         self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet
@@ -369,14 +399,20 @@ class IntegerVectorScheme(HEScheme):
             raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
         p = self.params
         backend = self.backend
-        max_noise = ciphertext.max_noise
+        bounds = backend.to_numpy(ciphertext.decryption_bounds())
+        max_noise = float(bounds.max()) if ciphertext.size else 0.0
         if max_noise * 2 >= p.w:
-            bad = int((backend.to_numpy(ciphertext.noise) * 2 >= p.w).sum())
+            bad = int((np.broadcast_to(bounds, ciphertext.shape) * 2 >= p.w).sum())
+            if self.worst_case or not ciphertext.tracks_probable_noise:
+                which = "worst-case noise bound"
+            else:
+                which = "noise bound (the smaller of the worst-case and the 2**-64 high-probability one)"
             raise NoiseBudgetExhaustedError(
-                f"refusing to decrypt: the noise bound of {bad} of {ciphertext.size} ciphertexts "
+                f"refusing to decrypt: the {which} of {bad} of {ciphertext.size} ciphertexts "
                 f"(up to 2**{math.log2(max_noise):.1f}) could reach w/2 = 2**{math.log2(p.w / 2):.0f}, "
-                "so the result could be wrong. Refresh the ciphertexts earlier (owner re-encryption), "
-                "use fewer operations, or a parameter set with a larger w."
+                "so the result could be wrong. The key holder must re-encrypt (refresh) these "
+                "values before so many operations, or use fewer operations or a parameter set "
+                "with a larger w."
             )
         m = ciphertext.dim
         t = backend.asarray(secret_key.t_for(m), dtype="int64")
@@ -389,6 +425,24 @@ class IntegerVectorScheme(HEScheme):
         sc = ciphertext.data[..., :m] + backend.matmul_int_wrap(ciphertext.data[..., m:], t.T)
         rounded = (sc + p.w // 2) // p.w
         return backend.to_numpy(rounded).astype(np.int64)
+
+    def refresh(self, tensor: Any, keys: KeySet) -> Ciphertext:
+        """Owner-side refresh: the exact messages re-encrypted with the *secret* key.
+
+        Same messages, scale and vector length; the noise drops to ``e_bound`` (a public-key
+        encryption would leave ``e_bound (1 + |c*|_1)``, about 2**10 more with the default set),
+        so more steps fit before the next refresh. Raises like ``decrypt`` if the noise could
+        already have corrupted the values.
+        """
+        if not isinstance(tensor, Ciphertext):
+            raise InputError(f"expected a Ciphertext, got {type(tensor).__name__}")
+        messages = self.decrypt(tensor, keys.secret)  # exact integers at the tensor's scale
+        if tensor.dim == 1:
+            fresh = self.encrypt(messages[..., 0], keys.secret, scale=1)
+        else:
+            fresh = self.encrypt(messages, keys.secret, dim=tensor.dim, scale=1)
+        fresh.scale_int = tensor.scale_int  # the same integers, read at the same scale
+        return fresh
 
     def encrypt_tensor(
         self, values: npt.ArrayLike, key: Any, *, seed: int | bytes | None = None
@@ -425,23 +479,56 @@ class IntegerVectorScheme(HEScheme):
         stacked = self.backend.stack(digits, axis=-1)
         return stacked.reshape(*values.shape[:-1], values.shape[-1] * p.digits)
 
-    def _apply_switch(self, source: Array, key: KeySwitchKey) -> Array:
+    def _apply_switch(self, source: Array, key: KeySwitchKey, source_bound: int) -> Array:
+        """``M c*`` modulo 2**64 for sources with ``|source| <= source_bound`` (see ``_switch``)."""
+        return self._switch(source, key, source_bound)[0]
+
+    def _switch(
+        self, source: Array, key: KeySwitchKey, source_bound: int
+    ) -> tuple[Array, Array, Array]:
+        """``M c*`` modulo 2**64, and the L1 and L2 norms of each item's digits ``c*``.
+
+        The gadget digits represent only values below 2**62, so a larger ``source_bound`` is
+        refused here; the *result* must be proved below 2**62 by the caller (``_switch_bound``),
+        which makes the modulo-2**64 product exact. The switch adds ``E c*`` to the noise: at
+        most ``e_bound |c*|_1`` (worst case), and sub-Gaussian with parameter
+        ``e_bound |c*|_2`` (the entries of E are independent and uniform on [-e_bound, e_bound]).
+        Both norms are float64 arrays of the batch shape, rounded up.
+        """
         if source.shape[-1] != key.source_columns:
             raise InputError(
                 f"key-switching key expects {key.source_columns} source entries, got {source.shape[-1]}"
+            )
+        if source_bound >= LIMIT:
+            raise OverflowRiskError(
+                f"a key-switch source could reach 2**{source_bound.bit_length() - 1}, beyond the "
+                "2**62 its gadget digits represent; refused rather than wrapped. Use smaller "
+                "values or rescale first."
             )
         digits = self.decompose(source)
         batch_shape = digits.shape[:-1]
         flat = digits.reshape(-1, digits.shape[-1])
         out = self.backend.matmul_small_left(flat, key.matrix_t, self.params.digit_bound)
-        return out.reshape(*batch_shape, key.matrix_t.shape[1])
+        count = int(digits.shape[-1])
+        margin = float_margin(count)
+        # |digit| <= 2**31: the int64 sum is exact; squares are rounded (covered by the margin)
+        l1 = abs(digits).sum(axis=-1).astype("float64") * margin
+        as_float = digits.astype("float64")
+        l2 = ((as_float * as_float).sum(axis=-1) * margin) ** 0.5 * SAFETY
+        return out.reshape(*batch_shape, key.matrix_t.shape[1]), l1, l2
 
     def _switch_bound(self, key: KeySwitchKey, source_value_bound: float) -> int:
-        """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|."""
+        """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|.
+
+        ``source_value_bound`` bounds |K c| (the message times w plus the noise before the
+        switch); it is a float, so it is rounded up with the float safety margin.
+        """
         p = self.params
         a_c = p.a_bound * p.digit_bound * key.source_columns * p.digits
+        if not math.isfinite(source_value_bound):
+            return LIMIT
         return (
-            int(source_value_bound)
+            math.ceil(source_value_bound * SAFETY)
             + p.keyswitch_noise(key.source_columns)
             + p.k * p.t_bound * a_c
             + a_c
@@ -466,9 +553,14 @@ class IntegerVectorScheme(HEScheme):
         bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the switched ciphertext could exceed 62 bits")
-        data = self._apply_switch(ciphertext.data, key)
-        noise = ciphertext.noise + float(p.keyswitch_noise(key.source_columns))
-        return ciphertext._new(data, noise, coeff_bound=bound, key_id=key.to_key_id)
+        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
+        noise = (ciphertext.noise + l1 * p.e_bound) * SAFETY
+        det, sg = ciphertext.probable_parts()
+        # E c* may share E with earlier switches in this noise: parameters add (no quadrature)
+        probable = (det + 0.0, (sg + l2 * p.e_bound) * SAFETY)
+        return ciphertext._new(
+            data, noise, coeff_bound=bound, key_id=key.to_key_id, probable=probable
+        )
 
     # ======================================================================================
     # homomorphic operations
@@ -485,13 +577,21 @@ class IntegerVectorScheme(HEScheme):
         d = self.params.scale if divisor is None else int(divisor)
         if d < 1 or ciphertext.scale_int % d:
             raise InputError(f"cannot rescale scale {ciphertext.scale_int} by {d}")
-        data = _round_div_int(ciphertext.data, d)
-        noise = ciphertext.noise / d + self._rounding_noise()
+        if d >= LIMIT:
+            raise InputError(
+                f"cannot rescale by 2**{d.bit_length() - 1}: divisors must be below 2**62; "
+                "rescale in several smaller steps."
+            )
+        data = _round_div_int(ciphertext.data, d)  # |c| + d/2 < 2**63: no wrap
+        rounding = self._rounding_noise()
+        noise = ciphertext.noise / d + rounding
+        det, sg = ciphertext.probable_parts()
         return ciphertext._new(
             data,
             noise * SAFETY,
             scale=ciphertext.scale_int // d,
             coeff_bound=ciphertext.coeff_bound // d + 1,
+            probable=((det / d + rounding) * SAFETY, sg / d * SAFETY),
         )
 
     @property
@@ -508,6 +608,18 @@ class IntegerVectorScheme(HEScheme):
             return f
         return 1
 
+    def _checked_divisor(self, left: Ciphertext, right: Ciphertext, divisor: int | None) -> int:
+        """The product's rescale divisor: the default, or one that divides the product's scale."""
+        if divisor is None:
+            return self._product_divisor(left.scale_int, right.scale_int)
+        scale = left.scale_int * right.scale_int
+        if not isinstance(divisor, int | np.integer) or divisor < 1 or scale % int(divisor):
+            raise InputError(
+                f"divisor must be a positive integer dividing the product's scale {scale}, got "
+                f"{divisor!r}."
+            )
+        return int(divisor)
+
     def multiply_plain(
         self, ciphertext: Ciphertext, plain: Any, encode_scale: int | None = None
     ) -> Ciphertext:
@@ -519,27 +631,42 @@ class IntegerVectorScheme(HEScheme):
         """
         array = np.asarray(plain)
         p = self.params
+        if encode_scale is not None and (
+            not isinstance(encode_scale, int | np.integer) or not 1 <= encode_scale < LIMIT
+        ):
+            raise InputError(
+                f"encode_scale must be a positive integer below 2**62, got {encode_scale!r}"
+            )
         integral = array.dtype.kind in "biu" or (ciphertext.scale_int == 1 and _all_integral(array))
         # integer plaintexts: exact product, scale unchanged; real plaintexts on an integer
         # ciphertext: encode at s, exact product, scale becomes s; otherwise rescale by s.
         rescale = not integral and ciphertext.scale_int > 1
         # the fine encode_scale only pays off when the product is rescaled afterwards
-        scale = 1 if integral else ((encode_scale or p.scale) if rescale else p.scale)
+        scale = 1 if integral else (int(encode_scale or p.scale) if rescale else p.scale)
         encoded, pbound = ciphertext._slot_plaintext(array, scale, per_item=True)
         broadcast_batch(ciphertext.shape, tuple(encoded.shape[:-1]), "multiply")
         backend = self.backend
         abs_plain_b = abs(encoded[..., 0]).astype("float64")
         if not rescale:
+            # proved before computing: |c p| <= coeff_bound * |p| < 2**62
             bound = ciphertext._bounded(ciphertext.coeff_bound * max(pbound, 1))
             data = ciphertext.data * encoded
-            noise = ciphertext.noise * abs_plain_b
+            noise = ciphertext.noise * abs_plain_b * SAFETY
+            probable = ciphertext._map_probable(lambda v: v * abs_plain_b * SAFETY)
             return ciphertext._new(
-                data, noise + 0.0, scale=ciphertext.scale_int * scale, coeff_bound=bound
+                data,
+                noise,
+                scale=ciphertext.scale_int * scale,
+                coeff_bound=bound,
+                probable=probable,
             )
         product_bound = ciphertext.coeff_bound * pbound
+        # |round(c p / s)| <= |c p| / s + 1/2: refuse before computing if it could pass 2**62
+        bound = ciphertext._bounded(product_bound // scale + 1)
         if product_bound < LIMIT:
-            data = _round_div_int(ciphertext.data * encoded, scale)
+            data = _round_div_int(ciphertext.data * encoded, scale)  # |c p| + s/2 < 2**63
         else:
+            # |c| < 2**62 (invariant) and |p| < 2**53 (encode): mul_wide's precondition
             product = wide.mul_wide(
                 ciphertext.data,
                 backend.broadcast_to(
@@ -547,9 +674,14 @@ class IntegerVectorScheme(HEScheme):
                 ),
             )
             data = wide.round_div_wide(product, scale)
-        noise = (ciphertext.noise * abs_plain_b) / scale + self._rounding_noise()
-        bound = ciphertext._bounded(product_bound // scale + 1)
-        return ciphertext._new(data, noise * SAFETY, coeff_bound=bound)
+        rounding = self._rounding_noise()
+        noise = (ciphertext.noise * abs_plain_b) / scale + rounding
+        det, sg = ciphertext.probable_parts()
+        probable = (
+            ((det * abs_plain_b) / scale + rounding) * SAFETY,
+            (sg * abs_plain_b) / scale * SAFETY,
+        )
+        return ciphertext._new(data, noise * SAFETY, coeff_bound=bound, probable=probable)
 
     def multiply(
         self, left: Ciphertext, right: Ciphertext, divisor: int | None = None
@@ -562,7 +694,7 @@ class IntegerVectorScheme(HEScheme):
         left._check_compatible(right, "multiply")
         p = self.params
         m, k = left.dim, p.k
-        r = self._product_divisor(left.scale_int, right.scale_int) if divisor is None else divisor
+        r = self._checked_divisor(left, right, divisor)
         key = self.public_key(left.key_id).evaluation.get(
             f"product:{m}",
             f"products of {m}-vectors need a product key; the key holder runs "
@@ -573,10 +705,30 @@ class IntegerVectorScheme(HEScheme):
         a = backend.broadcast_to(left.data, (*batch, m + k))
         b = backend.broadcast_to(right.data, (*batch, m + k))
         divisor_total = p.w * r
-        # overflow: every tensor entry / (w r) must fit; the wide arithmetic checks the quotient,
-        # and the inputs must be below 2**62 (guaranteed by the ciphertext invariant).
+        # overflow: the factors are below 2**62 (ciphertext invariant), so every product fits in
+        # 128 bits (mul_wide); each rounded tensor entry must be below 2**62 to be a key-switch
+        # source, which is proved here from the coefficient bounds before anything runs.
         top_a, bot_a = a[..., :m], a[..., m:]
         top_b, bot_b = b[..., :m], b[..., m:]
+        # the actual magnitudes (exact, and often far below the tracked coefficient bounds)
+        top_bound_a = backend.abs_max(left.data[..., :m])
+        bot_bound_a = backend.abs_max(left.data[..., m:])
+        top_bound_b = backend.abs_max(right.data[..., :m])
+        bot_bound_b = backend.abs_max(right.data[..., m:])
+        tensor_bound = _round_div_bound(
+            max(
+                top_bound_a * top_bound_b,
+                top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
+                bot_bound_a * bot_bound_b,
+            ),
+            divisor_total,
+        )
+        if tensor_bound >= LIMIT:
+            raise OverflowRiskError(
+                "the product's tensor entries could exceed 62 bits (values too large for this "
+                "parameter set); use smaller values, rescale first, or a parameter set with a "
+                "smaller w or scale."
+            )
         entries = [wide.sum_products_round_div([(top_a, top_b)], divisor_total)]
         cross_a = top_a[..., :, None]
         cross_b = top_b[..., :, None]
@@ -596,22 +748,55 @@ class IntegerVectorScheme(HEScheme):
         e_a = backend.broadcast_to(left.noise, batch)
         e_b = backend.broadcast_to(right.noise, batch)
         key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
-        value_bound = mu_a * mu_b * p.w / r + (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
-        noise = (
-            (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
-            + key_l1 / 2
-            + p.keyswitch_noise(key.source_columns)
-        ) * SAFETY
+        # |K t| = |w mu_a mu_b / r + (noise before the switch)|: the rounding of the tensor
+        # entries (key_l1 / 2) belongs to that noise, so it is part of the value bound too
+        before_switch = (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
+        value_bound = mu_a * mu_b * p.w / r + before_switch
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError(
                 "the product could exceed 62 bits (values too large for this parameter set); "
                 "use smaller values or a parameter set with a smaller w or scale."
             )
-        data = self._apply_switch(tensor, key)
+        data, l1, l2 = self._switch(tensor, key, tensor_bound)
+        noise = (before_switch + l1 * p.e_bound) * SAFETY
+        probable = self._product_probable(left, right, batch, mu_a, mu_b, 1.0, r, key_l1, l2)
         return left._new(
-            data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound
+            data,
+            noise,
+            scale=left.scale_int * right.scale_int // r,
+            coeff_bound=bound,
+            probable=probable,
         )
+
+    def _product_probable(
+        self,
+        left: Ciphertext,
+        right: Ciphertext,
+        batch: tuple[int, ...],
+        mu_a: Array,
+        mu_b: Array,
+        h_abs: float,
+        r: int,
+        key_l1: float,
+        l2: Array,
+    ) -> tuple[Array, Array]:
+        """The high-probability parts of a product's noise (``multiply`` and ``dot``).
+
+        ``mu_a e_b + mu_b e_a`` scales each factor's parts by the other's message bound (a
+        constant); ``e_a e_b / w`` is not sub-Gaussian and is bounded deterministically by the
+        worst-case bounds; the tensor rounding (``key_l1 / 2``) is deterministic; the switch
+        adds ``E c*`` (parameter ``e_bound |c*|_2``), linearly since E may already be in e_a.
+        """
+        p = self.params
+        backend = self.backend
+        det_a, sg_a = (backend.broadcast_to(v, batch) for v in left.probable_parts())
+        det_b, sg_b = (backend.broadcast_to(v, batch) for v in right.probable_parts())
+        w_a = backend.broadcast_to(left.noise, batch)
+        w_b = backend.broadcast_to(right.noise, batch)
+        det = (h_abs * (mu_a * det_b + mu_b * det_a + w_a * w_b / p.w) / r + key_l1 / 2) * SAFETY
+        sg = (h_abs * (mu_a * sg_b + mu_b * sg_a) / r + l2 * p.e_bound) * SAFETY
+        return det, sg
 
     def dot(
         self,
@@ -631,9 +816,19 @@ class IntegerVectorScheme(HEScheme):
             f"inner products of {m}-vectors with this H need a key; the key holder runs "
             f"scheme.add_dot_key(keys, {m}, H)",
         )
-        r = self._product_divisor(left.scale_int, right.scale_int) if divisor is None else divisor
+        r = self._checked_divisor(left, right, divisor)
         backend = self.backend
         batch = broadcast_batch(left.shape, right.shape, "combine")
+        # factors below 2**62 (invariant): products fit in 128 bits; the rounded entries are
+        # key-switch sources and must be below 2**62, proved before anything runs
+        tensor_bound = _round_div_bound(
+            backend.abs_max(left.data) * backend.abs_max(right.data), p.w * r
+        )
+        if tensor_bound >= LIMIT:
+            raise OverflowRiskError(
+                "the inner product's tensor entries could exceed 62 bits; use smaller values, "
+                "rescale first, or a parameter set with a smaller w or scale."
+            )
         a = backend.broadcast_to(left.data, (*batch, n))[..., :, None]
         b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
         tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
@@ -643,15 +838,22 @@ class IntegerVectorScheme(HEScheme):
         e_a = backend.broadcast_to(left.noise, batch)
         e_b = backend.broadcast_to(right.noise, batch)
         key_l1 = float(np.abs(h).sum()) * p.key_row_norm**2
-        cross = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r
-        noise = (cross + key_l1 / 2 + p.keyswitch_noise(key.source_columns)) * SAFETY
-        value_bound = h_abs * mu_a * mu_b * p.w / r + cross
+        # noise before the switch, rounding of the tensor entries included (see multiply)
+        before_switch = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
+        value_bound = h_abs * mu_a * mu_b * p.w / r + before_switch
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
-        data = self._apply_switch(tensor, key)
+        data, l1, l2 = self._switch(tensor, key, tensor_bound)
+        noise = (before_switch + l1 * p.e_bound) * SAFETY
+        probable = self._product_probable(left, right, batch, mu_a, mu_b, h_abs, r, key_l1, l2)
         return left._new(
-            data, noise, scale=left.scale_int * right.scale_int // r, coeff_bound=bound, dim=1
+            data,
+            noise,
+            scale=left.scale_int * right.scale_int // r,
+            coeff_bound=bound,
+            dim=1,
+            probable=probable,
         )
 
     def linear_transform(self, ciphertext: Ciphertext, matrix_g: npt.ArrayLike) -> Ciphertext:
@@ -672,17 +874,25 @@ class IntegerVectorScheme(HEScheme):
         bound = self._switch_bound(key, value + row_l1 * ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the transformed ciphertext could exceed 62 bits")
-        data = self._apply_switch(ciphertext.data, key)
-        noise = (ciphertext.noise * row_l1 + p.keyswitch_noise(key.source_columns)) * SAFETY
-        return ciphertext._new(data, noise, coeff_bound=bound, dim=g.shape[0])
+        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
+        noise = (ciphertext.noise * row_l1 + l1 * p.e_bound) * SAFETY
+        det, sg = ciphertext.probable_parts()
+        probable = (det * row_l1 * SAFETY, (sg * row_l1 + l2 * p.e_bound) * SAFETY)
+        return ciphertext._new(data, noise, coeff_bound=bound, dim=g.shape[0], probable=probable)
 
     def matmul_plain(
         self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool
     ) -> Ciphertext:
         """Matrix product over the batch axes with a plaintext matrix (encrypted @ P or P @ encrypted).
 
-        Integer P: exact integer combination. Real P: encoded at scale f, combined exactly in 128
-        bits, then rescaled by f. noise' = |P| @ e (/ f + (1 + k t)/2 when rescaled).
+        Integer P: exact integer combination. Real P: encoded at scale f, combined exactly, then
+        rescaled by f. noise' = |P| @ e (/ f + (1 + k t)/2 when rescaled).
+
+        Exactness: with ``L`` the largest row sum of |P| over the inner axis and ``C`` the
+        coefficient bound, every result is below ``C L`` before rescaling. If that is below 2**62
+        one int64 GEMM is exact; otherwise (rescaled results only) the product is formed in 128
+        bits from limb GEMMs each proved below 2**63 (``wide.wide_matmul_round_div``). Results
+        that could pass 2**62 after rescaling are refused before anything is computed.
         """
         if ciphertext.dim != 1:
             raise InputError("matrix products over the batch need scalar ciphertexts (dim 1)")
@@ -712,24 +922,39 @@ class IntegerVectorScheme(HEScheme):
             noise = ciphertext.noise
             left_matrix = encoded.T  # (J, K)
         inner = encoded.shape[1] if plain_on_left else encoded.shape[0]
-        pmax = int(np.abs(encoded).max()) if encoded.size else 0
+        abs_encoded = np.abs(encoded)
+        pmax = int(abs_encoded.max()) if encoded.size else 0
+        # the largest sum of |P| over the inner axis, as a Python int (exact)
+        row_l1 = int(abs_encoded.sum(axis=1 if plain_on_left else 0).max()) if encoded.size else 0
         left_b = backend.asarray(left_matrix, dtype="int64")
         abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
-        combined_bound = ciphertext.coeff_bound * pmax * inner
+        combined_bound = ciphertext.coeff_bound * row_l1
+        # refuse before computing anything that could leave the exact range
+        bound = ciphertext._bounded(
+            _round_div_bound(combined_bound, scale) + 1 if rescale else combined_bound
+        )
 
         def combine(flat: Array) -> Array:
             """left_b @ flat, rescaled when asked; 128-bit when the products could pass 2**62."""
-            if rescale and combined_bound >= LIMIT:
-                return wide_matmul_round_div(backend, left_b, flat, scale, pmax)
-            out = backend.matmul_int_wrap(left_b, flat)
+            if combined_bound >= LIMIT:  # only reachable when rescaling (refused otherwise)
+                return wide.wide_matmul_round_div(
+                    backend, left_b, flat, scale, pmax, ciphertext.coeff_bound
+                )
+            out = backend.matmul_int_wrap(left_b, flat)  # every result < 2**62: exact
             return _round_div_int(out, scale) if rescale else out
 
+        # the worst-case bound and both high-probability parts go through one float GEMM
+        probable = ciphertext.probable_parts() if ciphertext.tracks_probable_noise else ()
+        parts = [noise, *probable]
         if plain_on_left:
             # result[j, ...] = sum_K P[j, K] c[K, ...]
             flat = data.reshape(-1, inner).T  # (K, rest)
-            noise_flat = noise.reshape(inner, -1)
+            noise_flat = backend.concatenate(
+                [backend.broadcast_to(v, ciphertext.shape).reshape(inner, -1) for v in parts],
+                axis=1,
+            )
             out = combine(flat)
-            new_noise = backend.matmul_float(abs_left, noise_flat)
+            products = backend.matmul_float(abs_left, noise_flat)  # (J, parts * rest)
             out_shape = (encoded.shape[0], *ciphertext.shape[1:])
             out_data = backend.moveaxis(
                 out.T.reshape(
@@ -739,7 +964,10 @@ class IntegerVectorScheme(HEScheme):
                 0,
             )
             out_data = out_data.reshape(*out_shape, ciphertext.data.shape[-1])
-            new_noise = new_noise.reshape(out_shape)
+            rest = products.shape[1] // len(parts)
+            results = [
+                products[:, i * rest : (i + 1) * rest].reshape(out_shape) for i in range(len(parts))
+            ]
         else:
             # result[..., J] = sum_K c[..., K] P[K, J]
             moved = backend.moveaxis(data, -1, 0)  # (n, ..., K)
@@ -747,24 +975,35 @@ class IntegerVectorScheme(HEScheme):
             out = combine(flat)
             out_shape = (*ciphertext.shape[:-1], encoded.shape[1])
             out_data = backend.moveaxis(out.T.reshape(ciphertext.data.shape[-1], *out_shape), 0, -1)
-            noise_flat = noise.reshape(-1, inner)
-            new_noise = backend.matmul_float(
+            noise_flat = backend.concatenate(
+                [backend.broadcast_to(v, ciphertext.shape).reshape(-1, inner) for v in parts],
+                axis=0,
+            )
+            products = backend.matmul_float(
                 noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))
-            ).reshape(out_shape)
+            )  # (parts * rows, J)
+            rows = products.shape[0] // len(parts)
+            results = [
+                products[i * rows : (i + 1) * rows].reshape(out_shape) for i in range(len(parts))
+            ]
+        margin = float_margin(inner)  # float GEMM sums of `inner` terms may round down
         if not rescale:
-            if combined_bound >= LIMIT:
-                raise OverflowRiskError("the integer matrix product could exceed 62 bits")
-            bound = combined_bound
             new_scale = ciphertext.scale_int * scale
+            results = [v * margin for v in results]
         else:
-            new_noise = new_noise / scale + self._rounding_noise()
-            bound = combined_bound // scale + 1
+            # the rounding is deterministic: it joins the worst-case bound and noise_det
+            rounding = self._rounding_noise()
+            results = [
+                (v * margin / scale + (rounding if i < 2 else 0.0)) * SAFETY
+                for i, v in enumerate(results)
+            ]
             new_scale = ciphertext.scale_int
         return ciphertext._new(
             out_data + 0,
-            new_noise * SAFETY,
+            results[0],
             scale=new_scale,
-            coeff_bound=ciphertext._bounded(bound),
+            coeff_bound=bound,
+            probable=(results[1], results[2]) if len(results) == 3 else None,
         )
 
     def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
@@ -783,14 +1022,43 @@ class IntegerVectorScheme(HEScheme):
             raise InputError("@ of two encrypted tensors supports 1-D and 2-D operands")
         return (left[:, :, None] * right[None, :, :]).sum(axis=1)
 
+    def polyval_shift(self, ciphertext: Ciphertext, degree: int) -> int:
+        """k >= 0 such that the powers of ``x / 2**k`` up to ``degree`` stay in the exact range.
+
+        The powers of a fixed-point x are products at the scale f, so ``|x|**d f w`` must stay
+        below 2**62 (|x| <= 5 for a cube with the default set). For larger |x| (a standardised
+        feature of 12 times a weight), ``polyval`` forms the powers of ``y = x / 2**k`` and
+        multiplies each by ``c_d 2**(d k)``: the same polynomial, rescaled earlier, with every
+        intermediate in range. 0 (the plain power tree) whenever that already fits.
+        """
+        p = self.params
+        if degree < 2 or ciphertext.scale_int != p.scale or not ciphertext.size:
+            return 0
+        largest = float(self.backend.to_numpy(ciphertext._message_bound()).max())
+        x_bound = largest / ciphertext.scale_int
+        # |y|**d below 2**59 / (w f): 8x headroom for the noise and the rounding of each product
+        limit = 2.0 ** (INT_BITS - 3) / (p.w * p.scale)
+        shift = 0
+        while shift < 30 and max((x_bound / 2**shift) ** degree, 1.0) > limit:
+            shift += 1
+        return shift
+
     def polyval(self, ciphertext: Ciphertext, coefficients: Sequence[float]) -> Ciphertext:
-        """sum_i c_i x**i with powers from a balanced product tree (depth ceil(log2(degree)))."""
+        """sum_i c_i x**i with powers from a balanced product tree (depth ceil(log2(degree))).
+
+        Where the powers of x could leave the exact range, the tree is built on x / 2**k
+        (``polyval_shift``) and the coefficients scaled by 2**(d k) to match.
+        """
         coeffs = [float(c) for c in coefficients]
         if not coeffs:
             raise InputError("polyval needs at least one coefficient")
         while len(coeffs) > 1 and coeffs[-1] == 0.0:
             coeffs.pop()
-        powers: dict[int, Ciphertext] = {1: ciphertext}
+        shift = self.polyval_shift(ciphertext, len(coeffs) - 1)
+        base = ciphertext
+        if shift:
+            base = self.multiply_plain(ciphertext, 2.0**-shift, encode_scale=self.fine_scale)
+        powers: dict[int, Ciphertext] = {1: base}
         for degree in range(2, len(coeffs)):
             if coeffs[degree] == 0.0 and all(c == 0.0 for c in coeffs[degree + 1 :]):
                 break
@@ -806,7 +1074,14 @@ class IntegerVectorScheme(HEScheme):
         for degree in range(1, len(coeffs)):
             if coeffs[degree] == 0.0:
                 continue
-            term = self.multiply_plain(powers[degree], coeffs[degree], encode_scale=self.fine_scale)
+            if degree == 1:  # x itself, not x / 2**k: no precision lost on the linear term
+                term = self.multiply_plain(ciphertext, coeffs[1], encode_scale=self.fine_scale)
+            else:
+                term = self.multiply_plain(
+                    powers[degree],
+                    coeffs[degree] * 2.0 ** (degree * shift),
+                    encode_scale=self.fine_scale,
+                )
             result = term if result is None else result + term
         if result is None:
             result = self.multiply_plain(ciphertext, 0.0)
@@ -819,6 +1094,11 @@ def _all_integral(array: npt.NDArray[Any]) -> bool:
         return True
     values = np.asarray(array, dtype=np.float64)
     return bool(np.isfinite(values).all() and np.array_equal(values, np.rint(values)))
+
+
+def _round_div_bound(magnitude: int, divisor: int) -> int:
+    """A bound on |round(v / divisor)| for |v| <= magnitude (halves away from zero)."""
+    return (magnitude + divisor // 2) // divisor
 
 
 def _round_div_int(values: Array, divisor: int) -> Array:

@@ -1,0 +1,199 @@
+"""The exact 128-bit helpers of the integer-vector scheme (wide.py) against Python integers.
+
+Every helper is checked at the edges its proof relies on: operands at their bounds (both signs),
+inner dimensions from 1 to thousands, divisors with large odd parts, and results at the edge of
+63 bits, where it must either be exact or raise OverflowRiskError, never wrap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hennframework.exceptions import OverflowRiskError
+from hennframework.registry import get_backend
+from hennframework.schemes.integer_vector import wide
+
+BOUND62 = (1 << 62) - 1
+
+
+def round_half_away(value: int, divisor: int) -> int:
+    magnitude = (abs(value) + divisor // 2) // divisor
+    return magnitude if value >= 0 else -magnitude
+
+
+def to_wide(values: list[int]) -> wide.Wide:
+    """Python ints in (-2**127, 2**127) as a (hi, lo) pair of arrays."""
+    hi = np.array([v >> 64 for v in values], dtype=np.int64)
+    lo = np.array([v & ((1 << 64) - 1) for v in values], dtype=np.uint64)
+    return hi, lo
+
+
+def from_wide(value: wide.Wide) -> list[int]:
+    hi, lo = value
+    return [(int(h) << 64) + int(low) for h, low in zip(hi.tolist(), lo.tolist(), strict=True)]
+
+
+def edge_values(bound: int) -> st.SearchStrategy[int]:
+    """Integers in [-bound, bound], often exactly at the bound, 0 or +-1."""
+    edges = [v for v in (bound, -bound, 0, 1, -1, bound // 2, -(bound // 2)) if abs(v) <= bound]
+    return st.one_of(st.sampled_from(edges), st.integers(-bound, bound))
+
+
+# -- products and sums ---------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(a=st.lists(edge_values(BOUND62), min_size=1, max_size=6), data=st.data())
+def test_mul_wide_is_exact_at_the_bounds(a: list[int], data: st.DataObject) -> None:
+    b = data.draw(st.lists(edge_values(BOUND62), min_size=len(a), max_size=len(a)))
+    got = from_wide(wide.mul_wide(np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)))
+    assert got == [x * y for x, y in zip(a, b, strict=True)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.integers(-(2**126), 2**126),
+    divisor=st.one_of(
+        st.sampled_from([1, 2, 3, 1000, 2**12, 2**40 * 2**12, 2**25 * 1000, 3 * 2**30 * 1000]),
+        st.integers(1, 2**32 - 1),
+        st.integers(0, 94).map(lambda s: (2**32 - 1) << s),
+    ),
+)
+def test_round_div_wide_is_exact_or_refuses(value: int, divisor: int) -> None:
+    want = round_half_away(value, divisor)
+    if abs(want) >= 2**63:
+        with pytest.raises(OverflowRiskError):
+            wide.round_div_wide(to_wide([value]), divisor)
+    else:
+        assert wide.round_div_wide(to_wide([value]), divisor).tolist() == [want]
+
+
+def test_round_div_wide_refuses_divisors_it_cannot_handle() -> None:
+    with pytest.raises(OverflowRiskError, match="odd part"):
+        wide.round_div_wide(to_wide([5]), (1 << 32) + 1)
+    with pytest.raises(OverflowRiskError, match="too large"):
+        wide.round_div_wide(to_wide([5]), 1 << 127)
+
+
+def test_sum_products_round_div_refuses_too_many_products() -> None:
+    """Eight products of 2**124 could pass 2**127: the helper refuses instead of wrapping."""
+    top = np.array([BOUND62], dtype=np.int64)
+    pairs = [(top, top)] * 7
+    want = round_half_away(7 * BOUND62 * BOUND62, 2**64)
+    assert wide.sum_products_round_div(pairs, 2**64).tolist() == [want]
+    with pytest.raises(OverflowRiskError, match="1 to 7 products"):
+        wide.sum_products_round_div([(top, top)] * 8, 2**64)
+
+
+# -- limb plans ------------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    inner=st.one_of(st.integers(1, 4096), st.integers(1, 2**40)),
+    left_bound=st.one_of(st.integers(0, 2**53), st.integers(0, BOUND62)),
+    right_bound=st.one_of(st.integers(0, 2**45), st.integers(0, BOUND62)),
+)
+def test_plan_matmul_proves_every_gemm_and_the_sum(
+    inner: int, left_bound: int, right_bound: int
+) -> None:
+    """Every limb GEMM is below 2**63 and the shifted sum below 2**127, or the plan refuses."""
+    try:
+        left, right = wide.plan_matmul(inner, left_bound, right_bound)
+    except OverflowRiskError:
+        assert inner * left_bound * right_bound >= 2**123  # the shifted sum is < 9 K L R
+        return
+    for lb in left.bounds:
+        for rb in right.bounds:
+            assert inner * lb * rb < 2**63
+    total = inner * sum(
+        lb * rb << (ls + rs)
+        for lb, ls in zip(left.bounds, left.shifts, strict=True)
+        for rb, rs in zip(right.bounds, right.shifts, strict=True)
+    )
+    assert total < 2**127
+    if inner * left_bound * right_bound < 2**63:
+        assert left.count * right.count == 1  # the plain int64 product when it is already safe
+
+
+@settings(max_examples=100, deadline=None)
+@given(bound=st.integers(0, 2**63 - 1), width=st.integers(1, 63), data=st.data())
+def test_limb_split_reconstructs_and_respects_its_bounds(
+    bound: int, width: int, data: st.DataObject
+) -> None:
+    split = wide.LimbSplit.of(bound, width)
+    values = data.draw(st.lists(edge_values(bound), min_size=1, max_size=8))
+    limbs = split.split(np.array(values, dtype=np.int64))
+    for limb, limb_bound in zip(limbs, split.bounds, strict=True):
+        assert int(np.abs(limb).max()) <= limb_bound
+    rebuilt = [
+        sum(int(limb[i]) << shift for limb, shift in zip(limbs, split.shifts, strict=True))
+        for i in range(len(values))
+    ]
+    assert rebuilt == values
+
+
+# -- plaintext matrix times ciphertext coefficients -----------------------------------------------
+def python_matmul_round_div(left: Any, right: Any, divisor: int) -> list[list[int]]:
+    exact = left.astype(object) @ right.astype(object)
+    return [[round_half_away(int(v), divisor) for v in row] for row in exact]
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "xp"])
+@settings(max_examples=40, deadline=None)
+@given(
+    inner=st.one_of(st.integers(1, 12), st.sampled_from([100, 257, 1000, 2048])),
+    left_bits=st.integers(0, 53),
+    right_bits=st.integers(0, 62),
+    divisor=st.sampled_from([1, 1000, 2**12, 2**24, 3 * 1000]),
+    extreme=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_wide_matmul_round_div_matches_python(
+    backend_name: str,
+    inner: int,
+    left_bits: int,
+    right_bits: int,
+    divisor: int,
+    extreme: bool,
+    seed: int,
+) -> None:
+    """Exact, or refused when the rounded result cannot fit in 63 bits: never wrapped."""
+    backend = _backend(backend_name)
+    rng = np.random.default_rng(seed)
+    left_bound, right_bound = (1 << left_bits) - 1, (1 << right_bits) - 1
+    shape_l, shape_r = (2, inner), (inner, 3)
+    if extreme:  # every entry at +-bound: the largest sums the proof allows
+        left = rng.choice([-left_bound, left_bound], shape_l).astype(np.int64)
+        right = rng.choice([-right_bound, right_bound], shape_r).astype(np.int64)
+    else:
+        left = rng.integers(-left_bound, left_bound, shape_l, endpoint=True, dtype=np.int64)
+        right = rng.integers(-right_bound, right_bound, shape_r, endpoint=True, dtype=np.int64)
+    want = python_matmul_round_div(left, right, divisor)
+    args = (backend, backend.asarray(left), backend.asarray(right), divisor)
+    if max(abs(v) for row in want for v in row) >= 2**63:
+        with pytest.raises(OverflowRiskError):
+            wide.wide_matmul_round_div(*args, left_bound, right_bound)
+        return
+    got = wide.wide_matmul_round_div(*args, left_bound, right_bound)
+    assert np.asarray(backend.to_numpy(got)).tolist() == want
+
+
+def test_wide_matmul_the_reported_overflow() -> None:
+    """1 x 8 plaintext 2**30 (262144.0 at scale 2**12) times 8 coefficients near 2**40 + 2**31:
+    the limb product that used to wrap in int64 (|P| * 2**31 * 8 >= 2**63) is now exact."""
+    backend = get_backend("numpy")
+    left = np.full((1, 8), 2**30, dtype=np.int64)
+    right = np.array([[2**40 + 2**31 - 1 - i, -(2**31) + i] for i in range(8)], dtype=np.int64)
+    want = python_matmul_round_div(left, right, 2**12)
+    got = wide.wide_matmul_round_div(backend, left, right, 2**12, 2**30, 2**40 + 2**31)
+    assert got.tolist() == want
+
+
+def _backend(name: str) -> Any:
+    if name == "xp":
+        from hennframework_backends._xp_backend import XpBackend
+
+        return XpBackend()
+    return get_backend(name)
