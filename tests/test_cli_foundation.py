@@ -359,3 +359,12 @@ def test_missing_command_modules_are_skipped_silently() -> None:
 def test_module_without_register_is_reported() -> None:
     _, problems = cli.build_parser(["hennframework.cli.common"])
     assert [problem.module for problem in problems] == ["hennframework.cli.common"]
+
+
+def test_subcommand_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "info", "--json=yes")
+    assert code == 2 and out == ""
+    assert err == (
+        "henn info: error: argument --json: ignored explicit argument 'yes' "
+        "(`henn info --help` lists the options)\n"
+    )

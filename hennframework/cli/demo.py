@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hennframework.cli import common
+from hennframework.cli import common, data_options
 
 __all__ = ["register"]
 
@@ -22,35 +22,41 @@ def register(subparsers: Any) -> None:
         "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
     )
     xor.add_argument(
-        "--learning-rate",
         "--lr",
-        type=float,
+        "--learning-rate",
+        dest="learning_rate",
+        metavar="RATE",
+        type=common.learning_rate,
         default=None,
-        help="SGD learning rate (the seed's 0.015; 0.5 with --scheme ckks, see docs/model.md)",
+        help=f"SGD learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (the seed's 0.015; 0.5 "
+        "with --scheme ckks, see docs/model.md)",
     )
     xor.add_argument(
         "--iterations",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="training iterations, 4 rows each (3000; 300 with --scheme ckks)",
     )
-    xor.add_argument("--hidden", type=int, default=4, help="hidden units (4)")
+    xor.add_argument("--hidden", type=common.layer_size, default=4, help="hidden units (4)")
     xor.add_argument(
         "--seed",
-        type=int,
+        type=common.integer(-1),
         default=0,
         help="seed for initial weights and, for reproducibility only, keys (0); -1: fresh CSPRNG keys",
     )
     xor.add_argument(
         "--init-scale",
-        type=float,
+        type=common.init_scale,
         default=4.0,
-        help="initial weights uniform on ±scale/sqrt(fan-in) (4)",
+        help=f"initial weights uniform on ±scale/sqrt(fan-in), > 0 and <= "
+        f"{common.MAX_INIT_SCALE:g} (4)",
     )
     xor.add_argument(
         "--activation",
+        type=common.plain_activation,
         default="taylor3",
-        help="sigmoid approximation: taylor3, taylor5, taylor7, lsq3, lsq5 (taylor3)",
+        help="sigmoid approximation: taylor3, taylor5, taylor7, lsq3, lsq5, or exact with --plain "
+        "(taylor3)",
     )
     xor.add_argument(
         "--plain", action="store_true", help="train the same network unencrypted, for comparison"
@@ -62,48 +68,72 @@ def register(subparsers: Any) -> None:
     xor.set_defaults(func=run_xor)
 
     sentiment = demos.add_parser(
-        "sentiment", help="train the seed's sentiment network on movie reviews"
+        "sentiment",
+        help="train Trask's sentiment network on movie reviews (shipped data, or --data FILE)",
     )
-    sentiment.add_argument(
+    sentiment_data = sentiment.add_argument_group("data")
+    sentiment_data.add_argument(
         "--data",
-        required=True,
-        metavar="PATH",
-        help="reviews: rt-polarity folder, reviews+labels files (PATH[,LABELS]), or aclImdb root",
-    )
-    sentiment.add_argument("--format", default="auto", help="auto, polarity, pair, aclimdb (auto)")
-    sentiment.add_argument(
-        "--encoding",
         default=None,
-        help="text encoding (default: UTF-8, falling back to Windows-1252)",
+        metavar="PATH",
+        help="labelled reviews: a text<TAB>label or text,label file, an rt-polarity folder, "
+        "REVIEWS,LABELS files, or an aclImdb folder (default: the sentence polarity dataset "
+        "v1.0 of Pang and Lee, ACL 2005, shipped with hennframework)",
+    )
+    data_options.add_text_options(sentiment_data)
+    sentiment_data.add_argument(
+        "--test-size",
+        type=data_options.holdout_size,
+        default=None,
+        metavar="N",
+        help="held-out reviews at the end: a count, or a fraction such as 0.2 (default: 20 %%, "
+        "at most 1000)",
     )
     sentiment.add_argument("--params", metavar="NAME", help="parameter set of the scheme")
-    sentiment.add_argument("--epochs", type=int, default=1, help="epochs (1)")
+    sentiment.add_argument("--epochs", type=common.positive_int, default=1, help="epochs (1)")
     sentiment.add_argument(
-        "--learning-rate", "--lr", type=float, default=0.1, help="learning rate (0.1)"
+        "--lr",
+        "--learning-rate",
+        dest="learning_rate",
+        metavar="RATE",
+        type=common.learning_rate,
+        default=0.1,
+        help=f"learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (0.1)",
     )
     sentiment.add_argument(
         "--batch-size",
-        type=int,
+        type=common.positive_int,
         default=32,
-        help="reviews per SGD step (32: amortises per-operation cost; 1 is the seed's)",
+        help="reviews per SGD step (32: amortises per-operation cost; 1 is the original per-review SGD)",
     )
-    sentiment.add_argument("--hidden", type=int, default=8, help="hidden units (8)")
+    sentiment.add_argument("--hidden", type=common.layer_size, default=8, help="hidden units (8)")
     sentiment.add_argument(
-        "--min-count", type=int, default=10, help="vocabulary: minimum word count (10)"
-    )
-    sentiment.add_argument(
-        "--polarity-cutoff", type=float, default=0.1, help="vocabulary: polarity cutoff (0.1)"
-    )
-    sentiment.add_argument(
-        "--test-size", type=int, default=1000, help="held-out reviews at the end (1000)"
+        "--min-count",
+        type=common.non_negative_int,
+        default=10,
+        help="vocabulary: minimum word count (10)",
     )
     sentiment.add_argument(
-        "--limit", type=int, default=None, help="use only the first N reviews (after interleaving)"
+        "--polarity-cutoff",
+        type=common.non_negative_number,
+        default=0.1,
+        help="vocabulary: polarity cutoff (0.1)",
     )
-    sentiment.add_argument("--activation", default="lsq3", help="sigmoid approximation (lsq3)")
+    sentiment.add_argument(
+        "--limit",
+        type=common.positive_int,
+        default=None,
+        help="use only the first N reviews (after interleaving)",
+    )
+    sentiment.add_argument(
+        "--activation",
+        type=common.plain_activation,
+        default="lsq3",
+        help="sigmoid approximation (lsq3)",
+    )
     sentiment.add_argument(
         "--seed",
-        type=int,
+        type=common.non_negative_int,
         default=0,
         help="seed for initial weights and keys (reproducibility only)",
     )
@@ -118,10 +148,21 @@ def register(subparsers: Any) -> None:
     sentiment.set_defaults(func=run_sentiment)
 
 
+def _exact_needs_plain(args: argparse.Namespace) -> None:
+    """The exact sigmoid cannot run on ciphertexts: say so before any key is made."""
+    if args.activation == "exact" and not args.plain:
+        common.usage_error(
+            f"henn demo {args.demo}",
+            "--activation exact trains only unencrypted: add --plain, or choose a polynomial "
+            "approximation such as --activation lsq3.",
+        )
+
+
 def run_xor(args: argparse.Namespace) -> int:
     from hennframework.demos.xor import XorSettings, format_summary
     from hennframework.demos.xor import run_xor as train
 
+    _exact_needs_plain(args)
     settings = XorSettings(
         iterations=args.iterations,
         learning_rate=args.learning_rate,
@@ -143,13 +184,14 @@ def run_xor(args: argparse.Namespace) -> int:
 
 
 def run_sentiment(args: argparse.Namespace) -> int:
+    from hennframework.data.naming import command_line_names
     from hennframework.demos.sentiment import SentimentSettings, format_summary
     from hennframework.demos.sentiment import run_sentiment as train
 
+    _exact_needs_plain(args)
     settings = SentimentSettings(
         data=args.data,
-        data_format=args.format,
-        encoding=args.encoding,
+        **data_options.text_settings(args),
         params=args.params,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
@@ -166,7 +208,8 @@ def run_sentiment(args: argparse.Namespace) -> int:
         scheme=common.choice(args, "scheme").value,
         backend=common.choice(args, "backend").value,
     )
-    summary = train(settings, show_progress=not (args.json or args.no_progress))
+    with command_line_names():  # data errors name --skip-empty, not skip_empty=True
+        summary = train(settings, show_progress=not (args.json or args.no_progress))
     if args.json:
         common.print_json(summary)
     else:

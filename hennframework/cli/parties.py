@@ -19,12 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hennframework.cli import common
+from hennframework.cli import common, data_options
 
 __all__ = ["EXIT_NEEDS_REFRESH", "register"]
 
 #: ``henn train`` stopped before the planned steps because the model needs an owner refresh.
 EXIT_NEEDS_REFRESH = 3
+
+#: Largest ``keygen --max-dim``: the key's T has one row per dimension; the models here encrypt
+#: scalars and short vectors, so a longer key is a typo that would only cost memory and time.
+MAX_KEY_DIM = 1 << 20
 
 
 # ------------------------------------------------------------------------------------------
@@ -44,21 +48,25 @@ def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> Non
         "--data",
         required=required,
         metavar="PATH",
-        help="'xor' (built-in rows), a CSV file (last column = target) for MLPs, or a "
-        "reviews dataset (rt-polarity folder, reviews,labels pair, aclImdb) for sentiment",
+        help="'xor' (built-in rows), a CSV file (last column = target) for MLPs, or labelled "
+        "reviews for sentiment (a text<TAB>label or text,label file, an rt-polarity folder, "
+        "REVIEWS,LABELS files, aclImdb)",
+    )
+    data_options.add_text_options(group, applies_to="reviews")
+    group.add_argument(
+        "--skip",
+        type=common.non_negative_int,
+        default=0,
+        help="reviews: skip the first N (after interleaving pos/neg)",
     )
     group.add_argument(
-        "--format", default="auto", help="reviews layout: auto, polarity, pair, aclimdb (auto)"
+        "--limit", type=common.positive_int, default=None, help="reviews: use at most N"
     )
     group.add_argument(
-        "--encoding", default=None, help="reviews text encoding (default: UTF-8, else Windows-1252)"
-    )
-    group.add_argument(
-        "--skip", type=int, default=0, help="reviews: skip the first N (after interleaving pos/neg)"
-    )
-    group.add_argument("--limit", type=int, default=None, help="reviews: use at most N")
-    group.add_argument(
-        "--target-columns", type=int, default=1, help="CSV: how many last columns are targets (1)"
+        "--target-columns",
+        type=common.positive_int,
+        default=1,
+        help="CSV: how many last columns are targets (1)",
     )
 
 
@@ -67,8 +75,7 @@ def _data(args: argparse.Namespace) -> Any:
 
     return DataOptions(
         args.data,
-        data_format=args.format,
-        encoding=args.encoding,
+        **data_options.text_settings(args),
         skip=args.skip,
         limit=args.limit,
         target_columns=args.target_columns,
@@ -77,6 +84,22 @@ def _data(args: argparse.Namespace) -> Any:
 
 def _backend(args: argparse.Namespace) -> str | None:
     return getattr(args, "backend", None)
+
+
+def _prog(args: argparse.Namespace) -> str:
+    return f"henn {args.command}"
+
+
+def _refuse_overwrite(
+    args: argparse.Namespace,
+    option: str,
+    path: str | None,
+    inputs: tuple[tuple[str, str | None], ...] = (),
+) -> None:
+    """Stop before any work unless ``path`` is new or ``--force`` was given (see common)."""
+    common.refuse_overwrite(
+        _prog(args), option, path, force=bool(getattr(args, "force", False)), inputs=inputs
+    )
 
 
 def _bar(args: argparse.Namespace, total: int, description: str) -> Any:
@@ -106,7 +129,9 @@ def _quiet_warnings(
     """Show each warning once as ``henn: warning: ...`` (the insecure-parameters notice included)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        with warnings.catch_warnings(record=True) as caught:
+        from hennframework.data.naming import command_line_names
+
+        with warnings.catch_warnings(record=True) as caught, command_line_names():
             warnings.simplefilter("always")
             try:
                 return run(args)
@@ -132,20 +157,24 @@ def register(subparsers: Any) -> None:
         "keygen", help="owner: make a key pair (DIR/secret.henn 0600, DIR/public.henn)"
     )
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for secret.henn and public.henn"
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=common.directory,
+        help="folder for secret.henn and public.henn (created if missing)",
     )
     p.add_argument(
         "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=common.non_negative_int,
         default=None,
         help="reproducible keys FOR TESTS ONLY (whoever knows the seed knows the secret key)",
     )
     p.add_argument(
         "--max-dim",
-        type=int,
+        type=common.integer(1, MAX_KEY_DIM),
         default=None,
         help="integer-vector: largest vector length of the key (1)",
     )
@@ -156,46 +185,93 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "encrypt-model", help="encrypt a new or plain model under a public key"
     )
-    p.add_argument("--public", required=True, metavar="FILE", help="public key file (public.henn)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--arch", help="xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1)")
-    source.add_argument(
-        "--from", dest="from_plain", metavar="FILE", help="a plain model file (henn decrypt --out)"
-    )
-    p.add_argument("--out", required=True, metavar="FILE", help="encrypted model file to write")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (0)")
     p.add_argument(
-        "--activation", default=None, help="sigmoid polynomial (xor/mlp: taylor3, sentiment: lsq3)"
+        "--public",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="public key file (public.henn)",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--arch",
+        type=common.architecture,
+        help="xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1); at most one weight per KiB of memory",
+    )
+    source.add_argument(
+        "--from",
+        dest="from_plain",
+        metavar="FILE",
+        type=common.input_file,
+        help="a plain model file (henn decrypt --out)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        type=common.output_file,
+        help="encrypted model file to write",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
+    )
+    p.add_argument(
+        "--seed",
+        type=common.non_negative_int,
+        default=None,
+        help="seed of the initial weights, for reproducible experiments only: everyone who has "
+        "the seed can reproduce the starting weights (default: fresh weights from the operating "
+        "system's CSPRNG)",
+    )
+    p.add_argument(
+        "--activation",
+        type=common.activation,
+        default=None,
+        help="sigmoid polynomial (xor/mlp: taylor3, sentiment: lsq3)",
     )
     p.add_argument(
         "--init-scale",
-        type=float,
+        type=common.init_scale,
         default=None,
-        help="initial weights uniform on ±scale/sqrt(fan-in)",
+        help=f"initial weights uniform on ±scale/sqrt(fan-in) (> 0, <= {common.MAX_INIT_SCALE:g})",
     )
-    p.add_argument("--hidden", type=int, default=8, help="sentiment: hidden units (8)")
+    p.add_argument(
+        "--hidden", type=common.layer_size, default=8, help="sentiment: hidden units (8)"
+    )
     vocab = p.add_argument_group("sentiment vocabulary")
-    vocab.add_argument("--vocabulary", metavar="FILE", help="vocabulary JSON (Vocabulary.to_json)")
+    vocab.add_argument(
+        "--vocabulary",
+        metavar="FILE",
+        type=common.input_file,
+        help="vocabulary JSON (Vocabulary.to_json)",
+    )
     vocab.add_argument(
         "--vocabulary-from", metavar="DATA", help="build the vocabulary from these reviews"
     )
     vocab.add_argument(
-        "--min-count", type=int, default=10, help="vocabulary: minimum word count (10)"
+        "--min-count",
+        type=common.non_negative_int,
+        default=10,
+        help="vocabulary: minimum word count (10)",
     )
     vocab.add_argument(
-        "--polarity-cutoff", type=float, default=0.1, help="vocabulary: polarity cutoff (0.1)"
+        "--polarity-cutoff",
+        type=common.non_negative_number,
+        default=0.1,
+        help="vocabulary: polarity cutoff (0.1)",
+    )
+    data_options.add_text_options(vocab, applies_to="--vocabulary-from")
+    vocab.add_argument(
+        "--skip",
+        type=common.non_negative_int,
+        default=0,
+        help="--vocabulary-from: skip the first N reviews",
     )
     vocab.add_argument(
-        "--format", default="auto", help="reviews layout for --vocabulary-from (auto)"
-    )
-    vocab.add_argument(
-        "--encoding", default=None, help="reviews text encoding for --vocabulary-from"
-    )
-    vocab.add_argument(
-        "--skip", type=int, default=0, help="--vocabulary-from: skip the first N reviews"
-    )
-    vocab.add_argument(
-        "--limit", type=int, default=None, help="--vocabulary-from: use at most N reviews"
+        "--limit",
+        type=common.positive_int,
+        default=None,
+        help="--vocabulary-from: use at most N reviews",
     )
     _output_options(p)
     p.set_defaults(func=_quiet_warnings(run_encrypt_model))
@@ -203,45 +279,80 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="party: train an encrypted model on your data (public files only)"
     )
-    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model file")
-    p.add_argument("--public", metavar="FILE", help="public key the model is encrypted under")
-    p.add_argument("--out", required=True, metavar="FILE", help="trained model file to write")
-    p.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="encrypted model file",
+    )
+    p.add_argument(
+        "--public",
+        metavar="FILE",
+        type=common.input_file,
+        help="public key the model is encrypted under",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        type=common.output_file,
+        help="trained model file to write",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out (or --history-out) if it exists, even when it is the --model file",
+    )
+    p.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the data (1)")
     p.add_argument(
         "--lr",
         "--learning-rate",
         dest="learning_rate",
-        type=float,
+        metavar="RATE",
+        type=common.learning_rate,
         default=0.1,
-        help="learning rate (0.1)",
+        help=f"learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (0.1)",
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="rows per SGD step (default: all rows for CSV/xor, 32 reviews for sentiment)",
     )
     p.add_argument(
         "--exchange",
         metavar="DIR",
+        type=common.directory,
         help="refresh exchange folder shared with the owner (`henn serve-refresh`); without it "
         "training stops cleanly when the model needs an owner refresh (exit status 3)",
     )
     p.add_argument(
         "--refresh-timeout",
-        type=float,
+        type=common.seconds,
         default=600.0,
         help="seconds to wait for the owner's refresh (600)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the unfinished run saved in the model"
     )
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     p.add_argument(
-        "--log-every", type=int, default=1, help="keep the encrypted loss of every N-th step (1)"
+        "--max-steps",
+        type=common.positive_int,
+        default=None,
+        help="stop after this many steps (default: no limit)",
     )
     p.add_argument(
-        "--history-out", metavar="FILE", help="also write the training history to its own file"
+        "--log-every",
+        type=common.positive_int,
+        default=1,
+        help="keep the encrypted loss of every N-th step (1)",
+    )
+    p.add_argument(
+        "--history-out",
+        metavar="FILE",
+        type=common.output_file,
+        help="also write the training history to its own file",
     )
     _data_options(p)
     _output_options(p, progress=True)
@@ -254,11 +365,23 @@ def register(subparsers: Any) -> None:
         "--model",
         required=True,
         metavar="FILE",
+        type=common.input_file,
         help="model file (encrypted, or plain for the owner)",
     )
-    p.add_argument("--public", metavar="FILE", help="public key the model is encrypted under")
     p.add_argument(
-        "--out", metavar="FILE", help="predictions file to write (required for encrypted models)"
+        "--public",
+        metavar="FILE",
+        type=common.input_file,
+        help="public key the model is encrypted under",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=common.output_file,
+        help="predictions file to write (required for encrypted models)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
     )
     _data_options(p)
     _output_options(p)
@@ -267,21 +390,40 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "decrypt", help="owner: decrypt a model, predictions or a training history"
     )
-    p.add_argument("--secret", required=True, metavar="FILE", help="secret key file (secret.henn)")
+    p.add_argument(
+        "--secret",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="secret key file (secret.henn)",
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--model",
         metavar="FILE",
+        type=common.input_file,
         help="encrypted model: print a summary, --out writes the plain model",
     )
     what.add_argument(
-        "--predictions", metavar="FILE", help="encrypted predictions: print the values"
+        "--predictions",
+        metavar="FILE",
+        type=common.input_file,
+        help="encrypted predictions: print the values",
     )
     what.add_argument(
-        "--history", metavar="FILE", help="model or history file: print the decrypted losses"
+        "--history",
+        metavar="FILE",
+        type=common.input_file,
+        help="model or history file: print the decrypted losses",
     )
     p.add_argument(
-        "--out", metavar="FILE", help="with --model: write the plain model here (mode 0600)"
+        "--out",
+        metavar="FILE",
+        type=common.output_file,
+        help="with --model: write the plain model here (mode 0600)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
     )
     _output_options(p)
     p.set_defaults(func=_quiet_warnings(run_decrypt))
@@ -290,13 +432,30 @@ def register(subparsers: Any) -> None:
         "make-switch-key", help="owner: key-switching material from key A to key B"
     )
     p.add_argument(
-        "--from", dest="source", required=True, metavar="FILE", help="secret key A (secret.henn)"
+        "--from",
+        dest="source",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="secret key A (secret.henn)",
     )
     p.add_argument(
-        "--to", dest="target", required=True, metavar="FILE", help="secret key B (secret.henn)"
+        "--to",
+        dest="target",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="secret key B (secret.henn)",
     )
     p.add_argument(
-        "--out", required=True, metavar="FILE", help="switching key file to write (public material)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        type=common.output_file,
+        help="switching key file to write (public material)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
     )
     _output_options(p)
     p.set_defaults(func=_quiet_warnings(run_make_switch_key))
@@ -304,14 +463,30 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "switch-key", help="move an encrypted model to another key without decrypting it"
     )
-    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model under key A")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE",
+        type=common.input_file,
+        help="encrypted model under key A",
+    )
     p.add_argument(
         "--switch-key",
         required=True,
         metavar="FILE",
+        type=common.input_file,
         help="switching key A -> B (henn make-switch-key)",
     )
-    p.add_argument("--out", required=True, metavar="FILE", help="model under key B to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        type=common.output_file,
+        help="model under key B to write",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
+    )
     p.add_argument(
         "--keep-history",
         action="store_true",
@@ -324,11 +499,29 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "refresh", help="owner: re-encrypt a model's weights (full noise budget)"
     )
-    p.add_argument("--secret", required=True, metavar="FILE", help="secret key file")
-    p.add_argument("--model", required=True, metavar="FILE", help="encrypted model")
-    p.add_argument("--out", required=True, metavar="FILE", help="refreshed model to write")
     p.add_argument(
-        "--public", metavar="FILE", help="re-encrypt with this public key (default: the secret key)"
+        "--secret", required=True, metavar="FILE", type=common.input_file, help="secret key file"
+    )
+    p.add_argument(
+        "--model", required=True, metavar="FILE", type=common.input_file, help="encrypted model"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        type=common.output_file,
+        help="refreshed model to write",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out if it exists, even when it is the --model file",
+    )
+    p.add_argument(
+        "--public",
+        metavar="FILE",
+        type=common.input_file,
+        help="re-encrypt with this public key (default: the secret key)",
     )
     _output_options(p)
     p.set_defaults(func=_quiet_warnings(run_refresh))
@@ -337,22 +530,39 @@ def register(subparsers: Any) -> None:
         "serve-refresh", help="owner: answer parties' refresh requests in an exchange folder"
     )
     p.add_argument(
-        "--exchange", required=True, metavar="DIR", help="folder shared with the training party"
+        "--exchange",
+        required=True,
+        metavar="DIR",
+        type=common.directory,
+        help="folder shared with the training party (created if missing)",
     )
-    p.add_argument("--secret", metavar="FILE", help="secret key file (required unless --stop)")
     p.add_argument(
-        "--public", metavar="FILE", help="re-encrypt with this public key (default: the secret key)"
+        "--secret",
+        metavar="FILE",
+        type=common.input_file,
+        help="secret key file (required unless --stop)",
+    )
+    p.add_argument(
+        "--public",
+        metavar="FILE",
+        type=common.input_file,
+        help="re-encrypt with this public key (default: the secret key)",
     )
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=common.seconds,
         default=600.0,
         help="stop after this many seconds without requests (600)",
     )
     p.add_argument(
-        "--timeout", type=float, default=None, help="stop after this many seconds in all"
+        "--timeout", type=common.seconds, default=None, help="stop after this many seconds in all"
     )
-    p.add_argument("--max-requests", type=int, default=None, help="stop after this many requests")
+    p.add_argument(
+        "--max-requests",
+        type=common.positive_int,
+        default=None,
+        help="stop after this many requests",
+    )
     p.add_argument(
         "--stop", action="store_true", help="ask the server running on --exchange to stop, and exit"
     )
@@ -373,6 +583,14 @@ def register(subparsers: Any) -> None:
 def run_keygen(args: argparse.Namespace) -> int:
     from hennframework.workflow.owner import generate_keys
 
+    existing = [Path(args.out) / name for name in ("secret.henn", "public.henn")]
+    if not args.force and any(path.exists() for path in existing):
+        common.usage_error(
+            _prog(args),
+            f"--out {args.out} already holds keys; replacing them would leave every file "
+            "encrypted under the old keys undecryptable. Choose another --out, or pass --force "
+            "to replace them.",
+        )
     summary = generate_keys(
         args.out,
         scheme=common.choice(args, "scheme").value,
@@ -385,7 +603,9 @@ def run_keygen(args: argparse.Namespace) -> int:
     text = (
         f"key {summary['key_id']} ({summary['scheme']} / {summary['parameter_set']}, {summary['security']})\n"
         f"  secret key: {summary['secret']}  (mode 0600: keep it to yourself)\n"
-        f"  public key: {summary['public']}  (give this to the parties)"
+        f"  public key: {summary['public']}  (give this to the parties)\n"
+        "  the key id is the public key's fingerprint: publish it where parties can check it "
+        "(`henn inspect public.henn`)"
     )
     if args.seed is not None:
         text += "\n  seeded keys: reproducible, and known to anyone who knows the seed (tests only)"
@@ -400,6 +620,8 @@ def run_encrypt_model(args: argparse.Namespace) -> int:
     from hennframework.workflow.owner import encrypt_model, make_model
 
     backend = _backend(args)
+    inputs = (("--public", args.public), ("--from", args.from_plain))
+    _refuse_overwrite(args, "--out", args.out, inputs)
     if args.from_plain:
         model: Any = load_model(args.from_plain, kinds=("plain-model",))
     else:
@@ -411,20 +633,29 @@ def run_encrypt_model(args: argparse.Namespace) -> int:
                 Vocabulary.from_json(Path(args.vocabulary).read_text(encoding="utf-8")).words
             )
         elif args.vocabulary_from:
+            reading = data_options.text_settings(args)
+            tokenizer, lowercase = reading.pop("tokenizer"), reading.pop("lowercase")
             reviews = load_review_subset(
-                args.vocabulary_from,
-                data_format=args.format,
-                encoding=args.encoding,
-                skip=args.skip,
-                limit=args.limit,
+                args.vocabulary_from, **reading, skip=args.skip, limit=args.limit
             )
             words = list(
                 vocabulary_from_reviews(
-                    reviews, min_count=args.min_count, polarity_cutoff=args.polarity_cutoff
+                    reviews,
+                    min_count=args.min_count,
+                    polarity_cutoff=args.polarity_cutoff,
+                    tokenizer=tokenizer,
+                    lowercase=lowercase,
                 ).words
             )
         if args.arch != "sentiment" and words is not None:
             raise _usage_error("--vocabulary/--vocabulary-from are for --arch sentiment only")
+        if words is not None and (len(words) + 1) * args.hidden > common.max_weights():
+            common.usage_error(
+                _prog(args),
+                f"--hidden {args.hidden} with a vocabulary of {len(words):,} words makes "
+                f"{(len(words) + 1) * args.hidden:,} weights; at most {common.max_weights():,} "
+                f"fit ({common.weights_cap_note()}). Lower --hidden or raise --min-count.",
+            )
         plain = make_model(
             args.arch,
             seed=args.seed,
@@ -437,12 +668,18 @@ def run_encrypt_model(args: argparse.Namespace) -> int:
 
         model = ModelBundle(plain, words)
     summary = encrypt_model(args.public, args.out, model, backend=backend)
-    _emit(
-        args,
-        summary,
+    text = (
         f"encrypted {summary['architecture']} ({summary['parameters']} weights) under key "
-        f"{summary['key_id']} -> {summary['model']}",
+        f"{summary['key_id']} -> {summary['model']}"
     )
+    if not args.from_plain:
+        summary["seeded_weights"] = args.seed is not None
+        if args.seed is not None:
+            text += (
+                "\n  seeded initial weights: anyone who knows --seed can reproduce them "
+                "(for reproducible experiments only)"
+            )
+    _emit(args, summary, text)
     return 0
 
 
@@ -455,6 +692,13 @@ def _usage_error(message: str) -> Exception:
 def run_train(args: argparse.Namespace) -> int:
     from hennframework.workflow.party import train
 
+    if args.history_out is not None and common.same_path(args.history_out, args.out):
+        common.usage_error(
+            _prog(args), "--history-out and --out name the same file; give each its own file."
+        )
+    inputs = (("--model", args.model), ("--public", args.public))
+    _refuse_overwrite(args, "--out", args.out, inputs)
+    _refuse_overwrite(args, "--history-out", args.history_out, inputs)
     bar = _bar(args, 0, "training")
     state = {"refreshes": 0}
 
@@ -495,7 +739,9 @@ def run_train(args: argparse.Namespace) -> int:
         f"{outcome.status}: {outcome.steps} steps here ({outcome.completed_steps}/{outcome.planned_steps} "
         f"of the plan), {outcome.refreshes} owner refreshes, {outcome.seconds:.1f} s -> {summary['model']}"
     )
-    if outcome.status != "complete":
+    if outcome.status == "refused":
+        print(f"henn: training stopped: {outcome.message}", file=sys.stderr)
+    elif outcome.status != "complete":
         print(f"henn: needs owner refresh: {outcome.message}", file=sys.stderr)
     _emit(args, summary, text)
     return 0 if outcome.status == "complete" else EXIT_NEEDS_REFRESH
@@ -507,6 +753,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.public and not args.out:
         raise InputError("encrypted predictions must go to a file: pass --out FILE")
+    _refuse_overwrite(args, "--out", args.out, (("--model", args.model), ("--public", args.public)))
     summary = predict(args.model, args.public, _data(args), args.out, backend=_backend(args))
     if summary["encrypted"]:
         text = f"{summary['rows']} encrypted predictions -> {summary.get('predictions_file')} (only the key owner can read them)"
@@ -527,6 +774,7 @@ def run_decrypt(args: argparse.Namespace) -> int:
     backend = _backend(args)
     if args.out and not args.model:
         raise InputError("--out writes a plain model: use it with --model")
+    _refuse_overwrite(args, "--out", args.out, (("--model", args.model), ("--secret", args.secret)))
     if args.model:
         _, summary = owner.decrypt_model(args.secret, args.model, args.out, backend=backend)
         lines = [
@@ -560,6 +808,7 @@ def run_decrypt(args: argparse.Namespace) -> int:
 def run_make_switch_key(args: argparse.Namespace) -> int:
     from hennframework.workflow.owner import make_switch_key
 
+    _refuse_overwrite(args, "--out", args.out, (("--from", args.source), ("--to", args.target)))
     summary = make_switch_key(args.source, args.target, args.out, backend=_backend(args))
     _emit(
         args,
@@ -572,6 +821,8 @@ def run_make_switch_key(args: argparse.Namespace) -> int:
 def run_switch_key(args: argparse.Namespace) -> int:
     from hennframework.workflow.party import switch_model
 
+    inputs = (("--model", args.model), ("--switch-key", args.switch_key))
+    _refuse_overwrite(args, "--out", args.out, inputs)
     bar = _bar(args, 0, "switching")
 
     def progress(done: int, total: int) -> None:
@@ -601,6 +852,8 @@ def run_switch_key(args: argparse.Namespace) -> int:
 def run_refresh(args: argparse.Namespace) -> int:
     from hennframework.workflow.owner import refresh_model
 
+    inputs = (("--model", args.model), ("--secret", args.secret), ("--public", args.public))
+    _refuse_overwrite(args, "--out", args.out, inputs)
     summary = refresh_model(
         args.secret, args.model, args.out, public_path=args.public, backend=_backend(args)
     )
@@ -666,17 +919,78 @@ def run_serve_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_contents(path: str) -> str:
+    """Load ``path`` with the loader of its kind, as a command that uses it would.
+
+    Returns ``"ok"``, or ``"not verified (...)"`` when that needs something this process lacks
+    (the scheme's plugin; for CKKS tensors, the key). A file the loader refuses raises its
+    ``SerializationError``: ``henn inspect`` never calls a file good that the commands reject.
+    """
+    from hennframework.exceptions import HennError, InsecureParametersWarning, SerializationError
+    from hennframework.io import bundles
+    from hennframework.io.codecs import codec_for
+    from hennframework.io.container import read_manifest
+
+    manifest = read_manifest(path)
+    kind, scheme = manifest["kind"], manifest["scheme"]
+    if scheme is not None:
+        try:
+            codec_for(scheme)
+        except SerializationError as exc:
+            return f"not verified ({exc})"
+    loaders: dict[str, Callable[[str], Any]] = {
+        "public-key": bundles.load_public_key,
+        "secret-key": bundles.load_secret_key,
+        "switch-key": bundles.load_switch_key,
+        "encrypted-model": bundles.load_model,
+        "plain-model": bundles.load_model,
+        "history": bundles.load_history,
+        "predictions": bundles.load_predictions,
+    }
+    if kind == "refresh-response" and manifest["metadata"].get("status") == "error":
+        if manifest["entries"]:
+            raise SerializationError(f"{path}: an error response must not hold tensors.")
+        return "ok"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureParametersWarning)  # not news here
+            if kind in loaders:
+                loaders[kind](path)
+            else:
+                bundles.load_ciphertexts(path, kind=kind)
+    except SerializationError:
+        raise
+    except HennError as exc:
+        return f"not verified ({' '.join(str(exc).split())})"
+    return "ok"
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from hennframework.workflow.owner import describe_file
 
-    infos = [describe_file(path) for path in args.files]
+    infos = []
+    for path in args.files:
+        contents = _verify_contents(path)  # before describe_file: it trusts what loaders check
+        info = describe_file(path)
+        info["contents"] = contents
+        infos.append(info)
     lines = []
     for info in infos:
-        line = f"{info['path']}: {info['kind']} (format v{info['format_version']}, checksum ok, {info['bytes']} bytes, mode {info['mode']})"
+        line = f"{info['path']}: {info['kind']} (format v{info['format_version']}, checksum ok, contents {info['contents']}, {info['bytes']} bytes, mode {info['mode']})"
         if info.get("scheme"):
             line += f", {info['scheme']}/{info['parameter_set']}, key {info['key_id']}"
+            if info.get("fingerprint_verified"):  # only when recomputed from the key itself
+                line += " (fingerprint verified)"
+            elif info.get("key_id"):
+                line += " (as recorded; not verified)"
         if info.get("architecture"):
             line += f", {info['architecture']}"
+        if info.get("fingerprint_covers"):
+            line += f"\n  fingerprint covers: {', '.join(info['fingerprint_covers'])}"
+            if info.get("not_covered"):
+                line += f"; added later, not covered: {', '.join(info['not_covered'])}"
+        elif info.get("fingerprint_note"):
+            line += f"\n  {info['fingerprint_note']}"
         lines.append(line)
     _emit(args, {"files": infos} if len(infos) > 1 else infos[0], "\n".join(lines))
     return 0
