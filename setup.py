@@ -10,6 +10,8 @@ from setuptools import find_packages, setup
 setup(
     packages=[
         *find_packages(include=["hennframework", "hennframework.*"]),
+        # a data folder, not a module: listed so setuptools ships it without a warning
+        "hennframework.data.rt_polarity",
         "hennframework_backends",
     ],
     package_dir={"hennframework": "hennframework", "hennframework_backends": "backends"},

@@ -1,22 +1,22 @@
-"""The seed's sentiment network, unencrypted, in NumPy: the reference the encrypted one must match.
+"""Trask's sentiment network, unencrypted, in NumPy: the reference the encrypted one must match.
 
-Architecture (Trask's ``SentimentNetwork``, Udacity deep-learning course, project 6):
+Architecture (Trask's ``SentimentNetwork`` from his 2017 post "Safe AI"; Udacity project 6):
 
 * input: the set of vocabulary indices of a review (:class:`~hennframework.data.text.EncodedReviews`);
   there are no input values, the hidden layer is the **sum** of the weight rows ``W1[i]`` of
   those words (``W1``: vocabulary x hidden, initialised to zeros);
-* hidden: ``hidden`` linear units (8 in the seed);
+* hidden: ``hidden`` linear units (8 in the 2017 post);
 * output: one unit, the exact logistic sigmoid of ``hidden @ W2`` (``W2`` initialised from
-  ``normal(0, init_std)``; the course used ``output_nodes ** -0.5`` = 1.0);
-* loss gradient as in the course: ``delta = (out - label) * out * (1 - out)``;
+  ``normal(0, init_std)``; the original used ``output_nodes ** -0.5`` = 1.0);
+* loss gradient as in the original: ``delta = (out - label) * out * (1 - out)``;
   ``hidden_delta = delta * W2`` (with ``W2`` before its update); ``W2 -= lr * hidden * delta``;
   ``W1[words] -= lr * hidden_delta`` for each word of the review, once;
 * prediction: positive iff ``out >= 0.5``.
 
-Training is per-review SGD (``batch_size=1``, the seed's rule) or mini-batch (``batch_size > 1``):
+Training is per-review SGD (``batch_size=1``, the original rule) or mini-batch (``batch_size > 1``):
 every review of a batch is run forward with the same weights, and the per-review updates above are
 **summed** (``reduction="sum"``, default) or averaged (``"mean"``). With summing, the learning rate
-keeps its per-review meaning, ``batch_size=1`` is exactly the seed, and the encrypted version needs
+keeps its per-review meaning, ``batch_size=1`` is exactly the original, and the encrypted version needs
 no division by the batch size.
 
 Run ``python -m hennframework.data PATH`` to reproduce the reference figures.
@@ -40,8 +40,10 @@ from hennframework.data.loaders import (
     ReviewDataset,
     interleave,
     load_reviews,
+    parse_test_size,
     train_test_split_last,
 )
+from hennframework.data.naming import command_line_names
 from hennframework.data.text import EncodedReviews, Vocabulary, build_vocabulary
 from hennframework.exceptions import HennError, InputError
 
@@ -59,7 +61,7 @@ Reduction = Literal["sum", "mean"]
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """A snapshot during training, as the seed printed it."""
+    """A snapshot during training, as the original code printed it."""
 
     epoch: int
     epochs: int
@@ -84,7 +86,7 @@ class TrainProgress:
         return self.correct / self.seen if self.seen else 0.0
 
     def format(self) -> str:
-        """One progress line like the seed's."""
+        """One progress line like the original code's."""
         return (
             f"epoch {self.epoch}/{self.epochs} progress {100 * self.fraction:5.1f}% "
             f"speed {self.reviews_per_second:,.0f} reviews/s #correct {self.correct} "
@@ -302,7 +304,7 @@ class PlainSentimentNetwork:
             if (out >= 0.5) == (y > 0.5):
                 correct += 1
             step = lr * (out - y) * out * (1.0 - out)
-            block -= w2 * step  # hidden delta uses W2 before its update, as in the seed
+            block -= w2 * step  # hidden delta uses W2 before its update, as in the original
             w2 -= hidden * step
             w1[idx] = block
         return correct
@@ -367,7 +369,7 @@ class BaselineResult:
 def run_baseline(
     dataset: ReviewDataset,
     *,
-    n_test: int = 1000,
+    n_test: int | float | None = 1000,
     min_count: int = 10,
     polarity_cutoff: float = 0.1,
     hidden: int = 8,
@@ -379,8 +381,9 @@ def run_baseline(
     init_std: float = 1.0,
     progress: Callable[[TrainProgress], None] | None = None,
 ) -> tuple[BaselineResult, PlainSentimentNetwork, Vocabulary]:
-    """The issue's protocol: interleave pos/neg, hold out the last ``n_test``, build the vocabulary
-    on the rest, train, and report test accuracy (also after each epoch) and throughput."""
+    """The rt-polarity protocol: interleave pos/neg, hold out the last ``n_test`` (a count, a
+    fraction, or None for 20 % at most 1,000), build the vocabulary on the rest, train, and report
+    test accuracy (also after each epoch) and throughput."""
     t0 = time.perf_counter()
     train_set, test_set = train_test_split_last(interleave(dataset), n_test)
     vocab = build_vocabulary(train_set.reviews, train_set.labels, min_count, polarity_cutoff)
@@ -426,17 +429,31 @@ def run_baseline(
     return result, net, vocab
 
 
+def _test_size(text: str) -> int | float:
+    try:
+        return parse_test_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train the unencrypted baseline on a dataset and print the figures."""
     parser = argparse.ArgumentParser(
         prog="python -m hennframework.data",
-        description="Train the seed's sentiment network unencrypted (interleave, hold out last N).",
+        description="Train Trask's sentiment network unencrypted (interleave, hold out last N).",
     )
     parser.add_argument("path", help="dataset directory or file (format detected)")
     parser.add_argument("--format", default="auto")
     parser.add_argument("--encoding", default=None)
     parser.add_argument("--split", default="train")
-    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument(
+        "--test-size",
+        "--n-test",
+        dest="n_test",
+        type=_test_size,
+        default=1000,
+        help="held-out reviews: a count or a fraction such as 0.2 (1000)",
+    )
     parser.add_argument("--min-count", type=int, default=10)
     parser.add_argument("--polarity-cutoff", type=float, default=0.1)
     parser.add_argument("--hidden", type=int, default=8)
@@ -456,21 +473,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write("\n")
 
     try:
-        dataset = load_reviews(args.path, args.format, args.encoding, args.split)
-        result, _, _ = run_baseline(
-            dataset,
-            n_test=args.n_test,
-            min_count=args.min_count,
-            polarity_cutoff=args.polarity_cutoff,
-            hidden=args.hidden,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            reduction=args.reduction,
-            seed=args.seed,
-            init_std=args.init_std,
-            progress=None if args.quiet or args.json else show,
-        )
+        with command_line_names():
+            dataset = load_reviews(args.path, args.format, args.encoding, args.split)
+            result, _, _ = run_baseline(
+                dataset,
+                n_test=args.n_test,
+                min_count=args.min_count,
+                polarity_cutoff=args.polarity_cutoff,
+                hidden=args.hidden,
+                epochs=args.epochs,
+                learning_rate=args.lr,
+                batch_size=args.batch_size,
+                reduction=args.reduction,
+                seed=args.seed,
+                init_std=args.init_std,
+                progress=None if args.quiet or args.json else show,
+            )
     except HennError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,14 @@
-"""The seed's text preprocessing: word counts, polarity ratios, a pruned vocabulary, index sets.
+"""Text preprocessing: tokenizers, word counts, polarity ratios, a pruned vocabulary, index sets.
 
-This reproduces the rules of the bag-of-words sentiment network of the Udacity deep-learning
-course (Andrew Trask's ``SentimentNetwork``, project 6), which the seed encrypted:
+The vocabulary rules are those of the bag-of-words sentiment network in Andrew Trask's 2017 post
+"Safe AI" (his ``SentimentNetwork`` from Udacity's deep-learning programme, project 6):
 
-* a review's words are ``review.split(" ")`` - a plain split on single spaces, so double or
-  trailing spaces give empty-string "words", which are counted like any other word (the
-  reference code does exactly that; rt-polarity lines end in a space, so ``""`` is in almost
-  every review and behaves like a bias input if it survives the cut below);
+* a review's words come from a tokenizer. ``whitespace`` is that network's rule,
+  ``review.split(" ")``: a split on single spaces, so double or trailing spaces give empty-string
+  "words", which are counted like any other word (rt-polarity lines end in a space, so ``""`` is
+  in almost every review and behaves like a bias input if it survives the cut below). ``words``
+  (:func:`split_words`) splits punctuation off words, for raw text such as a ``text<TAB>label``
+  file; either may lower-case first (:class:`TextTokenizer`);
 * ``total``/``positive``/``negative`` counts are word occurrences over the *training* reviews;
 * a word seen at least ``ratio_min_count`` (50) times gets a polarity score from
   ``ratio = positive / (negative + 1)``: ``log(ratio)`` if ``ratio > 1``, else
@@ -24,33 +26,134 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from hennframework.data.naming import option
 from hennframework.exceptions import DataFormatError, InputError
 
 __all__ = [
+    "PRE_TOKENISED_FORMATS",
+    "TOKENIZERS",
     "EncodedReviews",
+    "TextTokenizer",
     "Tokenizer",
+    "TokenizerName",
     "Vocabulary",
     "WordCounts",
     "build_vocabulary",
     "count_words",
+    "make_tokenizer",
     "polarity_scores",
     "split_on_spaces",
+    "split_words",
 ]
 
 Tokenizer = Callable[[str], Sequence[str]]
+TokenizerName: TypeAlias = Literal["whitespace", "words"]
+#: The tokenizers by name: ``whitespace`` (Trask's 2017 rules) and ``words`` (punctuation split off).
+TOKENIZERS: tuple[TokenizerName, ...] = get_args(TokenizerName)
+#: Dataset layouts whose text comes already tokenised with spaces and lower-cased (rt-polarity, and
+#: the reviews.txt of Trask's network): ``auto`` keeps the 2017 rules for them, so figures measured
+#: on them stay comparable.
+PRE_TOKENISED_FORMATS: frozenset[str] = frozenset({"polarity", "reviews-labels"})
 
 
 def split_on_spaces(review: str) -> list[str]:
-    """The seed's tokenizer: ``review.split(" ")`` (not ``split()``: empty words are kept)."""
+    """Trask's 2017 tokenizer: ``review.split(" ")`` (not ``split()``: empty words are kept)."""
     return review.split(" ")
+
+
+# A word: letters and digits of any script, joined by single inner apostrophes or hyphens
+# ("don't", "l'été", "slow-moving"). Anything else that is not a space is punctuation; a run of one
+# punctuation character stays one token ("!!!", "..."), because emphasis carries sentiment.
+# Combining marks are not "word" characters to the re module, so split_words glues them (and what
+# follows them) back onto their word: Devanagari vowel signs, a dot above after lower-casing "İ".
+_TOKEN = re.compile(r"(?P<w>[^\W_]+(?:[-'\u2019][^\W_]+)*)|(?P<p>[^\w\s]|_)(?P=p)*")
+
+
+def split_words(review: str) -> list[str]:
+    """Words and punctuation marks of raw text, Unicode-aware: ``"Don't stop!!"`` gives
+    ``["Don't", "stop", "!!"]``.
+
+    The text is put in Unicode normal form C first, so an accent typed as a separate combining
+    mark stays part of its word (``"cafe\u0301"`` is ``"café"``); marks with no precomposed
+    form (Indic vowel signs) are kept inside their word too. Case is kept (see
+    :class:`TextTokenizer` for lower-casing).
+    """
+    text = unicodedata.normalize("NFC", review)
+    tokens: list[str] = []
+    end = -1
+    in_word = False  # the last token is a word (so a mark right after it belongs to it)
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        is_word = match.lastgroup == "w"
+        if tokens and in_word and match.start() == end:
+            ends_in_mark = unicodedata.category(tokens[-1][-1]).startswith("M")
+            if unicodedata.category(token[0]).startswith("M") or (is_word and ends_in_mark):
+                tokens[-1] += token
+                end = match.end()
+                continue
+        tokens.append(token)
+        end = match.end()
+        in_word = is_word
+    return tokens
+
+
+@dataclass(frozen=True)
+class TextTokenizer:
+    """A tokenizer chosen by name (``whitespace`` or ``words``), optionally lower-casing first.
+
+    Being a named value rather than any callable, it can be reported (:meth:`describe`) and
+    chosen on the command line (``--tokenizer``, ``--lowercase``).
+    """
+
+    name: TokenizerName = "whitespace"
+    lowercase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in TOKENIZERS:
+            raise InputError(
+                f"unknown tokenizer {self.name!r}; use 'whitespace' (Andrew Trask's 2017 rules: "
+                "split on single spaces) or 'words' (split punctuation off words)."
+            )
+
+    def __call__(self, review: str) -> list[str]:
+        text = review.lower() if self.lowercase else review
+        return split_words(text) if self.name == "words" else split_on_spaces(text)
+
+    def describe(self) -> str:
+        """``"words, lower-cased"`` or ``"whitespace"``: for summaries."""
+        return self.name + (", lower-cased" if self.lowercase else "")
+
+
+def make_tokenizer(
+    name: str = "auto", lowercase: bool | None = None, *, data_format: str | None = None
+) -> TextTokenizer:
+    """The tokenizer for ``name`` (``auto``, ``whitespace`` or ``words``) and ``lowercase``.
+
+    ``auto`` is ``whitespace`` for text that comes tokenised (:data:`PRE_TOKENISED_FORMATS`, where
+    ``data_format`` says which layout was read) and ``words`` otherwise. ``lowercase=None`` means
+    on for ``words`` and off for ``whitespace`` (the 2017 rules take the text as it is).
+    """
+    key = name.strip().lower()
+    if key == "auto":
+        key = "whitespace" if data_format in PRE_TOKENISED_FORMATS else "words"
+    if key not in TOKENIZERS:
+        raise InputError(
+            f"unknown tokenizer {name!r}; pass {option('tokenizer=', '--tokenizer')} 'auto', "
+            "'words' (split punctuation off words) or 'whitespace' (Andrew Trask's 2017 rules: "
+            "split on single spaces)."
+        )
+    chosen: TokenizerName = "words" if key == "words" else "whitespace"
+    return TextTokenizer(chosen, chosen == "words" if lowercase is None else lowercase)
 
 
 def _labels_array(labels: Sequence[int] | npt.NDArray[np.integer], n: int) -> npt.NDArray[np.int8]:
@@ -192,7 +295,7 @@ def build_vocabulary(
     ratio_min_count: int = 50,
     tokenize: Tokenizer = split_on_spaces,
 ) -> Vocabulary:
-    """The seed's pruned vocabulary of the (training) ``reviews`` (see the module docstring).
+    """The pruned vocabulary of the (training) ``reviews`` (see the module docstring).
 
     Keeps a word if it occurs more than ``min_count`` times and, if it occurs at least
     ``ratio_min_count`` times (so it has a polarity score), that score's magnitude is at least

@@ -318,8 +318,12 @@ def test_detect_format_errors(tmp_path: Path) -> None:
         load_reviews(lonely)
     with pytest.raises(DataFormatError, match="no labels file found"):
         load_reviews(write(tmp_path / "solo" / "reviews.txt", "a\n"), format="reviews-labels")
-    with pytest.raises(DataFormatError, match="unknown dataset format 'csv'"):
+    with pytest.raises(DataFormatError, match=r"line 1: no comma in 'a'"):
         load_reviews(lonely, format="csv")
+    with pytest.raises(
+        DataFormatError, match=r"unknown dataset format 'xml'.*auto, tsv, csv, pair"
+    ):
+        load_reviews(lonely, format="xml")
 
 
 # ---------------------------------------------------------------------------- protocol helpers
@@ -358,8 +362,10 @@ def test_train_test_split_last() -> None:
     assert train.reviews == ["r0", "r1", "r2"] and test.reviews == ["r3", "r4"]
     assert test.labels.tolist() == [0, 1]
     for bad in (0, 5, -1):
-        with pytest.raises(InputError, match="n_test must be"):
+        with pytest.raises(InputError, match=f"test_size {bad} does not fit 5 reviews"):
             train_test_split_last(make([1, 0, 1, 0, 1]), bad)
+    train, test = train_test_split_last(make([1, 0, 1, 0, 1]), 0.4)
+    assert len(train) == 3 and len(test) == 2
 
 
 def test_review_dataset_validation() -> None:
