@@ -28,6 +28,10 @@ __all__ = [
 
 
 def get_scheme(name: str | None = None, params: Any = None, backend: Any = None) -> Any:
-    """An instance of the scheme ``name`` (default: configured) with ``params`` on ``backend``."""
+    """An instance of the scheme ``name`` (default: configured) with ``params`` on ``backend``.
+
+    A warning it causes (such as :class:`~hennframework.exceptions.InsecureParametersWarning`)
+    is reported at the line that called it, not inside the package.
+    """
     scheme_class = get_scheme_class(name)
     return scheme_class(params, backend=backend)
