@@ -3,11 +3,14 @@
 Every benchmark describes what it measured in ``benchmark.extra_info`` so that
 ``henn bench report`` can build its tables without parsing test names:
 
-* ``kind``: ``scheme-op``, ``keygen``, ``model``, ``comparison`` or ``scaling``;
+* ``kind``: ``scheme-op``, ``keygen``, ``model``, ``comparison``, ``scaling``, ``keys`` or
+  ``reference`` (vhe.cpp, timed by its own driver: its statistics are in ``external_stats``);
 * ``operation``, ``m`` (vector length), ``batch``, ``params`` (parameter set), ``backend``;
 * ``security``: ``INSECURE`` for every integer-vector parameter set, ``128-bit`` for TenSEAL's
   CKKS configuration, ``none (plaintext)`` for the NumPy baselines;
-* ``implementation``: ``hennframework``, ``numpy`` or ``tenseal``; ``encrypted``: bool;
+* ``implementation``: ``hennframework``, ``numpy``, ``tenseal`` or ``vhe.cpp``; ``encrypted``: bool;
+* memory, where measured: ``peak_bytes`` (tracemalloc peak of one call), ``output_bytes``,
+  ``key_bytes`` (the key the operation uses);
 * ``items``/``unit``: how many ciphertexts, reviews or iterations one timed call handles, so the
   report can give the amortised time per item; after the run ``seconds_per_item`` and
   ``ops_per_second`` (items per second) are added from the median.
@@ -25,6 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from hennframework.bench.vhecpp import (
+    BuildOutcome,
+    DriverReport,
+    DriverTiming,
+    ReferenceRunError,
+    build_driver,
+    dot_memory_reason,
+    find_vhe_source,
+    run_driver,
+)
 from hennframework.exceptions import InsecureParametersWarning
 from hennframework.schemes.integer_vector import IntegerVectorParams, IntegerVectorScheme
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
@@ -32,6 +45,9 @@ from hennframework.schemes.integer_vector.params import PARAMETER_SETS
 INSECURE = "INSECURE"
 PLAINTEXT = "none (plaintext)"
 ROOT = Path(__file__).resolve().parents[1]
+#: Our timing driver for vhe.cpp, and where the suite builds it (ignored by git).
+VHE_DRIVER_SOURCE = ROOT / "benchmarks" / "vhe_driver" / "driver.cpp"
+VHE_BUILD_DIR = ROOT / ".benchmarks" / "vhe-build"
 
 
 def security_of(params: str | IntegerVectorParams) -> str:
@@ -122,7 +138,7 @@ class KeyCache:
     def __init__(self) -> None:
         self._schemes: dict[str, IntegerVectorScheme] = {}
         self._keys: dict[tuple[str, int, int], Any] = {}
-        self._extras: set[tuple[str, int, str]] = set()
+        self._made: dict[tuple[str, int, str], Any] = {}
 
     def scheme(self, params: str) -> IntegerVectorScheme:
         if params not in self._schemes:
@@ -130,7 +146,8 @@ class KeyCache:
         return self._schemes[params]
 
     def keys(self, params: str, m: int, which: int = 1) -> Any:
-        """Key set number ``which`` for m-vectors: encryption and product keys for dim m."""
+        """Key set number ``which`` for m-vectors: the encryption key for dim m, and for sets 1
+        the product key too (sets 2 and 3, without it, are quicker to make at large m)."""
         slot = (params, m, which)
         if slot not in self._keys:
             scheme = self.scheme(params)
@@ -140,20 +157,98 @@ class KeyCache:
             )
         return self._keys[slot]
 
-    def with_linear(self, params: str, m: int) -> tuple[Any, np.ndarray]:
-        keys = self.keys(params, m)
+    def with_linear(self, params: str, m: int, which: int = 1) -> tuple[Any, np.ndarray]:
+        keys = self.keys(params, m, which)
         g = transform_matrix(m)
-        if (params, m, "linear") not in self._extras:
-            self.scheme(params).add_linear_key(keys, g)
-            self._extras.add((params, m, "linear"))
+        slot = (params, m, f"linear{which}")
+        if slot not in self._made:
+            self._made[slot] = self.scheme(params).add_linear_key(keys, g)
         return keys, g
 
-    def with_dot(self, params: str, m: int) -> Any:
-        keys = self.keys(params, m)
-        if (params, m, "dot") not in self._extras:
-            self.scheme(params).add_dot_key(keys, m)
-            self._extras.add((params, m, "dot"))
+    def with_dot(self, params: str, m: int, which: int = 1) -> Any:
+        keys = self.keys(params, m, which)
+        slot = (params, m, f"dot{which}")
+        if slot not in self._made:
+            self._made[slot] = self.scheme(params).add_dot_key(keys, m)
         return keys
+
+    def made(self, params: str, m: int, kind: str, which: int = 1) -> Any:
+        """The evaluation key that with_linear / with_dot made (kind "linear" or "dot")."""
+        return self._made[(params, m, f"{kind}{which}")]
+
+
+def output_bytes(result: Any) -> int:
+    """Bytes of an operation's output: a ciphertext's coefficients, a key's matrix, an array's."""
+    data = getattr(result, "data", None)
+    if data is not None and hasattr(data, "nbytes"):
+        return int(data.nbytes)
+    return int(getattr(result, "nbytes", 0))
+
+
+def scheme_operation(
+    key_cache: KeyCache, params: str, op: str, m: int, batch: int, which: int = 1
+) -> tuple[Callable[[], Any], Callable[[Any], bool], int]:
+    """One scheme operation on a batch of m-vectors, ready to time.
+
+    Returns the call, a check of its result against the plaintext computation (every benchmark
+    verifies what it timed) and the size in bytes of the key the operation uses. ``which`` picks
+    the key set (1 has product keys; 2 does not and is quicker to make at large m).
+    """
+    scheme = key_cache.scheme(params)
+    keys = key_cache.keys(params, m, which)
+    # The `seed` set's w = 2**25 leaves little noise room for inner products of 100s: use 10s.
+    bound = 10 if params == "seed" else 100
+    x = integer_messages(batch, m, bound, seed=m)
+    y = integer_messages(batch, m, bound, seed=m + 1)
+    if op == "encrypt":
+        return (
+            lambda: scheme.encrypt(x, keys.public, dim=m),
+            lambda c: bool((scheme.decrypt(c, keys) == x).all()),
+            keys.public.encryption[m].nbytes,
+        )
+    if op == "dot_keygen":
+        made = scheme.add_dot_key(keys, m)  # the key the timed calls make again
+        return lambda: scheme.add_dot_key(keys, m), lambda k: k.nbytes > 0, made.nbytes
+    cx = scheme.encrypt(x, keys.public, dim=m)
+    if op == "decrypt":
+        return (
+            lambda: scheme.decrypt(cx, keys),
+            lambda d: bool((d == x).all()),
+            keys.public.encryption[m].nbytes,
+        )
+    if op == "key_switch":
+        other = key_cache.keys(params, m, which=which + 1)
+        switch = scheme.make_switch_key(keys, other, dim=m)
+        return (
+            lambda: scheme.switch_key(cx, switch),
+            lambda c: bool((scheme.decrypt(c, other) == x).all()),
+            switch.nbytes,
+        )
+    if op == "linear_transform":
+        keys, g = key_cache.with_linear(params, m, which)
+        key = key_cache.made(params, m, "linear", which)
+        return (
+            lambda: scheme.linear_transform(cx, g),
+            lambda c: bool((scheme.decrypt(c, keys) == x @ g.T).all()),
+            key.nbytes,
+        )
+    if op == "dot":
+        keys = key_cache.with_dot(params, m, which)
+        cy = scheme.encrypt(y, keys.public, dim=m)
+        key = key_cache.made(params, m, "dot", which)
+        return (
+            lambda: scheme.dot(cx, cy),
+            lambda c: bool((scheme.decrypt(c, keys)[..., 0] == (x * y).sum(axis=-1)).all()),
+            key.nbytes,
+        )
+    if op == "multiply":
+        cy = scheme.encrypt(y, keys.public, dim=m)
+        return (
+            lambda: scheme.multiply(cx, cy),
+            lambda c: bool((scheme.decrypt(c, keys) == x * y).all()),
+            keys.public.evaluation.keys[f"product:{m}"].nbytes,
+        )
+    raise AssertionError(f"unknown operation {op}")  # pragma: no cover
 
 
 @cache
@@ -166,3 +261,84 @@ def rt_polarity_dir() -> Path | None:
         if (candidate / "rt-polarity.pos").is_file() and (candidate / "rt-polarity.neg").is_file():
             return candidate
     return None
+
+
+class VheCppRuns:
+    """vhe.cpp for this session: the driver built on first use, its timings kept per (op, m).
+
+    The inner-product key and its use run in one driver process (dot_keygen then dot), since
+    vhe.cpp takes half a minute and ~10 GB to make that key at m = 64. ``status()`` goes into the
+    results' machine_info, so the report can say why vhe.cpp was not measured.
+    """
+
+    def __init__(self) -> None:
+        self._outcome: BuildOutcome | None = None
+        self._timings: dict[tuple[str, int], DriverTiming] = {}
+        self._reports: list[DriverReport] = []
+        self._skipped: dict[str, str] = {}
+        self.used = False
+
+    def outcome(self) -> BuildOutcome:
+        if self._outcome is None:
+            self.used = True
+            source, reason = find_vhe_source(ROOT)
+            if source is None:
+                self._outcome = BuildOutcome(None, reason)
+            else:
+                self._outcome = build_driver(VHE_DRIVER_SOURCE, source, VHE_BUILD_DIR)
+        return self._outcome
+
+    def check(self, op: str, m: int) -> None:
+        """pytest.skip, with the reason, if vhe.cpp cannot time ``op`` at ``m`` here.
+
+        Call it before the benchmark fixture: a skip from inside a timed call would leave
+        pytest-benchmark an entry without data.
+        """
+        import pytest
+
+        outcome = self.outcome()
+        if outcome.driver is None:
+            pytest.skip(f"vhe.cpp comparison skipped: {outcome.reason}")
+        if (op, m) in self._timings:
+            return
+        reason = dot_memory_reason(m) if op in ("dot", "dot_keygen") else ""
+        if reason:
+            for name in ("dot_keygen", "dot"):
+                self._skipped[f"{name} m={m}"] = reason
+            pytest.skip(f"vhe.cpp {op} at m = {m} skipped: {reason}")
+
+    def timing(self, op: str, m: int) -> DriverTiming:
+        """vhe.cpp's timing of ``op`` at ``m`` (after :meth:`check`); runs the driver if needed."""
+        outcome = self.outcome()
+        if outcome.driver is None:
+            raise ReferenceRunError(f"vhe.cpp is not built: {outcome.reason}")
+        if (op, m) not in self._timings:
+            ops = ["dot_keygen", "dot"] if op in ("dot", "dot_keygen") else [op]
+            report = run_driver(outcome.driver, m, ops, min_rounds=3 if m >= 64 else 5)
+            self._reports.append(report)
+            for result in report.results:
+                self._timings[(result.operation, m)] = result
+        return self._timings[(op, m)]
+
+    def report_for(self, m: int) -> DriverReport | None:
+        return next((r for r in reversed(self._reports) if r.m == m), None)
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready: built or why not, NTL version, vhe.cpp's parameters, what was skipped."""
+        if not self.used:
+            return {
+                "built": False,
+                "reason": "the vhe.cpp comparison (benchmarks/test_bench_vhe.py) was not "
+                "selected in this run",
+            }
+        status = self.outcome().describe()
+        if self._reports:
+            status["ntl_version"] = self._reports[-1].ntl_version
+            status["parameters"] = dict(self._reports[-1].parameters)
+            status["peak_rss_bytes"] = {str(r.m): r.peak_rss_bytes for r in self._reports}
+        status["skipped"] = dict(self._skipped)
+        return status
+
+
+#: The session's vhe.cpp runs (module level so that conftest's machine_info hook can read it).
+VHE_CPP = VheCppRuns()

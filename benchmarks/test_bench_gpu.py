@@ -1,4 +1,4 @@
-"""Integer-vector scheme operations on the CuPy (GPU) backend: large batches (issue 6).
+"""Integer-vector scheme operations on the CuPy (GPU) backend: large batches.
 
 The same operations as ``test_bench_scheme.py`` (encrypt, decrypt, key switch, linear transform,
 inner product, slotwise product) on batches of 10**3 to 10**5 m-vectors, m up to 256, plus the
@@ -194,7 +194,7 @@ def test_gpu_scheme_op(benchmark: Any, gpu_keys: GpuKeys, op: str, m: int, batch
 
 @pytest.mark.parametrize("batch", [10**5, 10**6])
 def test_gpu_inner_products_per_second(benchmark: Any, gpu_keys: GpuKeys, batch: int) -> None:
-    """Encrypted inner products per second at m = 8, batched (issue 6 target: >= 10**6/s, H100).
+    """Encrypted inner products per second at m = 8, batched (GPU target: >= 10**6/s, H100).
 
     One timed call computes ``batch`` inner products of encrypted 8-vectors (ciphertext x
     ciphertext, with the evaluation key switch), data already on the device.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, never a window
 
@@ -32,7 +33,9 @@ OPS = {
     "dot": "inner product",
     "multiply": "slotwise product",
 }
-COLORS = dict(zip(OPS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+COLORS = dict(
+    zip((*OPS, "dot_keygen"), plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False)
+)
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -41,6 +44,15 @@ def _save(figure: Any, path: Path) -> Path:
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
     return path
+
+
+def _vhe_cpp_points(records: Sequence[BenchRecord], op: str) -> list[tuple[int, float]]:
+    """(m, seconds per call) of vhe.cpp measured in the same run, for ``op``."""
+    return sorted(
+        (r.m or 0, r.per_item)
+        for r in records
+        if r.kind == "reference" and r.implementation == "vhe.cpp" and r.operation == op
+    )
 
 
 def _scheme_ops(records: Sequence[BenchRecord], out: Path) -> Path | None:
@@ -55,6 +67,7 @@ def _scheme_ops(records: Sequence[BenchRecord], out: Path) -> Path | None:
     if not ops:
         return None
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    have_vhe = False
     for axis, batch in zip(axes, (1, 256), strict=True):
         for op, label in OPS.items():
             points = sorted(
@@ -64,20 +77,156 @@ def _scheme_ops(records: Sequence[BenchRecord], out: Path) -> Path | None:
                 continue
             xs, ys = zip(*points, strict=True)
             axis.plot(xs, [y * 1e6 for y in ys], "o-", color=COLORS[op], label=label)
-            vhe = sorted((m, ms) for (o, m), ms in ref.VHE_CPP_MS.items() if o == op)
+            vhe = _vhe_cpp_points(records, op)
             if vhe:
+                have_vhe = True
                 vx, vy = zip(*vhe, strict=True)
-                axis.plot(vx, [v * 1e3 for v in vy], "x:", color=COLORS[op], alpha=0.6)
+                axis.plot(vx, [v * 1e6 for v in vy], "x:", color=COLORS[op], alpha=0.6)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_xlabel("vector length m")
         axis.set_title(f"batch {batch}" + (" (time per vector)" if batch > 1 else ""))
         axis.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("µs per vector (median)")
-    axes[0].plot([], [], "kx:", alpha=0.6, label="vhe.cpp (C++/NTL, quoted)")
+    if have_vhe:
+        axes[0].plot([], [], "kx:", alpha=0.6, label="vhe.cpp (C++/NTL, this run)")
     axes[0].legend(fontsize=8, loc="upper left")
     figure.suptitle("Integer-vector scheme operations, parameter set 'default' (INSECURE)")
     return _save(figure, out / "scheme_ops.png")
+
+
+def _vhe_speedup(records: Sequence[BenchRecord], out: Path) -> Path | None:
+    """vhe.cpp's time / ours per vector against m, batch 1 and 256, both parameter sets."""
+    reference = {
+        (r.operation, r.m): r.per_item
+        for r in records
+        if r.kind == "reference" and r.implementation == "vhe.cpp"
+    }
+    if not reference:
+        return None
+    ours = [
+        r
+        for r in records
+        if r.kind in ("scheme-op", "keygen")
+        and r.extra.get("compared_with") == "vhe.cpp"
+        and r.backend in ("", "numpy")
+    ]
+    if not ours:
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, batch in zip(axes, (1, 256), strict=True):
+        for op, label in {**OPS, "dot_keygen": "inner-product keygen"}.items():
+            for params, style in (("vhe", "o-"), ("default", "s--")):
+                points = sorted(
+                    (r.m or 0, reference[(op, r.m)] / r.per_item)
+                    for r in ours
+                    if r.operation == op
+                    and r.params == params
+                    and (r.batch == batch or op == "dot_keygen")
+                    and (op, r.m) in reference
+                    and r.per_item > 0
+                )
+                if not points:
+                    continue
+                xs, ys = zip(*points, strict=True)
+                axis.plot(
+                    xs,
+                    ys,
+                    style,
+                    color=COLORS.get(op, "gray"),
+                    alpha=1.0 if params == "vhe" else 0.5,
+                    label=label if params == "vhe" else None,
+                )
+        for level, text in ((1, "1x (as fast)"), (30, "30x"), (100, "100x")):
+            axis.axhline(level, color="gray", lw=0.8, ls=":")
+            # x in axes coordinates (right edge), y in data coordinates
+            axis.text(
+                0.99,
+                level,
+                text,
+                transform=axis.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="gray",
+            )
+        sizes = sorted({r.m or 0 for r in ours if (r.operation, r.m) in reference})
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(sizes, [str(m) for m in sizes])
+        axis.set_yscale("log")
+        axis.set_xlabel("vector length m")
+        axis.set_title(f"batch {batch}" + (" (per vector)" if batch > 1 else ""))
+        axis.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("vhe.cpp time / ours (log; above 1: ours faster)")
+    axes[0].plot([], [], "ko-", label="set 'vhe' (matched)")
+    axes[0].plot([], [], "ks--", alpha=0.5, label="set 'default'")
+    axes[0].legend(fontsize=7, loc="upper left")
+    figure.suptitle("Speed-up over vhe.cpp measured in the same run (all INSECURE)")
+    return _save(figure, out / "vhe_speedup.png")
+
+
+def _ratio_vs_batch(records: Sequence[BenchRecord], out: Path) -> Path | None:
+    """Encrypted / unencrypted time per item against batch size: sentiment and XOR."""
+    models = [r for r in records if r.kind == "model" and r.backend in ("", "numpy")]
+    sentiment: list[tuple[int, float]] = []
+    for batch in sorted({r.batch or 0 for r in models if r.operation == "sentiment training"}):
+        enc = [
+            r
+            for r in models
+            if r.operation == "sentiment training"
+            and r.batch == batch
+            and r.extra.get("variant") == "encrypted"
+        ]
+        plain = [
+            r
+            for r in models
+            if r.operation == "sentiment training"
+            and r.batch == batch
+            and r.extra.get("variant") == "plain"
+        ]
+        if enc and plain and plain[0].per_item > 0:
+            sentiment.append((batch, enc[0].per_item / plain[0].per_item))
+    xor_enc = [r for r in models if r.operation == "XOR training" and r.encrypted]
+    xor_plain = [r for r in models if r.operation == "XOR training" and not r.encrypted]
+    xor = (
+        (xor_enc[0].batch or 4, xor_enc[0].per_item / xor_plain[0].per_item)
+        if xor_enc and xor_plain and xor_plain[0].per_item > 0
+        else None
+    )
+    if not sentiment and xor is None:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4))
+    if sentiment:
+        xs, ys = zip(*sentiment, strict=True)
+        axis.plot(xs, ys, "o-", label="sentiment training (rt-polarity)")
+        for x, y in sentiment:
+            axis.annotate(
+                f"{y:.0f}x",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize=7,
+            )
+    if xor is not None:
+        axis.plot([xor[0]], [xor[1]], "D", color="C1", label="XOR training (batch 4)")
+        axis.annotate(f"{xor[1]:.0f}x", xor, textcoords="offset points", xytext=(6, -3), fontsize=7)
+    targets = [(1, 25.0, "target batch 1: 25x"), (32, 10.0, "target batch 32: 10x")]
+    axis.plot(
+        [t[0] for t in targets], [t[1] for t in targets], "v", color="C3", label="sentiment targets"
+    )
+    axis.plot([4], [25.0], "v", color="C1", alpha=0.6, label="XOR target: 25x")
+    batches = sorted({x for x, _ in sentiment} | ({xor[0]} if xor else set()) | {1, 32})
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(batches, [str(b) for b in batches])
+    axis.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    axis.set_xlabel("batch size")
+    axis.set_ylabel("encrypted / unencrypted time per item (log)")
+    axis.set_title("Cost of encryption against batch size ('default' set, INSECURE)")
+    axis.grid(True, which="major", alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, out / "ratio_vs_batch.png")
 
 
 def _models(records: Sequence[BenchRecord], out: Path) -> Path | None:
@@ -149,7 +298,7 @@ def _models(records: Sequence[BenchRecord], out: Path) -> Path | None:
             color="gray",
             ls="--",
             lw=1,
-            label="issue 5 target: 5,000 reviews/s (encrypted, batch 32)",
+            label="earlier target: 5,000 reviews/s (encrypted, batch 32)",
         )
     axis.set_xticks(list(positions), [b[0] for b in bars], fontsize=8)
     axis.set_yscale("log")
@@ -289,6 +438,8 @@ def make_plots(records: Sequence[BenchRecord], out: Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     makers: list[tuple[str, Any]] = [
         ("scheme_ops", lambda: _scheme_ops(records, out)),
+        ("vhe_speedup", lambda: _vhe_speedup(records, out)),
+        ("ratio_vs_batch", lambda: _ratio_vs_batch(records, out)),
         ("models", lambda: _models(records, out)),
         ("tenseal", lambda: _tenseal(records, out)),
         *(

@@ -5,7 +5,9 @@ pytest-benchmark writes one JSON document per run (``--benchmark-autosave`` puts
 benchmark of our suite carries ``extra_info`` describing what was measured (see
 ``benchmarks/benchutil.py``): ``kind``, ``operation``, ``m``, ``batch``, ``params``, ``security``,
 ``implementation``, ``items`` (how many ciphertexts, reviews or iterations one call handles) and,
-for the scaling study, ``axis``/``value`` and memory figures. Records without that description
+for the scaling study, ``axis``/``value`` and memory figures. A program that times itself
+(vhe.cpp's driver, kind ``reference``) stores its own statistics in ``extra_info.external_stats``,
+which replace pytest-benchmark's (those time the harness). Records without that description
 (for example from a benchmark written elsewhere) are kept with what can be inferred.
 """
 
@@ -170,6 +172,13 @@ def _record(entry: Mapping[str, Any], source: Path) -> BenchRecord:
     extra = entry.get("extra_info") or {}
     if not isinstance(extra, Mapping):
         raise DataFormatError(f"{source}: benchmark {name!r} has a malformed extra_info")
+    external = extra.get("external_stats")
+    if external is not None:
+        # A program timed by itself (vhe.cpp's driver): its own per-call statistics replace
+        # pytest-benchmark's, which time only the harness that ran it.
+        if not isinstance(external, Mapping):
+            raise DataFormatError(f"{source}: benchmark {name!r} has a malformed external_stats")
+        stats = external
     rounds = stats.get("rounds", 0)
     return BenchRecord(
         name=name,

@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Read pytest-benchmark results (a JSON file, or the newest one under a folder) and "
             "write the performance page: tables of every measurement with its security level, "
-            "the ratios encrypted/unencrypted and against vhe.cpp, the seed and TenSEAL, the "
-            "issue targets, and plots (matplotlib, optional extra 'bench')."
+            "the speed targets (met / not met) from ratios measured in one run (encrypted / "
+            "unencrypted, ours / vhe.cpp built and timed in the same run, memory), the "
+            "comparison with TenSEAL, and plots (matplotlib, optional extra 'bench')."
         ),
     )
     _report_options(report)
