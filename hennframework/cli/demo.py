@@ -1,4 +1,4 @@
-"""``henn demo xor`` and ``henn demo sentiment``: the seed's two networks, with encrypted weights."""
+"""``henn demo xor`` and ``henn demo sentiment``: the networks of Trask's 2017 post, encrypted."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
         title="demos", dest="demo", metavar="DEMO", required=True, parser_class=type(demo)
     )
 
-    xor = demos.add_parser("xor", help="train the seed's XOR network with encrypted weights")
+    xor = demos.add_parser(
+        "xor", help="train the XOR network of Trask's 2017 post with encrypted weights"
+    )
     xor.add_argument(
         "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
     )
@@ -28,8 +30,8 @@ def register(subparsers: Any) -> None:
         metavar="RATE",
         type=common.learning_rate,
         default=None,
-        help=f"SGD learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (the seed's 0.015; 0.5 "
-        "with --scheme ckks, see docs/model.md)",
+        help=f"SGD learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (Trask's 2017 post: "
+        "0.015; 0.5 with --scheme ckks, see docs/model.md)",
     )
     xor.add_argument(
         "--iterations",

@@ -1006,7 +1006,7 @@ def load_reviews(
 
 
 # --------------------------------------------------------------------------------------------
-# Ordering and splitting (the issue's protocol: interleave, hold out the last 1,000)
+# Ordering and splitting (the protocol of Trask's 2017 post: interleave, hold out the last 1,000)
 # --------------------------------------------------------------------------------------------
 
 
@@ -1014,8 +1014,8 @@ def interleave(dataset: ReviewDataset) -> ReviewDataset:
     """Alternate positive and negative reviews: pos, neg, pos, neg, ... (each class in its order).
 
     If one class has more reviews, its surplus follows at the end. The evaluation protocol of the
-    sentiment work trains on the interleaved reviews and holds out the last 1,000
-    (:func:`train_test_split_last`), so both parts stay balanced.
+    bag-of-words network of Trask's 2017 post trains on the interleaved reviews and holds out the
+    last 1,000 (:func:`train_test_split_last`), so both parts stay balanced.
     """
     labels = dataset.labels
     pos = np.flatnonzero(labels == 1)

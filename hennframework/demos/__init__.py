@@ -1,1 +1,1 @@
-"""Runnable demonstrations (``henn demo ...``): the seed's XOR network and sentiment network."""
+"""Runnable demonstrations (``henn demo ...``): Trask's 2017 XOR and sentiment networks."""

@@ -1,4 +1,4 @@
-"""The seed's encrypted XOR network (Trask 2017, section 8), done properly.
+"""The encrypted XOR network of Trask's 2017 post (its section 8), done properly.
 
 Inputs with a bias column (3 inputs), 4 hidden units, 1 output, squared error, learning rate
 0.015, encrypted weights, trained on the four XOR rows. The party-side training never touches the
@@ -23,7 +23,7 @@ XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.flo
 XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float64)
 
 
-#: (iterations, learning rate) per scheme: the seed's 0.015 needs ~3,000 iterations, which is
+#: (iterations, learning rate) per scheme: the post's 0.015 needs ~3,000 iterations, which is
 #: seconds on the integer-vector scheme but ~30 minutes on CKKS at 128-bit security (0.5 s per
 #: iteration), where 300 iterations at 0.5 learn XOR for 10 of 10 seeds.
 SCHEME_DEFAULTS: dict[str, tuple[int, float]] = {

@@ -3,8 +3,8 @@
 An encrypted network can only add and multiply, so ``sigmoid(x) = 1 / (1 + exp(-x))`` is replaced by
 a polynomial. Two families:
 
-* the Taylor series at 0 of Trask's 2017 post (degrees 3, 5, 7): ``1/2 + x/4 - x**3/48 + x**5/480 - 17 x**7/80640``,
-  accurate near 0 and useless far from it (it diverges: degree 3 is 0 at x = 4.9, then negative);
+* the Taylor series at 0 of Trask's 2017 post (degrees 3, 5, 7):
+  ``1/2 + x/4 - x**3/48 + x**5/480 - 17 x**7/80640``, accurate near 0 and useless far from it (it diverges: degree 3 is 0 at x = 4.9, then negative);
 * least-squares fits of odd polynomials on an interval ``[-r, r]`` (uniform weight), which trade
   a little accuracy near 0 for a bounded error on the whole interval.
 
@@ -98,7 +98,8 @@ def _taylor(degree: int) -> SigmoidApproximation:
         f"taylor{degree}",
         tuple(TAYLOR[: degree + 1]),
         radius={3: 1.5, 5: 2.0, 7: 2.5}[degree],
-        description=f"Taylor series at 0 to degree {degree} (Trask's 2017 post); diverges for large |x|",
+        description=f"Taylor series at 0 to degree {degree} (Trask's 2017 post); "
+        "diverges for large |x|",
     )
 
 

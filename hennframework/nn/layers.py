@@ -52,7 +52,8 @@ class Dense(Layer):
 
     Initial weights: uniform on [-limit, limit] with limit = init_scale / sqrt(inputs) unless
     given, drawn from ``rng`` or else the OS CSPRNG (:mod:`hennframework.nn.initialisation`).
-    The XOR network of Trask's 2017 post used no bias and put a constant column in the inputs instead.
+    The XOR network of Trask's 2017 post used no bias and put a constant column in the inputs
+    instead.
     """
 
     def __init__(

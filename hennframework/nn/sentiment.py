@@ -1,8 +1,8 @@
 """The bag-of-words sentiment network of Trask's 2017 post (section 9), plain or encrypted weights.
 
-Architecture (as in Trask's 2017 post and the Udacity deep-learning programme it came from): the hidden layer is the sum of
-the rows of ``W01`` (vocabulary x hidden) for the review's distinct words (no activation), the
-output is ``sigmoid(hidden @ W12)``; the error is ``output - label``; SGD updates ``W12`` by
+Architecture (as in Trask's 2017 post and the Udacity deep-learning programme it came from): the
+hidden layer is the sum of the rows of ``W01`` (vocabulary x hidden) for the review's distinct
+words (no activation), the output is ``sigmoid(hidden @ W12)``; the error is ``output - label``; SGD updates ``W12`` by
 ``hidden^T delta`` and the used rows of ``W01`` by ``delta W12^T``.
 
 With encrypted weights every quantity computed from them (hidden layer, output, error, deltas,

@@ -89,7 +89,7 @@ def make_model(
     hidden: int = 8,
     vocabulary_size: int | None = None,
 ) -> Any:
-    """A plain model: ``xor`` (the seed's 3-4-1 network), ``mlp:3,4,1`` or ``sentiment``.
+    """A plain model: ``xor`` (Trask's 2017 3-4-1 network), ``mlp:3,4,1`` or ``sentiment``.
 
     The initial weights come from the OS CSPRNG unless ``seed`` is given; a seed is for
     reproducible experiments only, since everyone who has it can reproduce the starting weights

@@ -1,4 +1,4 @@
-"""The unencrypted baseline network: the seed's update rule, mini-batches, evaluation, errors."""
+"""The unencrypted baseline network: the update rule of Trask's 2017 post, mini-batches, evaluation, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Preprocessing: the seed's counting, polarity and vocabulary rules, and the CSR encoding."""
+"""Preprocessing: the counting, polarity and vocabulary rules, and the CSR encoding."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from hennframework.exceptions import DataFormatError, InputError
 def course_vocabulary(
     reviews: list[str], labels: list[str], polarity_cutoff: float, min_count: int
 ) -> set[str]:
-    """The Udacity/Trask project-6 ``pre_process_data`` rules, written the way the course does."""
+    """The Udacity/Trask project-6 ``pre_process_data`` rules, written as the original project does."""
     positive_counts: Counter[str] = Counter()
     negative_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()

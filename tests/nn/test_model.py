@@ -114,7 +114,7 @@ def test_encrypted_prediction_needs_only_the_secret_key(
 
 
 def test_seed_sigmoid_table_through_the_whole_chain(scheme: IntegerVectorScheme, keys: Any) -> None:
-    """The seed's Taylor sigmoid (4 terms) of 0.1 .. 1.0, computed homomorphically and decrypted."""
+    """The Taylor sigmoid of Trask's 2017 post (4 terms) of 0.1 .. 1.0, computed homomorphically and decrypted."""
     expected = [
         0.5249792,
         0.549834,
