@@ -343,12 +343,46 @@ def test_decryption_refuses_a_bound_past_the_limit(
 def test_bounds_travel_in_tensor_files(scheme4096: CKKSScheme, keys4096: KeySet) -> None:
     tensor = _level0(scheme4096, keys4096, [[1.0, 2.0], [3.0, -4.0]])
     (loaded,) = tensors_from_bytes(tensors_to_bytes([tensor]), keys4096.public)
-    for name in ("bounds", "garbage", "errors"):
+    for name in ("garbage", "errors"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(tensor, name))
+    # element bounds travel as one public bound per tensor: 4 is already a power of 2**(1/4)
+    np.testing.assert_array_equal(loaded.bounds, np.full((2, 2), 4.0))
     got = decrypt(scheme4096, keys4096, loaded)
     np.testing.assert_allclose(got, [[1.0, 2.0], [3.0, -4.0]], atol=0.01)
     with pytest.raises(OverflowRiskError):
         _ = loaded + np.array([[0.0, 0.0], [0.0, -12.0]])  # -16 at level 0
+
+
+@pytest.mark.parametrize(
+    "values", [[0.001, -0.5, 0.25, 0.1], [0.5, 0.0, -0.3, 0.49], [-0.45, 0.2, 0.2, 0.2]]
+)
+def test_files_do_not_reveal_each_value_s_magnitude(
+    scheme4096: CKKSScheme, keys4096: KeySet, values: list[float]
+) -> None:
+    """A model sent to a party carries bounds in the clear: they must not be ``|weight|``.
+
+    Three weight vectors with the same rounded maximum give byte-identical bound headers, and
+    every element carries the same bound, at most 19 % above the largest magnitude.
+    """
+    tensor = scheme4096.encrypt_tensor(np.array(values), keys4096.public)
+    (loaded,) = tensors_from_bytes(tensors_to_bytes([tensor]), keys4096.public)
+    assert np.unique(loaded.bounds).size == 1
+    largest = max(abs(v) for v in values)
+    assert largest <= loaded.bounds[0] <= largest * 2 ** (1 / 4) * (1 + 1e-12)
+    assert loaded.bounds[0] == 0.5  # the same public value for all three vectors
+    np.testing.assert_allclose(decrypt(scheme4096, keys4096, loaded), values, atol=0.01)
+
+
+def test_public_bounds_never_push_a_decryptable_tensor_past_its_limit(
+    scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    """Rounding up stops at the public limit: what decrypts before a round trip still does."""
+    limit = _level0(scheme4096, keys4096, [0.0]).magnitude_limit
+    near = 0.97 * limit  # rounding 0.97 x limit up to a power of 2**(1/4) would pass the limit
+    tensor = _level0(scheme4096, keys4096, [near, 1.0])
+    (loaded,) = tensors_from_bytes(tensors_to_bytes([tensor]), keys4096.public)
+    assert loaded.magnitude_bound < loaded.magnitude_limit
+    np.testing.assert_allclose(decrypt(scheme4096, keys4096, loaded), [near, 1.0], atol=0.05)
 
 
 def test_malformed_bounds_in_files_are_refused() -> None:

@@ -5,8 +5,9 @@ Layout of a file (no pickle anywhere)::
     b"HENNCKKS-TENSORS\\x01"          magic and format version
     uint64 little-endian              length of the JSON header
     JSON header                       key id, parameter set, per tensor: layout, cleanliness,
-                                      magnitude bounds (per element, and per ciphertext on its
-                                      padding and its error; null: unknown) and the byte length
+                                      magnitude bounds (per element, public: one rounded value
+                                      per tensor, see tensor.public_bounds; and per ciphertext on
+                                      its padding and its error; null: unknown) and the byte length
                                       of each ciphertext
     ciphertexts                       SEAL's own serialisation (header + zstd-compressed body)
     SHA-256 of everything above       integrity check (corruption, truncation, tampering)
@@ -27,7 +28,7 @@ from hennframework.exceptions import InputError, KeyMismatchError, Serialization
 from hennframework_ckks._seal import sa, seal_from_bytes, seal_to_bytes
 from hennframework_ckks.keys import pack_container, unpack_container
 from hennframework_ckks.layout import Layout
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear, _object_array
+from hennframework_ckks.tensor import CKKSTensor, LazyLinear, _object_array, public_bounds
 
 __all__ = ["tensors_from_bytes", "tensors_to_bytes"]
 
@@ -59,7 +60,7 @@ def tensors_to_bytes(tensors: Sequence[Any], *, purpose: str = "tensors") -> byt
             {
                 "layout": tensor.layout.to_json(),
                 "clean": tensor.clean,
-                "bounds": _finite(tensor.bounds),
+                "bounds": _finite(public_bounds(tensor)),
                 "garbage": _finite(tensor.garbage),
                 "errors": _finite(tensor.errors),
                 "ciphertexts": cts,

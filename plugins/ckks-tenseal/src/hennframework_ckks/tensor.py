@@ -73,6 +73,8 @@ __all__ = [
     "decrypt_array",
     "encrypt_array",
     "magnitude_limit",
+    "public_bound",
+    "public_bounds",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -1662,7 +1664,8 @@ def encrypt_array(
         else:
             key.encryptor.encrypt(plain, ct)
         cts.append(ct)
-    # the values are known exactly, padding holds zeros, the encryption adds its error
+    # the values are known exactly (to the key holder: files carry only public_bounds), padding
+    # holds zeros, the encryption adds its error
     return CKKSTensor(
         key,
         layout,
@@ -1672,6 +1675,43 @@ def encrypt_array(
         np.zeros(layout.grid_shape),
         np.full(layout.grid_shape, params.error_allowance),
     )
+
+
+#: Bounds in files are rounded up to a power of 2**(1/PUBLIC_BOUND_STEPS) (at most 19 % loose).
+PUBLIC_BOUND_STEPS = 4
+
+
+def public_bound(largest: float, cap: float) -> float:
+    """``largest`` rounded up to a power of 2**(1/4), kept below ``cap`` when ``largest`` is.
+
+    >>> public_bound(1.0, 100.0), public_bound(3.0, 100.0), public_bound(95.0, 100.0)
+    (1.0, 3.363585661014858, 100.0)
+    """
+    if not largest > 0.0:
+        return 0.0
+    steps = PUBLIC_BOUND_STEPS
+    rounded = max(float(2.0 ** (math.ceil(math.log2(largest) * steps) / steps)), largest)
+    return min(rounded, cap) if cap > largest else rounded
+
+
+def public_bounds(tensor: CKKSTensor) -> Array:
+    """The element bounds a tensor may carry in the clear, out of its key holder's process.
+
+    In memory a fresh tensor's bound is ``|value|`` per element (the key holder knows the values);
+    written to a file for another party, that would hand over every weight's magnitude. Files
+    therefore carry one bound per tensor: the largest element bound rounded up to a power of
+    2**(1/4), which reveals only ``max |value|`` to within a factor 1.19 (a quarter of a bit).
+    The rounding stays below the public limit of the tensor's ciphertexts when the exact bound
+    does, so a tensor that decrypts before a round trip still decrypts after it.
+    """
+    bounds = np.asarray(tensor.bounds, dtype=np.float64)
+    if bounds.size == 0 or not np.isfinite(bounds).all():
+        return bounds
+    ctx = tensor.context
+    limits = [magnitude_limit(ctx, ctx.level_of(ct), float(ct.scale)) for ct in tensor.ciphertexts]
+    extra = float(np.max(tensor.garbage, initial=0.0)) + float(np.max(tensor.errors, initial=0.0))
+    cap = (min(limits, default=math.inf) - extra) * (1.0 - 1e-9)
+    return np.full(bounds.shape, public_bound(float(bounds.max()), cap))
 
 
 def check_decryptable(tensor: CKKSTensor) -> None:
