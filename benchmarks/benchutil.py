@@ -251,6 +251,51 @@ def scheme_operation(
     raise AssertionError(f"unknown operation {op}")  # pragma: no cover
 
 
+def measure_scheme_operation(
+    benchmark: Any,
+    key_cache: KeyCache,
+    params: str,
+    op: str,
+    m: int,
+    batch: int,
+    *,
+    which: int = 1,
+    items: int | None = None,
+    unit: str = "ciphertext",
+    rounds: int | None = None,
+    kind: str = "scheme-op",
+    **info: Any,
+) -> None:
+    """Time one :func:`scheme_operation` and record it with its key, peak and output bytes.
+
+    The call runs once under tracemalloc (outside the timed rounds) for the peak; its result is
+    checked then and after the timing. ``items`` defaults to ``batch``; ``info`` is recorded too.
+    """
+    function, check, key_bytes = scheme_operation(key_cache, params, op, m, batch, which)
+    result, peak = peak_memory(function)  # outside the timed rounds
+    assert check(result), f"{params} {op} m={m} batch={batch} gave a wrong result"
+    result = measure(
+        benchmark,
+        function,
+        items=batch if items is None else items,
+        unit=unit,
+        rounds=rounds,
+        kind=kind,
+        operation=op,
+        m=m,
+        batch=batch,
+        params=params,
+        security=security_of(params),
+        implementation="hennframework",
+        encrypted=True,
+        **info,
+        key_bytes=key_bytes,
+        peak_bytes=peak,
+        output_bytes=output_bytes(result),
+    )
+    assert check(result)
+
+
 @cache
 def rt_polarity_dir() -> Path | None:
     """The shared rt-polarity folder (HENN_BENCH_DATA overrides), or None if it is absent."""

@@ -21,9 +21,7 @@ from benchutil import (
     integer_messages,
     make_scheme,
     measure,
-    output_bytes,
-    peak_memory,
-    scheme_operation,
+    measure_scheme_operation,
     security_of,
     transform_matrix,
 )
@@ -50,28 +48,16 @@ def _cases() -> list[Any]:
 def test_scheme_op(
     benchmark: Any, key_cache: KeyCache, params: str, op: str, m: int, batch: int
 ) -> None:
-    function, check, key_bytes = scheme_operation(key_cache, params, op, m, batch)
-    result, peak = peak_memory(function)  # outside the timed rounds
-    assert check(result), f"{params} {op} m={m} batch={batch} gave a wrong result"
     benchmark.group = f"scheme {op}"
-    result = measure(
+    measure_scheme_operation(
         benchmark,
-        function,
-        items=batch,
+        key_cache,
+        params,
+        op,
+        m,
+        batch,
         rounds=3 if (m >= 256 and batch > 1) else None,
-        kind="scheme-op",
-        operation=op,
-        m=m,
-        batch=batch,
-        params=params,
-        security=security_of(params),
-        implementation="hennframework",
-        encrypted=True,
-        key_bytes=key_bytes,
-        peak_bytes=peak,
-        output_bytes=output_bytes(result),
     )
-    assert check(result)
 
 
 def _plain_cases() -> list[Any]:

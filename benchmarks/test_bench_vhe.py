@@ -25,11 +25,7 @@ from benchutil import (
     INSECURE,
     VHE_CPP,
     KeyCache,
-    measure,
-    output_bytes,
-    peak_memory,
-    scheme_operation,
-    security_of,
+    measure_scheme_operation,
 )
 
 SIZES = (4, 16, 64, 256)
@@ -121,28 +117,19 @@ def test_vhe_comparison(
     if side == "vhe.cpp":
         _measure_vhe_cpp(benchmark, op, m)
         return
-    function, check, key_bytes = scheme_operation(key_cache, params, op, m, batch, which=2)
-    result, peak = peak_memory(function)
-    assert check(result), f"{params} {op} m={m} batch={batch} gave a wrong result"
     benchmark.group = f"vhe.cpp comparison: {op} m={m}"
-    kind = "keygen" if op == "dot_keygen" else "scheme-op"
-    result = measure(
+    keygen = op == "dot_keygen"
+    measure_scheme_operation(
         benchmark,
-        function,
-        items=1 if op == "dot_keygen" else batch,
-        unit="key" if op == "dot_keygen" else "ciphertext",
+        key_cache,
+        params,
+        op,
+        m,
+        batch,
+        which=2,
+        items=1 if keygen else batch,
+        unit="key" if keygen else "ciphertext",
         rounds=_rounds(op, params, m, batch),
-        kind=kind,
-        operation=op,
-        m=m,
-        batch=batch,
-        params=params,
-        security=security_of(params),
-        implementation="hennframework",
-        encrypted=True,
+        kind="keygen" if keygen else "scheme-op",
         compared_with="vhe.cpp",
-        key_bytes=key_bytes,
-        peak_bytes=peak,
-        output_bytes=output_bytes(result),
     )
-    assert check(result)

@@ -165,25 +165,29 @@ def _vhe_speedup(records: Sequence[BenchRecord], out: Path) -> Path | None:
     return _save(figure, out / "vhe_speedup.png")
 
 
+def _sentiment_training(
+    models: Sequence[BenchRecord], batch: int
+) -> tuple[list[BenchRecord], list[BenchRecord]]:
+    """The encrypted and the plain sentiment-training records of one batch size."""
+
+    def variant(name: str) -> list[BenchRecord]:
+        return [
+            r
+            for r in models
+            if r.operation == "sentiment training"
+            and r.batch == batch
+            and r.extra.get("variant") == name
+        ]
+
+    return variant("encrypted"), variant("plain")
+
+
 def _ratio_vs_batch(records: Sequence[BenchRecord], out: Path) -> Path | None:
     """Encrypted / unencrypted time per item against batch size: sentiment and XOR."""
     models = [r for r in records if r.kind == "model" and r.backend in ("", "numpy")]
     sentiment: list[tuple[int, float]] = []
     for batch in sorted({r.batch or 0 for r in models if r.operation == "sentiment training"}):
-        enc = [
-            r
-            for r in models
-            if r.operation == "sentiment training"
-            and r.batch == batch
-            and r.extra.get("variant") == "encrypted"
-        ]
-        plain = [
-            r
-            for r in models
-            if r.operation == "sentiment training"
-            and r.batch == batch
-            and r.extra.get("variant") == "plain"
-        ]
+        enc, plain = _sentiment_training(models, batch)
         if enc and plain and plain[0].per_item > 0:
             sentiment.append((batch, enc[0].per_item / plain[0].per_item))
     xor_enc = [r for r in models if r.operation == "XOR training" and r.encrypted]
@@ -238,20 +242,7 @@ def _models(records: Sequence[BenchRecord], out: Path) -> Path | None:
         if enc and plain:
             bars.append((label, enc[0].items_per_second, plain[0].items_per_second))
     for batch in (1, 32):
-        enc = [
-            r
-            for r in models
-            if r.operation == "sentiment training"
-            and r.batch == batch
-            and r.extra.get("variant") == "encrypted"
-        ]
-        plain = [
-            r
-            for r in models
-            if r.operation == "sentiment training"
-            and r.batch == batch
-            and r.extra.get("variant") == "plain"
-        ]
+        enc, plain = _sentiment_training(models, batch)
         if enc and plain:
             bars.append(
                 (

@@ -461,7 +461,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_quiet_warnings(run_make_switch_key))
 
     p = subparsers.add_parser(
-        "switch-key", help="move an encrypted model to another key without decrypting it"
+        "switch-key",
+        help="move an encrypted model to another key: without decrypting it (--switch-key), or "
+        "by the owner's re-encryption (--secret and --public; the way for CKKS)",
     )
     p.add_argument(
         "--model",
@@ -472,10 +474,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--switch-key",
-        required=True,
         metavar="FILE",
         type=common.input_file,
-        help="switching key A -> B (henn make-switch-key)",
+        help="switching key A -> B (henn make-switch-key); no secret needed",
+    )
+    p.add_argument(
+        "--secret",
+        metavar="FILE",
+        type=common.input_file,
+        help="owner: secret key A of the model, to re-encrypt it under --public (schemes "
+        "without a keyless switch, such as CKKS)",
+    )
+    p.add_argument(
+        "--public",
+        metavar="FILE",
+        type=common.input_file,
+        help="owner: public key B to re-encrypt the model under (with --secret)",
     )
     p.add_argument(
         "--out",
@@ -819,9 +833,27 @@ def run_make_switch_key(args: argparse.Namespace) -> int:
 
 
 def run_switch_key(args: argparse.Namespace) -> int:
+    from hennframework.workflow.owner import reencrypt_model
     from hennframework.workflow.party import switch_model
 
-    inputs = (("--model", args.model), ("--switch-key", args.switch_key))
+    owner_keys = args.secret is not None or args.public is not None
+    if args.switch_key is not None and owner_keys:
+        raise _usage_error(
+            "pass either --switch-key (a keyless switch, no secret needed) or --secret and "
+            "--public (the owner re-encrypts), not both"
+        )
+    if args.switch_key is None and (args.secret is None or args.public is None):
+        raise _usage_error(
+            "switch-key needs --switch-key FILE (from `henn make-switch-key`), or, for the owner "
+            "(the way for CKKS), both --secret (the model's secret key) and --public (the new "
+            "public key)"
+        )
+    inputs = (
+        ("--model", args.model),
+        ("--switch-key", args.switch_key),
+        ("--secret", args.secret),
+        ("--public", args.public),
+    )
     _refuse_overwrite(args, "--out", args.out, inputs)
     bar = _bar(args, 0, "switching")
 
@@ -830,21 +862,34 @@ def run_switch_key(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        summary = switch_model(
-            args.model,
-            args.switch_key,
-            args.out,
-            keep_history=args.keep_history,
-            backend=_backend(args),
-            progress=progress,
-        )
+        if args.switch_key is not None:
+            summary = switch_model(
+                args.model,
+                args.switch_key,
+                args.out,
+                keep_history=args.keep_history,
+                backend=_backend(args),
+                progress=progress,
+            )
+            how = "without decrypting"
+        else:
+            summary = reencrypt_model(
+                args.secret,
+                args.public,
+                args.model,
+                args.out,
+                keep_history=args.keep_history,
+                backend=_backend(args),
+                progress=progress,
+            )
+            how = "by re-encryption"
     finally:
         bar.close()
     _emit(
         args,
         summary,
         f"model switched from key {summary['from_key_id']} to {summary['to_key_id']} "
-        f"without decrypting -> {summary['model']}",
+        f"{how} -> {summary['model']}",
     )
     return 0
 

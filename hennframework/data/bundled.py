@@ -8,6 +8,7 @@ the copy works from a wheel or a zip as well as from a checkout.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
@@ -48,11 +49,7 @@ def load_rt_polarity() -> ReviewDataset:
     dataset = polarity_from_bytes(
         pos_bytes, neg_bytes, names=("rt-polarity.pos", "rt-polarity.neg")
     )
-    return ReviewDataset(
-        dataset.reviews,
-        dataset.labels,
+    return replace(
+        dataset,
         source=f"{RT_POLARITY_NAME}: {dataset.n_positive} positive + {dataset.n_negative} negative",
-        encoding=dataset.encoding,
-        format=dataset.format,
-        notes=dataset.notes,
     )

@@ -46,7 +46,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeAlias
 
@@ -1025,15 +1025,7 @@ def interleave(dataset: ReviewDataset) -> ReviewDataset:
     order[0::2] = pos[:common]
     order[1::2] = neg[:common]
     order = np.concatenate([order, pos[common:], neg[common:]])
-    mixed = dataset.subset(order)
-    return ReviewDataset(
-        mixed.reviews,
-        mixed.labels,
-        source=f"{dataset.source}, interleaved pos/neg",
-        encoding=dataset.encoding,
-        format=dataset.format,
-        notes=dataset.notes,
-    )
+    return replace(dataset.subset(order), source=f"{dataset.source}, interleaved pos/neg")
 
 
 def resolve_test_size(test_size: int | float | None, n: int) -> int:

@@ -115,18 +115,41 @@ def refresh_due(
     step_cost: float | None,
     minimum: float,
     first_step_margin: float | None = None,
+    fresh_budget: float | None = None,
 ) -> bool:
     """Whether the weights need a refresh before the next training step.
 
     ``budget`` is the weights' noise budget (bits, or levels for leveled schemes), ``step_cost``
     the budget the last step used (None before the first step: then only ``first_step_margin``,
-    if given, is required). Shared by every training loop so they refresh by the same rule.
+    if given, is required). ``fresh_budget``, when known, is what a refresh gives: weights that
+    have it are never sent for a refresh, since it could not give more. Without that, a step that
+    uses most of a fresh ciphertext's budget (a CKKS step may use all its levels) could never
+    meet the margin, and a resumed run would stop again before its first step. Whether such a
+    step fits at all is the training loop's (and the scheme's) to say. Shared by every training
+    loop so they refresh by the same rule.
     """
     if budget is None:
+        return False
+    if fresh_budget is not None and budget >= fresh_budget:
         return False
     if step_cost is None:
         return first_step_margin is not None and budget - first_step_margin < minimum
     return budget - REFRESH_SAFETY * step_cost < minimum
+
+
+def fresh_noise_budget(tensors: Sequence[Any]) -> float | None:
+    """The budget a refresh gives these weights, where their scheme says (else None).
+
+    A scheme states it with ``fresh_noise_budget(tensor)`` (CKKS: the top level of the modulus
+    chain); the training loops also learn it from the budget the refreshes they receive have.
+    """
+    values = []
+    for tensor in tensors:
+        fresh = getattr(getattr(tensor, "scheme", None), "fresh_noise_budget", None)
+        if not callable(fresh):
+            return None
+        values.append(float(fresh(tensor)))
+    return min(values) if values else None
 
 
 def check_target_shape(given: tuple[int, ...], as_2d: tuple[int, ...], outputs: int | None) -> None:
@@ -340,7 +363,12 @@ class Sequential:
             for start in range(0, x.shape[0], size):
                 step_started = time.perf_counter()
                 budget_before = self.min_noise_budget()
-                if self.encrypted and refresh_due(budget_before, step_cost, min_noise_budget):
+                if self.encrypted and refresh_due(
+                    budget_before,
+                    step_cost,
+                    min_noise_budget,
+                    fresh_budget=fresh_noise_budget(self.weights()),
+                ):
                     self._refresh(refresh, history)
                     budget_before = self.min_noise_budget()
                 if self.encrypted:

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 import hennframework
-from hennframework.exceptions import InputError, KeyMismatchError, NoiseBudgetExhaustedError
+from hennframework.exceptions import (
+    CapabilityError,
+    InputError,
+    KeyMismatchError,
+    NoiseBudgetExhaustedError,
+)
 from hennframework.io.bundles import (
     KeyFile,
     load_history,
@@ -32,7 +37,7 @@ from hennframework.io.codecs import adopt_scheme, codec_for
 from hennframework.io.models import ModelBundle, describe_architecture, encode_architecture
 from hennframework.nn.model import History, Sequential, TrainingRecord
 from hennframework.nn.sentiment import SentimentNetwork
-from hennframework.scheme import Capability, require
+from hennframework.scheme import Capability
 
 __all__ = [
     "decrypt_history",
@@ -42,6 +47,7 @@ __all__ = [
     "generate_keys",
     "make_model",
     "make_switch_key",
+    "reencrypt_model",
     "refresh_model",
 ]
 
@@ -304,11 +310,17 @@ def make_switch_key(
     reveals neither key's plaintexts beyond what the scheme's public keys already do.
     """
     source = load_secret_key(from_secret, backend=backend)
+    scheme = source.scheme
+    if Capability.KEY_SWITCH not in scheme.capabilities:
+        raise CapabilityError(
+            f"the {scheme.name} scheme has no switching key (no keyless key switch). As the owner "
+            "of both keys, re-encrypt the model under the new key instead: `henn switch-key "
+            f"--model MODEL --secret {from_secret} --public PUBLIC_KEY_OF_THE_NEW_KEY --out OUT` "
+            "(see docs/parties.md)."
+        )
     target = load_secret_key(to_secret, backend=backend, scheme=source.scheme)
     if source.key_id == target.key_id:
         raise InputError("--from and --to are the same key; nothing to switch.")
-    scheme = source.scheme
-    require(scheme, (Capability.KEY_SWITCH,), "switching a model to another key")
     key = scheme.make_switch_key(source.keyset(), target.keyset(), dim=dim)
     save_switch_key(out, key, scheme)
     return {
@@ -316,6 +328,80 @@ def make_switch_key(
         "from_key_id": source.key_id,
         "to_key_id": target.key_id,
         "dim": dim,
+    }
+
+
+def reencrypt_model(
+    secret_path: PathLike,
+    public_path: PathLike,
+    model_path: PathLike,
+    out: PathLike,
+    *,
+    keep_history: bool = False,
+    backend: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Owner: move an encrypted model to another key by decrypting and re-encrypting it.
+
+    The key switch for schemes without a keyless one (CKKS): the owner, who holds the model's
+    secret key, decrypts each weight and encrypts it with the new public key. The result is a
+    fresh encryption, unlinkable to the old ciphertexts (unlike a keyless switch, whose output
+    anyone holding the input and the switching key can recompute). The history and training
+    state are dropped unless ``keep_history`` (then its encrypted losses are re-encrypted too).
+    """
+    secret = load_secret_key(secret_path, backend=backend)
+    public = load_public_key(public_path, backend=backend)  # verifies the key's fingerprint
+    if public.scheme.name != secret.scheme.name:
+        raise InputError(
+            f"--public {public_path} is a {public.scheme.name} key but the model's key "
+            f"{secret_path} is {secret.scheme.name}: re-encrypt under a key of the same scheme."
+        )
+    if public.key_id == secret.key_id:
+        raise InputError(
+            f"--public {public_path} is the public key of --secret {secret_path} ({secret.key_id}): "
+            "the model is under that key already. Pass the new key's public key file."
+        )
+    bundle = load_model(
+        model_path, kinds=("encrypted-model",), scheme=secret.scheme, expect_key=secret
+    )
+    _secret_for_model(secret, bundle)
+    from hennframework.workflow.training import _weights
+
+    tensors, put = _weights(bundle.model)
+    old, new = secret.scheme, public.scheme
+    renewed = []
+    for index, tensor in enumerate(tensors):  # decryption raises rather than return wrong values
+        renewed.append(new.encrypt_tensor(old.decrypt_tensor(tensor, secret.key), public.key))
+        if progress is not None:
+            progress(index + 1, len(tensors))
+    put(renewed)
+    bundle.model.scheme, bundle.model.key_id = new, public.key_id
+    if keep_history:
+        for record in bundle.history.records:
+            if record.encrypted_loss is not None:
+                try:
+                    loss = old.decrypt_tensor(record.encrypted_loss, secret.key)
+                except NoiseBudgetExhaustedError:  # unreadable: it cannot be carried over
+                    record.encrypted_loss = None
+                else:
+                    record.encrypted_loss = new.encrypt_tensor(loss, public.key)
+    else:
+        bundle.history = History()
+        if isinstance(bundle.model, SentimentNetwork):
+            bundle.model.history = type(bundle.model.history)()
+        else:
+            bundle.model.history = bundle.history
+    bundle.training = {}
+    save_model(out, bundle)
+    return {
+        "model": str(out),
+        "from_key_id": secret.key_id,
+        "to_key_id": public.key_id,
+        "method": "re-encryption by the owner",
+        "tensors": len(tensors),
+        "noise_budget": bundle.model.min_noise_budget(),
+        "history_kept": keep_history,
+        "path": str(Path(out)),
     }
 
 
@@ -347,6 +433,12 @@ def refresh_model(
     put([scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), key) for t in tensors])
     bundle.history.refreshes += 1
     bundle.training["needs_refresh"] = False
+    after = bundle.model.min_noise_budget()
+    if isinstance(after, int | float) and np.isfinite(after):  # what a refresh gives (--resume)
+        known = bundle.training.get("fresh_budget_bits")
+        bundle.training["fresh_budget_bits"] = max(
+            float(after), float(known) if isinstance(known, int | float) else float(after)
+        )
     save_model(out, bundle)
     return {
         "model": str(out),

@@ -17,6 +17,12 @@ factor 1.5 covers. For a model that has never been trained here, the first step 
 the budget has at least ``FIRST_STEP_MARGIN`` bits to spare. The encrypted loss, computed from the
 weights, has less budget than they do (``loss_gap`` bits less, measured on the last step); the
 loop also refreshes when the next loss would otherwise come out undecryptable.
+
+Weights that have a fresh encryption's budget (stated by the scheme, e.g. CKKS's top level, or
+learned from the refreshes seen, ``fresh_budget_bits`` in the training state) are never sent
+for a refresh: it could not give more. So a step that uses most of a fresh budget (a CKKS step
+may use every level) is still taken, and ``--resume`` after an owner refresh always progresses.
+A step that cannot fit even in a fresh budget stops the run once with status ``refused``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ import numpy as np
 
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError, OverflowRiskError
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History, Refresher, Sequential, TrainingRecord, refresh_due
+from hennframework.nn.model import (
+    History,
+    Refresher,
+    Sequential,
+    TrainingRecord,
+    fresh_noise_budget,
+    refresh_due,
+)
 from hennframework.nn.ops import is_encrypted, multiply_constant
 from hennframework.nn.sentiment import BagOfWordsBatch, SentimentNetwork
 
@@ -89,6 +102,19 @@ def _min_budget(model: Any) -> float | None:
     return model.min_noise_budget()  # type: ignore[no-any-return]
 
 
+def _learn_fresh(
+    state: dict[str, Any], known: float | None, refreshed: float | None
+) -> float | None:
+    """The fresh budget after a refresh: the scheme's figure if it states one, else the largest
+    budget a refresh has given (kept in the training state for ``--resume``)."""
+    if refreshed is None or not math.isfinite(refreshed):
+        return known
+    learned = state.get("fresh_budget_bits")
+    best = max(refreshed, float(learned)) if isinstance(learned, int | float) else refreshed
+    state["fresh_budget_bits"] = best
+    return known if known is not None and known >= best else best
+
+
 def train_bundle(
     bundle: ModelBundle,
     batches: Sequence[Any],
@@ -97,7 +123,7 @@ def train_bundle(
     learning_rate: float,
     refresh: Refresher | None = None,
     resume: bool = False,
-    min_noise_budget: float = 2.0,
+    min_noise_budget: float | None = None,
     log_every: int = 1,
     max_steps: int | None = None,
     progress: Callable[[int, int, TrainingRecord | None, str], None] | None = None,
@@ -105,7 +131,8 @@ def train_bundle(
     """Train ``bundle.model`` on ``batches`` (``(x, y)`` pairs or :class:`BagOfWordsBatch`).
 
     ``progress(done, total, record, note)`` is called after every step and around refreshes.
-    The bundle's ``history`` and ``training`` state are updated in place.
+    The bundle's ``history`` and ``training`` state are updated in place. ``min_noise_budget``
+    defaults to the scheme's ``min_noise_budget`` (CKKS: 0 levels), else 2 bits.
     """
     model = bundle.model
     if epochs < 1 or learning_rate <= 0 or log_every < 1:
@@ -144,16 +171,46 @@ def train_bundle(
     step_cost: float | None = float(cost) if isinstance(cost, int | float) else None
     gap = state.get("loss_gap_bits")
     loss_gap: float | None = float(gap) if isinstance(gap, int | float) else None
+    weights = _weights(model)[0] if encrypted else []
+    if min_noise_budget is None:
+        scheme = getattr(weights[0], "scheme", None) if weights else None
+        floor = getattr(scheme, "min_noise_budget", None)
+        min_noise_budget = float(floor) if isinstance(floor, int | float) else 2.0
+    # what a refresh gives: stated by the scheme, else learned from the refreshes seen so far
+    fresh_budget = fresh_noise_budget(weights)
+    learned = state.get("fresh_budget_bits")
+    if fresh_budget is None and isinstance(learned, int | float):
+        fresh_budget = float(learned)
     started = time.perf_counter()
     steps_here = refreshes_here = 0
     retrying = False  # the weights were refreshed because the step was refused
     status, message = "complete", f"trained {planned} steps"
     while done < planned:
         budget = _min_budget(model) if encrypted else None
-        if budget is not None:
+        fresh = budget is not None and fresh_budget is not None and budget >= fresh_budget
+        if (
+            fresh
+            and step_cost is not None
+            and fresh_budget is not None
+            and step_cost > fresh_budget - min_noise_budget
+        ):
+            status = "refused"
+            message = (
+                f"stopped after {done} of {planned} steps: one step uses {step_cost:g} of the "
+                f"{fresh_budget:g} bits (levels) of noise budget a fresh encryption has, which "
+                f"would leave the weights below the minimum of {min_noise_budget:g}; no refresh "
+                "can make room. The model is saved and still decryptable. Use a parameter set "
+                "with more budget (levels), a smaller batch or network, or a lower-degree "
+                "activation."
+            )
+            break
+        if budget is not None and not fresh:
             # the encrypted loss needs ``loss_gap`` more bits than the weights to stay decryptable
             loss_short = loss_gap is not None and budget - 1.25 * loss_gap < 1.0
-            if refresh_due(budget, step_cost, min_noise_budget, FIRST_STEP_MARGIN) or loss_short:
+            if (
+                refresh_due(budget, step_cost, min_noise_budget, FIRST_STEP_MARGIN, fresh_budget)
+                or loss_short
+            ):
                 if refresh is None:
                     status = "needs-refresh"
                     message = (
@@ -168,18 +225,19 @@ def train_bundle(
                     progress(done, planned, None, "waiting for owner refresh")
                 tensors, put = _weights(model)
                 try:
-                    fresh = refresh(tensors)
+                    renewed = refresh(tensors)
                 except NoiseBudgetExhaustedError as exc:
                     status = "needs-refresh"
                     message = f"stopped after {done} of {planned} steps: {exc}"
                     break
-                _check_refreshed(tensors, fresh)
-                put(list(fresh))
+                _check_refreshed(tensors, renewed)
+                put(list(renewed))
                 history.refreshes += 1
                 refreshes_here += 1
                 if isinstance(model, SentimentNetwork):
                     model.history.refreshes += 1
                 budget = _min_budget(model)
+                fresh_budget = _learn_fresh(state, fresh_budget, budget)
         epoch, position = divmod(done, per_epoch)
         step_started = time.perf_counter()
         try:
@@ -187,6 +245,15 @@ def train_bundle(
         except (OverflowRiskError, NoiseBudgetExhaustedError) as exc:
             # the step changed no weight; unless they were just refreshed, ask for a refresh
             # first (before the step is taken again), as the budget rule would have
+            if fresh and isinstance(exc, NoiseBudgetExhaustedError):
+                status = "refused"  # no refresh gives more budget than these weights have
+                message = (
+                    f"stopped after {done} of {planned} steps: step {done + 1} needs more noise "
+                    f"budget (levels) than a fresh encryption has ({exc}). The model is saved and "
+                    "still decryptable. Use a parameter set with more levels, or a shallower "
+                    "network or lower-degree activation."
+                )
+                break
             if refresh is None or retrying:
                 status = "needs-refresh" if refresh is None else "refused"
                 message = (
@@ -205,13 +272,14 @@ def train_bundle(
                 break
             tensors, put = _weights(model)
             try:
-                fresh = refresh(tensors)
+                renewed = refresh(tensors)
             except NoiseBudgetExhaustedError as refused:
                 status = "needs-refresh"
                 message = f"stopped after {done} of {planned} steps: {refused}"
                 break
-            _check_refreshed(tensors, fresh)
-            put(list(fresh))
+            _check_refreshed(tensors, renewed)
+            put(list(renewed))
+            fresh_budget = _learn_fresh(state, fresh_budget, _min_budget(model))
             history.refreshes += 1
             refreshes_here += 1
             if isinstance(model, SentimentNetwork):

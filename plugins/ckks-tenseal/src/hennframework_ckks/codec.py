@@ -21,11 +21,17 @@ public key encrypts); ids of the older random form are refused with a message to
 Loading parses bytes only (SEAL validates every object against the parameter set). Tensors
 refer to their public key: reading a public or secret key registers its public part with this
 codec (by key id, weakly), so load the key file first, then models and ciphertexts under it;
-tensors written in this process find their key the same way.
+tensors written in this process find their key the same way. The registry holds no key alive:
+whoever loaded a key (and every tensor bound to it) owns it, so a 400 MB key is freed with its
+last user. It keeps *every* live object of an id (tensors read are bound to the newest), so
+loading a key again (``henn inspect``, a fingerprint check) and dropping that copy never orphans
+tensors of the first. Each load returns the object it parsed and verified from its file, never
+an object already in memory (which its holder might have changed since).
 
-Key switching is not available for CKKS in this release (the scheme has no ``KEY_SWITCH``
-capability): :meth:`CKKSCodec.write_switch_key` / :meth:`CKKSCodec.read_switch_key` raise
-:class:`~hennframework.exceptions.CapabilityError` telling the owner to decrypt and re-encrypt.
+CKKS has no keyless key switch (the scheme has no ``KEY_SWITCH`` capability), so there is no
+switching-key file: :meth:`CKKSCodec.write_switch_key` / :meth:`CKKSCodec.read_switch_key` raise
+:class:`~hennframework.exceptions.CapabilityError` pointing to the owner's switch by
+re-encryption (``henn switch-key --secret OLD --public NEW``).
 
 Sizes (measured with ``henn --scheme ckks keygen``, SEAL's zstd compression, default ``pow2``
 rotation keys): ``public.henn`` is 3.4 MB at ``n4096``, 43 MB at ``n8192`` and 396 MB at
@@ -35,6 +41,7 @@ rotation keys): ``public.henn`` is 3.4 MB at ``n4096``, 43 MB at ``n8192`` and 3
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -68,9 +75,10 @@ _SECRET_SEAL_TYPES: tuple[type, ...] = tuple(
     if isinstance(t, type)
 )
 _NO_SWITCH = (
-    "key switching of CKKS models is not available in this release; the owner should decrypt "
-    "the model (`henn decrypt`) and re-encrypt it under the new key (`henn encrypt-model "
-    "--public NEW_PUBLIC`) instead."
+    "CKKS has no keyless switching key (switching without a secret is not available in this "
+    "release); the owner, who holds the model's secret key, re-encrypts the model under the new "
+    "key instead: `henn switch-key --model MODEL --secret OLD_SECRET --public NEW_PUBLIC --out "
+    "OUT` (it decrypts and re-encrypts; see docs/parties.md)."
 )
 
 
@@ -128,12 +136,34 @@ class CKKSCodec:
     scheme_name = "ckks"
 
     def __init__(self) -> None:
-        #: public keys by key id, so that tensors read from files find the key they evaluate with
-        self._keys: weakref.WeakValueDictionary[str, CKKSPublicKey] = weakref.WeakValueDictionary()
+        #: every live public-key object of each key id, held weakly, oldest first: the caller
+        #: (and the tensors bound to a key) own a key's lifetime, this registry only finds it. All
+        #: of them, not one entry per id, so that a later load of the same key cannot displace an
+        #: object still in use and, once dropped, leave that object's tensors without a key.
+        self._keys: dict[str, list[weakref.ref[CKKSPublicKey]]] = {}
+        self._lock = threading.Lock()
 
     def remember(self, public: CKKSPublicKey) -> None:
-        """Make ``public`` the key that tensors read under its key id are bound to."""
-        self._keys[public.key_id] = public
+        """Register ``public`` for its key id (the newest registration is found first)."""
+        with self._lock:
+            for key_id in list(self._keys):  # forget objects (and ids) that have been dropped
+                live = [ref for ref in self._keys[key_id] if ref() is not None]
+                if live:
+                    self._keys[key_id] = live
+                else:
+                    del self._keys[key_id]
+            refs = self._keys.setdefault(public.key_id, [])
+            refs[:] = [ref for ref in refs if ref() is not public]
+            refs.append(weakref.ref(public))
+
+    def lookup(self, key_id: str) -> CKKSPublicKey | None:
+        """The newest live public key registered with this id; None if none is loaded."""
+        with self._lock:
+            for ref in reversed(self._keys.get(key_id, [])):
+                public = ref()
+                if public is not None:
+                    return public
+        return None
 
     # -- parameters ---------------------------------------------------------------------------
     def parameters(self, scheme: Any) -> dict[str, Any]:
@@ -262,7 +292,7 @@ class CKKSCodec:
         if count == 0:
             return []
         key_id = _key_id(meta.get("key_id"), where)
-        public = self._keys.get(key_id)
+        public = self.lookup(key_id)
         if public is None:
             raise KeyMismatchError(
                 f"{where} holds CKKS tensors under key {key_id}, but no public or secret key with "
@@ -371,17 +401,3 @@ def scheme_for(params: CKKSParams) -> CKKSScheme:
     if not isinstance(instance, CKKSScheme):  # pragma: no cover - another codec replaced ours
         raise SerializationError("the codec registered for 'ckks' is not the CKKS plugin's")
     return instance
-
-
-def _tensor_scheme(tensor: Any) -> CKKSScheme:
-    base = tensor.base if isinstance(tensor, LazyLinear) else tensor
-    return scheme_for(base.key.params)
-
-
-# hennframework's writers of loose tensors (ciphertext files, refresh requests, predictions) find
-# the scheme through ``tensor.scheme``; CKKS tensors carry only their key, so give them the shared
-# scheme instance of the key's parameter set (unless the tensor classes define ``scheme``).
-_SCHEME_PROPERTY = property(_tensor_scheme, doc="The shared CKKS scheme instance of the key.")
-for _cls in (CKKSTensor, LazyLinear):
-    if not hasattr(_cls, "scheme"):
-        setattr(_cls, "scheme", _SCHEME_PROPERTY)  # noqa: B010

@@ -60,6 +60,11 @@ class CKKSScheme(HEScheme):
         }
     )
 
+    #: The least noise budget (levels) the training loops keep in the weights: none. A level-0
+    #: ciphertext decrypts as exactly as any other (magnitude tracking refuses values that would
+    #: wrap there), so a step may use every level a fresh encryption has.
+    min_noise_budget: ClassVar[float] = 0.0
+
     def __init__(
         self, params: str | CKKSParams | ParameterSet | None = None, backend: Any = None
     ) -> None:
@@ -176,6 +181,12 @@ class CKKSScheme(HEScheme):
     # ------------------------------------------------------------------------------------
     # extras
     # ------------------------------------------------------------------------------------
+    @staticmethod
+    def fresh_noise_budget(tensor: Any) -> float:
+        """The budget (levels) of a fresh encryption under the tensor's key: the most any
+        refresh can give, so training loops never ask to refresh weights that already have it."""
+        return float(tensor.context.top_level)
+
     @staticmethod
     def levels_left(tensor: Any) -> int:
         """Rescales a tensor can still go through before it needs a refresh."""

@@ -43,7 +43,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,9 @@ from hennframework_ckks.linear import (
     plan_linear,
 )
 from hennframework_ckks.params import PARAMETER_SETS
+
+if TYPE_CHECKING:
+    from hennframework_ckks.scheme import CKKSScheme
 
 __all__ = [
     "Bound",
@@ -263,6 +266,17 @@ class CKKSTensor:
     @property
     def key_id(self) -> str:
         return str(self.key.key_id)
+
+    @property
+    def scheme(self) -> CKKSScheme:
+        """The process-wide shared scheme instance of the key's parameter set.
+
+        hennframework's writers of loose tensors (ciphertext files, refresh requests,
+        predictions) find the scheme through ``tensor.scheme``; a tensor carries only its key.
+        """
+        from hennframework_ckks.codec import scheme_for  # the codec imports this module
+
+        return scheme_for(self.key.params)
 
     @property
     def context(self) -> Any:
@@ -1556,6 +1570,11 @@ class LazyLinear:
     @property
     def key_id(self) -> str:
         return self.base.key_id
+
+    @property
+    def scheme(self) -> CKKSScheme:
+        """The shared scheme instance of the key's parameter set (see :attr:`CKKSTensor.scheme`)."""
+        return self.base.scheme
 
     def segment_sum(self, offsets: npt.ArrayLike) -> LazyLinear:
         bounds = np.asarray(offsets, dtype=np.int64)

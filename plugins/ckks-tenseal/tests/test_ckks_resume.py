@@ -1,0 +1,96 @@
+"""``henn train --resume`` on CKKS makes progress after every owner refresh.
+
+A CKKS step can use every level a fresh encryption has (here: 5 of 5 at n8192 for a one-layer
+network with a degree-3 activation). The refresh rule used to ask for 1.5 times the last step's
+cost (and 8 bits for a first step), which no fresh ciphertext has, so a resumed run stopped again
+before its first step, forever.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hennframework import io as hio
+from hennframework.nn import Sequential
+from hennframework.nn.model import refresh_due
+from hennframework.scheme import KeySet
+from hennframework.workflow import owner
+from hennframework.workflow.training import train_bundle
+
+from hennframework_ckks import CKKSScheme
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+Y = np.array([[0], [1], [1], [0]], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def key_files(tmp_path_factory: pytest.TempPathFactory, keys8192: KeySet) -> tuple[Path, Path]:
+    return hio.save_keys(tmp_path_factory.mktemp("ckks-resume"), keys8192)
+
+
+def test_every_resume_after_an_owner_refresh_takes_a_step(
+    tmp_path: Path, key_files: tuple[Path, Path], scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    secret, public = key_files
+    plain = Sequential.mlp([3, 1], activation="taylor3", seed=0, init_scale=1.0)
+    model = hio.save_model(tmp_path / "m0.henn", plain.encrypt(keys8192, scheme8192))
+    key = hio.load_public_key(public)
+    bundle = hio.load_model(model, scheme=key.scheme, expect_key=key)
+    fresh = bundle.model.min_noise_budget()
+    assert fresh == scheme8192.fresh_noise_budget(bundle.model.weights()[0]) == 5.0
+
+    outcome = train_bundle(bundle, [(X, Y)], epochs=3, learning_rate=0.3)
+    # a fresh model takes its first step even though it uses every level
+    assert (outcome.status, outcome.steps, outcome.completed_steps) == ("needs-refresh", 1, 1)
+    assert bundle.training["step_cost_bits"] == fresh and bundle.model.min_noise_budget() == 0.0
+    path = hio.save_model(tmp_path / "m1.henn", bundle)
+    for done in (2, 3):
+        refreshed = owner.refresh_model(secret, path, tmp_path / f"r{done}.henn")
+        assert refreshed["noise_budget_after"] == fresh
+        bundle = hio.load_model(tmp_path / f"r{done}.henn", scheme=key.scheme, expect_key=key)
+        outcome = train_bundle(bundle, [(X, Y)], epochs=3, learning_rate=0.3, resume=True)
+        assert outcome.steps == 1 and outcome.completed_steps == done, outcome.message
+        path = hio.save_model(tmp_path / f"m{done}.henn", bundle)
+    assert outcome.status == "complete" and bundle.history.steps == 3
+    plain.fit(X, Y, epochs=3, learning_rate=0.3)
+    got = bundle.model.decrypt(keys8192.secret)
+    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_a_step_that_never_fits_is_refused_once_and_clearly(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """Two layers of degree 3 need more than n8192's 5 levels: no refresh is asked for."""
+    model = Sequential.mlp([3, 2, 1], activation="taylor3", seed=0).encrypt(keys8192, scheme8192)
+    calls: list[int] = []
+
+    def refresh(tensors: list[object]) -> list[object]:
+        calls.append(len(tensors))
+        return [scheme8192.refresh(t, keys8192) for t in tensors]
+
+    bundle = hio.ModelBundle(model, None)
+    for provider in (None, refresh):
+        outcome = train_bundle(bundle, [(X, Y)], epochs=2, learning_rate=0.3, refresh=provider)
+        assert outcome.status == "refused" and outcome.steps == 0
+        assert "more noise budget (levels) than a fresh encryption has" in outcome.message
+        assert "parameter set with more levels" in outcome.message
+    assert calls == []
+
+
+def test_refresh_due_never_refreshes_fresh_weights_and_caps_its_margins() -> None:
+    # no fresh budget known: the old rule
+    assert refresh_due(12.0, 11.0, 0.0)
+    assert refresh_due(5.0, None, 2.0, 8.0) and not refresh_due(5.0, None, 2.0)
+    # fresh weights are never sent for a refresh (it could not give more)
+    assert not refresh_due(12.0, 11.0, 0.0, fresh_budget=12.0)
+    assert not refresh_due(5.0, None, 2.0, 8.0, fresh_budget=5.0)
+    # below fresh: the 1.5x margin as before (a refresh then gives the fresh budget)
+    assert refresh_due(11.0, 11.0, 0.0, fresh_budget=12.0)
+    assert refresh_due(11.9, 0.1, 11.8, fresh_budget=12.0)
+    assert not refresh_due(40.0, 10.0, 2.0, fresh_budget=60.0)  # 40 - 15 >= 2
+    assert refresh_due(16.0, 10.0, 2.0, fresh_budget=60.0)  # 16 - 15 < 2
+    assert not refresh_due(17.0, 10.0, 2.0, fresh_budget=60.0)
+    assert refresh_due(None, 1.0, 0.0) is False
