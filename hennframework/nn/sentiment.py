@@ -26,7 +26,7 @@ import numpy.typing as npt
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError
 from hennframework.nn.activations import SigmoidApproximation, get_sigmoid, sigmoid
 from hennframework.nn.initialisation import weight_random
-from hennframework.nn.model import Refresher, refresh_due
+from hennframework.nn.model import Refresher, fresh_noise_budget, refresh_due
 from hennframework.nn.ops import is_encrypted, multiply_constant, polyval, scatter_add, segment_sum
 from hennframework.scheme import Capability, KeySet, require
 
@@ -252,7 +252,12 @@ class SentimentNetwork:
             for batch in batches:
                 started = time.perf_counter()
                 budget = self.min_noise_budget()
-                if refresh_due(budget, step_cost, min_noise_budget):
+                if refresh_due(
+                    budget,
+                    step_cost,
+                    min_noise_budget,
+                    fresh_budget=fresh_noise_budget(self.weights()),
+                ):
                     if refresh is None:
                         raise NoiseBudgetExhaustedError(
                             f"the encrypted weights' noise budget ({budget:.1f} bits) will not carry "
