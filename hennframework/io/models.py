@@ -63,6 +63,14 @@ class ModelBundle:
     def model_type(self) -> str:
         return "sentiment" if isinstance(self.model, SentimentNetwork) else "sequential"
 
+    def drop_history(self) -> None:
+        """Forget the training history (a model handed to a new key starts a new one)."""
+        self.history = History()
+        if isinstance(self.model, SentimentNetwork):
+            self.model.history = type(self.model.history)()
+        else:
+            self.model.history = self.history
+
 
 def _activation_json(approximation: SigmoidApproximation | None) -> dict[str, Any]:
     if approximation is None:

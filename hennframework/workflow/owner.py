@@ -386,11 +386,7 @@ def reencrypt_model(
                 else:
                     record.encrypted_loss = new.encrypt_tensor(loss, public.key)
     else:
-        bundle.history = History()
-        if isinstance(bundle.model, SentimentNetwork):
-            bundle.model.history = type(bundle.model.history)()
-        else:
-            bundle.model.history = bundle.history
+        bundle.drop_history()
     bundle.training = {}
     save_model(out, bundle)
     return {

@@ -26,7 +26,6 @@ from hennframework.io.bundles import (
     save_predictions,
 )
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History
 from hennframework.nn.sentiment import SentimentNetwork
 from hennframework.scheme import Capability, require
 from hennframework.workflow.data import load_review_subset, load_tabular, review_batches
@@ -254,11 +253,7 @@ def switch_model(
                 record.encrypted_loss = scheme.switch_key(record.encrypted_loss, key)
         bundle.history.records = list(bundle.history.records)
     else:
-        bundle.history = History()
-        if isinstance(bundle.model, SentimentNetwork):
-            bundle.model.history = type(bundle.model.history)()
-        else:
-            bundle.model.history = bundle.history
+        bundle.drop_history()
     bundle.training = {}
     save_model(out, bundle)
     return {
