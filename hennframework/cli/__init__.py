@@ -46,6 +46,7 @@ COMMAND_MODULES: list[str] = [
     "hennframework.cli.plugins",
     "hennframework.cli.demo",
     "hennframework.cli.parties",
+    "hennframework.cli.federated",
     "hennframework.cli.bench",
 ]
 
