@@ -156,6 +156,13 @@ def run_simulation(args: argparse.Namespace) -> int:
         data=DataSpec(data=args.data, limit=args.limit),
     )
     show = not (args.json or args.no_progress)
+    if scheme == "integer-vector":
+        # said before any work: with these parameter sets the parties can read every weight
+        print(
+            "henn federated run: the integer-vector scheme is INSECURE: every party can read the "
+            "model's weights from its ciphertexts. Use --scheme ckks (128-bit) to keep them secret.",
+            file=sys.stderr,
+        )
     bar = progress_bar(args.rounds, "federated rounds", show)
 
     def progress(row: Any, _total: int) -> None:

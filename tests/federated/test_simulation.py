@@ -33,6 +33,8 @@ def test_three_parties_two_rounds_label_skew() -> None:
     summary = json.loads(done.stdout)
     assert summary["scheme"] == "integer-vector"
     assert summary["security"].startswith("INSECURE")
+    # and it was said before any work, not only in the summary
+    assert "INSECURE" in done.stderr.split("federated rounds")[0]
     assert len(summary["rounds"]) == 2
     for row in summary["rounds"]:
         assert row["parties"] == 3 and not row["failures"]
