@@ -250,9 +250,6 @@ class XpBackend:
     def matmul_float(self, left: Any, right: Any) -> Any:
         return self.xp.matmul(left, right)
 
-    def einsum(self, subscripts: str, *operands: Any) -> Any:
-        return self.xp.einsum(subscripts, *operands)
-
     def abs_max(self, array: Any) -> int:
         xp = self.xp
         array = xp.asarray(array)
@@ -263,9 +260,3 @@ class XpBackend:
             high, low = (int(v) for v in self._to_host(xp.stack([array.max(), array.min()])))
             return max(abs(high), abs(low))
         return math.ceil(float(xp.abs(array).max()))
-
-    def all_finite(self, array: Any) -> bool:
-        return bool(self.xp.isfinite(array).all())
-
-    def rint(self, array: Any) -> Any:
-        return self.xp.rint(array)

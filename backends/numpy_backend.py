@@ -58,9 +58,6 @@ class NumpyBackend:
     def matmul_float(self, left: Any, right: Any) -> Any:
         return np.matmul(left, right)
 
-    def einsum(self, subscripts: str, *operands: Any) -> Any:
-        return np.einsum(subscripts, *operands)
-
     def abs_max(self, array: Any) -> int:
         if array.size == 0:
             return 0
@@ -68,12 +65,6 @@ class NumpyBackend:
             # |INT64_MIN| does not fit int64: take max and min separately, as Python ints.
             return max(abs(int(array.max())), abs(int(array.min())))
         return int(np.ceil(np.abs(array).max()))
-
-    def all_finite(self, array: Any) -> bool:
-        return bool(np.isfinite(array).all())
-
-    def rint(self, array: Any) -> Any:
-        return np.rint(array)
 
     def synchronize(self) -> None:
         return None

@@ -90,20 +90,8 @@ class ArrayBackend(Protocol):
         """float64 matrix product."""
         ...
 
-    def einsum(self, subscripts: str, *operands: Array) -> Array:
-        """``numpy.einsum`` semantics (int64 operands wrap modulo 2**64)."""
-        ...
-
     def abs_max(self, array: Array) -> int:
         """max(|array|) as a Python int (0 for an empty array). Exact for int64."""
-        ...
-
-    def all_finite(self, array: Array) -> bool:
-        """True if no element is NaN or infinite."""
-        ...
-
-    def rint(self, array: Array) -> Array:
-        """Round half to even, elementwise (float64 -> float64)."""
         ...
 
     def synchronize(self) -> None:

@@ -238,11 +238,6 @@ class Vocabulary:
         """The words, in index order."""
         return self._words
 
-    @property
-    def word_to_index(self) -> dict[str, int]:
-        """A copy of the word -> index map."""
-        return dict(self._index)
-
     def index(self, word: str) -> int:
         """The index of ``word``; KeyError if it is not in the vocabulary."""
         return self._index[word]

@@ -43,7 +43,7 @@ import re
 import stat
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ __all__ = [
     "FileRefresher",
     "RefreshServer",
     "ServeSummary",
-    "pending_requests",
     "request_stop",
     "serve_refresh",
 ]
@@ -455,12 +454,4 @@ def serve_refresh(
     server.on_request = on_request
     return server.serve(
         idle_timeout=idle_timeout, timeout=timeout, max_requests=max_requests, poll=poll
-    )
-
-
-def pending_requests(exchange: str | os.PathLike[str]) -> Sequence[Path]:
-    """Request files waiting in ``exchange`` (for status displays and tests)."""
-    folder = Path(exchange)
-    return (
-        sorted(p for p in folder.iterdir() if _REQUEST.fullmatch(p.name)) if folder.is_dir() else []
     )

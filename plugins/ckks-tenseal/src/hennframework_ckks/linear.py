@@ -54,10 +54,6 @@ class LinearPlan:
     giant: int  # baby-step size g
     rotations: int  # estimated rotation count
 
-    @property
-    def diagonal_count(self) -> int:
-        return sum(len(d) for d in self.diagonals.values())
-
 
 def _popcount(value: int) -> int:
     return bin(value).count("1")

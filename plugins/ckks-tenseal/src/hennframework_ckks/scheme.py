@@ -25,7 +25,6 @@ from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, generate_keys
 from hennframework_ckks.layout import Layout
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams, get_params
 from hennframework_ckks.refresh import refresh_tensors
-from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
 from hennframework_ckks.tensor import CKKSTensor, LazyLinear, decrypt_array, encrypt_array
 
 __all__ = ["CKKSScheme"]
@@ -191,11 +190,3 @@ class CKKSScheme(HEScheme):
     def levels_left(tensor: Any) -> int:
         """Rescales a tensor can still go through before it needs a refresh."""
         return int(tensor.levels_left)
-
-    @staticmethod
-    def serialize(tensors: Iterable[Any]) -> bytes:
-        return tensors_to_bytes(list(tensors))
-
-    def deserialize(self, data: bytes, key: Any) -> list[CKKSTensor]:
-        public, _ = self._public(key)
-        return tensors_from_bytes(data, public)
