@@ -49,6 +49,7 @@ from hennframework.io.container import (
     read_manifest,
     write_bundle,
 )
+from hennframework.io.integer_vector import IntegerVectorCodec as _IntegerVectorCodec
 from hennframework.io.models import ModelBundle
 
 __all__ = [
@@ -86,3 +87,7 @@ __all__ = [
     "save_switch_key",
     "write_bundle",
 ]
+
+# The built-in scheme's codec registers the way a plugin's does; importing any module of this
+# package runs this file first, so codec_for() always finds it.
+register_codec(_IntegerVectorCodec())

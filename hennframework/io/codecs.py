@@ -3,8 +3,10 @@
 The container (:mod:`hennframework.io.container`) knows JSON, ``.npy`` arrays and opaque blobs;
 it knows nothing about ciphertexts or keys. A :class:`SchemeCodec` turns one scheme's objects
 (encrypted tensors, public/secret/switching keys, parameter sets) into JSON metadata plus named
-arrays and blobs, and back. The integer-vector scheme's codec is built in
-(:mod:`hennframework.io.integer_vector`); a scheme plugin provides its own in one of two ways:
+arrays and blobs, and back. The integer-vector scheme's codec
+(:mod:`hennframework.io.integer_vector`) registers itself the way a plugin's does, when
+:mod:`hennframework.io` is imported (which any of its modules' imports does first), so this
+module imports no codec; a scheme plugin provides its own in one of two ways:
 
 * call :func:`register_codec` when its scheme module is imported (the registry imports the
   scheme's entry point before giving up, so registration at import time is enough); or
@@ -220,20 +222,11 @@ def register_codec(codec: SchemeCodec, *, replace: bool = False) -> None:
 
 def registered_codecs() -> dict[str, SchemeCodec]:
     """The codecs known so far (by scheme name)."""
-    _ensure_builtin()
     return dict(_CODECS)
-
-
-def _ensure_builtin() -> None:
-    if "integer-vector" not in _CODECS:
-        from hennframework.io.integer_vector import IntegerVectorCodec
-
-        register_codec(IntegerVectorCodec())
 
 
 def codec_for(scheme: str | Any) -> SchemeCodec:
     """The codec of a scheme (by name or instance); imports the scheme plugin if needed."""
-    _ensure_builtin()
     name = scheme if isinstance(scheme, str) else getattr(scheme, "name", None)
     if not isinstance(name, str):
         raise SerializationError(f"cannot tell which scheme {scheme!r} belongs to.")
@@ -312,7 +305,6 @@ def find_secret(value: Any, *, _limit: int = 2_000_000) -> str | None:
     Walks containers, dataclasses and objects' attributes (models, layers, histories) without
     calling any of their code beyond attribute access.
     """
-    _ensure_builtin()
     checks: list[Callable[[Any], bool]] = [codec.is_secret for codec in _CODECS.values()]
     seen: set[int] = set()
     stack: list[tuple[Any, str]] = [(value, "the object")]
