@@ -21,7 +21,6 @@ keys of ``keygen(dims=, products=)``). Keys added later are attached to the key 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hennframework import fingerprints
 from hennframework.backend import Array, ArrayBackend
-from hennframework.exceptions import InputError, KeyMismatchError, SerializationError
+from hennframework.exceptions import InputError, KeyMismatchError
 from hennframework.randomness import RandomSource
 from hennframework.schemes.integer_vector.params import IntegerVectorParams
 
@@ -147,35 +147,24 @@ class SecretKey:
 # ------------------------------------------------------------------------------------------
 # key ids: fingerprints of the public material made at keygen
 # ------------------------------------------------------------------------------------------
-#: Domain separation: these bytes start every hash input, so no other hash can collide with it.
-FINGERPRINT_DOMAIN = b"hennframework/key-fingerprint/v1\x00"
 FINGERPRINT_PREFIX = "iv-"
 #: The label keys carry during keygen, before the fingerprint of their matrices is known.
 PENDING_KEY_ID = "pending"
 #: The parameter values a fingerprint covers (with the set's name), in this order.
 PARAMETER_FIELDS = ("w", "scale", "k", "t_bound", "a_bound", "e_bound", "gadget_bits", "modulus")
 
-_FINGERPRINT_ID = re.compile(r"iv-[0-9a-f]{32}")
 _LEGACY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def check_key_id(value: object, where: str) -> str:
-    """``value`` if it is an integer-vector key fingerprint; a clear error for older random ids.
-
-    Key ids of files made before fingerprints were random labels that nothing can verify, so
-    they are refused rather than trusted.
-    """
-    if isinstance(value, str) and _FINGERPRINT_ID.fullmatch(value):
-        return value
-    if isinstance(value, str) and _LEGACY_ID.fullmatch(value):
-        raise SerializationError(
-            f"{where}: key {value} was made by an older hennframework version, whose key ids were "
-            "random labels that cannot be verified. Re-run `henn keygen` and encrypt the model "
-            "again under the new key (`henn encrypt-model`)."
-        )
-    raise SerializationError(
-        f"{where}: malformed key id {value!r} (expected iv- and 32 hex digits); the file is "
-        "corrupted or was tampered with."
+    """``value`` if it is an integer-vector key fingerprint; a clear error for older random ids."""
+    return fingerprints.check_key_id(
+        value,
+        where,
+        prefix=FINGERPRINT_PREFIX,
+        legacy=_LEGACY_ID,
+        made_by="an older hennframework version",
+        keygen="henn keygen",
     )
 
 
@@ -216,9 +205,7 @@ def key_fingerprint(params: IntegerVectorParams, parts: Iterable[tuple[str, KeyS
         },
         "keys": described,
     }
-    encoded = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    digest = hashlib.sha256(FINGERPRINT_DOMAIN + encoded.encode("ascii")).hexdigest()
-    return FINGERPRINT_PREFIX + digest[:32]
+    return fingerprints.fingerprint_id(FINGERPRINT_PREFIX, header)
 
 
 def _core_keys(public: PublicKey, names: Sequence[str]) -> list[tuple[str, KeySwitchKey]]:

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from hennframework import fingerprints
 from hennframework.exceptions import InputError, KeyMismatchError, SerializationError
 
 from hennframework_ckks._seal import SealContext, get_context, sa, seal_from_bytes, seal_to_bytes
@@ -52,28 +53,21 @@ __all__ = [
 _PUBLIC_MAGIC = b"HENNCKKS-PUBKEY\x01"
 _SECRET_MAGIC = b"HENNCKKS-SECKEY\x01"
 
-#: Domain separation: these bytes start every hash input, so no other hash can collide with it.
-FINGERPRINT_DOMAIN = b"hennframework/key-fingerprint/v1\x00"
 FINGERPRINT_PREFIX = "ckks-"
 #: What the fingerprint covers, in the public key's container (all made at keygen).
 _PARTS = ("public_key", "relin_keys", "galois_keys")
-_FINGERPRINT_ID = re.compile(r"ckks-[0-9a-f]{32}")
 _LEGACY_ID = re.compile(r"ckks-[0-9a-f]{16}")
 
 
 def check_key_id(value: object, where: str) -> str:
     """``value`` if it is a CKKS key fingerprint; a clear error for the older random ids."""
-    if isinstance(value, str) and _FINGERPRINT_ID.fullmatch(value):
-        return value
-    if isinstance(value, str) and _LEGACY_ID.fullmatch(value):
-        raise SerializationError(
-            f"{where}: key {value} was made by an older version of the CKKS plugin, whose key ids "
-            "were random labels that cannot be verified. Re-run `henn --scheme ckks keygen` and "
-            "encrypt the model again under the new key (`henn encrypt-model`)."
-        )
-    raise SerializationError(
-        f"{where}: malformed key id {value!r} (expected ckks- and 32 hex digits); the file is "
-        "corrupted or was tampered with."
+    return fingerprints.check_key_id(
+        value,
+        where,
+        prefix=FINGERPRINT_PREFIX,
+        legacy=_LEGACY_ID,
+        made_by="an older version of the CKKS plugin",
+        keygen="henn --scheme ckks keygen",
     )
 
 
@@ -105,9 +99,7 @@ def key_fingerprint(params: CKKSParams, steps: Iterable[int], parts: Mapping[str
             if name in parts
         ],
     }
-    encoded = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    digest = hashlib.sha256(FINGERPRINT_DOMAIN + encoded.encode("ascii")).hexdigest()
-    return FINGERPRINT_PREFIX + digest[:32]
+    return fingerprints.fingerprint_id(FINGERPRINT_PREFIX, header)
 
 
 def rotation_steps(slots: int, rotations: str | Iterable[int]) -> frozenset[int]:
