@@ -44,6 +44,7 @@ __all__ = [
     "MAX_SECONDS",
     "activation",
     "add_global_options",
+    "add_learning_rate",
     "architecture",
     "choice",
     "directory",
@@ -231,6 +232,22 @@ non_negative_number = number(0.0)
 learning_rate = number(0.0, MAX_LEARNING_RATE, exclusive_minimum=True)
 seconds = number(0.0, MAX_SECONDS, exclusive_minimum=True, unit="seconds")
 init_scale = number(0.0, MAX_INIT_SCALE, exclusive_minimum=True)
+
+
+def add_learning_rate(parser: Any, default: float | None, note: str) -> None:
+    """``--lr`` (alias ``--learning-rate``), validated by :data:`learning_rate`, one way everywhere.
+
+    ``note`` ends the help text (the default, or where it comes from).
+    """
+    parser.add_argument(
+        "--lr",
+        "--learning-rate",
+        dest="learning_rate",
+        metavar="RATE",
+        type=learning_rate,
+        default=default,
+        help=f"SGD learning rate, > 0 and <= {MAX_LEARNING_RATE:g} ({note})",
+    )
 
 
 def _physical_memory() -> int:

@@ -23,15 +23,8 @@ def register(subparsers: Any) -> None:
     xor.add_argument(
         "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
     )
-    xor.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        metavar="RATE",
-        type=common.learning_rate,
-        default=None,
-        help=f"SGD learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (Trask's 2017 post: "
-        "0.015; 0.5 with --scheme ckks, see docs/model.md)",
+    common.add_learning_rate(
+        xor, None, "Trask's 2017 post: 0.015; 0.5 with --scheme ckks, see docs/model.md"
     )
     xor.add_argument(
         "--iterations",
@@ -93,15 +86,7 @@ def register(subparsers: Any) -> None:
     )
     sentiment.add_argument("--params", metavar="NAME", help="parameter set of the scheme")
     sentiment.add_argument("--epochs", type=common.positive_int, default=1, help="epochs (1)")
-    sentiment.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        metavar="RATE",
-        type=common.learning_rate,
-        default=0.1,
-        help=f"learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (0.1)",
-    )
+    common.add_learning_rate(sentiment, 0.1, "0.1")
     sentiment.add_argument(
         "--batch-size",
         type=common.positive_int,

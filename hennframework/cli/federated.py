@@ -55,14 +55,7 @@ def register(subparsers: Any) -> None:
         help="SGD steps per party per round (default: one pass over the data in all rounds; "
         "1 with --scheme ckks)",
     )
-    run.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        type=common.learning_rate,
-        default=0.1,
-        help="SGD learning rate (0.1)",
-    )
+    common.add_learning_rate(run, 0.1, "0.1")
     run.add_argument("--batch-size", type=common.integer(1, 100_000), default=32, help="(32)")
     run.add_argument("--hidden", type=common.layer_size, default=8, help="hidden units (8)")
     run.add_argument(

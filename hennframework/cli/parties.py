@@ -305,15 +305,7 @@ def register(subparsers: Any) -> None:
         help="replace --out (or --history-out) if it exists, even when it is the --model file",
     )
     p.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the data (1)")
-    p.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        metavar="RATE",
-        type=common.learning_rate,
-        default=0.1,
-        help=f"learning rate, > 0 and <= {common.MAX_LEARNING_RATE:g} (0.1)",
-    )
+    common.add_learning_rate(p, 0.1, "0.1")
     p.add_argument(
         "--batch-size",
         type=common.positive_int,
