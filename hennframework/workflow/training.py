@@ -98,6 +98,21 @@ def _check_refreshed(old: Sequence[Any], new: Sequence[Any]) -> None:
             )
 
 
+def _refresh_model(model: Any, refresh: Refresher, history: History) -> None:
+    """Replace the model's weights by the owner's fresh encryptions and count the refresh.
+
+    Raises what the refresher raises (NoiseBudgetExhaustedError when the owner refuses); the
+    weights are unchanged then.
+    """
+    tensors, put = _weights(model)
+    renewed = refresh(tensors)
+    _check_refreshed(tensors, renewed)
+    put(list(renewed))
+    history.refreshes += 1
+    if isinstance(model, SentimentNetwork):
+        model.history.refreshes += 1
+
+
 def _min_budget(model: Any) -> float | None:
     return model.min_noise_budget()  # type: ignore[no-any-return]
 
@@ -223,19 +238,13 @@ def train_bundle(
                     break
                 if progress is not None:
                     progress(done, planned, None, "waiting for owner refresh")
-                tensors, put = _weights(model)
                 try:
-                    renewed = refresh(tensors)
+                    _refresh_model(model, refresh, history)
                 except NoiseBudgetExhaustedError as exc:
                     status = "needs-refresh"
                     message = f"stopped after {done} of {planned} steps: {exc}"
                     break
-                _check_refreshed(tensors, renewed)
-                put(list(renewed))
-                history.refreshes += 1
                 refreshes_here += 1
-                if isinstance(model, SentimentNetwork):
-                    model.history.refreshes += 1
                 budget = _min_budget(model)
                 fresh_budget = _learn_fresh(state, fresh_budget, budget)
         epoch, position = divmod(done, per_epoch)
@@ -270,20 +279,14 @@ def train_bundle(
                     )
                 )
                 break
-            tensors, put = _weights(model)
             try:
-                renewed = refresh(tensors)
+                _refresh_model(model, refresh, history)
             except NoiseBudgetExhaustedError as refused:
                 status = "needs-refresh"
                 message = f"stopped after {done} of {planned} steps: {refused}"
                 break
-            _check_refreshed(tensors, renewed)
-            put(list(renewed))
             fresh_budget = _learn_fresh(state, fresh_budget, _min_budget(model))
-            history.refreshes += 1
             refreshes_here += 1
-            if isinstance(model, SentimentNetwork):
-                model.history.refreshes += 1
             retrying = True
             step_cost = None
             continue
