@@ -49,6 +49,9 @@ class XpBackend:
         if name is not None:
             self.name = name
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> XpBackend:
+        return self  # stateless apart from the array module: copies of tensors share it
+
     # -- device hooks ----------------------------------------------------------------------
     def is_available(self) -> tuple[bool, str]:
         return True, "ok"

@@ -39,6 +39,7 @@ from hennframework.bench.vhecpp import (
     run_driver,
 )
 from hennframework.exceptions import InsecureParametersWarning
+from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorParams, IntegerVectorScheme
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
 
@@ -119,7 +120,7 @@ def make_scheme(params: str | IntegerVectorParams) -> IntegerVectorScheme:
     """The integer-vector scheme on the NumPy backend, without the (known) insecurity warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureParametersWarning)
-        return IntegerVectorScheme(params, backend="numpy")
+        return IntegerVectorScheme(params, backend=get_backend("numpy"))
 
 
 def integer_messages(batch: int, m: int, bound: int = 100, seed: int = 0) -> np.ndarray:

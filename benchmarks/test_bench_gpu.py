@@ -22,6 +22,7 @@ import pytest
 from benchutil import integer_messages, measure, security_of, transform_matrix
 
 from hennframework.exceptions import InsecureParametersWarning
+from hennframework.registry import get_backend
 
 
 def _gpu_reason() -> str | None:
@@ -57,7 +58,7 @@ class GpuKeys:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureParametersWarning)
-            self.scheme = IntegerVectorScheme(PARAMS, backend="cupy")
+            self.scheme = IntegerVectorScheme(PARAMS, backend=get_backend("cupy"))
         self._keys: dict[tuple[int, int], Any] = {}
         self._extras: set[tuple[int, str]] = set()
 

@@ -7,9 +7,8 @@
   last 1,000 held out, vocabulary (min_count 10, polarity cutoff 0.1) from the training part; one
   epoch over a fixed subset of the first 2,000 training reviews (256 at batch size 1, whose
   encrypted run is slow), at batch sizes 1, 8, 32, 128 and 256 for the ratio against batch size.
-  The unencrypted baselines are the same SentimentNetwork class with NumPy weights (trained the
-  same way: the fair ratio) and the tuned reference network of ``hennframework.data.baseline``
-  (quoted at ~58,000 reviews/s at batch 1).
+  The unencrypted baseline is the same model (``Sequential.bag_of_words``) with NumPy weights,
+  trained by the same loop: the fair ratio.
 
 Throughput is reported as items per second (iterations or reviews). Parameter set "default":
 INSECURE (see docs/security.md).
@@ -25,7 +24,7 @@ import pytest
 from benchutil import INSECURE, PLAINTEXT, make_scheme, measure, rt_polarity_dir
 
 from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
-from hennframework.nn import OwnerRefresher, Sequential
+from hennframework.nn import BagOfWords, Batch, OwnerRefresher, Sequential, make_batches
 
 TRAIN_SUBSET = 2_000
 BATCH1_SUBSET = 256
@@ -133,21 +132,17 @@ def sentiment_keys() -> tuple[Any, Any]:
     return scheme, scheme.keygen(seed=0)
 
 
-def _batches(encoded: Any, count: int, batch_size: int) -> list[Any]:
-    from hennframework.nn.sentiment import batches_from_csr
-
+def _batches(encoded: Any, count: int, batch_size: int) -> list[Batch]:
     part = encoded.slice(0, count)
-    return batches_from_csr(part.indices, part.offsets, part.labels, batch_size)
+    return make_batches(BagOfWords(part.indices, part.offsets), part.labels, batch_size)
 
 
-#: Batch sizes for the encrypted/unencrypted ratio against batch size (the report's plot); the
-#: tuned reference network is measured at 1 and 32 only (the two headline figures).
+#: Batch sizes for the encrypted/unencrypted ratio against batch size (the report's plot).
 SENTIMENT_BATCHES = (1, 8, 32, 128, 256)
 SENTIMENT_CASES = [
     pytest.param(variant, batch, id=f"{variant}-{batch}")
     for batch in SENTIMENT_BATCHES
-    for variant in ("encrypted", "plain", "baseline")
-    if variant != "baseline" or batch in (1, 32)
+    for variant in ("encrypted", "plain")
 ]
 
 
@@ -160,9 +155,6 @@ def test_sentiment_training(
     batch_size: int,
 ) -> None:
     """Reviews per second for one epoch over a fixed subset, from fresh weights each round."""
-    from hennframework.data import PlainSentimentNetwork
-    from hennframework.nn.sentiment import SentimentNetwork
-
     scheme, keys = sentiment_keys
     count = BATCH1_SUBSET if (variant == "encrypted" and batch_size == 1) else TRAIN_SUBSET
     vocabulary = sentiment_data.vocabulary_size
@@ -177,32 +169,15 @@ def test_sentiment_training(
         learning_rate=LEARNING_RATE,
         variant=variant,
     )
-    if variant == "baseline":
-        data = sentiment_data.train.slice(0, count)
-
-        def fresh_baseline() -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (PlainSentimentNetwork(vocabulary, 8, rng=1),), {}
-
-        measure(
-            benchmark,
-            lambda net: net.train(data, 1, LEARNING_RATE, batch_size=batch_size),
-            items=count,
-            unit="review",
-            rounds=20,  # a few ms each: many rounds keep the median steady on a busy machine
-            setup=fresh_baseline,
-            implementation="numpy (tuned reference, hennframework.data.baseline)",
-            **info,
-        )
-        return
     batches = _batches(sentiment_data.train, count, batch_size)
     encrypted = variant == "encrypted"
     refresh = OwnerRefresher(scheme, keys) if encrypted else None
 
     def fresh_network() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        network = SentimentNetwork(vocabulary, 8, seed=0)
+        network = Sequential.bag_of_words(vocabulary, 8, seed=0)
         return ((network.encrypt(keys) if encrypted else network),), {}
 
-    def train(network: Any) -> Any:
+    def train(network: Sequential) -> Any:
         return network.fit(batches, learning_rate=LEARNING_RATE, refresh=refresh)
 
     history = measure(
@@ -212,7 +187,7 @@ def test_sentiment_training(
         unit="review",
         rounds=3 if (encrypted and batch_size == 1) else 5 if encrypted else 20,
         setup=fresh_network,
-        implementation="hennframework" if encrypted else "numpy (same SentimentNetwork class)",
+        implementation="hennframework" if encrypted else "numpy (same Sequential model)",
         **info,
     )
     benchmark.extra_info["refreshes"] = history.refreshes
@@ -223,16 +198,14 @@ def test_sentiment_inference(
     benchmark: Any, sentiment_data: SentimentData, sentiment_keys: tuple[Any, Any], encrypted: bool
 ) -> None:
     """Predictions for the 1,000 held-out reviews in batches of 256 (outputs stay encrypted)."""
-    from hennframework.nn.sentiment import SentimentNetwork
-
     scheme, keys = sentiment_keys
-    network = SentimentNetwork(sentiment_data.vocabulary_size, 8, seed=0)
+    network = Sequential.bag_of_words(sentiment_data.vocabulary_size, 8, seed=0)
     network.fit(_batches(sentiment_data.train, TRAIN_SUBSET, 32), learning_rate=LEARNING_RATE)
     model = network.encrypt(keys) if encrypted else network
     batches = _batches(sentiment_data.test, len(sentiment_data.test), 256)
 
     def predict() -> list[Any]:
-        return [model.predict(batch) for batch in batches]
+        return [model.predict(batch.inputs) for batch in batches]
 
     benchmark.group = "model sentiment inference"
     outputs = measure(
@@ -245,7 +218,7 @@ def test_sentiment_inference(
         **_info("sentiment inference", encrypted, 256, reviews=len(sentiment_data.test)),
     )
     if encrypted:  # the key holder's decryption agrees with the plain network
-        plain = np.concatenate([np.asarray(network.predict(b)).reshape(-1) for b in batches])
+        plain = np.concatenate([np.asarray(network.predict(b.inputs)).reshape(-1) for b in batches])
         values = np.concatenate(
             [np.asarray(scheme.decrypt_tensor(o, keys.secret)).reshape(-1) for o in outputs]
         )

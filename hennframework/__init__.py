@@ -30,8 +30,21 @@ __all__ = [
 def get_scheme(name: str | None = None, params: Any = None, backend: Any = None) -> Any:
     """An instance of the scheme ``name`` (default: configured) with ``params`` on ``backend``.
 
-    A warning it causes (such as :class:`~hennframework.exceptions.InsecureParametersWarning`)
-    is reported at the line that called it, not inside the package.
+    ``backend`` is a backend instance, a name, or None for the configured one (``HENN_BACKEND``,
+    config files, NumPy). A warning it causes (such as
+    :class:`~hennframework.exceptions.InsecureParametersWarning`) is reported at the line that
+    called it, not inside the package.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the "default" set states that it is insecure
+    ...     scheme = get_scheme("integer-vector", "default", backend="numpy")
+    >>> keys = scheme.keygen()
+    >>> total = scheme.encrypt_tensor([1.5, 2.25], keys.public).sum()
+    >>> float(scheme.decrypt_tensor(total, keys.secret))
+    3.75
     """
     scheme_class = get_scheme_class(name)
-    return scheme_class(params, backend=backend)
+    if not getattr(scheme_class, "uses_array_backend", True):
+        return scheme_class(params, backend=backend)  # e.g. CKKS: SEAL computes on the CPU
+    return scheme_class(params, backend=get_backend(backend))

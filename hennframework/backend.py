@@ -10,16 +10,26 @@ Exactness contract: ``int64`` arithmetic is exact modulo 2**64 (two's-complement
 which the schemes exploit: an expression whose true value is known to fit in 63 bits may
 overflow in between and still come out exact. Callers, not backends, prove that the final values
 fit (see ``hennframework.schemes.integer_vector.bounds``).
+
+A scheme is given its backend instance; with none, it computes on :func:`default_backend` (the
+NumPy reference). Choosing a backend by name or from the configuration is the plugin registry's
+job (:func:`hennframework.get_backend`), above the schemes.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy.typing as npt
 
-__all__ = ["Array", "ArrayBackend"]
+# shipped in this distribution (``backends/``); mypy checks that folder under its own name
+from hennframework_backends.numpy_backend import (  # type: ignore[import-not-found, unused-ignore]
+    NumpyBackend,
+)
+
+__all__ = ["Array", "ArrayBackend", "default_backend"]
 
 #: A backend-native array (``numpy.ndarray`` or ``cupy.ndarray``).
 Array = Any
@@ -97,3 +107,10 @@ class ArrayBackend(Protocol):
     def synchronize(self) -> None:
         """Wait for queued device work to finish (no-op on the CPU); used by benchmarks."""
         ...
+
+
+@functools.cache
+def default_backend() -> ArrayBackend:
+    """The NumPy reference backend (one instance per process): what a scheme given no backend uses."""
+    backend: ArrayBackend = NumpyBackend()
+    return backend

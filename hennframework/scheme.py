@@ -6,9 +6,9 @@ RLWE scheme such as CKKS (slots, levels, rescale, relinearisation) can implement
 * :class:`ParameterSet`: a named, documented configuration with an *honest* security statement;
 * :class:`HEScheme`: key generation, encryption with the public or the secret key, decryption, and
   a capability set (:class:`Capability`) so callers can fail early and clearly;
-* :class:`EncryptedTensor`: a batch of encrypted values with operators. The leading axes are the
-  batch: every operation applies to the whole batch in one call. The model API
-  (:mod:`hennframework.nn`) is written against this protocol only.
+* :class:`EncryptedTensor`: a batch of encrypted values with operators, every member the model
+  API (:mod:`hennframework.nn`) uses. The leading axes are the batch: every operation applies to
+  the whole batch in one call. The model API is written against this protocol only.
 
 Fixed point: real values are encoded as integers at a scale (``round(x * scale)``); products carry
 the scale squared and are rescaled, so a tensor's :attr:`EncryptedTensor.scale` is visible and
@@ -111,16 +111,21 @@ class KeySet:
 class EncryptedTensor(Protocol):
     """A batch of encrypted values with NumPy-like shape semantics and operators.
 
-    ``shape`` is the batch shape (the logical tensor shape). Operators broadcast like NumPy.
+    ``shape`` is the batch shape (the logical tensor shape); the leading axes are the batch and
+    every operation applies to the whole batch in one call. Operators broadcast like NumPy.
     Plaintext operands are NumPy arrays or Python numbers of *real* values; the tensor encodes
-    them at the right scale itself.
+    them at the right scale itself. These are all the members the model API
+    (:mod:`hennframework.nn`) and the file layer use, so a scheme whose tensors have them runs
+    every model.
     """
 
     @property
     def shape(self) -> tuple[int, ...]: ...
 
     @property
-    def scale(self) -> float: ...
+    def scale(self) -> float:
+        """The fixed-point scale values are encoded at (``round(x * scale)``)."""
+        ...
 
     @property
     def noise_budget(self) -> float:
@@ -128,22 +133,59 @@ class EncryptedTensor(Protocol):
         schemes, levels (rescales) for leveled schemes such as CKKS; ``inf`` where none is tracked."""
         ...
 
+    @property
+    def scheme(self) -> HEScheme:
+        """The scheme instance that evaluates this tensor (refreshes, saving, decryption)."""
+        ...
+
+    @property
+    def T(self) -> EncryptedTensor:
+        """The transpose, as :meth:`transpose` with no axes (layers use ``weights.T``)."""
+        ...
+
     def __add__(self, other: Any) -> EncryptedTensor: ...
     def __radd__(self, other: Any) -> EncryptedTensor: ...
     def __sub__(self, other: Any) -> EncryptedTensor: ...
     def __rsub__(self, other: Any) -> EncryptedTensor: ...
     def __neg__(self) -> EncryptedTensor: ...
-    def __mul__(self, other: Any) -> EncryptedTensor: ...
-    def __rmul__(self, other: Any) -> EncryptedTensor: ...
-    def __matmul__(self, other: Any) -> EncryptedTensor: ...
-    def __rmatmul__(self, other: Any) -> EncryptedTensor: ...
-    def __getitem__(self, index: Any) -> EncryptedTensor: ...
+    def __mul__(self, other: Any) -> EncryptedTensor:
+        """Elementwise product with a tensor or a plaintext (rescaled for fixed point)."""
+        ...
 
-    def sum(self, axis: int | None = None) -> EncryptedTensor: ...
-    def transpose(self) -> EncryptedTensor: ...
+    def __rmul__(self, other: Any) -> EncryptedTensor: ...
+    def __matmul__(self, other: Any) -> EncryptedTensor:
+        """Matrix product over the batch axes with a plaintext matrix or another tensor."""
+        ...
+
+    def __rmatmul__(self, other: Any) -> EncryptedTensor:
+        """``plaintext @ tensor``."""
+        ...
+
+    def __getitem__(self, index: Any) -> EncryptedTensor:
+        """Indexing of the batch axes, including row gathers with an integer array."""
+        ...
+
+    def sum(self, axis: int | None = None) -> EncryptedTensor:
+        """The sum over ``axis`` (every axis when None)."""
+        ...
+
+    def transpose(self, *axes: int) -> EncryptedTensor:
+        """The batch axes permuted (reversed when none are given)."""
+        ...
+
     def reshape(self, *shape: int) -> EncryptedTensor: ...
     def polyval(self, coefficients: Sequence[float]) -> EncryptedTensor:
         """``sum(c_i * x**i)`` elementwise, lowest degree first."""
+        ...
+
+    def multiply_constant(self, constant: float) -> EncryptedTensor:
+        """``self * constant`` for a small real constant (a learning rate, a coefficient); a
+        scheme may encode it with more precision than a plaintext factor gets."""
+        ...
+
+    def segment_sum(self, offsets: npt.ArrayLike) -> EncryptedTensor:
+        """Sums of consecutive runs of rows: run ``i`` is ``self[offsets[i]:offsets[i+1]]``;
+        ``offsets`` rises from 0 to ``len(self)``."""
         ...
 
     def scatter_add(
@@ -183,6 +225,9 @@ class HEScheme(abc.ABC):
     capabilities: ClassVar[frozenset[Capability]]
     #: Name of the parameter set used when none is given.
     default_parameter_set: ClassVar[str]
+    #: Whether the scheme computes on an array backend (``hennframework.get_scheme`` then passes
+    #: it the configured one); False for a scheme with its own engine (CKKS on SEAL).
+    uses_array_backend: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod

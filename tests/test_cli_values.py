@@ -25,7 +25,6 @@ from hennframework.exceptions import InputError
 from hennframework.nn.initialisation import CSPRNGWeights, weight_random
 from hennframework.nn.layers import Dense
 from hennframework.nn.model import Sequential
-from hennframework.nn.sentiment import SentimentNetwork
 
 #: Python names that must never reach a user (the CLI spells them --batch-size, --lr, ...).
 PYTHON_NAMES = re.compile(
@@ -399,8 +398,8 @@ def test_csprng_weights_come_from_os_urandom(monkeypatch: pytest.MonkeyPatch) ->
     assert calls and np.all(layer.weights == -1.0)  # a zero word is the low end: -2/sqrt(4)
     model = Sequential.mlp([2, 2, 1])
     assert np.all(model.weights()[0] == -1.0 / np.sqrt(2))
-    network = SentimentNetwork(5, 3)
-    assert np.all(network.weights_1_2 == 0.0)  # Box-Muller of (1, 0): the mean
+    network = Sequential.bag_of_words(5, 3)
+    assert np.all(network.weights()[1] == 0.0)  # Box-Muller of (1, 0): the mean
 
 
 def test_csprng_weights_statistics() -> None:

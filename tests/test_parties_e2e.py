@@ -350,7 +350,7 @@ def test_sentiment_owner_party_a_party_b(world: dict[str, Any]) -> None:
         ["--data", data, "--skip", "2500", "--limit", "1500", "--epochs", "2"],
         ["--data", data, "--skip", "4000", "--limit", "1000"],
     )
-    assert seen["decrypted"]["architecture"].startswith("sentiment ")
+    assert seen["decrypted"]["architecture"].startswith("sequential words ")
     owner = world["owner"]
     held_out = henn(
         owner,

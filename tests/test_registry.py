@@ -8,6 +8,8 @@ package.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +22,10 @@ from hennframework.exceptions import (
     BackendUnavailableError,
     HennError,
     PluginDependencyError,
+    SerializationError,
     UnknownPluginError,
 )
+from hennframework.io.codecs import codec_for
 from hennframework.scheme import HEScheme
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
@@ -276,3 +280,30 @@ def test_sandbox_leaves_no_trace(tmp_path: Path, plugin_sandbox_class: type[Plug
     assert "fake-gone" not in _by_name("backend")
     with pytest.raises(UnknownPluginError):
         registry.get_backend("fake-gone")
+
+
+# -- codecs: registered by the scheme's package, found through the scheme's entry point ---------
+
+
+def test_the_file_layer_finds_a_codec_through_the_scheme_entry_point() -> None:
+    """A fresh process that has not imported the scheme still finds its codec: the file layer
+    loads the scheme's entry point, and importing the scheme's package registers the codec."""
+    code = (
+        "import sys\n"
+        "from hennframework.io.codecs import codec_for\n"
+        "assert 'hennframework.schemes.integer_vector' not in sys.modules, 'imported too early'\n"
+        "print(type(codec_for('integer-vector')).__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hennframework.schemes.integer_vector.codec"
+
+
+def test_a_scheme_that_registers_no_codec_is_named(fake_plugins: PluginSandbox) -> None:
+    with pytest.raises(
+        SerializationError, match=r"'fake-scheme' has no serialisation codec"
+    ) as info:
+        codec_for("fake-scheme")
+    assert "hennframework.plugin.register_codec" in str(info.value)

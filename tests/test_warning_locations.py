@@ -28,7 +28,7 @@ def test_get_scheme_warning_points_at_the_caller(fresh_warning: None) -> None:
 
 def test_constructor_warning_points_at_the_caller(fresh_warning: None) -> None:
     with pytest.warns(InsecureParametersWarning) as record:
-        IntegerVectorScheme("vhe", backend="numpy")
+        IntegerVectorScheme("vhe")
     assert [w.filename for w in record] == [__file__]
 
 

@@ -890,8 +890,8 @@ def _models_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) ->
         "last 1,000 held out, vocabulary from the training part, one epoch over the first 2,000 "
         "training reviews (256 for the encrypted batch-1 run) from fresh weights, learning rate "
         "0.1, 8 hidden units, at batch sizes "
-        f"{', '.join(str(b) for b in SENTIMENT_BATCHES)}; *tuned* is the reference NumPy network "
-        "of `hennframework.data.baseline` (quoted at "
+        f"{', '.join(str(b) for b in SENTIMENT_BATCHES)}; *tuned* (where a run recorded it) is a "
+        "hand-tuned per-review NumPy implementation of the same network (quoted at "
         f"~{fmt_rate(ref.UNENCRYPTED_REFERENCE_REVIEWS_PER_SECOND)} reviews/s at batch 1 on the "
         "full set). *vs 2017 notebook*: speed-up over its "
         f"{ref.SEED_REVIEWS_PER_SECOND:g} reviews/s (notes, for context).\n",

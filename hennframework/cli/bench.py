@@ -31,13 +31,7 @@ def register(subparsers: Any) -> None:
         help="run the benchmarks and write the performance report",
         description="Benchmark suite (pytest-benchmark) and its report (markdown + plots).",
     )
-    commands = bench.add_subparsers(
-        title="bench commands",
-        dest="bench_command",
-        metavar="COMMAND",
-        required=True,
-        parser_class=type(bench),
-    )
+    commands = common.add_subcommands(bench, "bench_command", title="bench commands")
     report = commands.add_parser(
         "report",
         help="turn saved benchmark results into docs/performance.md and plots",
@@ -99,7 +93,7 @@ def _report_options(parser: argparse.ArgumentParser, with_input: bool = True) ->
     parser.add_argument(
         "--stdout", action="store_true", help="print the markdown instead of writing --out"
     )
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    common.add_output_options(parser, "print a machine-readable summary")
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -6,12 +6,13 @@ A command module looks like this::
 
     def register(subparsers):
         parser = subparsers.add_parser("hello", help="say hello")
-        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        common.add_output_options(parser)  # --json
         parser.set_defaults(func=run)
 
     def run(args):
         backend = common.choice(args, "backend")    # value and where it came from
         ...
+        common.emit(args, summary, text)            # JSON with --json, else the text
         return 0
 
 ``--backend``, ``--scheme`` and ``--debug`` are reserved: every subcommand accepts them already.
@@ -33,7 +34,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 
 from hennframework import config
 
@@ -42,12 +43,19 @@ __all__ = [
     "MAX_INIT_SCALE",
     "MAX_LEARNING_RATE",
     "MAX_SECONDS",
+    "Chosen",
     "activation",
     "add_global_options",
+    "add_hidden",
     "add_learning_rate",
+    "add_output_options",
+    "add_params",
+    "add_subcommands",
     "architecture",
     "choice",
+    "chosen",
     "directory",
+    "emit",
     "format_table",
     "init_scale",
     "input_file",
@@ -66,6 +74,7 @@ __all__ = [
     "refuse_overwrite",
     "same_path",
     "seconds",
+    "show_progress",
     "usage_error",
     "usage_line",
     "weights_cap_note",
@@ -104,6 +113,72 @@ def choice(args: argparse.Namespace, setting: config.Setting) -> config.Choice:
     """The resolved backend or scheme, with ``--backend``/``--scheme`` as the explicit argument."""
     return config.resolve(
         setting, getattr(args, setting, None), explicit_source=f"command-line option --{setting}"
+    )
+
+
+class Chosen(TypedDict):
+    """The resolved names that most commands pass on as keyword arguments."""
+
+    scheme: str
+    backend: str
+
+
+def chosen(args: argparse.Namespace) -> Chosen:
+    """The resolved scheme and backend names, as ``scheme=`` and ``backend=`` keyword arguments."""
+    return {"scheme": choice(args, "scheme").value, "backend": choice(args, "backend").value}
+
+
+def add_subcommands(
+    parser: argparse.ArgumentParser, dest: str, *, title: str = "commands", metavar: str = "COMMAND"
+) -> Any:
+    """The required subcommands of ``parser`` (``henn demo DEMO``, ``henn bench COMMAND``, ...).
+
+    They are parsers of the same class, so they accept the global options and report errors the
+    same way.
+    """
+    return parser.add_subparsers(
+        title=title, dest=dest, metavar=metavar, required=True, parser_class=type(parser)
+    )
+
+
+def add_output_options(
+    parser: Any, json_help: str = "print one machine-readable JSON object", progress: bool = False
+) -> None:
+    """``--json`` and, with ``progress``, ``--no-progress`` (progress bars go to stderr)."""
+    parser.add_argument("--json", action="store_true", help=json_help)
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def emit(args: argparse.Namespace, summary: Any, text: str | Callable[[], str]) -> None:
+    """Print ``summary`` as JSON with ``--json``, else the human-readable ``text``.
+
+    ``text`` may be a function, called only without ``--json``: a summary that JSON can show
+    need not be one that the text form can.
+    """
+    if args.json:
+        print_json(summary)
+    else:
+        print(text() if callable(text) else text)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw a progress bar: not with ``--json`` or ``--no-progress``."""
+    return not (args.json or args.no_progress)
+
+
+def add_params(parser: Any, help: str = "parameter set of the scheme") -> None:
+    """``--params NAME``: the scheme's parameter set."""
+    parser.add_argument("--params", metavar="NAME", help=help)
+
+
+def add_hidden(parser: Any, default: int, lead: str = "") -> None:
+    """``--hidden N``: hidden units of the sentiment or XOR network, capped by :func:`layer_size`.
+
+    ``lead`` (such as ``"sentiment: "``) starts the help where the option concerns one model.
+    """
+    parser.add_argument(
+        "--hidden", type=layer_size, default=default, help=f"{lead}hidden units ({default})"
     )
 
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_text_options", "holdout_size", "text_settings"]
+from hennframework.cli import common
+
+__all__ = [
+    "add_subset_options",
+    "add_text_options",
+    "add_vocabulary_options",
+    "holdout_size",
+    "text_settings",
+]
 
 
 def holdout_size(text: str) -> int | float:
@@ -78,6 +86,28 @@ def add_text_options(group: Any, *, applies_to: str = "") -> None:
         default=None,
         help=f"{lead}lower-case reviews before tokenising (default: yes with --tokenizer words, "
         "no with whitespace)",
+    )
+
+
+def add_subset_options(group: Any, skip_help: str, limit_help: str) -> None:
+    """``--skip N`` and ``--limit N``: which of the reviews (or rows) a command uses."""
+    group.add_argument("--skip", type=common.non_negative_int, default=0, help=skip_help)
+    group.add_argument("--limit", type=common.positive_int, default=None, help=limit_help)
+
+
+def add_vocabulary_options(group: Any) -> None:
+    """``--min-count`` and ``--polarity-cutoff``: which words make the sentiment vocabulary."""
+    group.add_argument(
+        "--min-count",
+        type=common.non_negative_int,
+        default=10,
+        help="vocabulary: minimum word count (10)",
+    )
+    group.add_argument(
+        "--polarity-cutoff",
+        type=common.non_negative_number,
+        default=0.1,
+        help="vocabulary: polarity cutoff (0.1)",
     )
 
 

@@ -10,19 +10,18 @@ from hennframework.cli import common, data_options
 
 __all__ = ["register"]
 
+#: ``--json`` of the demos: the summary comes once training ends.
+SUMMARY_JSON = "print a machine-readable summary at the end"
+
 
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="run a demonstration (xor, sentiment)")
-    demos = demo.add_subparsers(
-        title="demos", dest="demo", metavar="DEMO", required=True, parser_class=type(demo)
-    )
+    demos = common.add_subcommands(demo, "demo", title="demos", metavar="DEMO")
 
     xor = demos.add_parser(
         "xor", help="train the XOR network of Trask's 2017 post with encrypted weights"
     )
-    xor.add_argument(
-        "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
-    )
+    common.add_params(xor, "parameter set of the scheme (default: the scheme's)")
     common.add_learning_rate(
         xor, None, "Trask's 2017 post: 0.015; 0.5 with --scheme ckks, see docs/model.md"
     )
@@ -32,7 +31,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="training iterations, 4 rows each (3000; 300 with --scheme ckks)",
     )
-    xor.add_argument("--hidden", type=common.layer_size, default=4, help="hidden units (4)")
+    common.add_hidden(xor, 4)
     xor.add_argument(
         "--seed",
         type=common.integer(-1),
@@ -43,8 +42,7 @@ def register(subparsers: Any) -> None:
         "--init-scale",
         type=common.init_scale,
         default=4.0,
-        help=f"initial weights uniform on ±scale/sqrt(fan-in), > 0 and <= "
-        f"{common.MAX_INIT_SCALE:g} (4)",
+        help=f"initial weights uniform on ±scale/sqrt(fan-in), > 0 and <= {common.MAX_INIT_SCALE:g} (4)",
     )
     xor.add_argument(
         "--activation",
@@ -56,10 +54,7 @@ def register(subparsers: Any) -> None:
     xor.add_argument(
         "--plain", action="store_true", help="train the same network unencrypted, for comparison"
     )
-    xor.add_argument(
-        "--json", action="store_true", help="print a machine-readable summary at the end"
-    )
-    xor.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_output_options(xor, SUMMARY_JSON, progress=True)
     xor.set_defaults(func=run_xor)
 
     sentiment = demos.add_parser(
@@ -84,7 +79,7 @@ def register(subparsers: Any) -> None:
         help="held-out reviews at the end: a count, or a fraction such as 0.2 (default: 20 %%, "
         "at most 1000)",
     )
-    sentiment.add_argument("--params", metavar="NAME", help="parameter set of the scheme")
+    common.add_params(sentiment)
     sentiment.add_argument("--epochs", type=common.positive_int, default=1, help="epochs (1)")
     common.add_learning_rate(sentiment, 0.1, "0.1")
     sentiment.add_argument(
@@ -93,19 +88,8 @@ def register(subparsers: Any) -> None:
         default=32,
         help="reviews per SGD step (32: amortises per-operation cost; 1 is the original per-review SGD)",
     )
-    sentiment.add_argument("--hidden", type=common.layer_size, default=8, help="hidden units (8)")
-    sentiment.add_argument(
-        "--min-count",
-        type=common.non_negative_int,
-        default=10,
-        help="vocabulary: minimum word count (10)",
-    )
-    sentiment.add_argument(
-        "--polarity-cutoff",
-        type=common.non_negative_number,
-        default=0.1,
-        help="vocabulary: polarity cutoff (0.1)",
-    )
+    common.add_hidden(sentiment, 8)
+    data_options.add_vocabulary_options(sentiment)
     sentiment.add_argument(
         "--limit",
         type=common.positive_int,
@@ -128,10 +112,7 @@ def register(subparsers: Any) -> None:
     sentiment.add_argument(
         "--compare", action="store_true", help="also train the unencrypted network the same way"
     )
-    sentiment.add_argument(
-        "--json", action="store_true", help="print a machine-readable summary at the end"
-    )
-    sentiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_output_options(sentiment, SUMMARY_JSON, progress=True)
     sentiment.set_defaults(func=run_sentiment)
 
 
@@ -157,16 +138,12 @@ def run_xor(args: argparse.Namespace) -> int:
         init_scale=args.init_scale,
         activation=args.activation,
         seed=None if args.seed == -1 else args.seed,
-        scheme=common.choice(args, "scheme").value,
+        **common.chosen(args),
         params=args.params,
-        backend=common.choice(args, "backend").value,
         encrypted=not args.plain,
     )
-    summary = train(settings, show_progress=not (args.json or args.no_progress))
-    if args.json:
-        common.print_json(summary)
-    else:
-        print(format_summary(summary))
+    summary = train(settings, show_progress=common.show_progress(args))
+    common.emit(args, summary, lambda: format_summary(summary))
     return 0 if summary["learned"] else 1
 
 
@@ -192,14 +169,10 @@ def run_sentiment(args: argparse.Namespace) -> int:
         seed=args.seed,
         encrypted=not args.plain,
         compare=args.compare,
-        scheme=common.choice(args, "scheme").value,
-        backend=common.choice(args, "backend").value,
+        **common.chosen(args),
     )
     with command_line_names():  # data errors name --skip-empty, not skip_empty=True
-        summary = train(settings, show_progress=not (args.json or args.no_progress))
-    if args.json:
-        common.print_json(summary)
-    else:
-        print(format_summary(summary))
+        summary = train(settings, show_progress=common.show_progress(args))
+    common.emit(args, summary, lambda: format_summary(summary))
     sys.stdout.flush()
     return 0

@@ -20,13 +20,7 @@ def register(subparsers: Any) -> None:
     federated = subparsers.add_parser(
         "federated", help="federated training of an encrypted model on Flower"
     )
-    commands = federated.add_subparsers(
-        title="commands",
-        dest="federated",
-        metavar="COMMAND",
-        required=True,
-        parser_class=type(federated),
-    )
+    commands = common.add_subcommands(federated, "federated")
     run = commands.add_parser(
         "run",
         help="owner and N parties on one machine (Flower simulation engine)",
@@ -57,11 +51,11 @@ def register(subparsers: Any) -> None:
     )
     common.add_learning_rate(run, 0.1, "0.1")
     run.add_argument("--batch-size", type=common.integer(1, 100_000), default=32, help="(32)")
-    run.add_argument("--hidden", type=common.layer_size, default=8, help="hidden units (8)")
+    common.add_hidden(run, 8)
     run.add_argument(
         "--limit", type=common.integer(4), default=None, help="use only the first N reviews"
     )
-    run.add_argument("--params", metavar="NAME", help="parameter set of the scheme")
+    common.add_params(run)
     run.add_argument(
         "--refresh",
         choices=("auto", "always"),
@@ -80,8 +74,7 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="skip the centralized encrypted training run used for comparison",
     )
-    run.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_output_options(run, "one JSON object on stdout", progress=True)
     run.set_defaults(func=run_simulation)
 
 
@@ -148,7 +141,6 @@ def run_simulation(args: argparse.Namespace) -> int:
         refresh=args.refresh,
         data=DataSpec(data=args.data, limit=args.limit),
     )
-    show = not (args.json or args.no_progress)
     if scheme == "integer-vector":
         # said before any work: with these parameter sets the parties can read every weight
         print(
@@ -156,7 +148,7 @@ def run_simulation(args: argparse.Namespace) -> int:
             "model's weights from its ciphertexts. Use --scheme ckks (128-bit) to keep them secret.",
             file=sys.stderr,
         )
-    bar = progress_bar(args.rounds, "federated rounds", show)
+    bar = progress_bar(args.rounds, "federated rounds", common.show_progress(args))
 
     def progress(row: Any, _total: int) -> None:
         bar.update(1)
@@ -187,9 +179,6 @@ def run_simulation(args: argparse.Namespace) -> int:
         summary["centralized_final_accuracy"] = (
             central["accuracy"][-1] if central["accuracy"] else None
         )
-    if args.json:
-        common.print_json(summary)
-    else:
-        print(_format(summary))
+    common.emit(args, summary, lambda: _format(summary))
     sys.stdout.flush()
     return 0

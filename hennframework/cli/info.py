@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
             "default parameter set with its security label."
         ),
     )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    common.add_output_options(parser, "print machine-readable JSON")
     parser.set_defaults(func=run)
 
 

@@ -13,6 +13,7 @@ status 3 when it stopped early because the model needs an owner refresh (the mod
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -34,12 +35,36 @@ MAX_KEY_DIM = 1 << 20
 # ------------------------------------------------------------------------------------------
 # shared pieces
 # ------------------------------------------------------------------------------------------
-def _output_options(parser: argparse.ArgumentParser, progress: bool = False) -> None:
+#: The usual ``--force`` help of a command that writes ``--out``.
+REPLACE_OUT = "replace --out if it exists (refused otherwise)"
+
+#: ``--public`` of the party commands, which may be left out when the model names its key.
+PUBLIC_OF_MODEL = "public key the model is encrypted under"
+
+#: ``--public`` of the owner commands that can re-encrypt under another key.
+REENCRYPT_PUBLIC = "re-encrypt with this public key (default: the secret key)"
+
+
+def _file(
+    parser: Any, option: str, help: str, *, required: bool = False, dest: str | None = None
+) -> None:
+    """A ``FILE`` option naming an existing file to read, spelled one way in every command."""
     parser.add_argument(
-        "--json", action="store_true", help="print one machine-readable JSON object"
+        option, dest=dest, required=required, metavar="FILE", type=common.input_file, help=help
     )
-    if progress:
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _out(parser: Any, help: str, *, required: bool = True, force: str = REPLACE_OUT) -> None:
+    """``--out FILE`` (a file to write) and the ``--force`` that lets it replace a file."""
+    parser.add_argument(
+        "--out", required=required, metavar="FILE", type=common.output_file, help=help
+    )
+    parser.add_argument("--force", action="store_true", help=force)
+
+
+def _folder(parser: Any, option: str, help: str, *, required: bool = False) -> None:
+    """A ``DIR`` option: a folder that exists or can be created."""
+    parser.add_argument(option, required=required, metavar="DIR", type=common.directory, help=help)
 
 
 def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -53,14 +78,8 @@ def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> Non
         "REVIEWS,LABELS files, aclImdb)",
     )
     data_options.add_text_options(group, applies_to="reviews")
-    group.add_argument(
-        "--skip",
-        type=common.non_negative_int,
-        default=0,
-        help="reviews: skip the first N (after interleaving pos/neg)",
-    )
-    group.add_argument(
-        "--limit", type=common.positive_int, default=None, help="reviews: use at most N"
+    data_options.add_subset_options(
+        group, "reviews: skip the first N (after interleaving pos/neg)", "reviews: use at most N"
     )
     group.add_argument(
         "--target-columns",
@@ -105,22 +124,14 @@ def _refuse_overwrite(
 def _bar(args: argparse.Namespace, total: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
-    off = bool(getattr(args, "json", False) or getattr(args, "no_progress", False))
     return tqdm(
         total=total,
         desc=description,
-        disable=True if off else None,
+        disable=None if common.show_progress(args) else True,
         file=sys.stderr,
         dynamic_ncols=True,
         leave=False,
     )
-
-
-def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
-    if args.json:
-        common.print_json(summary)
-    else:
-        print(text)
 
 
 def _quiet_warnings(
@@ -149,23 +160,29 @@ def _quiet_warnings(
     return wrapped
 
 
+def _command(
+    subparsers: Any, name: str, help: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``, which runs ``run`` with warnings shown once."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help)
+    parser.set_defaults(func=_quiet_warnings(run))
+    return parser
+
+
 # ------------------------------------------------------------------------------------------
 # registration
 # ------------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "keygen", help="owner: make a key pair (DIR/secret.henn 0600, DIR/public.henn)"
+    command = functools.partial(_command, subparsers)
+    p = command(
+        "keygen",
+        "owner: make a key pair (DIR/secret.henn 0600, DIR/public.henn)",
+        run_keygen,
     )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="DIR",
-        type=common.directory,
-        help="folder for secret.henn and public.henn (created if missing)",
+    _folder(
+        p, "--out", "folder for secret.henn and public.henn (created if missing)", required=True
     )
-    p.add_argument(
-        "--params", metavar="NAME", help="parameter set of the scheme (default: the scheme's)"
-    )
+    common.add_params(p, "parameter set of the scheme (default: the scheme's)")
     p.add_argument(
         "--seed",
         type=common.non_negative_int,
@@ -179,42 +196,22 @@ def register(subparsers: Any) -> None:
         help="integer-vector: largest vector length of the key (1)",
     )
     p.add_argument("--force", action="store_true", help="overwrite keys already in DIR")
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_keygen))
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
-        "encrypt-model", help="encrypt a new or plain model under a public key"
+    p = command(
+        "encrypt-model",
+        "encrypt a new or plain model under a public key",
+        run_encrypt_model,
     )
-    p.add_argument(
-        "--public",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="public key file (public.henn)",
-    )
+    _file(p, "--public", "public key file (public.henn)", required=True)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--arch",
         type=common.architecture,
         help="xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1); at most one weight per KiB of memory",
     )
-    source.add_argument(
-        "--from",
-        dest="from_plain",
-        metavar="FILE",
-        type=common.input_file,
-        help="a plain model file (henn decrypt --out)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="FILE",
-        type=common.output_file,
-        help="encrypted model file to write",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
-    )
+    _file(source, "--from", "a plain model file (henn decrypt --out)", dest="from_plain")
+    _out(p, "encrypted model file to write")
     p.add_argument(
         "--seed",
         type=common.non_negative_int,
@@ -235,74 +232,32 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"initial weights uniform on ±scale/sqrt(fan-in) (> 0, <= {common.MAX_INIT_SCALE:g})",
     )
-    p.add_argument(
-        "--hidden", type=common.layer_size, default=8, help="sentiment: hidden units (8)"
-    )
+    common.add_hidden(p, 8, "sentiment: ")
     vocab = p.add_argument_group("sentiment vocabulary")
-    vocab.add_argument(
-        "--vocabulary",
-        metavar="FILE",
-        type=common.input_file,
-        help="vocabulary JSON (Vocabulary.to_json)",
-    )
+    _file(vocab, "--vocabulary", "vocabulary JSON (Vocabulary.to_json)")
     vocab.add_argument(
         "--vocabulary-from", metavar="DATA", help="build the vocabulary from these reviews"
     )
-    vocab.add_argument(
-        "--min-count",
-        type=common.non_negative_int,
-        default=10,
-        help="vocabulary: minimum word count (10)",
-    )
-    vocab.add_argument(
-        "--polarity-cutoff",
-        type=common.non_negative_number,
-        default=0.1,
-        help="vocabulary: polarity cutoff (0.1)",
-    )
+    data_options.add_vocabulary_options(vocab)
     data_options.add_text_options(vocab, applies_to="--vocabulary-from")
-    vocab.add_argument(
-        "--skip",
-        type=common.non_negative_int,
-        default=0,
-        help="--vocabulary-from: skip the first N reviews",
+    data_options.add_subset_options(
+        vocab,
+        "--vocabulary-from: skip the first N reviews",
+        "--vocabulary-from: use at most N reviews",
     )
-    vocab.add_argument(
-        "--limit",
-        type=common.positive_int,
-        default=None,
-        help="--vocabulary-from: use at most N reviews",
-    )
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_encrypt_model))
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
-        "train", help="party: train an encrypted model on your data (public files only)"
+    p = command(
+        "train",
+        "party: train an encrypted model on your data (public files only)",
+        run_train,
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="encrypted model file",
-    )
-    p.add_argument(
-        "--public",
-        metavar="FILE",
-        type=common.input_file,
-        help="public key the model is encrypted under",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="FILE",
-        type=common.output_file,
-        help="trained model file to write",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace --out (or --history-out) if it exists, even when it is the --model file",
+    _file(p, "--model", "encrypted model file", required=True)
+    _file(p, "--public", PUBLIC_OF_MODEL)
+    _out(
+        p,
+        "trained model file to write",
+        force="replace --out (or --history-out) if it exists, even when it is the --model file",
     )
     p.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the data (1)")
     common.add_learning_rate(p, 0.1, "0.1")
@@ -312,11 +267,10 @@ def register(subparsers: Any) -> None:
         default=None,
         help="rows per SGD step (default: all rows for CSV/xor, 32 reviews for sentiment)",
     )
-    p.add_argument(
+    _folder(
+        p,
         "--exchange",
-        metavar="DIR",
-        type=common.directory,
-        help="refresh exchange folder shared with the owner (`henn serve-refresh`); without it "
+        "refresh exchange folder shared with the owner (`henn serve-refresh`); without it "
         "training stops cleanly when the model needs an owner refresh (exit status 3)",
     )
     p.add_argument(
@@ -347,213 +301,90 @@ def register(subparsers: Any) -> None:
         help="also write the training history to its own file",
     )
     _data_options(p)
-    _output_options(p, progress=True)
-    p.set_defaults(func=_quiet_warnings(run_train))
+    common.add_output_options(p, progress=True)
 
-    p = subparsers.add_parser(
-        "predict", help="party: encrypted predictions of a model on your data"
-    )
-    p.add_argument(
-        "--model",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="model file (encrypted, or plain for the owner)",
-    )
-    p.add_argument(
-        "--public",
-        metavar="FILE",
-        type=common.input_file,
-        help="public key the model is encrypted under",
-    )
-    p.add_argument(
-        "--out",
-        metavar="FILE",
-        type=common.output_file,
-        help="predictions file to write (required for encrypted models)",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
-    )
+    p = command("predict", "party: encrypted predictions of a model on your data", run_predict)
+    _file(p, "--model", "model file (encrypted, or plain for the owner)", required=True)
+    _file(p, "--public", PUBLIC_OF_MODEL)
+    _out(p, "predictions file to write (required for encrypted models)", required=False)
     _data_options(p)
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_predict))
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
-        "decrypt", help="owner: decrypt a model, predictions or a training history"
+    p = command(
+        "decrypt",
+        "owner: decrypt a model, predictions or a training history",
+        run_decrypt,
     )
-    p.add_argument(
-        "--secret",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="secret key file (secret.henn)",
-    )
+    _file(p, "--secret", "secret key file (secret.henn)", required=True)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument(
-        "--model",
-        metavar="FILE",
-        type=common.input_file,
-        help="encrypted model: print a summary, --out writes the plain model",
-    )
-    what.add_argument(
-        "--predictions",
-        metavar="FILE",
-        type=common.input_file,
-        help="encrypted predictions: print the values",
-    )
-    what.add_argument(
-        "--history",
-        metavar="FILE",
-        type=common.input_file,
-        help="model or history file: print the decrypted losses",
-    )
-    p.add_argument(
-        "--out",
-        metavar="FILE",
-        type=common.output_file,
-        help="with --model: write the plain model here (mode 0600)",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
-    )
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_decrypt))
+    _file(what, "--model", "encrypted model: print a summary, --out writes the plain model")
+    _file(what, "--predictions", "encrypted predictions: print the values")
+    _file(what, "--history", "model or history file: print the decrypted losses")
+    _out(p, "with --model: write the plain model here (mode 0600)", required=False)
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
-        "make-switch-key", help="owner: key-switching material from key A to key B"
+    p = command(
+        "make-switch-key",
+        "owner: key-switching material from key A to key B",
+        run_make_switch_key,
     )
-    p.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="secret key A (secret.henn)",
-    )
-    p.add_argument(
-        "--to",
-        dest="target",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="secret key B (secret.henn)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="FILE",
-        type=common.output_file,
-        help="switching key file to write (public material)",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
-    )
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_make_switch_key))
+    _file(p, "--from", "secret key A (secret.henn)", required=True, dest="source")
+    _file(p, "--to", "secret key B (secret.henn)", required=True, dest="target")
+    _out(p, "switching key file to write (public material)")
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
+    p = command(
         "switch-key",
-        help="move an encrypted model to another key: without decrypting it (--switch-key), or "
+        "move an encrypted model to another key: without decrypting it (--switch-key), or "
         "by the owner's re-encryption (--secret and --public; the way for CKKS)",
+        run_switch_key,
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        metavar="FILE",
-        type=common.input_file,
-        help="encrypted model under key A",
-    )
-    p.add_argument(
-        "--switch-key",
-        metavar="FILE",
-        type=common.input_file,
-        help="switching key A -> B (henn make-switch-key); no secret needed",
-    )
-    p.add_argument(
+    _file(p, "--model", "encrypted model under key A", required=True)
+    _file(p, "--switch-key", "switching key A -> B (henn make-switch-key); no secret needed")
+    _file(
+        p,
         "--secret",
-        metavar="FILE",
-        type=common.input_file,
-        help="owner: secret key A of the model, to re-encrypt it under --public (schemes "
+        "owner: secret key A of the model, to re-encrypt it under --public (schemes "
         "without a keyless switch, such as CKKS)",
     )
-    p.add_argument(
-        "--public",
-        metavar="FILE",
-        type=common.input_file,
-        help="owner: public key B to re-encrypt the model under (with --secret)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="FILE",
-        type=common.output_file,
-        help="model under key B to write",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="replace --out if it exists (refused otherwise)"
-    )
+    _file(p, "--public", "owner: public key B to re-encrypt the model under (with --secret)")
+    _out(p, "model under key B to write")
     p.add_argument(
         "--keep-history",
         action="store_true",
         help="keep (and switch) the training history; by default it is dropped, so the next "
         "party learns nothing about the previous party's training",
     )
-    _output_options(p, progress=True)
-    p.set_defaults(func=_quiet_warnings(run_switch_key))
+    common.add_output_options(p, progress=True)
 
-    p = subparsers.add_parser(
-        "refresh", help="owner: re-encrypt a model's weights (full noise budget)"
+    p = command(
+        "refresh",
+        "owner: re-encrypt a model's weights (full noise budget)",
+        run_refresh,
     )
-    p.add_argument(
-        "--secret", required=True, metavar="FILE", type=common.input_file, help="secret key file"
+    _file(p, "--secret", "secret key file", required=True)
+    _file(p, "--model", "encrypted model", required=True)
+    _out(
+        p,
+        "refreshed model to write",
+        force="replace --out if it exists, even when it is the --model file",
     )
-    p.add_argument(
-        "--model", required=True, metavar="FILE", type=common.input_file, help="encrypted model"
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="FILE",
-        type=common.output_file,
-        help="refreshed model to write",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace --out if it exists, even when it is the --model file",
-    )
-    p.add_argument(
-        "--public",
-        metavar="FILE",
-        type=common.input_file,
-        help="re-encrypt with this public key (default: the secret key)",
-    )
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_refresh))
+    _file(p, "--public", REENCRYPT_PUBLIC)
+    common.add_output_options(p)
 
-    p = subparsers.add_parser(
-        "serve-refresh", help="owner: answer parties' refresh requests in an exchange folder"
+    p = command(
+        "serve-refresh",
+        "owner: answer parties' refresh requests in an exchange folder",
+        run_serve_refresh,
     )
-    p.add_argument(
+    _folder(
+        p,
         "--exchange",
+        "folder shared with the training party (created if missing)",
         required=True,
-        metavar="DIR",
-        type=common.directory,
-        help="folder shared with the training party (created if missing)",
     )
-    p.add_argument(
-        "--secret",
-        metavar="FILE",
-        type=common.input_file,
-        help="secret key file (required unless --stop)",
-    )
-    p.add_argument(
-        "--public",
-        metavar="FILE",
-        type=common.input_file,
-        help="re-encrypt with this public key (default: the secret key)",
-    )
+    _file(p, "--secret", "secret key file (required unless --stop)")
+    _file(p, "--public", REENCRYPT_PUBLIC)
     p.add_argument(
         "--idle-timeout",
         type=common.seconds,
@@ -572,15 +403,15 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--stop", action="store_true", help="ask the server running on --exchange to stop, and exit"
     )
-    _output_options(p, progress=True)
-    p.set_defaults(func=_quiet_warnings(run_serve_refresh))
+    common.add_output_options(p, progress=True)
 
-    p = subparsers.add_parser(
-        "inspect", help="verify a .henn file and show what it holds (no keys needed)"
+    p = command(
+        "inspect",
+        "verify a .henn file and show what it holds (no keys needed)",
+        run_inspect,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".henn files")
-    _output_options(p)
-    p.set_defaults(func=_quiet_warnings(run_inspect))
+    common.add_output_options(p)
 
 
 # ------------------------------------------------------------------------------------------
@@ -599,9 +430,8 @@ def run_keygen(args: argparse.Namespace) -> int:
         )
     summary = generate_keys(
         args.out,
-        scheme=common.choice(args, "scheme").value,
+        **common.chosen(args),
         params=args.params,
-        backend=common.choice(args, "backend").value,
         seed=args.seed,
         max_dim=args.max_dim,
         overwrite=args.force,
@@ -615,7 +445,7 @@ def run_keygen(args: argparse.Namespace) -> int:
     )
     if args.seed is not None:
         text += "\n  seeded keys: reproducible, and known to anyone who knows the seed (tests only)"
-    _emit(args, summary, text)
+    common.emit(args, summary, text)
     return 0
 
 
@@ -685,7 +515,7 @@ def run_encrypt_model(args: argparse.Namespace) -> int:
                 "\n  seeded initial weights: anyone who knows --seed can reproduce them "
                 "(for reproducible experiments only)"
             )
-    _emit(args, summary, text)
+    common.emit(args, summary, text)
     return 0
 
 
@@ -696,6 +526,7 @@ def _usage_error(message: str) -> Exception:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from hennframework.nn import Progress
     from hennframework.workflow.party import train
 
     if args.history_out is not None and common.same_path(args.history_out, args.out):
@@ -708,18 +539,19 @@ def run_train(args: argparse.Namespace) -> int:
     bar = _bar(args, 0, "training")
     state = {"refreshes": 0}
 
-    def progress(done: int, total: int, record: Any, note: str) -> None:
-        if bar.total != total:
-            bar.total = total
-        if note:
+    def progress(report: Progress) -> None:
+        if bar.total != report.total:
+            bar.total = report.total
+        if report.note:
             state["refreshes"] += 1
-            bar.set_postfix_str(note, refresh=True)
+            bar.set_postfix_str(report.note, refresh=True)
             return
         postfix = {"refreshes": state["refreshes"]}
+        record = report.record
         if record is not None and record.noise_budget is not None:
             postfix["budget"] = f"{record.noise_budget:.0f}b"  # type: ignore[assignment]
         bar.set_postfix(postfix, refresh=False)
-        bar.update(done - bar.n)
+        bar.update(report.done - bar.n)
 
     try:
         outcome, summary = train(
@@ -749,7 +581,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"henn: training stopped: {outcome.message}", file=sys.stderr)
     elif outcome.status != "complete":
         print(f"henn: needs owner refresh: {outcome.message}", file=sys.stderr)
-    _emit(args, summary, text)
+    common.emit(args, summary, text)
     return 0 if outcome.status == "complete" else EXIT_NEEDS_REFRESH
 
 
@@ -769,7 +601,7 @@ def run_predict(args: argparse.Namespace) -> int:
         text = f"{len(values)} predictions: {shown}"
         if "accuracy" in summary:
             text += f"\naccuracy: {summary['accuracy']:.4f}"
-    _emit(args, summary, text)
+    common.emit(args, summary, text)
     return 0
 
 
@@ -793,10 +625,10 @@ def run_decrypt(args: argparse.Namespace) -> int:
             lines.append(f"weights: {summary['weights']}")
         if args.out:
             lines.append(f"plain model (mode 0600) -> {args.out}")
-        _emit(args, summary, "\n".join(lines))
+        common.emit(args, summary, "\n".join(lines))
     elif args.predictions:
         summary = owner.decrypt_predictions(args.secret, args.predictions, backend=backend)
-        _emit(args, summary, "\n".join(f"{v:.6f}" for v in summary["predictions"]))
+        common.emit(args, summary, "\n".join(f"{v:.6f}" for v in summary["predictions"]))
     else:
         summary = owner.decrypt_history(args.secret, args.history, backend=backend)
         lines = [
@@ -807,7 +639,7 @@ def run_decrypt(args: argparse.Namespace) -> int:
             + ("(unreadable: noise too high)" if r["loss"] is None else f"{r['loss']:.6f}")
             for r in summary["records"]
         ]
-        _emit(args, summary, "\n".join(lines))
+        common.emit(args, summary, "\n".join(lines))
     return 0
 
 
@@ -816,7 +648,7 @@ def run_make_switch_key(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args, "--out", args.out, (("--from", args.source), ("--to", args.target)))
     summary = make_switch_key(args.source, args.target, args.out, backend=_backend(args))
-    _emit(
+    common.emit(
         args,
         summary,
         f"switching key {summary['from_key_id']} -> {summary['to_key_id']} -> {summary['switch_key']}",
@@ -877,7 +709,7 @@ def run_switch_key(args: argparse.Namespace) -> int:
             how = "by re-encryption"
     finally:
         bar.close()
-    _emit(
+    common.emit(
         args,
         summary,
         f"model switched from key {summary['from_key_id']} to {summary['to_key_id']} "
@@ -894,7 +726,7 @@ def run_refresh(args: argparse.Namespace) -> int:
     summary = refresh_model(
         args.secret, args.model, args.out, public_path=args.public, backend=_backend(args)
     )
-    _emit(
+    common.emit(
         args,
         summary,
         f"refreshed (noise budget {summary['noise_budget_before']:.1f} -> "
@@ -912,7 +744,7 @@ def run_serve_refresh(args: argparse.Namespace) -> int:
 
     if args.stop:
         path = request_stop(args.exchange)
-        _emit(
+        common.emit(
             args,
             {"stop_requested": str(path)},
             f"asked the refresh server on {args.exchange} to stop",
@@ -947,7 +779,7 @@ def run_serve_refresh(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     result = asdict(summary)
-    _emit(
+    common.emit(
         args,
         result,
         f"answered {summary.requests} requests ({summary.tensors} tensors refreshed, "
@@ -1029,5 +861,5 @@ def run_inspect(args: argparse.Namespace) -> int:
         elif info.get("fingerprint_note"):
             line += f"\n  {info['fingerprint_note']}"
         lines.append(line)
-    _emit(args, {"files": infos} if len(infos) > 1 else infos[0], "\n".join(lines))
+    common.emit(args, {"files": infos} if len(infos) > 1 else infos[0], "\n".join(lines))
     return 0

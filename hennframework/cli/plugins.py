@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
             "whether it imports, whether it can run on this machine, and if not, why."
         ),
     )
-    backends.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    common.add_output_options(backends, "print machine-readable JSON")
     backends.set_defaults(func=run_backends)
     schemes = subparsers.add_parser(
         "schemes",
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
             "whether it loads, and each scheme's parameter sets with an honest security label."
         ),
     )
-    schemes.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    common.add_output_options(schemes, "print machine-readable JSON")
     schemes.set_defaults(func=run_schemes)
 
 

@@ -1,4 +1,4 @@
-"""Movie-review data for the sentiment work: loading, decoding, preprocessing, plaintext baseline.
+"""Movie-review data for the sentiment work: loading, decoding, preprocessing.
 
 * :mod:`hennframework.data.loaders` - read a ``text<TAB>label`` or ``text,label`` file, reviews +
   labels files, the rt-polarity ``.pos``/``.neg`` pair or an aclImdb folder (:func:`load_reviews`
@@ -9,21 +9,11 @@
 * :mod:`hennframework.data.text` - tokenizers (Andrew Trask's 2017 ``whitespace`` rules, a
   Unicode ``words`` tokenizer), the vocabulary rules (min_count, polarity_cutoff) and the CSR
   index-set encoding the networks train on.
-* :mod:`hennframework.data.baseline` - Trask's sentiment network trained unencrypted in NumPy,
-  the accuracy and speed reference for the encrypted one.
 * :mod:`hennframework.data.naming` - data errors name Python arguments or ``henn`` options.
 """
 
 from __future__ import annotations
 
-from hennframework.data.baseline import (
-    BaselineResult,
-    EvalReport,
-    PlainSentimentNetwork,
-    TrainProgress,
-    TrainReport,
-    run_baseline,
-)
 from hennframework.data.bundled import RT_POLARITY_CITATION, load_rt_polarity
 from hennframework.data.loaders import (
     ACCEPTED_LABELS,
@@ -67,15 +57,10 @@ __all__ = [
     "FORMAT_CHOICES",
     "RT_POLARITY_CITATION",
     "TOKENIZERS",
-    "BaselineResult",
     "DatasetFormat",
     "EncodedReviews",
-    "EvalReport",
-    "PlainSentimentNetwork",
     "ReviewDataset",
     "TextTokenizer",
-    "TrainProgress",
-    "TrainReport",
     "Vocabulary",
     "WordCounts",
     "build_vocabulary",
@@ -96,7 +81,6 @@ __all__ = [
     "parse_test_size",
     "polarity_scores",
     "resolve_test_size",
-    "run_baseline",
     "split_lines",
     "split_on_spaces",
     "split_words",

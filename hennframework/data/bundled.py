@@ -1,4 +1,4 @@
-"""The sentence polarity dataset v1.0 (Pang and Lee, ACL 2005), shipped inside the package.
+"""Data shipped inside the package: the XOR rows and the sentence polarity dataset v1.0.
 
 ``henn demo sentiment`` with no ``--data`` trains on it, so the demo runs from a fresh clone. The
 two files in ``hennframework/data/rt_polarity/`` are the published ones byte for byte (their
@@ -12,11 +12,25 @@ from dataclasses import replace
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
+import numpy as np
+
 from hennframework.data.loaders import ReviewDataset, polarity_from_bytes
 from hennframework.data.naming import option
 from hennframework.exceptions import DataFormatError
 
-__all__ = ["RT_POLARITY_CITATION", "RT_POLARITY_NAME", "load_rt_polarity", "rt_polarity_files"]
+__all__ = [
+    "RT_POLARITY_CITATION",
+    "RT_POLARITY_NAME",
+    "XOR_INPUTS",
+    "XOR_TARGETS",
+    "load_rt_polarity",
+    "rt_polarity_files",
+]
+
+#: The XOR rows of Trask's 2017 post: two inputs and a constant 1 (his network has no bias).
+XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
+#: Their targets, one column.
+XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float64)
 
 #: How summaries name the shipped data.
 RT_POLARITY_NAME = (

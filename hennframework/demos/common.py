@@ -10,6 +10,8 @@ import numpy as np
 
 import hennframework
 from hennframework import config
+from hennframework.codec import EntrySink
+from hennframework.io.codecs import codec_for
 
 
 def make_scheme(scheme: str | None, params: str | None, backend: str | None) -> Any:
@@ -34,16 +36,15 @@ def describe_scheme(scheme: Any) -> dict[str, Any]:
 
 
 def fingerprint(tensor: Any) -> str:
-    """A short hex digest of a ciphertext, to show that what the party sees is opaque."""
-    data = getattr(tensor, "data", None)
-    if data is not None:
-        backend = getattr(getattr(tensor, "scheme", None), "backend", None)
-        raw = backend.to_numpy(data) if backend is not None else np.asarray(data)
-        return hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()[:10]
-    serialize = getattr(tensor, "serialize", None)
-    if callable(serialize):
-        return hashlib.sha256(serialize()).hexdigest()[:10]
-    return hashlib.sha256(repr(tensor).encode()).hexdigest()[:10]
+    """A short hex digest of a ciphertext (of what its codec writes), to show it is opaque."""
+    sink = EntrySink()
+    codec_for(tensor.scheme).write_tensors([tensor], sink, "")
+    digest = hashlib.sha256()
+    for name in sorted(sink.arrays):
+        digest.update(np.ascontiguousarray(sink.arrays[name]).tobytes())
+    for name in sorted(sink.blobs):
+        digest.update(sink.blobs[name])
+    return digest.hexdigest()[:10]
 
 
 def progress_bar(total: int, description: str, enabled: bool) -> Any:

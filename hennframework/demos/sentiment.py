@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from hennframework.data.bundled import RT_POLARITY_CITATION, load_rt_polarity
 from hennframework.data.loaders import (
@@ -35,13 +38,7 @@ from hennframework.exceptions import (
     NoiseBudgetExhaustedError,
     OverflowRiskError,
 )
-from hennframework.nn import OwnerRefresher
-from hennframework.nn.sentiment import (
-    BagOfWordsBatch,
-    SentimentHistory,
-    SentimentNetwork,
-    batches_from_csr,
-)
+from hennframework.nn import BagOfWords, Batch, OwnerRefresher, Progress, Sequential, make_batches
 
 
 @dataclass
@@ -79,8 +76,8 @@ class SentimentSettings:
 
 @dataclass
 class PreparedData:
-    train: list[BagOfWordsBatch]
-    test: list[BagOfWordsBatch]
+    train: list[Batch]
+    test: list[Batch]
     vocabulary_size: int
     train_reviews: int
     test_reviews: int
@@ -91,8 +88,8 @@ class PreparedData:
     citation: str | None = None
 
 
-def _batches(encoded: EncodedReviews, batch_size: int) -> list[BagOfWordsBatch]:
-    return batches_from_csr(encoded.indices, encoded.offsets, encoded.labels, batch_size)
+def _batches(encoded: EncodedReviews, batch_size: int) -> list[Batch]:
+    return make_batches(BagOfWords(encoded.indices, encoded.offsets), encoded.labels, batch_size)
 
 
 def prepare(settings: SentimentSettings) -> PreparedData:
@@ -185,7 +182,7 @@ def run_sentiment(
         "batch_size": settings.batch_size,
         "activation": settings.activation,
     }
-    network = SentimentNetwork(
+    network = Sequential.bag_of_words(
         prepared.vocabulary_size,
         settings.hidden,
         activation=settings.activation,
@@ -193,23 +190,46 @@ def run_sentiment(
     )
     total = prepared.train_reviews * settings.epochs
 
-    def bar_for(label: str) -> tuple[Any, Any]:
-        bar = progress_bar(total, label, show_progress)
+    def train(model: Sequential, label: str, reveal: Callable[[Any], Any] | None) -> float | None:
+        """Train with a progress bar; returns the running training accuracy where it is known.
 
-        def update(history: SentimentHistory, _total: int) -> None:
-            bar.update(history.reviews - bar.n)
-            if history.steps % 20 == 0:
-                accuracy = history.correct / history.scored if history.scored else float("nan")
+        ``reveal`` (the key holder's decryption) turns encrypted outputs into numbers for it.
+        """
+        bar = progress_bar(total, label, show_progress)
+        scored = {"correct": 0, "seen": 0}
+
+        def update(report: Progress) -> None:
+            bar.update(model.history.samples - bar.n)
+            if report.batch is None or report.outputs is None:
+                return
+            if model.encrypted and reveal is None:
+                return
+            outputs = reveal(report.outputs) if model.encrypted and reveal else report.outputs
+            predicted = np.asarray(outputs).reshape(-1) >= 0.5
+            scored["correct"] += int((predicted == (report.batch.targets.reshape(-1) >= 0.5)).sum())
+            scored["seen"] += report.batch.size
+            if model.history.steps % 20 == 0:
                 bar.set_postfix(
                     {
-                        "reviews/s": f"{history.reviews_per_second:,.0f}",
-                        "train acc": f"{accuracy:.3f}",
+                        "reviews/s": f"{model.history.samples_per_second:,.0f}",
+                        "train acc": f"{scored['correct'] / scored['seen']:.3f}",
                     },
                     refresh=False,
                 )
 
-        return bar, update
+        try:
+            model.fit(
+                prepared.train,
+                epochs=settings.epochs,
+                learning_rate=settings.learning_rate,
+                refresh=refresher,
+                progress=update,
+            )
+        finally:
+            bar.close()
+        return scored["correct"] / scored["seen"] if scored["seen"] else None
 
+    refresher: OwnerRefresher | None = None
     if settings.encrypted:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureParametersWarning)
@@ -218,20 +238,11 @@ def run_sentiment(
         keys = scheme.keygen(seed=settings.seed) if keyed else scheme.keygen()
         encrypted = network.encrypt(keys)
 
-        def monitor(output: Any) -> Any:  # the key holder decrypts outputs for the running accuracy
+        def decrypt(output: Any) -> Any:  # the key holder decrypts outputs (accuracy)
             return scheme.decrypt_tensor(output, keys.secret)
 
-        bar, update = bar_for("sentiment (encrypted)")
         refresher = OwnerRefresher(scheme, keys)
-        history = encrypted.fit(
-            prepared.train,
-            epochs=settings.epochs,
-            learning_rate=settings.learning_rate,
-            refresh=refresher,
-            monitor=monitor,
-            progress=update,
-        )
-        bar.close()
+        train_accuracy = train(encrypted, "sentiment (encrypted)", decrypt)
         if trained is not None:  # the model first: nothing below can lose it
             trained.update({"network": encrypted, "scheme": scheme, "keys": keys})
         started = time.perf_counter()
@@ -239,38 +250,31 @@ def run_sentiment(
         try:
             # leveled schemes (CKKS) end training with few levels left: refresh before inference
             encrypted.refresh(refresher)
-            accuracy = encrypted.evaluate(prepared.test, decrypt=monitor)
+            accuracy = encrypted.evaluate(prepared.test, decrypt=decrypt)
         except (NoiseBudgetExhaustedError, OverflowRiskError) as error:
             summary["evaluation_error"] = (
                 f"the held-out evaluation could not be completed ({error}); the trained "
                 "encrypted model is kept and its training figures below are valid."
             )
+        history = encrypted.history
         summary.update(
             {
                 **describe_scheme(scheme),
                 "encrypted_test_accuracy": accuracy,
-                "encrypted_train_accuracy": history.correct / history.scored
-                if history.scored
-                else None,
-                "encrypted_reviews_per_second": history.reviews_per_second,
+                "encrypted_train_accuracy": train_accuracy,
+                "encrypted_reviews_per_second": history.samples_per_second,
                 "encrypted_train_seconds": history.seconds,
                 "owner_refreshes": history.refreshes,
                 "evaluate_seconds": time.perf_counter() - started,
             }
         )
     if settings.compare or not settings.encrypted:
-        bar, update = bar_for("sentiment (plain)")
-        history = network.fit(
-            prepared.train,
-            epochs=settings.epochs,
-            learning_rate=settings.learning_rate,
-            progress=update,
-        )
-        bar.close()
+        refresher = None
+        train(network, "sentiment (plain)", None)
         summary.update(
             {
                 "plain_test_accuracy": network.evaluate(prepared.test),
-                "plain_reviews_per_second": history.reviews_per_second,
+                "plain_reviews_per_second": network.history.samples_per_second,
             }
         )
     return summary

@@ -15,13 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.demos.common import describe_scheme, fingerprint, make_scheme, progress_bar
 from hennframework.exceptions import InputError, InsecureParametersWarning
-from hennframework.nn import OwnerRefresher, Sequential
-
-XOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
-XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float64)
-
+from hennframework.nn import OwnerRefresher, Progress, Sequential
 
 #: (iterations, learning rate) per scheme: the post's 0.015 needs ~3,000 iterations, which is
 #: seconds on the integer-vector scheme but ~30 minutes on CKKS at 128-bit security (0.5 s per
@@ -93,7 +90,10 @@ def run_xor(
     )
     log_every = max(1, iterations // 200)
 
-    def on_record(record: Any) -> None:
+    def on_progress(report: Progress) -> None:
+        record = report.record
+        if record is None:
+            return
         postfix = {"loss": f"{record.loss:.4f}" if record.loss is not None else "?"}
         if record.encrypted_loss is not None:
             postfix["enc"] = fingerprint(record.encrypted_loss)
@@ -111,7 +111,7 @@ def run_xor(
         refresh=refresher if settings.encrypted else None,
         monitor=monitor if settings.encrypted else None,
         log_every=log_every,
-        progress=on_record,
+        progress=on_progress,
     )
     bar.update(iterations - bar.n)
     bar.close()

@@ -3,12 +3,12 @@
 A round: the owner sends every sampled party the encrypted model and the public key (as `.henn`
 containers, :mod:`hennframework.federated.records`) with the round's settings; each party checks
 the key against the owner's published key id, trains the encrypted model on its own reviews with
-the framework's party training loop (:func:`hennframework.workflow.training.train_bundle`, with no
-refresh provider: a party never asks the owner to decrypt its individual update) and returns the
-encrypted weights and its sample count; the owner averages the returned ciphertexts weighted by
-sample count without decrypting them (:func:`hennframework.federated.aggregation.fedavg`),
-refreshes the aggregate with its secret key when the next round needs more noise budget than it
-has, and evaluates it on its own held-out reviews.
+the framework's one training loop (:func:`hennframework.nn.train`, with no refresh provider: a
+party never asks the owner to decrypt its individual update) and returns the encrypted weights
+and its sample count; the owner averages the returned ciphertexts weighted by sample count
+without decrypting them (:func:`hennframework.federated.aggregation.fedavg`), refreshes the
+aggregate with its secret key when the next round needs more noise budget than it has, and
+evaluates it on its own held-out reviews.
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ from hennframework.federated.records import (
 from hennframework.io.bundles import KeyFile
 from hennframework.io.codecs import adopt_scheme
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History
-from hennframework.nn.sentiment import SentimentNetwork
-from hennframework.workflow.training import FIRST_STEP_MARGIN, _weights, train_bundle
+from hennframework.nn import OwnerRefresher, Sequential, train
+from hennframework.nn.training import FIRST_STEP_MARGIN
 
 __all__ = [
     "FederatedSettings",
@@ -177,17 +176,18 @@ def run_owner(
 ) -> OwnerResult:
     """The model owner's side of a federated run (keys stay in this process)."""
     settings.check()
-    train, held_out = load_split(settings.data)
-    words = owner_vocabulary(settings.data, train)
+    train_part, held_out = load_split(settings.data)
+    words = owner_vocabulary(settings.data, train_part)
     scheme = hennframework.get_scheme(settings.scheme, params=settings.params)
     keys = _keygen(scheme, settings.seed)
     adopt_scheme(scheme)
     owner_key = _owner_key(keys, scheme)
-    network = SentimentNetwork(len(words), settings.hidden, seed=settings.seed)
-    bundle = ModelBundle(network.encrypt(keys, scheme), words, History(), {})
+    network = Sequential.bag_of_words(len(words), settings.hidden, seed=settings.seed)
+    bundle = ModelBundle(network.encrypt(keys, scheme), words)
+    refresher = OwnerRefresher(scheme, keys)
     test_batches = party_batches(settings.data, held_out, words, 256)
     public_entry = encode_public_key(keys, scheme)
-    steps = _local_steps(settings, len(train))
+    steps = _local_steps(settings, len(train_part))
     result = OwnerResult(
         keys.key_id,
         scheme.name,
@@ -259,24 +259,21 @@ def run_owner(
                 failures.append(f"party {party}: {exc}")
                 continue
             step_cost = max(step_cost, cost)
-            updates.append(_weights(update.model)[0])
+            updates.append(update.model.weights())
             counts.append(samples)
         if not updates:
             raise HennError(
                 f"round {round_number}: no party returned a usable update "
                 f"({'; '.join(failures)}); the model is unchanged."
             )
-        tensors, put = _weights(bundle.model)
-        put(fedavg(updates, counts))
+        bundle.model.set_weights(fedavg(updates, counts))
         budget = bundle.model.min_noise_budget()
         needed = 2.0 + max(FIRST_STEP_MARGIN, 1.5 * steps * step_cost)
         refreshed = (
             settings.refresh == "always" or stopped or budget is None or budget < needed
         ) and round_number < settings.rounds
         if refreshed:
-            tensors, put = _weights(bundle.model)
-            put([scheme.refresh(tensor, keys) for tensor in tensors])
-            bundle.history.refreshes += 1
+            bundle.model.refresh(refresher)  # counted in the model's history
         accuracy = (
             bundle.model.decrypt(keys.secret).evaluate(test_batches) if test_batches else None
         )
@@ -395,34 +392,40 @@ def _party_train(msg: Message, context: Context) -> Message:
         where="the owner's message",
     )
     bundle = decode_model(arrays, public, where="the owner's message")
-    if not isinstance(bundle.model, SentimentNetwork) or bundle.vocabulary is None:
-        raise InputError("the federated party trains a sentiment network with its vocabulary.")
+    if bundle.vocabulary is None:  # a saved vocabulary means the model takes word indices
+        raise InputError(
+            "the federated party trains a bag-of-words model on reviews; the owner's model "
+            "carries no vocabulary."
+        )
     spec = DataSpec.from_config(config)
     if "data" in node:  # deployment: the party's own file, named on its SuperNode
         spec = DataSpec(data=str(node["data"]), limit=None, test_size=spec.test_size)
     partition = _int(node.get("partition-id", 0), "the node config's partition-id")
     partitions = _int(node.get("num-partitions", 1), "the node config's num-partitions")
-    train, _ = load_split(spec)
-    shard = party_shard(train, partition, partitions, str(config["split"]))
+    train_part, _ = load_split(spec)
+    shard = party_shard(train_part, partition, partitions, str(config["split"]))
     batches = party_batches(
         spec, shard, list(bundle.vocabulary), _int(config["batch-size"], "batch-size")
     )
     steps = _int(config["local-steps"], "local-steps")
     offset = ((_int(config["round"], "round") - 1) * steps) % len(batches)
     rotated = batches[offset:] + batches[:offset]
-    bundle.history, bundle.training = History(), {}
-    outcome = train_bundle(
-        bundle,
+    bundle.drop_history()
+    outcome = train(
+        bundle.model,
         rotated,
         epochs=math.ceil(steps / len(rotated)),
         learning_rate=_float(config["learning-rate"], "learning-rate"),
         refresh=None,
+        history=bundle.history,
+        state=bundle.training,
         max_steps=steps,
+        when_exhausted="stop",
     )
     samples = bundle.history.samples
-    cost = bundle.training.get("step_cost_bits", 0.0)
+    cost = bundle.training.step_cost
     # only the weights go back: no encrypted losses, no training state
-    bundle.history, bundle.training = History(), {}
+    bundle.drop_history()
     reply = RecordDict(
         {
             RECORD: ArrayRecord({"model": encode_model(bundle)}),
@@ -431,7 +434,7 @@ def _party_train(msg: Message, context: Context) -> Message:
                     "num-examples": samples,
                     "steps": outcome.steps,
                     "needs-refresh": int(outcome.status == "needs-refresh"),
-                    "step-cost-bits": float(cost) if isinstance(cost, int | float) else 0.0,
+                    "step-cost-bits": 0.0 if cost is None else float(cost),
                 }
             ),
         }

@@ -26,7 +26,7 @@ from hennframework.data.loaders import (
 )
 from hennframework.data.text import build_vocabulary, make_tokenizer
 from hennframework.exceptions import InputError
-from hennframework.nn.sentiment import BagOfWordsBatch
+from hennframework.nn import Batch
 from hennframework.workflow.data import review_batches
 
 __all__ = ["SPLITS", "DataSpec", "load_split", "owner_vocabulary", "party_batches", "party_shard"]
@@ -119,7 +119,7 @@ def party_shard(train: ReviewDataset, partition: int, partitions: int, split: st
 
 def party_batches(
     spec: DataSpec, shard: ReviewDataset, words: list[str], batch_size: int
-) -> list[BagOfWordsBatch]:
+) -> list[Batch]:
     """The shard as mini-batches of word indices, with the model's vocabulary."""
     return review_batches(
         shard, words, batch_size, tokenizer=spec.tokenizer, lowercase=spec.lowercase

@@ -27,10 +27,7 @@ from hennframework.federated.apps import (
     make_server_app,
 )
 from hennframework.federated.data import load_split, owner_vocabulary, party_batches
-from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History, OwnerRefresher
-from hennframework.nn.sentiment import SentimentNetwork
-from hennframework.workflow.training import train_bundle
+from hennframework.nn import OwnerRefresher, Sequential, train
 
 __all__ = ["centralized_baseline", "peak_memory_mb", "run_federated"]
 
@@ -89,43 +86,48 @@ def run_federated(
 def centralized_baseline(settings: FederatedSettings) -> dict[str, Any]:
     """Encrypted training of the same initial model on all training reviews in one place.
 
-    Same loop (:func:`train_bundle`), batch size, learning rate and sigmoid; the owner's refresher
-    in-process. It takes as many steps as the federated run's reviews make (rounds x parties x
-    local steps batches) and is evaluated after each round's share of them.
+    Same loop (:func:`hennframework.nn.train`), batch size, learning rate and sigmoid; the owner's
+    refresher in-process. It takes as many steps as the federated run's reviews make (rounds x
+    parties x local steps batches), as one plan resumed round by round, and is evaluated after
+    each round's share of them.
     """
     import hennframework
     from hennframework.io.codecs import adopt_scheme
 
-    train, held_out = load_split(settings.data)
-    words = owner_vocabulary(settings.data, train)
+    train_part, held_out = load_split(settings.data)
+    words = owner_vocabulary(settings.data, train_part)
     scheme = hennframework.get_scheme(settings.scheme, params=settings.params)
     keys = _keygen(scheme, settings.seed)
     adopt_scheme(scheme)
-    network = SentimentNetwork(len(words), settings.hidden, seed=settings.seed)
-    bundle = ModelBundle(network.encrypt(keys, scheme), words, History(), {})
-    batches = party_batches(settings.data, train, words, settings.batch_size)
+    network = Sequential.bag_of_words(len(words), settings.hidden, seed=settings.seed)
+    model = network.encrypt(keys, scheme)
+    batches = party_batches(settings.data, train_part, words, settings.batch_size)
     test = party_batches(settings.data, held_out, words, 256)
-    per_round = settings.parties * _local_steps(settings, len(train))
+    per_round = settings.parties * _local_steps(settings, len(train_part))
     total = per_round * settings.rounds
     refresher = OwnerRefresher(scheme, keys)
     accuracies: list[float] = []
     started = time.perf_counter()
     done = 0
     while done < total:
-        chunk = min(per_round, total - done)
-        offset = done % len(batches)
-        outcome = train_bundle(
-            bundle,
-            batches[offset:] + batches[:offset],
-            epochs=-(-chunk // len(batches)),
+        # one plan of ``total`` steps (rounded up to whole epochs), taken a round's share at a
+        # time: the loop keeps its place in the batches and its measured step cost
+        outcome = train(
+            model,
+            batches,
+            epochs=-(-total // len(batches)),
             learning_rate=settings.learning_rate,
             refresh=refresher,
-            max_steps=chunk,
+            history=model.history,
+            state=model.state,
+            resume=done > 0,
+            max_steps=min(per_round, total - done),
+            when_exhausted="stop",
         )
         done += outcome.steps
         if outcome.status != "complete" or outcome.steps == 0:
             break
-        accuracies.append(bundle.model.decrypt(keys.secret).evaluate(test))
+        accuracies.append(model.decrypt(keys.secret).evaluate(test))
     return {
         "steps": done,
         "accuracy": accuracies,

@@ -3,8 +3,9 @@
 * :mod:`hennframework.io.container` - the ``.henn`` container: a zip of ``manifest.json`` and raw
   ``.npy`` arrays, checksummed, versioned, with a declared kind; atomic writes; mode 0600 for
   private kinds.
-* :mod:`hennframework.io.codecs` - the per-scheme hook (:class:`SchemeCodec`,
-  :func:`register_codec`) and the secret-key scan that every public writer runs.
+* :mod:`hennframework.io.codecs` - finding a scheme's codec (:func:`codec_for`; the codec
+  contract and :func:`register_codec` are in :mod:`hennframework.codec`) and the secret-key scan
+  that every public writer runs.
 * :mod:`hennframework.io.bundles` - one function per file kind: keys, ciphertexts, models,
   histories, predictions.
 
@@ -49,7 +50,6 @@ from hennframework.io.container import (
     read_manifest,
     write_bundle,
 )
-from hennframework.io.integer_vector import IntegerVectorCodec as _IntegerVectorCodec
 from hennframework.io.models import ModelBundle
 
 __all__ = [
@@ -87,7 +87,3 @@ __all__ = [
     "save_switch_key",
     "write_bundle",
 ]
-
-# The built-in scheme's codec registers the way a plugin's does; importing any module of this
-# package runs this file first, so codec_for() always finds it.
-register_codec(_IntegerVectorCodec())

@@ -43,8 +43,9 @@ from hennframework.io.models import (
     encode_architecture,
     encode_history,
 )
-from hennframework.nn.model import History
+from hennframework.nn.model import Sequential
 from hennframework.nn.ops import is_encrypted
+from hennframework.nn.training import History, TrainingState
 from hennframework.scheme import KeySet
 
 __all__ = [
@@ -141,6 +142,33 @@ def _key_ids(tensors: Sequence[Any], codec: Any) -> set[str]:
 def _scheme_header(scheme: Any) -> dict[str, Any]:
     codec = codec_for(scheme)
     return {"scheme": codec.scheme_name, "parameter_set": codec.parameters(scheme)}
+
+
+def _write_entries(
+    path: PathLike,
+    kind: str,
+    scheme: Any,
+    sink: EntrySink,
+    metadata: Mapping[str, Any],
+    key_id: str | None,
+    *,
+    private: bool | None = None,
+) -> Path:
+    """Write a file whose entries the scheme's codec put in ``sink``, with the scheme's header.
+
+    Every file of keys or ciphertexts is written this one way, so each names its scheme,
+    parameter set and key the same way for :func:`_load_scheme` and the key checks.
+    """
+    return write_bundle(
+        path,
+        kind,
+        arrays=sink.arrays,
+        blobs=sink.blobs,
+        metadata=metadata,
+        key_id=key_id,
+        private=private,
+        **_scheme_header(scheme),
+    )
 
 
 def _load_scheme(bundle: Bundle, backend: Any, scheme: Any) -> Any:
@@ -246,14 +274,8 @@ def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
     _refuse_unfingerprinted(codec, public, "a public key file")
     sink = EntrySink()
     meta = codec.write_public_key(public, sink, "pk.")
-    return write_bundle(
-        path,
-        "public-key",
-        arrays=sink.arrays,
-        blobs=sink.blobs,
-        metadata={"public_key": meta},
-        key_id=codec.key_id(public),
-        **_scheme_header(scheme),
+    return _write_entries(
+        path, "public-key", scheme, sink, {"public_key": meta}, codec.key_id(public)
     )
 
 
@@ -284,15 +306,14 @@ def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
     _refuse_unfingerprinted(codec, secret, "a secret key file")
     sink = EntrySink()
     meta = codec.write_secret_key(secret, sink, "sk.")
-    return write_bundle(
+    return _write_entries(
         path,
         "secret-key",
-        arrays=sink.arrays,
-        blobs=sink.blobs,
+        scheme,
+        sink,
+        {"secret_key": meta, "warning": "SECRET KEY: keep this file to yourself."},
+        codec.key_id(secret),
         private=True,
-        metadata={"secret_key": meta, "warning": "SECRET KEY: keep this file to yourself."},
-        key_id=codec.key_id(secret),
-        **_scheme_header(scheme),
     )
 
 
@@ -380,15 +401,7 @@ def save_switch_key(path: PathLike, key: Any, scheme: Any) -> Path:
     codec = codec_for(scheme)
     sink = EntrySink()
     meta = codec.write_switch_key(key, sink, "ks.")
-    return write_bundle(
-        path,
-        "switch-key",
-        arrays=sink.arrays,
-        blobs=sink.blobs,
-        metadata={"switch_key": meta},
-        key_id=codec.key_id(key),
-        **_scheme_header(scheme),
-    )
+    return _write_entries(path, "switch-key", scheme, sink, {"switch_key": meta}, codec.key_id(key))
 
 
 @untrusted_loader
@@ -422,15 +435,8 @@ def save_ciphertexts(
     key_id = _single_key_id(_key_ids(values, codec), "the file")
     sink = EntrySink()
     meta = codec.write_tensors(values, sink, "ct.")
-    return write_bundle(
-        path,
-        kind,
-        arrays=sink.arrays,
-        blobs=sink.blobs,
-        metadata={**dict(metadata or {}), "names": names, "tensors": meta},
-        key_id=key_id,
-        **_scheme_header(scheme),
-    )
+    metadata = {**dict(metadata or {}), "names": names, "tensors": meta}
+    return _write_entries(path, kind, scheme, sink, metadata, key_id)
 
 
 @untrusted_loader
@@ -474,42 +480,30 @@ def _check_key(bundle: Bundle, tensors: Sequence[Any], scheme: Any) -> None:
 # models and histories
 # ------------------------------------------------------------------------------------------
 def save_model(
-    path: PathLike,
-    model: Any,
-    *,
-    vocabulary: Sequence[str] | None = None,
-    history: History | None = None,
-    training: Mapping[str, Any] | None = None,
+    path: PathLike, model: Sequential | ModelBundle, *, vocabulary: Sequence[str] | None = None
 ) -> Path:
     """Write a model: ``encrypted-model`` (shareable) or ``plain-model`` (private, mode 0600).
 
-    ``model`` may be a :class:`ModelBundle`. Encrypted models carry their encrypted losses but
-    never plaintext loss values (which only the key holder may see).
+    ``model`` may be a :class:`ModelBundle` (with its vocabulary). The model's history and
+    training state travel with it; encrypted models carry their encrypted losses but never
+    plaintext loss values (which only the key holder may see).
     """
     if isinstance(model, ModelBundle):
         vocabulary = model.vocabulary if vocabulary is None else vocabulary
-        history = model.history if history is None else history
-        training = model.training if training is None else training
         model = model.model
-    if history is None:
-        history = (
-            getattr(model, "history", None)
-            if isinstance(getattr(model, "history", None), History)
-            else History()
-        )
-    assert history is not None
+    history, training = model.history, model.state.to_json()
     arch, values = encode_architecture(model, vocabulary)
     encrypted = bool(model.encrypted)
     history_meta, losses = encode_history(history, keep_plain_losses=not encrypted)
     metadata: dict[str, Any] = {
         "architecture": arch,
         "history": history_meta,
-        "training": dict(training or {}),
+        "training": training,
         "encrypted": encrypted,
     }
     sink = EntrySink()
     if encrypted:
-        refuse_secrets([model, history, dict(training or {})], "an encrypted model file")
+        refuse_secrets([model, history, training], "an encrypted model file")
         if not all(is_encrypted(v) for v in values):
             raise SerializationError(
                 "an encrypted model has plaintext weights; encrypt every weight first."
@@ -523,15 +517,7 @@ def save_model(
             raise KeyMismatchError(
                 f"the model says key {model.key_id} but its weights are under {key_id}."
             )
-        return write_bundle(
-            path,
-            "encrypted-model",
-            arrays=sink.arrays,
-            blobs=sink.blobs,
-            metadata=metadata,
-            key_id=key_id,
-            **_scheme_header(scheme),
-        )
+        return _write_entries(path, "encrypted-model", scheme, sink, metadata, key_id)
     if losses:
         raise SerializationError(
             "a plain model's history holds encrypted losses; decrypt them first (history.decrypt)."
@@ -566,6 +552,7 @@ def load_model(
     training = meta.get("training") or {}
     if not isinstance(training, dict):
         raise SerializationError(f"{bundle.path}: the training state is malformed.")
+    model.state = TrainingState.from_json(training, bundle.path)
     if bundle.kind == "encrypted-model":
         scheme = _load_scheme(bundle, backend, scheme)
         codec = codec_for(scheme)
@@ -594,19 +581,18 @@ def load_model(
         raise SerializationError(
             f"{bundle.path}: it holds {len(values)} weight tensors, the architecture needs {len(slots)}."
         )
-    for (owner, name, shape), value in zip(slots, values, strict=True):
+    for index, (shape, value) in enumerate(zip(slots, values, strict=True)):
         if tuple(value.shape) != shape:
             raise SerializationError(
-                f"{bundle.path}: weight {name} has shape {tuple(value.shape)}, the architecture needs {shape}."
+                f"{bundle.path}: weight {index} has shape {tuple(value.shape)}, the architecture "
+                f"needs {shape}."
             )
-        setattr(owner, name, value)
-    history = decode_history(meta.get("history"), losses, bundle.path)
+    model.set_weights(values)
+    model.history = decode_history(meta.get("history"), losses, bundle.path)
     if scheme is not None:
         model.scheme = scheme
         model.key_id = bundle.key_id
-    if hasattr(model, "layers"):
-        model.history = history
-    return ModelBundle(model, vocabulary, history, dict(training), bundle.path)
+    return ModelBundle(model, vocabulary, bundle.path)
 
 
 def save_history(path: PathLike, history: History, *, scheme: Any = None) -> Path:
@@ -620,15 +606,7 @@ def save_history(path: PathLike, history: History, *, scheme: Any = None) -> Pat
         sink = EntrySink()
         metadata["losses"] = codec.write_tensors(losses, sink, "loss.")
         key_id = _single_key_id(_key_ids(losses, codec), "the history")
-        return write_bundle(
-            path,
-            "history",
-            arrays=sink.arrays,
-            blobs=sink.blobs,
-            metadata=metadata,
-            key_id=key_id,
-            **_scheme_header(scheme),
-        )
+        return _write_entries(path, "history", scheme, sink, metadata, key_id)
     return write_bundle(path, "history", metadata=metadata)
 
 
@@ -673,15 +651,8 @@ def save_predictions(
         sink = EntrySink()
         meta["tensors"] = codec.write_tensors(items, sink, "pred.")
         meta["encrypted"] = True
-        return write_bundle(
-            path,
-            "predictions",
-            arrays=sink.arrays,
-            blobs=sink.blobs,
-            metadata=meta,
-            key_id=_single_key_id(_key_ids(items, codec), "the predictions"),
-            **_scheme_header(scheme),
-        )
+        key_id = _single_key_id(_key_ids(items, codec), "the predictions")
+        return _write_entries(path, "predictions", scheme, sink, meta, key_id)
     values = (
         np.concatenate([np.asarray(item, dtype=np.float64).reshape(-1) for item in items])
         if items

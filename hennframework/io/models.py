@@ -1,13 +1,11 @@
 """Architectures and training histories as JSON + tensors (used by :mod:`hennframework.io.bundles`).
 
-Two model types are known:
-
-* ``sequential`` (:class:`~hennframework.nn.Sequential`): the layers' ``config()`` (``Dense``:
-  inputs, outputs, bias; ``Sigmoid``: the approximation's name, coefficients and interval, so a
-  custom polynomial survives the round trip) and the parameters in ``parameters()`` order;
-* ``sentiment`` (:class:`~hennframework.nn.sentiment.SentimentNetwork`): vocabulary size, hidden
-  units, the sigmoid polynomial, optionally the vocabulary's words (the party needs them to turn
-  its reviews into word indices) and the two weight matrices.
+A model is a :class:`~hennframework.nn.Sequential`: its file holds the layers' ``config()`` (each
+layer type registered in :data:`hennframework.nn.layers.LAYER_TYPES` reads its own back), the
+parameters in ``parameters()`` order, and, for a model whose first layer is an ``EmbeddingSum``,
+optionally the vocabulary's words (a party needs them to turn its reviews into word indices).
+Files written before the sentiment network became a ``Sequential`` (type ``sentiment``) are read
+as the same three layers.
 
 A history is the list of training records (step, epoch, seconds, noise budget, the loss if it is
 known in plaintext, and which encrypted loss belongs to the record) plus counters.
@@ -17,39 +15,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from hennframework.exceptions import HennError, SerializationError
-from hennframework.nn.activations import SIGMOID_APPROXIMATIONS, SigmoidApproximation
-from hennframework.nn.layers import Dense, Layer, Sigmoid
-from hennframework.nn.model import History, Sequential, TrainingRecord
-from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.nn.layers import Layer, layer_from_config
+from hennframework.nn.model import Sequential
+from hennframework.nn.training import History, TrainingRecord, TrainingState
 
 __all__ = ["ModelBundle", "build_model", "describe_architecture", "encode_architecture"]
-
-Model = Sequential | SentimentNetwork
 
 
 @dataclass
 class ModelBundle:
     """A model read from (or to be written to) a file, with what travels alongside it.
 
-    ``training`` is JSON state of an unfinished training plan (steps done, steps planned, the
-    measured noise cost of a step, whether the model waits for an owner refresh).
+    The history and the resumable training state are the model's own (``model.history``,
+    ``model.state``); the bundle adds the vocabulary and where the file came from.
     """
 
-    model: Any
+    model: Sequential
     vocabulary: list[str] | None = None
-    history: History = field(default_factory=History)
-    training: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
 
     @property
     def encrypted(self) -> bool:
-        return bool(self.model.encrypted)
+        return self.model.encrypted
 
     @property
     def scheme(self) -> Any:
@@ -57,213 +48,109 @@ class ModelBundle:
 
     @property
     def key_id(self) -> str | None:
-        return self.model.key_id  # type: ignore[no-any-return]
+        return self.model.key_id
 
     @property
-    def model_type(self) -> str:
-        return "sentiment" if isinstance(self.model, SentimentNetwork) else "sequential"
+    def history(self) -> History:
+        return self.model.history
+
+    @property
+    def training(self) -> TrainingState:
+        return self.model.state
 
     def drop_history(self) -> None:
-        """Forget the training history (a model handed to a new key starts a new one)."""
-        self.history = History()
-        if isinstance(self.model, SentimentNetwork):
-            self.model.history = type(self.model.history)()
-        else:
-            self.model.history = self.history
-
-
-def _activation_json(approximation: SigmoidApproximation | None) -> dict[str, Any]:
-    if approximation is None:
-        return {"name": "exact"}
-    return {
-        "name": approximation.name,
-        "coefficients": [float(c) for c in approximation.coefficients],
-        "radius": float(approximation.radius),
-        "description": approximation.description,
-    }
-
-
-def _activation_from(meta: Any, where: str) -> str | SigmoidApproximation:
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-        raise SerializationError(f"{where}: a sigmoid layer's description is malformed.")
-    name = meta["name"]
-    if name == "exact":
-        return "exact"
-    coefficients = meta.get("coefficients")
-    radius = meta.get("radius")
-    if (
-        not isinstance(coefficients, list)
-        or not coefficients
-        or not all(
-            isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)
-            for c in coefficients
-        )
-        or not isinstance(radius, int | float)
-    ):
-        raise SerializationError(f"{where}: the sigmoid polynomial {name!r} is malformed.")
-    known = SIGMOID_APPROXIMATIONS.get(name)
-    if known is not None and list(known.coefficients) == [float(c) for c in coefficients]:
-        return known
-    description = meta.get("description")
-    return SigmoidApproximation(
-        name,
-        tuple(float(c) for c in coefficients),
-        float(radius),
-        description if isinstance(description, str) else "loaded from a file",
-    )
+        """Forget the history and training plan (a model handed to a new key starts anew)."""
+        self.model.history, self.model.state = History(), TrainingState()
 
 
 def encode_architecture(
-    model: Any, vocabulary: Sequence[str] | None = None
+    model: Sequential, vocabulary: Sequence[str] | None = None
 ) -> tuple[dict[str, Any], list[Any]]:
-    """(architecture JSON, parameter values in a fixed order) for a Sequential or sentiment model."""
-    if isinstance(model, SentimentNetwork):
-        arch: dict[str, Any] = {
-            "type": "sentiment",
-            "vocabulary_size": int(model.vocabulary_size),
-            "hidden": int(model.hidden),
-            "activation": _activation_json(model.activation),
-            "vocabulary": list(vocabulary) if vocabulary is not None else None,
-        }
-        if vocabulary is not None and len(vocabulary) != model.vocabulary_size:
+    """(architecture JSON, parameter values in a fixed order) for a model."""
+    if not isinstance(model, Sequential):
+        raise SerializationError(f"cannot save a {type(model).__name__}: only Sequential models.")
+    arch: dict[str, Any] = {
+        "type": "sequential",
+        "layers": model.config(),
+        "parameters": [{"layer": index, "name": name} for index, name, _ in model.parameters()],
+    }
+    if vocabulary is not None:
+        if len(vocabulary) != model.vocabulary_size:
+            expected = model.vocabulary_size or "no"
             raise SerializationError(
-                f"the vocabulary has {len(vocabulary)} words but the network expects "
-                f"{model.vocabulary_size}; save the vocabulary the network was built for."
+                f"the vocabulary has {len(vocabulary)} words but the model expects {expected} "
+                "words; save the vocabulary the model was built for."
             )
-        return arch, [model.weights_0_1, model.weights_1_2]
-    if isinstance(model, Sequential):
-        layers: list[dict[str, Any]] = []
-        for layer in model.layers:
-            if isinstance(layer, Dense):
-                layers.append(
-                    {
-                        "type": "Dense",
-                        "inputs": layer.inputs,
-                        "outputs": layer.outputs,
-                        "bias": layer.use_bias,
-                    }
-                )
-            elif isinstance(layer, Sigmoid):
-                layers.append(
-                    {"type": "Sigmoid", "activation": _activation_json(layer.approximation)}
-                )
-            else:
-                raise SerializationError(
-                    f"cannot save a {type(layer).__name__} layer: only Dense and Sigmoid layers "
-                    "have a file format so far."
-                )
-        parameters = [
-            {"layer": index, "name": name}
-            for index, name, value in model.parameters()
-            if value is not None
-        ]
-        values = [value for _, _, value in model.parameters() if value is not None]
-        return {"type": "sequential", "layers": layers, "parameters": parameters}, values
-    raise SerializationError(
-        f"cannot save a {type(model).__name__}: only Sequential and SentimentNetwork models."
-    )
+        arch["vocabulary"] = list(vocabulary)
+    return arch, model.weights()
 
 
-def _positive(meta: Mapping[str, Any], name: str, where: str, limit: int = 1 << 31) -> int:
-    value = meta.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        raise SerializationError(
-            f"{where}: architecture field {name!r} must be a positive integer, got {value!r}."
-        )
-    return value
+def _legacy_sentiment(arch: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``sentiment`` architecture (older files) as the equivalent ``sequential`` one."""
+    size, hidden = arch.get("vocabulary_size"), arch.get("hidden")
+    return {
+        "type": "sequential",
+        "layers": [
+            {"type": "EmbeddingSum", "vocabulary_size": size, "outputs": hidden},
+            {"type": "Dense", "inputs": hidden, "outputs": 1, "bias": False},
+            {"type": "Sigmoid", "activation": arch.get("activation")},
+        ],
+        "parameters": [{"layer": 0, "name": "weights"}, {"layer": 1, "name": "weights"}],
+        "vocabulary": arch.get("vocabulary"),
+    }
 
 
 def build_model(
     arch: Mapping[str, Any], where: str
-) -> tuple[Any, list[tuple[Any, str, tuple[int, ...]]], list[str] | None]:
-    """An empty model of the architecture and, in order, (owner object, attribute, shape) per parameter."""
-    kind = arch.get("type")
+) -> tuple[Sequential, list[tuple[int, ...]], list[str] | None]:
+    """An empty model of the architecture, the shape of each parameter in order, the vocabulary."""
+    if arch.get("type") == "sentiment":
+        arch = _legacy_sentiment(arch)
+    if arch.get("type") != "sequential":
+        raise SerializationError(f"{where}: unknown model type {arch.get('type')!r}.")
+    layer_meta = arch.get("layers")
+    if not isinstance(layer_meta, list) or not layer_meta or len(layer_meta) > 1000:
+        raise SerializationError(f"{where}: the layer list is malformed.")
     try:
-        if kind == "sentiment":
-            size = _positive(arch, "vocabulary_size", where)
-            hidden = _positive(arch, "hidden", where, 1 << 16)
-            if size * hidden > 1 << 31:
-                raise SerializationError(
-                    f"{where}: the sentiment network is implausibly large ({size} x {hidden})."
-                )
-            network = SentimentNetwork(
-                size, hidden, activation=_activation_from(arch.get("activation"), where), seed=0
-            )
-            vocabulary = arch.get("vocabulary")
-            if vocabulary is not None:
-                if not isinstance(vocabulary, list) or not all(
-                    isinstance(w, str) for w in vocabulary
-                ):
-                    raise SerializationError(f"{where}: the vocabulary must be a list of words.")
-                if len(vocabulary) != size or len(set(vocabulary)) != size:
-                    raise SerializationError(
-                        f"{where}: the vocabulary must hold {size} distinct words."
-                    )
-            slots: list[tuple[Any, str, tuple[int, ...]]] = [
-                (network, "weights_0_1", (size, hidden)),
-                (network, "weights_1_2", (hidden, 1)),
-            ]
-            return network, slots, vocabulary
-        if kind == "sequential":
-            layer_meta = arch.get("layers")
-            if not isinstance(layer_meta, list) or not layer_meta or len(layer_meta) > 1000:
-                raise SerializationError(f"{where}: the layer list is malformed.")
-            layers: list[Layer] = []
-            for item in layer_meta:
-                if not isinstance(item, dict):
-                    raise SerializationError(f"{where}: a layer description is malformed.")
-                if item.get("type") == "Dense":
-                    inputs = _positive(item, "inputs", where, 1 << 24)
-                    outputs = _positive(item, "outputs", where, 1 << 24)
-                    bias = item.get("bias")
-                    if not isinstance(bias, bool):
-                        raise SerializationError(f"{where}: Dense 'bias' must be true or false.")
-                    layers.append(
-                        Dense(inputs, outputs, bias=bias, weights=np.zeros((inputs, outputs)))
-                    )
-                elif item.get("type") == "Sigmoid":
-                    layers.append(Sigmoid(_activation_from(item.get("activation"), where)))
-                else:
-                    raise SerializationError(f"{where}: unknown layer type {item.get('type')!r}.")
-            model = Sequential(layers)
-            expected = [
-                (index, name) for index, name, value in model.parameters() if value is not None
-            ]
-            declared = arch.get("parameters")
-            if declared != [{"layer": i, "name": n} for i, n in expected]:
-                raise SerializationError(f"{where}: the parameter list does not match the layers.")
-            slots = []
-            for index, name in expected:
-                layer = model.layers[index]
-                assert isinstance(layer, Dense)
-                shape = (layer.inputs, layer.outputs) if name == "weights" else (layer.outputs,)
-                slots.append((layer, name, shape))
-            return model, slots, None
-    except SerializationError:
-        raise
+        layers: list[Layer] = [layer_from_config(item) for item in layer_meta]
+        model = Sequential(layers)
     except HennError as exc:
         raise SerializationError(f"{where}: the architecture is invalid ({exc}).") from exc
-    raise SerializationError(
-        f"{where}: unknown model type {kind!r} (known: sequential, sentiment)."
-    )
+    slots = model.parameters()
+    if arch.get("parameters") != [{"layer": i, "name": n} for i, n, _ in slots]:
+        raise SerializationError(f"{where}: the parameter list does not match the layers.")
+    shapes = [model.layers[index].parameter_shapes()[name] for index, name, _ in slots]
+    vocabulary = arch.get("vocabulary")
+    if vocabulary is not None:
+        size = model.vocabulary_size or 0
+        if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+            raise SerializationError(f"{where}: the vocabulary must be a list of words.")
+        if len(vocabulary) != size or len(set(vocabulary)) != size:
+            raise SerializationError(f"{where}: the vocabulary must hold {size} distinct words.")
+    return model, shapes, vocabulary
 
 
 def describe_architecture(arch: Mapping[str, Any]) -> str:
-    """A one-line summary such as ``sequential 3-4-1 (taylor3)`` or ``sentiment 282x8 (lsq3)``."""
+    """A one-line summary such as ``sequential 3-4-1 (taylor3)`` or ``sequential words 282 -> 8-1 (lsq3)``."""
     if arch.get("type") == "sentiment":
-        activation = (arch.get("activation") or {}).get("name", "?")
-        return f"sentiment {arch.get('vocabulary_size')}x{arch.get('hidden')} ({activation})"
-    layers = arch.get("layers") or []
-    sizes = [layers[0].get("inputs")] if layers else []
-    sizes += [layer.get("outputs") for layer in layers if layer.get("type") == "Dense"]
+        arch = _legacy_sentiment(arch)
+    layers = [layer for layer in arch.get("layers") or [] if isinstance(layer, dict)]
+    sizes: list[str] = []
+    for layer in layers:
+        if layer.get("type") == "EmbeddingSum":
+            sizes = [f"words {layer.get('vocabulary_size')} ->", str(layer.get("outputs"))]
+        elif layer.get("type") == "Dense":
+            sizes = sizes or [str(layer.get("inputs"))]
+            sizes.append(str(layer.get("outputs")))
     activations = sorted(
         {
-            (layer.get("activation") or {}).get("name", "?")
+            str((layer.get("activation") or {}).get("name", "?"))
             for layer in layers
             if layer.get("type") == "Sigmoid"
         }
     )
-    return f"sequential {'-'.join(str(s) for s in sizes)} ({', '.join(activations)})"
+    shape = "-".join(sizes).replace("->-", "-> ")
+    return f"sequential {shape} ({', '.join(activations)})"
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,18 +1,47 @@
-"""The layer/model API: encrypted-weight training and prediction on plaintext data."""
+"""The layer/model API: encrypted-weight training and prediction on plaintext data.
+
+A model is a :class:`Sequential` of layers (:class:`Dense`, :class:`EmbeddingSum`,
+:class:`Sigmoid`, or your own :class:`Layer` subclass); every model trains through the one loop,
+:func:`train` (``Sequential.fit`` calls it), on :class:`Batch` es of plaintext data.
+"""
 
 from hennframework.nn.activations import SIGMOID_APPROXIMATIONS, SigmoidApproximation, get_sigmoid
-from hennframework.nn.layers import Dense, Layer, Sigmoid
-from hennframework.nn.model import History, OwnerRefresher, Sequential, TrainingRecord
+from hennframework.nn.batches import BagOfWords, Batch, make_batches
+from hennframework.nn.layers import Dense, EmbeddingSum, Layer, Sigmoid, layer_from_config
+from hennframework.nn.model import OwnerRefresher, Sequential
+from hennframework.nn.training import (
+    History,
+    Progress,
+    Refresher,
+    StepResult,
+    Trainable,
+    TrainingRecord,
+    TrainingState,
+    TrainOutcome,
+    train,
+)
 
 __all__ = [
     "SIGMOID_APPROXIMATIONS",
+    "BagOfWords",
+    "Batch",
     "Dense",
+    "EmbeddingSum",
     "History",
     "Layer",
     "OwnerRefresher",
+    "Progress",
+    "Refresher",
     "Sequential",
     "Sigmoid",
     "SigmoidApproximation",
+    "StepResult",
+    "TrainOutcome",
+    "Trainable",
     "TrainingRecord",
+    "TrainingState",
     "get_sigmoid",
+    "layer_from_config",
+    "make_batches",
+    "train",
 ]

@@ -6,37 +6,45 @@ need the secret key: inputs and targets are plaintext, everything computed from 
 encrypted. ``model.decrypt(secret_key)`` gives the plain model back to the key holder.
 
 The same object trains unencrypted (weights as NumPy arrays), so the two can be compared on the
-same data and initial weights.
+same data and initial weights. Training goes through the one loop, :func:`hennframework.nn.train`.
+
+>>> import numpy as np
+>>> model = Sequential.mlp([2, 1], activation="exact", seed=0)
+>>> x, y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 0.0])
+>>> history = model.fit(x, y, epochs=20, learning_rate=0.5)
+>>> history.steps, history.losses[-1] < history.losses[0]
+(20, True)
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.exceptions import (
-    InputError,
-    NoiseBudgetExhaustedError,
-    OverflowRiskError,
-    TrainingDivergedError,
-)
+from hennframework.exceptions import InputError, TrainingDivergedError
+from hennframework.nn.activations import SigmoidApproximation
+from hennframework.nn.batches import BagOfWords, Batch, as_matrix, make_batches
 from hennframework.nn.initialisation import weight_random
-from hennframework.nn.layers import Dense, Layer, Sigmoid
+from hennframework.nn.layers import Dense, EmbeddingSum, Layer, Sigmoid
 from hennframework.nn.ops import is_encrypted, multiply_constant
+from hennframework.nn.training import (
+    History,
+    Progress,
+    Refresher,
+    StepResult,
+    TrainingState,
+    min_noise_budget,
+    refresh_weights,
+    train,
+)
 from hennframework.scheme import Capability, KeySet, require
 
-__all__ = ["History", "Refresher", "Sequential", "TrainingRecord"]
-
-#: A refresh provider: given encrypted tensors, returns fresh encryptions of the same values.
-#: The key holder runs it (in-process callback, or a file/socket exchange with the owner).
-Refresher = Callable[[list[Any]], list[Any]]
+__all__ = ["NEEDED_FOR_TRAINING", "OwnerRefresher", "Sequential"]
 
 NEEDED_FOR_TRAINING = (
     Capability.ADD,
@@ -45,111 +53,6 @@ NEEDED_FOR_TRAINING = (
     Capability.MUL_CIPHER,
     Capability.POLYNOMIAL,
 )
-
-
-@dataclass
-class TrainingRecord:
-    """One logged step: the encrypted loss (as computed by the party) and, if known, its value."""
-
-    step: int
-    epoch: int
-    encrypted_loss: Any
-    loss: float | None
-    seconds: float
-    noise_budget: float | None
-
-
-@dataclass
-class History:
-    """Training history. ``decrypt(secret_key)`` fills in the losses for the key holder."""
-
-    records: list[TrainingRecord] = field(default_factory=list)
-    refreshes: int = 0
-    steps: int = 0
-    seconds: float = 0.0
-    samples: int = 0
-
-    @property
-    def losses(self) -> list[float | None]:
-        return [record.loss for record in self.records]
-
-    def decrypt(
-        self, secret_key: Any, scheme: Any, *, skip_undecryptable: bool = False
-    ) -> list[float]:
-        """Decrypt every encrypted loss (key holder only) and store the values.
-
-        A loss whose noise bound could have corrupted it raises, unless ``skip_undecryptable``,
-        which reports it as NaN instead (never as a possibly wrong number).
-        """
-        values = []
-        for record in self.records:
-            if record.loss is None and record.encrypted_loss is not None:
-                try:
-                    record.loss = float(
-                        np.asarray(scheme.decrypt_tensor(record.encrypted_loss, secret_key)).sum()
-                    )
-                except NoiseBudgetExhaustedError:
-                    if not skip_undecryptable:
-                        raise
-            values.append(float(record.loss) if record.loss is not None else float("nan"))
-        return values
-
-
-def _as_2d(values: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2:
-        raise InputError(f"{name} must be a 1-D or 2-D array, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise InputError(f"{name} contains NaN or infinity")
-    return array
-
-
-#: How many times the last step's budget cost must still fit before a step is taken.
-REFRESH_SAFETY = 1.5
-
-
-def refresh_due(
-    budget: float | None,
-    step_cost: float | None,
-    minimum: float,
-    first_step_margin: float | None = None,
-    fresh_budget: float | None = None,
-) -> bool:
-    """Whether the weights need a refresh before the next training step.
-
-    ``budget`` is the weights' noise budget (bits, or levels for leveled schemes), ``step_cost``
-    the budget the last step used (None before the first step: then only ``first_step_margin``,
-    if given, is required). ``fresh_budget``, when known, is what a refresh gives: weights that
-    have it are never sent for a refresh, since it could not give more. Without that, a step that
-    uses most of a fresh ciphertext's budget (a CKKS step may use all its levels) could never
-    meet the margin, and a resumed run would stop again before its first step. Whether such a
-    step fits at all is the training loop's (and the scheme's) to say. Shared by every training
-    loop so they refresh by the same rule.
-    """
-    if budget is None:
-        return False
-    if fresh_budget is not None and budget >= fresh_budget:
-        return False
-    if step_cost is None:
-        return first_step_margin is not None and budget - first_step_margin < minimum
-    return budget - REFRESH_SAFETY * step_cost < minimum
-
-
-def fresh_noise_budget(tensors: Sequence[Any]) -> float | None:
-    """The budget a refresh gives these weights, where their scheme says (else None).
-
-    A scheme states it with ``fresh_noise_budget(tensor)`` (CKKS: the top level of the modulus
-    chain); the training loops also learn it from the budget the refreshes they receive have.
-    """
-    values = []
-    for tensor in tensors:
-        fresh = getattr(getattr(tensor, "scheme", None), "fresh_noise_budget", None)
-        if not callable(fresh):
-            return None
-        values.append(float(fresh(tensor)))
-    return min(values) if values else None
 
 
 def check_target_shape(given: tuple[int, ...], as_2d: tuple[int, ...], outputs: int | None) -> None:
@@ -175,9 +78,13 @@ class Sequential:
         if not layers:
             raise InputError("a model needs at least one layer")
         self.layers = list(layers)
+        width: int | None = None
+        for layer in self.layers:  # refuses layers that cannot follow each other
+            width = layer.output_width(width)
         self.scheme: Any = None  # set on encrypted models
         self.key_id: str | None = None
         self.history = History()
+        self.state = TrainingState()
 
     # -- construction helpers ---------------------------------------------------------------
     @classmethod
@@ -194,7 +101,7 @@ class Sequential:
         """Dense layers of ``sizes`` with sigmoid activations (a polynomial approximation).
 
         Initial weights come from the OS CSPRNG, or from ``default_rng(seed)`` when ``seed`` is
-        given (reproducible experiments only: whoever has the seed has the starting weights).
+        given (reproducible experiments only: whoever knows it has the starting weights).
         """
         rng = weight_random(seed)
         layers: list[Layer] = []
@@ -204,19 +111,68 @@ class Sequential:
             layers.append(Sigmoid(output_activation or activation if last else activation))
         return cls(layers)
 
+    @classmethod
+    def bag_of_words(
+        cls,
+        vocabulary_size: int,
+        hidden: int = 8,
+        *,
+        activation: str | SigmoidApproximation = "lsq3",
+        seed: int | None = None,
+    ) -> Sequential:
+        """The sentiment network of Trask's 2017 post: words -> ``hidden`` (sum) -> 1 (sigmoid).
+
+        ``EmbeddingSum`` (zeros) -> ``Dense(hidden, 1)`` (normal(0, 1), as in the post) ->
+        ``Sigmoid``; inputs are :class:`~hennframework.nn.BagOfWords`. ``lsq3`` by default: the
+        Taylor series diverges for |z| > 2, where a sentiment network's outputs often are.
+        """
+        rng = weight_random(seed)  # CSPRNG unless a seed is given on purpose
+        return cls(
+            [
+                EmbeddingSum(vocabulary_size, hidden),
+                Dense(hidden, 1, weights=rng.normal(0.0, 1.0, (hidden, 1))),
+                Sigmoid(activation),
+            ]
+        )
+
     @property
     def encrypted(self) -> bool:
         return self.scheme is not None
 
+    @property
+    def reads_words(self) -> bool:
+        """Whether the model's inputs are word indices (:class:`BagOfWords`), not numbers."""
+        return isinstance(self.layers[0], EmbeddingSum)
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        """How many distinct words the model reads (None for a model of numeric inputs)."""
+        first = self.layers[0]
+        return first.vocabulary_size if isinstance(first, EmbeddingSum) else None
+
     def config(self) -> list[dict[str, Any]]:
+        """Every layer's architecture (JSON-ready, no weights)."""
         return [layer.config() for layer in self.layers]
 
     def parameters(self) -> list[tuple[int, str, Any]]:
+        """(layer index, parameter name, value) for every trainable parameter, in a fixed order."""
         return [
             (index, name, value)
             for index, layer in enumerate(self.layers)
             for name, value in layer.parameters().items()
         ]
+
+    def weights(self) -> list[Any]:
+        """The parameter values in :meth:`parameters` order."""
+        return [value for _, _, value in self.parameters()]
+
+    def set_weights(self, values: Sequence[Any]) -> None:
+        """Replace every parameter (same order and count as :meth:`weights`)."""
+        slots = self.parameters()
+        if len(values) != len(slots):
+            raise InputError(f"the model has {len(slots)} parameters, got {len(values)} values")
+        for (index, name, _), value in zip(slots, values, strict=True):
+            self.layers[index].set_parameters({name: value})
 
     # -- encryption ------------------------------------------------------------------------
     def encrypt(self, keys: KeySet, scheme: Any = None) -> Sequential:
@@ -234,12 +190,8 @@ class Sequential:
                     "polynomial approximation (e.g. activation='taylor3' or 'lsq3')"
                 )
         clone = copy.deepcopy(self)
-        clone.history = History()
-        for index, name, value in clone.parameters():
-            if value is not None:
-                clone.layers[index].set_parameters(
-                    {name: scheme.encrypt_tensor(value, keys.public)}
-                )
+        clone.history, clone.state = History(), TrainingState()
+        clone.set_weights([scheme.encrypt_tensor(value, keys.public) for value in self.weights()])
         clone.scheme = scheme
         clone.key_id = keys.key_id
         return clone
@@ -250,33 +202,23 @@ class Sequential:
             raise InputError("this model is not encrypted")
         plain = copy.copy(self)
         plain.layers = [copy.copy(layer) for layer in self.layers]
-        for index, name, value in self.parameters():
-            if value is not None:
-                plain.layers[index].set_parameters(
-                    {name: self.scheme.decrypt_tensor(value, secret_key)}
-                )
+        plain.set_weights(
+            [self.scheme.decrypt_tensor(value, secret_key) for value in self.weights()]
+        )
         plain.scheme = None
         plain.key_id = None
-        plain.history = self.history
         return plain
 
-    def weights(self) -> list[Any]:
-        return [value for _, _, value in self.parameters() if value is not None]
-
     def output_units(self) -> int | None:
-        """Width of the model's output: the last Dense layer's ``outputs`` (None if unknown)."""
-        for layer in reversed(self.layers):
-            if isinstance(layer, Dense):
-                return layer.outputs
-            if not isinstance(layer, Sigmoid):  # a layer that may change the width
-                return None
-        return None
+        """Width of the model's output (None if unknown)."""
+        width: int | None = None
+        for layer in self.layers:
+            width = layer.output_width(width)
+        return width
 
     def min_noise_budget(self) -> float | None:
-        if not self.encrypted:
-            return None
-        budgets = [float(getattr(v, "noise_budget", float("inf"))) for v in self.weights()]
-        return min(budgets) if budgets else None
+        """The smallest noise budget of the encrypted weights (None for a plain model)."""
+        return min_noise_budget(self.weights()) if self.encrypted else None
 
     # -- forward / backward ----------------------------------------------------------------
     def forward(self, inputs: Any, caches: list[dict[str, Any]] | None = None) -> Any:
@@ -288,12 +230,25 @@ class Sequential:
                 caches.append(cache)
         return out
 
-    def predict(self, inputs: npt.ArrayLike) -> Any:
-        """Predictions: a plain array, or an encrypted tensor for an encrypted model."""
-        return self.forward(_as_2d(inputs, "X"))
+    def _inputs(self, inputs: Any) -> Any:
+        if isinstance(inputs, BagOfWords):
+            return inputs
+        x = as_matrix(inputs, "X")
+        first = self.layers[0]
+        if isinstance(first, Dense) and x.shape[1] != first.inputs:
+            raise InputError(
+                f"X has {x.shape[1]} columns but the first layer expects {first.inputs}"
+            )
+        return x
 
-    def loss_and_gradients(self, inputs: Any, targets: Any) -> tuple[Any, list[dict[str, Any]]]:
-        """Squared-error loss 1/2 * sum((prediction - target)**2) and its gradients per layer."""
+    def predict(self, inputs: Any) -> Any:
+        """Predictions: a plain array, or an encrypted tensor for an encrypted model."""
+        return self.forward(self._inputs(inputs))
+
+    def loss_and_gradients(
+        self, inputs: Any, targets: Any
+    ) -> tuple[Any, Any, list[dict[str, Any]]]:
+        """Outputs, squared-error loss 1/2 * sum((output - target)**2) and gradients per layer."""
         caches: list[dict[str, Any]] = []
         outputs = self.forward(inputs, caches)
         error = outputs - targets
@@ -301,30 +256,54 @@ class Sequential:
         delta = error
         grads: list[dict[str, Any]] = [{} for _ in self.layers]
         for index in range(len(self.layers) - 1, -1, -1):
-            need_input_delta = index > 0
-            delta, grads[index] = self.layers[index].backward(
-                delta, caches[index], need_input_delta
-            )
-        return loss, grads
+            delta, grads[index] = self.layers[index].backward(delta, caches[index], index > 0)
+        return outputs, loss, grads
 
     def apply_gradients(self, grads: list[dict[str, Any]], learning_rate: float) -> None:
+        """SGD: each layer's ``updated`` value of each parameter (sparse where the layer says)."""
         # every update is computed before any is stored: an operation refused half-way (an
         # overflow risk) leaves all the weights as they were
-        all_updates = [
-            {
-                name: getattr(layer, name) - multiply_constant(grad, learning_rate)
-                for name, grad in layer_grads.items()
-            }
+        updates = [
+            {name: layer.updated(name, grad, learning_rate) for name, grad in layer_grads.items()}
             for layer, layer_grads in zip(self.layers, grads, strict=True)
         ]
-        for layer, updates in zip(self.layers, all_updates, strict=True):
-            layer.set_parameters(updates)
+        for layer, values in zip(self.layers, updates, strict=True):
+            layer.set_parameters(values)
+
+    def train_step(self, batch: Batch, learning_rate: float) -> StepResult:
+        """One SGD step on a batch; changes no weight if it raises.
+
+        On plain weights a step whose loss or weights become NaN or infinite is undone and
+        raises :class:`TrainingDivergedError` (a polynomial sigmoid grows without bound outside
+        its interval, so too large a learning rate or inputs diverge within a few steps).
+        """
+        if self.encrypted:
+            outputs, loss, grads = self.loss_and_gradients(batch.inputs, batch.targets)
+            self.apply_gradients(grads, learning_rate)
+            return StepResult(loss, outputs)
+        before = self.weights()  # updates make new arrays
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, not as warnings
+            outputs, loss, grads = self.loss_and_gradients(batch.inputs, batch.targets)
+            if np.isfinite(loss):
+                self.apply_gradients(grads, learning_rate)
+        if np.isfinite(loss) and all(np.isfinite(w).all() for w in self.weights()):
+            return StepResult(float(loss), outputs)
+        self.set_weights(before)
+        last = next((r.loss for r in reversed(self.history.records) if r.loss is not None), None)
+        what = "the loss" if not np.isfinite(loss) else "the updated weights"
+        raise TrainingDivergedError(
+            f"training diverged at step {self.history.steps + 1}: {what} became NaN or "
+            f"infinite" + (f" (last logged loss {last:.4g})" if last is not None else "") + ". "
+            f"Lower the learning rate (it is {learning_rate:g}) or scale the inputs (e.g. "
+            "standardise them): polynomial sigmoids grow without bound outside their interval. "
+            "The weights are left as they were before that step."
+        )
 
     # -- training --------------------------------------------------------------------------
     def fit(
         self,
-        inputs: npt.ArrayLike,
-        targets: npt.ArrayLike,
+        inputs: Any,
+        targets: npt.ArrayLike | None = None,
         *,
         epochs: int = 1,
         learning_rate: float = 0.1,
@@ -332,170 +311,61 @@ class Sequential:
         refresh: Refresher | None = None,
         monitor: Callable[[Any], float] | None = None,
         log_every: int = 1,
-        progress: bool | Callable[[TrainingRecord], None] = False,
-        min_noise_budget: float = 2.0,
+        progress: Callable[[Progress], None] | None = None,
+        min_noise_budget: float | None = None,
     ) -> History:
-        """Train with plain SGD on squared error (scikit-learn-like; returns the history).
+        """Train with SGD on squared error (scikit-learn-like; returns the history).
 
-        ``batch_size=None`` uses the whole set per step. For encrypted models, ``refresh`` is the
-        key holder's refresh provider (called when the weights' noise budget would not carry
-        another step) and ``monitor`` a key-holder callback that decrypts the loss for display.
+        ``inputs`` is a 2-D array or :class:`~hennframework.nn.BagOfWords` with ``targets``, cut
+        into ``batch_size`` rows (None: everything per step), or a list of
+        :class:`~hennframework.nn.Batch` with ``targets=None``. For encrypted models,
+        ``refresh`` is the key holder's refresh provider (called before a step the noise budget
+        would not carry) and ``monitor`` a key-holder callback that decrypts the loss for the
+        records. Runs :func:`hennframework.nn.train`; raises when the budget runs out and no
+        refresh is possible, with the weights still decryptable.
         """
-        x = _as_2d(inputs, "X")
-        y = _as_2d(targets, "y")
-        if x.shape[0] != y.shape[0]:
-            raise InputError(f"X has {x.shape[0]} rows but y has {y.shape[0]}")
-        first = self.layers[0]
-        if isinstance(first, Dense) and x.shape[1] != first.inputs:
-            raise InputError(
-                f"X has {x.shape[1]} columns but the first layer expects {first.inputs}"
-            )
-        check_target_shape(np.shape(targets), y.shape, self.output_units())
-        if epochs < 1 or learning_rate <= 0:
-            raise InputError("epochs must be >= 1 and learning_rate > 0")
+        if targets is None:
+            if not isinstance(inputs, Sequence) or not all(isinstance(b, Batch) for b in inputs):
+                raise InputError("pass X and y, or a list of hennframework.nn.Batch without y")
+            batches = list(inputs)
+        else:
+            batches = make_batches(self._inputs(inputs), targets, batch_size)
+            check_target_shape(np.shape(targets), batches[0].targets.shape, self.output_units())
         if self.encrypted:
             require(self.scheme, NEEDED_FOR_TRAINING, "training an encrypted-weight network")
-        size = batch_size or x.shape[0]
-        history = self.history
-        step_cost: float | None = None
-        started = time.perf_counter()
-        for epoch in range(epochs):
-            for start in range(0, x.shape[0], size):
-                step_started = time.perf_counter()
-                budget_before = self.min_noise_budget()
-                if self.encrypted and refresh_due(
-                    budget_before,
-                    step_cost,
-                    min_noise_budget,
-                    fresh_budget=fresh_noise_budget(self.weights()),
-                ):
-                    self._refresh(refresh, history)
-                    budget_before = self.min_noise_budget()
-                if self.encrypted:
-                    refreshes_before = history.refreshes
-                    loss = self._encrypted_step(
-                        x[start : start + size],
-                        y[start : start + size],
-                        learning_rate,
-                        refresh,
-                        history,
-                    )
-                    if history.refreshes != refreshes_before:  # refreshed before a retry
-                        budget_before = None
-                else:
-                    loss = self._plain_step(
-                        x[start : start + size],
-                        y[start : start + size],
-                        learning_rate,
-                        history.steps + 1,
-                        epoch,
-                    )
-                history.steps += 1
-                history.samples += min(size, x.shape[0] - start)
-                budget_after = self.min_noise_budget()
-                if budget_after is not None and is_encrypted(loss):
-                    # the loss is computed deeper than the weights: keep it decryptable too
-                    budget_after = min(
-                        budget_after, float(getattr(loss, "noise_budget", budget_after))
-                    )
-                if budget_after is not None and budget_before is None:
-                    step_cost = None  # the weights were refreshed inside the step: cost unknown
-                if budget_before is not None and budget_after is not None:
-                    # the cost of the last step predicts the next one (the cost after a refresh
-                    # is lower than late in a refresh period; the largest cost seen over-refreshes)
-                    step_cost = max(budget_before - budget_after, 0.0)
-                    if budget_after < min_noise_budget and refresh is None:
-                        raise NoiseBudgetExhaustedError(
-                            f"the encrypted weights' noise budget is down to {budget_after:.1f} bits "
-                            f"after {history.steps} steps; more training could make them undecryptable. "
-                            "Pass refresh= (the key holder's refresher, e.g. "
-                            "hennframework.nn.OwnerRefresher(scheme, keys)), train fewer steps, or use a "
-                            "parameter set with a larger w."
-                        )
-                if history.steps % log_every == 0:
-                    value = None
-                    if not is_encrypted(loss):
-                        value = float(loss)
-                    elif monitor is not None:
-                        value = float(monitor(loss))
-                    record = TrainingRecord(
-                        history.steps,
-                        epoch,
-                        loss if is_encrypted(loss) else None,
-                        value,
-                        time.perf_counter() - step_started,
-                        budget_after,
-                    )
-                    history.records.append(record)
-                    if callable(progress):
-                        progress(record)
-        history.seconds += time.perf_counter() - started
-        return history
-
-    def _encrypted_step(
-        self,
-        inputs: Any,
-        targets: Any,
-        learning_rate: float,
-        refresh: Refresher | None,
-        history: History,
-    ) -> Any:
-        """One SGD step on encrypted weights; returns the encrypted loss.
-
-        A step that the scheme refuses (a value or a noise bound that could leave its range) has
-        changed nothing. If the weights are not fresh and a refresh provider is given, they are
-        refreshed and the step is taken again: the refresh comes *before* the step that needs
-        it. A step that fails on fresh weights raises, naming the inputs and the fixes.
-        """
-        refreshed = False
-        while True:
-            try:
-                loss, grads = self.loss_and_gradients(inputs, targets)
-                self.apply_gradients(grads, learning_rate)
-                return loss
-            except (OverflowRiskError, NoiseBudgetExhaustedError) as error:
-                if refresh is not None and not refreshed:
-                    self._refresh(refresh, history)
-                    refreshed = True
-                    continue
-                largest = float(np.abs(np.asarray(inputs)).max()) if np.size(inputs) else 0.0
-                raise type(error)(
-                    f"training step {history.steps + 1} was refused by the encryption scheme "
-                    f"(the encrypted weights are unchanged and still usable): {error} The "
-                    f"inputs of this batch reach |x| = {largest:.3g}"
-                    + (" even on freshly refreshed weights" if refreshed else "")
-                    + ". Standardise the features (and clip outliers, e.g. to +-8), lower the "
-                    "learning rate, use smaller batches, or a parameter set with more value "
-                    "range (see docs/numerics.md)."
-                ) from error
-
-    def _plain_step(
-        self, inputs: Any, targets: Any, learning_rate: float, step: int, epoch: int
-    ) -> Any:
-        """One SGD step on plain weights; stops with a clear error if the model diverges.
-
-        A polynomial sigmoid grows without bound outside its interval, so a learning rate or
-        inputs that are too large send the weights to infinity within a few steps, and NaN from
-        then on. The step is refused (weights left as they were before it) instead.
-        """
-        before = [layer.parameters() for layer in self.layers]  # updates make new arrays
-        with np.errstate(over="ignore", invalid="ignore"):  # reported below, not as warnings
-            loss, grads = self.loss_and_gradients(inputs, targets)
-            if np.isfinite(loss):
-                self.apply_gradients(grads, learning_rate)
-        if np.isfinite(loss) and all(np.isfinite(w).all() for w in self.weights()):
-            return loss
-        for layer, values in zip(self.layers, before, strict=True):
-            layer.set_parameters(values)
-        last = next((r.loss for r in reversed(self.history.records) if r.loss is not None), None)
-        what = "the loss" if not np.isfinite(loss) else "the updated weights"
-        raise TrainingDivergedError(
-            f"training diverged at step {step} (epoch {epoch + 1}): {what} became NaN or "
-            f"infinite" + (f" (last logged loss {last:.4g})" if last is not None else "") + ". "
-            f"Lower the learning rate (it is {learning_rate:g}) or scale the inputs (e.g. "
-            "standardise them): polynomial sigmoids grow without bound outside their interval. "
-            "The weights are left as they were before that step."
+        train(
+            self,
+            batches,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            refresh=refresh,
+            history=self.history,
+            state=self.state,
+            min_noise_budget=min_noise_budget,
+            log_every=log_every,
+            monitor=monitor,
+            progress=progress,
         )
+        return self.history
+
+    def evaluate(
+        self, batches: Sequence[Batch], decrypt: Callable[[Any], Any] | None = None
+    ) -> float:
+        """Accuracy of 0/1 predictions (output >= 0.5) on ``batches``.
+
+        An encrypted model needs ``decrypt`` (the key holder's) for its encrypted outputs.
+        """
+        correct = total = 0
+        for batch in batches:
+            output = self.predict(batch.inputs)
+            if is_encrypted(output):
+                if decrypt is None:
+                    raise InputError("evaluating an encrypted model needs the key holder's decrypt")
+                output = decrypt(output)
+            predicted = np.asarray(output).reshape(batch.targets.shape) >= 0.5
+            correct += int((predicted == (batch.targets >= 0.5)).all(axis=1).sum())
+            total += batch.size
+        return correct / total if total else 0.0
 
     def refresh(self, refresh: Refresher) -> None:
         """Replace the encrypted weights by fresh encryptions from the key holder's provider.
@@ -505,24 +375,7 @@ class Sequential:
         """
         if not self.encrypted:
             raise InputError("only an encrypted model can be refreshed")
-        self._refresh(refresh, self.history)
-
-    def _refresh(self, refresh: Refresher | None, history: History) -> None:
-        if refresh is None:
-            raise NoiseBudgetExhaustedError(
-                "the encrypted weights need a refresh before the next step (noise budget too low) "
-                "and no refresh provider was given. Pass refresh=OwnerRefresher(scheme, keys) "
-                "(key holder) or use a parameter set with a larger w."
-            )
-        params = [
-            (index, name, value) for index, name, value in self.parameters() if value is not None
-        ]
-        fresh = refresh([value for _, _, value in params])
-        if len(fresh) != len(params):
-            raise InputError("the refresh provider returned a different number of tensors")
-        for (index, name, _), value in zip(params, fresh, strict=True):
-            self.layers[index].set_parameters({name: value})
-        history.refreshes += 1
+        refresh_weights(self, refresh, self.history)
 
 
 class OwnerRefresher:

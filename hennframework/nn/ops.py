@@ -1,13 +1,13 @@
 """Operations that differ between plain NumPy arrays and encrypted tensors, in one place.
 
 Layers are written once, with operators (``+ - * @``, ``.T``, ``.sum``), and run on either plain
-arrays (the unencrypted model) or :class:`~hennframework.scheme.EncryptedTensor` (the encrypted one).
+arrays (the unencrypted model) or :class:`~hennframework.scheme.EncryptedTensor` (the encrypted one:
+only members that protocol declares are used, which ``tests/nn/test_tensor_protocol.py`` checks).
 The few operations that are spelled differently live here.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,27 +29,17 @@ def polyval(value: Any, coefficients: Sequence[float]) -> Any:
 
 
 def multiply_constant(value: Any, constant: float) -> Any:
-    """value * constant, with extra fixed-point precision for small constants where supported."""
-    if is_encrypted(value):
-        fine = getattr(value, "multiply_constant", None)
-        return fine(constant) if callable(fine) else value * constant
-    return value * constant
+    """value * constant (a scheme keeps extra fixed-point precision for small constants)."""
+    return value.multiply_constant(constant) if is_encrypted(value) else value * constant
 
 
 def segment_sum(value: Any, offsets: Any) -> Any:
     """Sums of consecutive row runs ``value[offsets[i]:offsets[i+1]]`` (offsets from 0 to len)."""
-    if not is_encrypted(value):
-        prefix = np.concatenate([np.zeros((1, *value.shape[1:])), np.cumsum(value, axis=0)])
-        bounds = np.asarray(offsets)
-        return prefix[bounds[1:]] - prefix[bounds[:-1]]
-    fast = getattr(value, "segment_sum", None)
-    if callable(fast):
-        return fast(offsets)
+    if is_encrypted(value):
+        return value.segment_sum(offsets)
+    prefix = np.concatenate([np.zeros((1, *value.shape[1:])), np.cumsum(value, axis=0)])
     bounds = np.asarray(offsets)
-    selector = np.zeros((len(bounds) - 1, int(bounds[-1])), dtype=np.int64)
-    for row, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        selector[row, start:stop] = 1
-    return selector @ value
+    return prefix[bounds[1:]] - prefix[bounds[:-1]]
 
 
 def scatter_add(target: Any, rows: Any, values: Any) -> Any:

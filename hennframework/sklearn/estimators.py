@@ -36,8 +36,8 @@ from hennframework.exceptions import (
     OverflowRiskError,
     SerializationError,
 )
+from hennframework.nn import OwnerRefresher, Progress, Sequential
 from hennframework.nn.activations import SIGMOID_APPROXIMATIONS, sigmoid
-from hennframework.nn.model import OwnerRefresher, Sequential, TrainingRecord
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -81,7 +81,7 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     loss_curve_: list[float]
     n_iter_: int
 
-    # these are scikit-learn parameters: every subclass's __init__ stores them unchanged
+    # these are scikit-learn parameters: __init__ stores them unchanged (see _store)
     activation: str
     learning_rate: float
     epochs: int
@@ -93,6 +93,33 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     init_scale: float
     random_state: Any
     verbose: bool | int
+
+    def __init__(
+        self,
+        *,
+        activation: str = "lsq3",
+        learning_rate: float = 0.01,
+        epochs: int = 100,
+        batch_size: int | None = 128,
+        scheme: str | None = None,
+        params: str | None = None,
+        backend: str | None = None,
+        encrypt: bool = True,
+        init_scale: float = 1.0,
+        random_state: Any = None,
+        verbose: bool | int = False,
+    ) -> None:
+        self._store(locals())
+
+    def _store(self, arguments: dict[str, Any]) -> None:
+        """Keep ``__init__``'s ``arguments`` (its ``locals()``) unchanged under their names.
+
+        scikit-learn reads the parameters from ``__init__``'s signature and expects each stored
+        as given; the checks belong in ``fit``.
+        """
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def _hidden_sizes(self) -> list[int]:
         return []
@@ -235,7 +262,10 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         epoch_losses: list[float] = []
         running: list[float] = []
 
-        def on_record(record: TrainingRecord) -> None:
+        def on_progress(report: Progress) -> None:
+            record = report.record
+            if record is None:  # a note around a refresh, not a step
+                return
             running.append(float("nan") if record.loss is None else float(record.loss))
             record.encrypted_loss = None  # decrypted by the monitor: do not keep ciphertexts
             if record.step % steps_per_epoch == 0:
@@ -253,7 +283,7 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 batch_size=batch,
                 refresh=refresher,
                 monitor=monitor,
-                progress=on_record,
+                progress=on_progress,
             )
             if refresher is not None:
                 # fresh weights: the most noise budget (levels, for CKKS) for predictions and
@@ -423,6 +453,8 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
     :param verbose: print the decrypted mean loss per sample after each epoch.
     """
 
+    hidden_layer_sizes: int | Sequence[int]
+
     def __init__(
         self,
         hidden_layer_sizes: int | Sequence[int] = (8,),
@@ -439,18 +471,7 @@ class EncryptedMLPClassifier(_EncryptedClassifier):
         random_state: Any = None,
         verbose: bool | int = False,
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.scheme = scheme
-        self.params = params
-        self.backend = backend
-        self.encrypt = encrypt
-        self.init_scale = init_scale
-        self.random_state = random_state
-        self.verbose = verbose
+        self._store(locals())
 
     def _hidden_sizes(self) -> list[int]:
         sizes = self.hidden_layer_sizes
@@ -478,30 +499,3 @@ class EncryptedLogisticRegression(_EncryptedClassifier):
     for more than two classes. Parameters as for :class:`EncryptedMLPClassifier`, without
     hidden layers.
     """
-
-    def __init__(
-        self,
-        *,
-        activation: str = "lsq3",
-        learning_rate: float = 0.01,
-        epochs: int = 100,
-        batch_size: int | None = 128,
-        scheme: str | None = None,
-        params: str | None = None,
-        backend: str | None = None,
-        encrypt: bool = True,
-        init_scale: float = 1.0,
-        random_state: Any = None,
-        verbose: bool | int = False,
-    ) -> None:
-        self.activation = activation
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.scheme = scheme
-        self.params = params
-        self.backend = backend
-        self.encrypt = encrypt
-        self.init_scale = init_scale
-        self.random_state = random_state
-        self.verbose = verbose

@@ -1,12 +1,15 @@
-"""The kit for scheme-plugin authors: a reusable Hypothesis suite of homomorphic identities.
+"""The kit for plugin authors: base test classes for schemes, their codecs and array backends.
 
 Import it only from tests (it imports pytest and Hypothesis; ``import hennframework`` never
-imports this package). A plugin's test module subclasses :class:`SchemeIdentityTests` (or a
-selection of the ``Base*`` classes) and overrides the class-scoped fixtures ``scheme`` and
-``tolerance`` (and, if needed, ``op_tolerance``, ``value_range``, ``max_depth``,
-``keygen_options``); tests of capabilities the scheme does not declare are skipped with the reason.
-See :mod:`hennframework.testing.identities` for the fixtures and the guide "Writing a scheme
-plugin" in the docs.
+imports this package). The classes live in :mod:`hennframework.testing.base`, one module per
+concern (encryption, arithmetic, products, matmul, ..., codec, backend), and are all importable
+from here. A scheme plugin's test module subclasses :class:`SchemeIdentityTests` (or a selection
+of the ``Base*`` classes) and :class:`BaseCodecTests`, overriding the class-scoped fixtures
+``scheme`` and ``tolerance`` (and, if needed, ``op_tolerance``, ``value_range``, ``max_depth``,
+``keygen_options``); tests of capabilities the scheme does not declare are skipped with the
+reason. An array backend subclasses :class:`BaseBackendTests` and overrides ``backend``. See
+:mod:`hennframework.testing.base` for the fixtures and the guide "Writing a scheme plugin" in the
+docs.
 
 Schemes with exact integer messages and the integer-vector API (``encrypt(values, key, dim=m)``,
 ``decrypt``, ``dot``, ``linear_transform``, key switching) can also run
@@ -16,11 +19,12 @@ against the tracked bound, overflow refusal); it is imported on demand, not here
 
 from __future__ import annotations
 
-from hennframework.testing.bounds import ErrorModel, Tracked, assert_within
-from hennframework.testing.identities import (
+from hennframework.testing.base import (
     BaseArithmeticTests,
+    BaseBackendTests,
     BaseBatchTests,
     BaseCipherProductTests,
+    BaseCodecTests,
     BaseEncryptionTests,
     BaseErrorTests,
     BaseIndexingTests,
@@ -35,11 +39,14 @@ from hennframework.testing.identities import (
     kit_settings,
     require_capabilities,
 )
+from hennframework.testing.bounds import ErrorModel, Tracked, assert_within
 
 __all__ = [
     "BaseArithmeticTests",
+    "BaseBackendTests",
     "BaseBatchTests",
     "BaseCipherProductTests",
+    "BaseCodecTests",
     "BaseEncryptionTests",
     "BaseErrorTests",
     "BaseIndexingTests",

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hennframework.exceptions import HennError, InsecureParametersWarning
+from hennframework.registry import get_backend
 from hennframework.scheme import KeySet
 from hennframework.schemes.integer_vector import IntegerVectorParams, IntegerVectorScheme
 from hennframework.schemes.integer_vector.ciphertext import Ciphertext
@@ -306,7 +307,7 @@ class ChainRunner:
         self.seed = seed
         self.report = report or ChainReport()
         self.sets = [CHAIN_PARAMETER_SETS[name] for name in parameter_sets]
-        self.backend = backend
+        self.backend = get_backend(backend)  # a name or an instance
         self._contexts: dict[str, dict[str, Any]] = {}
 
     # -- keys per parameter set -----------------------------------------------------------------
@@ -945,6 +946,12 @@ def run_chains(
         warnings.simplefilter("ignore", InsecureParametersWarning)
         while report.decryptions < decryptions:
             runner.run_chain()
+            if report.chains == 0 and report.operations >= 1000:
+                # every first encryption refused: a broken setup, not a long run to wait for
+                raise RuntimeError(
+                    "the chain checker could not start a single chain in 1,000 attempts; "
+                    f"refusals: {dict(report.refusals)}"
+                )
             now = time.perf_counter()
             report.seconds = now - start
             if max_seconds is not None and report.seconds > max_seconds:

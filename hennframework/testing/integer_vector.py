@@ -1,6 +1,6 @@
 """The exact layer of the kit, for schemes with exact integer messages and the integer-vector API.
 
-The generic suite (:mod:`hennframework.testing.identities`) checks decryptions against error
+The generic suite (:mod:`hennframework.testing.base`) checks decryptions against error
 bounds. Schemes whose messages are exact integers (the integer-vector scheme on any array backend,
 or a future modulus-q variant) can promise much more, and :class:`IntegerVectorExactTests` checks it:
 
@@ -44,7 +44,12 @@ from hennframework.exceptions import (
 )
 from hennframework.scheme import KeySet
 from hennframework.testing import strategies as hst
-from hennframework.testing.identities import KEY_SEED, OTHER_KEY_SEED, kit_settings
+from hennframework.testing.base.base import (
+    KEY_SEED,
+    OTHER_KEY_SEED,
+    kit_settings,
+    missing_fixture,
+)
 
 __all__ = [
     "MAX_DIM",
@@ -109,9 +114,7 @@ class IntegerVectorExactTests:
     @pytest.fixture(scope="class")
     @classmethod
     def scheme(cls) -> Any:
-        pytest.fail(
-            f"{cls.__name__} must override the class-scoped `scheme` fixture", pytrace=False
-        )
+        missing_fixture(cls, "scheme")
 
     @pytest.fixture(scope="class")
     @classmethod

@@ -5,19 +5,18 @@
 * :mod:`~hennframework.workflow.party` - a training party: train, predict and switch keys with
   only public files and its own data.
 * :mod:`~hennframework.workflow.exchange` - the file-based refresh exchange between the two.
-* :mod:`~hennframework.workflow.training` - the party's training loop (refresh or clean stop).
+
+Training itself is :func:`hennframework.nn.train`, the one loop every model uses (the party runs
+it with ``when_exhausted="stop"``: a clean, resumable stop when no refresh is available).
 
 The walkthrough is docs/parties.md.
 """
 
 from hennframework.workflow.exchange import FileRefresher, ServeSummary, request_stop, serve_refresh
-from hennframework.workflow.training import TrainOutcome, train_bundle
 
 __all__ = [
     "FileRefresher",
     "ServeSummary",
-    "TrainOutcome",
     "request_stop",
     "serve_refresh",
-    "train_bundle",
 ]

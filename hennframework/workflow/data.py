@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.data.loaders import (
     ReviewDataset,
     check_text,
@@ -37,7 +38,7 @@ from hennframework.data.loaders import (
 from hennframework.data.naming import option
 from hennframework.data.text import Vocabulary, build_vocabulary, make_tokenizer
 from hennframework.exceptions import DataFormatError, InputError
-from hennframework.nn.sentiment import BagOfWordsBatch, batches_from_csr
+from hennframework.nn import BagOfWords, Batch, make_batches
 
 __all__ = [
     "TabularData",
@@ -64,8 +65,6 @@ class TabularData:
 
 def xor_rows() -> TabularData:
     """The XOR rows (inputs with a constant bias column, targets 0 1 1 0)."""
-    from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
-
     return TabularData(XOR_INPUTS.copy(), XOR_TARGETS.copy(), "built-in XOR rows")
 
 
@@ -205,7 +204,7 @@ def review_batches(
     *,
     tokenizer: str = "auto",
     lowercase: bool | None = None,
-) -> list[BagOfWordsBatch]:
+) -> list[Batch]:
     """The reviews as mini-batches of word-index sets, with the model's vocabulary ``words``.
 
     Warns when more than half of the reviews hold no vocabulary word: the usual cause is a
@@ -223,4 +222,4 @@ def review_batches(
             UserWarning,
             stacklevel=2,
         )
-    return batches_from_csr(encoded.indices, encoded.offsets, encoded.labels, batch_size)
+    return make_batches(BagOfWords(encoded.indices, encoded.offsets), encoded.labels, batch_size)

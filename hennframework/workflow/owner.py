@@ -8,8 +8,10 @@ owner's key before any of its ciphertexts is read.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,7 @@ from hennframework.io.bundles import (
 )
 from hennframework.io.codecs import adopt_scheme, codec_for
 from hennframework.io.models import ModelBundle, describe_architecture, encode_architecture
-from hennframework.nn.model import History, Sequential, TrainingRecord
-from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.nn import History, Sequential, TrainingState
 from hennframework.scheme import Capability
 
 __all__ = [
@@ -126,7 +127,9 @@ def make_model(
             raise InputError(
                 "--arch sentiment needs a vocabulary (--vocabulary FILE or --vocabulary-from DATA)"
             )
-        return SentimentNetwork(vocabulary_size, hidden, activation=activation or "lsq3", seed=seed)
+        return Sequential.bag_of_words(
+            vocabulary_size, hidden, activation=activation or "lsq3", seed=seed
+        )
     raise InputError(f"unknown --arch {arch!r}; use xor, sentiment or mlp:SIZES (e.g. mlp:3,4,1)")
 
 
@@ -153,7 +156,7 @@ def encrypt_model(
     keys = public.keyset()
     encrypted = bundle.model.encrypt(keys, public.scheme)
     arch, _ = encode_architecture(encrypted, bundle.vocabulary)
-    save_model(out, ModelBundle(encrypted, bundle.vocabulary, History(), {}))
+    save_model(out, ModelBundle(encrypted, bundle.vocabulary))
     return {
         "model": str(out),
         "architecture": describe_architecture(arch),
@@ -162,25 +165,14 @@ def encrypt_model(
     }
 
 
-def _decrypt_losses(history: History, secret: KeyFile) -> list[float | None]:
-    """Each record's loss: kept if known, else decrypted; None where the noise makes it unreadable.
+def _readable_losses(history: History, secret: KeyFile) -> list[float | None]:
+    """Each record's loss, decrypted where needed; None where the noise makes it unreadable.
 
-    One unreadable loss (its noise bound reached w/2, which the party's refresh policy tries to
-    prevent) must not stop the owner from reading the model and the other losses.
+    One unreadable loss (its noise bound reached the limit, which the party's refresh rule tries
+    to prevent) must not stop the owner from reading the model and the other losses.
     """
-    values: list[float | None] = []
-    for record in history.records:
-        if record.loss is None and record.encrypted_loss is not None:
-            try:
-                record.loss = float(
-                    np.asarray(
-                        secret.scheme.decrypt_tensor(record.encrypted_loss, secret.key)
-                    ).sum()
-                )
-            except NoiseBudgetExhaustedError:
-                record.loss = None
-        values.append(record.loss)
-    return values
+    values = history.decrypt(secret.key, secret.scheme, skip_undecryptable=True)
+    return [value if math.isfinite(value) else None for value in values]
 
 
 def _secret_for_model(secret: KeyFile, bundle: ModelBundle) -> None:
@@ -206,20 +198,13 @@ def decrypt_model(
     )
     _secret_for_model(secret, bundle)
     plain = bundle.model.decrypt(secret.key)
-    losses = _decrypt_losses(bundle.history, secret)
-    history = History(
-        [
-            TrainingRecord(r.step, r.epoch, None, r.loss, r.seconds, r.noise_budget)
-            for r in bundle.history.records
-        ],
-        bundle.history.refreshes,
-        bundle.history.steps,
-        bundle.history.seconds,
-        bundle.history.samples,
+    losses = _readable_losses(bundle.history, secret)
+    plain.history = replace(
+        bundle.history,
+        records=[replace(r, encrypted_loss=None) for r in bundle.history.records],
     )
-    result = ModelBundle(plain, bundle.vocabulary, history, {}, None)
-    if isinstance(plain, Sequential):
-        plain.history = history
+    plain.state = TrainingState()
+    result = ModelBundle(plain, bundle.vocabulary)
     if out is not None:
         save_model(out, result)
     arch, values = encode_architecture(plain, bundle.vocabulary)
@@ -281,7 +266,7 @@ def decrypt_history(
         raise KeyMismatchError(
             f"the losses in {path} are under key(s) {sorted(k for k in keys if k)}, not {secret.key_id}."
         )
-    losses = _decrypt_losses(history, secret)
+    losses = _readable_losses(history, secret)
     return {
         "steps": history.steps,
         "refreshes": history.refreshes,
@@ -365,16 +350,14 @@ def reencrypt_model(
         model_path, kinds=("encrypted-model",), scheme=secret.scheme, expect_key=secret
     )
     _secret_for_model(secret, bundle)
-    from hennframework.workflow.training import _weights
-
-    tensors, put = _weights(bundle.model)
+    tensors = bundle.model.weights()
     old, new = secret.scheme, public.scheme
     renewed = []
     for index, tensor in enumerate(tensors):  # decryption raises rather than return wrong values
         renewed.append(new.encrypt_tensor(old.decrypt_tensor(tensor, secret.key), public.key))
         if progress is not None:
             progress(index + 1, len(tensors))
-    put(renewed)
+    bundle.model.set_weights(renewed)
     bundle.model.scheme, bundle.model.key_id = new, public.key_id
     if keep_history:
         for record in bundle.history.records:
@@ -387,7 +370,7 @@ def reencrypt_model(
                     record.encrypted_loss = new.encrypt_tensor(loss, public.key)
     else:
         bundle.drop_history()
-    bundle.training = {}
+    bundle.model.state = TrainingState()
     save_model(out, bundle)
     return {
         "model": str(out),
@@ -420,21 +403,16 @@ def refresh_model(
         model_path, kinds=("encrypted-model",), scheme=secret.scheme, expect_key=secret
     )
     _secret_for_model(secret, bundle)
-    from hennframework.workflow.training import _weights
-
-    tensors, put = _weights(bundle.model)
     before = bundle.model.min_noise_budget()
     scheme = secret.scheme
     key = public.key if public is not None else secret.key
-    put([scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), key) for t in tensors])
-    bundle.history.refreshes += 1
-    bundle.training["needs_refresh"] = False
-    after = bundle.model.min_noise_budget()
-    if isinstance(after, int | float) and np.isfinite(after):  # what a refresh gives (--resume)
-        known = bundle.training.get("fresh_budget_bits")
-        bundle.training["fresh_budget_bits"] = max(
-            float(after), float(known) if isinstance(known, int | float) else float(after)
-        )
+
+    def reencrypt(tensors: list[Any]) -> list[Any]:
+        return [scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), key) for t in tensors]
+
+    bundle.model.refresh(reencrypt)
+    bundle.training.needs_refresh = False
+    bundle.training.learn_fresh_budget(bundle.model.min_noise_budget())  # for --resume
     save_model(out, bundle)
     return {
         "model": str(out),

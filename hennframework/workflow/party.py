@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ from hennframework.io.bundles import (
     save_predictions,
 )
 from hennframework.io.models import ModelBundle
-from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.nn import Batch, Progress, TrainingState, TrainOutcome, make_batches
+from hennframework.nn import train as nn_train
 from hennframework.scheme import Capability, require
 from hennframework.workflow.data import load_review_subset, load_tabular, review_batches
 from hennframework.workflow.exchange import FileRefresher
-from hennframework.workflow.training import TrainOutcome, train_bundle
 
 __all__ = ["DataOptions", "load_for_party", "predict", "switch_model", "train"]
 
@@ -78,13 +78,12 @@ def load_for_party(
 
 def _batches(
     bundle: ModelBundle, data: DataOptions, batch_size: int | None
-) -> tuple[list[Any], dict[str, Any]]:
+) -> tuple[list[Batch], dict[str, Any]]:
+    """The party's data as mini-batches in the form the model reads (word indices or numbers)."""
     model = bundle.model
-    if isinstance(model, SentimentNetwork):
+    if model.reads_words:
         if bundle.vocabulary is None:
-            raise InputError(
-                "this sentiment model carries no vocabulary, so reviews cannot be encoded."
-            )
+            raise InputError("this model carries no vocabulary, so reviews cannot be encoded.")
         reviews = load_review_subset(
             data.spec,
             data_format=data.data_format,
@@ -103,17 +102,15 @@ def _batches(
         )
         return batches, {"data": reviews.source, "rows": len(reviews)}
     table = load_tabular(data.spec, target_columns=data.target_columns)
-    first = model.layers[0]
-    if getattr(first, "inputs", table.inputs.shape[1]) != table.inputs.shape[1]:
+    expected = model.layers[0].config().get("inputs", table.inputs.shape[1])
+    if expected != table.inputs.shape[1]:
         raise InputError(
-            f"the data has {table.inputs.shape[1]} input columns but the model expects {first.inputs}."
+            f"the data has {table.inputs.shape[1]} input columns but the model expects {expected}."
         )
-    size = batch_size or table.rows
-    pairs: list[Any] = [
-        (table.inputs[start : start + size], table.targets[start : start + size])
-        for start in range(0, table.rows, size)
-    ]
-    return pairs, {"data": table.source, "rows": table.rows}
+    return make_batches(table.inputs, table.targets, batch_size), {
+        "data": table.source,
+        "rows": table.rows,
+    }
 
 
 def train(
@@ -132,9 +129,13 @@ def train(
     log_every: int = 1,
     history_out: PathLike | None = None,
     backend: str | None = None,
-    progress: Callable[[int, int, Any, str], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> tuple[TrainOutcome, dict[str, Any]]:
-    """Train a model on the party's data and write the result (see :func:`train_bundle`)."""
+    """Train a model on the party's data and write the result (see :func:`hennframework.nn.train`).
+
+    Stops cleanly (the model saved and still decryptable, ``--resume`` continues) when the noise
+    budget runs out and the owner cannot refresh.
+    """
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
     batches, info = _batches(bundle, data, batch_size)
     refresher = None
@@ -143,8 +144,8 @@ def train(
         refresher = FileRefresher(
             exchange, scheme=bundle.scheme, key_id=bundle.key_id, timeout=refresh_timeout
         )
-    outcome = train_bundle(
-        bundle,
+    outcome = nn_train(
+        bundle.model,
         batches,
         epochs=epochs,
         learning_rate=learning_rate,
@@ -153,12 +154,15 @@ def train(
         max_steps=max_steps,
         log_every=log_every,
         progress=progress,
+        history=bundle.history,
+        state=bundle.training,
+        when_exhausted="stop",
     )
     save_model(out, bundle)
     if history_out is not None:
         save_history(history_out, bundle.history)
     summary = {
-        **asdict(outcome),
+        **{f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "history"},
         "model": str(out),
         "key_id": bundle.key_id,
         "encrypted": bundle.encrypted,
@@ -182,20 +186,10 @@ def predict(
     """Predictions on the party's data: encrypted for an encrypted model (only the owner reads them)."""
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
     model = bundle.model
-    labels: np.ndarray[Any, Any] | None
-    if isinstance(model, SentimentNetwork):
-        batches, info = _batches(bundle, data, 256)
-        outputs = [model.predict(batch) for batch in batches]
-        labels = np.concatenate([batch.labels.reshape(-1) for batch in batches])
-    else:
-        batches, info = _batches(bundle, data, None)
-        inputs = np.concatenate([b[0] for b in batches])
-        outputs = [model.predict(inputs)]
-        labels = (
-            np.concatenate([b[1] for b in batches]).reshape(-1)
-            if batches[0][1].shape[1] == 1
-            else None
-        )
+    batches, info = _batches(bundle, data, 256 if model.reads_words else None)
+    outputs = [model.predict(batch.inputs) for batch in batches]
+    targets = np.concatenate([batch.targets for batch in batches])
+    labels = targets.reshape(-1) if targets.shape[1] == 1 else None
     summary: dict[str, Any] = {"encrypted": bundle.encrypted, **info}
     if out is not None:
         save_predictions(
@@ -237,15 +231,13 @@ def switch_model(
             f"{switch_key_path} switches from key {from_id}, but {model_path} is under key "
             f"{bundle.key_id}; ask the owner for a switching key from {bundle.key_id}."
         )
-    from hennframework.workflow.training import _weights
-
-    tensors, put = _weights(bundle.model)
+    tensors = bundle.model.weights()
     switched = []
     for index, tensor in enumerate(tensors):
         switched.append(scheme.switch_key(tensor, key))
         if progress is not None:
             progress(index + 1, len(tensors))
-    put(switched)
+    bundle.model.set_weights(switched)
     bundle.model.key_id = to_id
     if keep_history:
         for record in bundle.history.records:
@@ -254,7 +246,7 @@ def switch_model(
         bundle.history.records = list(bundle.history.records)
     else:
         bundle.drop_history()
-    bundle.training = {}
+    bundle.model.state = TrainingState()
     save_model(out, bundle)
     return {
         "model": str(out),

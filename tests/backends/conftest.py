@@ -1,6 +1,6 @@
 """Which backends the conformance suite checks: every installed one, plus the CuPy logic on the CPU.
 
-A test that takes a ``backend`` argument runs once per case:
+The conformance class (``test_conformance.py``) runs once per case:
 
 * every backend declared under the ``hennframework.backends`` entry points (``henn backends``)
   that is usable here. A third-party backend is checked by installing it, nothing else. The real
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from henn_backend_cases import GPU_BACKENDS, backend_cases, declared_backends
+from henn_backend_cases import GPU_BACKENDS, declared_backends
 from hennframework_backends.numpy_backend import NumpyBackend
 
 from hennframework import registry
@@ -31,8 +31,6 @@ CUPY_MODULE = "hennframework_backends.cupy_backend"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", backend_cases())
     if "declared_backend" in metafunc.fixturenames:
         metafunc.parametrize(
             "declared_backend",

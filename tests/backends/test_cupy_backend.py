@@ -44,11 +44,12 @@ def install_fake_cupy(
 
 
 def quiet_scheme(backend: Any = None) -> Any:
-    from hennframework.schemes.integer_vector import IntegerVectorScheme
+    """The integer-vector scheme on ``backend`` (a name, an instance, or None: the configured one)."""
+    import hennframework
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend=backend)
+        return hennframework.get_scheme("integer-vector", "default", backend)
 
 
 # -- registration and the actionable errors (CI, no GPU) -------------------------------------

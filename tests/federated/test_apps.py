@@ -12,13 +12,17 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 import hennframework
 from hennframework.exceptions import InputError, KeyMismatchError
-from hennframework.federated.apps import KEY_STATE, _party_train
+from hennframework.federated.apps import KEY_STATE, _owner_key, _party_train
 from hennframework.federated.data import DataSpec, load_split, owner_vocabulary
-from hennframework.federated.records import RECORD, encode_model, encode_public_key
+from hennframework.federated.records import (
+    RECORD,
+    decode_model,
+    encode_model,
+    encode_public_key,
+)
 from hennframework.io.codecs import adopt_scheme
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History
-from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.nn import Sequential
 
 SPEC = DataSpec(limit=300)
 
@@ -41,8 +45,8 @@ def owner() -> dict[str, Any]:
     adopt_scheme(scheme)
     train, _ = load_split(SPEC)
     words = owner_vocabulary(SPEC, train)
-    network = SentimentNetwork(len(words), 4, seed=0)
-    bundle = ModelBundle(network.encrypt(keys, scheme), words, History(), {})
+    network = Sequential.bag_of_words(len(words), 4, seed=0)
+    bundle = ModelBundle(network.encrypt(keys, scheme), words)
     return {"scheme": scheme, "keys": keys, "other": other, "bundle": bundle}
 
 
@@ -80,7 +84,16 @@ def test_party_trains_and_keeps_the_key(owner: dict[str, Any]) -> None:
     reply = _party_train(_message(owner), context)
     metrics = reply.content.metric_records["metrics"]
     assert metrics["num-examples"] == 32 and metrics["steps"] == 2
-    assert "model" in reply.content.array_records[RECORD]
+    assert metrics["needs-refresh"] == 0 and metrics["step-cost-bits"] > 0
+    # only the weights go back: no encrypted losses, no training plan
+    update = decode_model(
+        reply.content.array_records[RECORD], _owner_key(owner["keys"], owner["scheme"])
+    )
+    assert update.history.steps == 0 and not update.history.records
+    assert update.training.planned_steps == 0 and update.training.step_cost is None
+    assert [w.shape for w in update.model.weights()] == [
+        w.shape for w in owner["bundle"].model.weights()
+    ]
     assert KEY_STATE in context.state.array_records
     # next round: no key in the message, the party uses the one it kept
     again = _party_train(_message(owner, with_key=False), context)

@@ -24,8 +24,7 @@ from hennframework.federated.records import (
 from hennframework.io.bundles import KeyFile
 from hennframework.io.codecs import adopt_scheme
 from hennframework.io.models import ModelBundle
-from hennframework.nn.model import History
-from hennframework.nn.sentiment import SentimentNetwork
+from hennframework.nn import Sequential
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +34,17 @@ def setup() -> dict[str, Any]:
         scheme = hennframework.get_scheme("integer-vector")
         keys, other = scheme.keygen(seed=21), scheme.keygen(seed=22)
     adopt_scheme(scheme)
-    network = SentimentNetwork(5, 3, seed=0)
-    network.weights_0_1 = np.arange(15, dtype=np.float64).reshape(5, 3) / 10
+    network = Sequential.bag_of_words(5, 3, seed=0)
+    _, output = network.weights()
+    network.set_weights([np.arange(15, dtype=np.float64).reshape(5, 3) / 10, output])
     words = ["good", "bad", "fine", "dull", "great"]
     return {
         "scheme": scheme,
         "keys": keys,
         "other": other,
         "plain": network,
-        "bundle": ModelBundle(network.encrypt(keys, scheme), words, History(), {}),
-        "other_bundle": ModelBundle(network.encrypt(other, scheme), words, History(), {}),
+        "bundle": ModelBundle(network.encrypt(keys, scheme), words),
+        "other_bundle": ModelBundle(network.encrypt(other, scheme), words),
         "words": words,
     }
 
@@ -64,8 +64,10 @@ def test_model_and_key_round_trip(setup: dict[str, Any]) -> None:
     bundle = decode_model(record, public)
     assert bundle.vocabulary == setup["words"]
     plain = bundle.model.decrypt(keys.secret)
-    assert np.abs(plain.weights_0_1 - setup["plain"].weights_0_1).max() < 1e-3
-    assert np.abs(plain.weights_1_2 - setup["plain"].weights_1_2).max() < 1e-3
+    expected = setup["plain"].weights()
+    assert [w.shape for w in plain.weights()] == [(5, 3), (3, 1)]
+    for got, want in zip(plain.weights(), expected, strict=True):
+        assert np.abs(got - want).max() < 1e-3
 
 
 def test_key_not_the_published_one_is_refused(setup: dict[str, Any]) -> None:
@@ -87,7 +89,7 @@ def test_secret_key_never_travels(setup: dict[str, Any]) -> None:
 
 def test_plain_model_is_not_sent(setup: dict[str, Any]) -> None:
     with pytest.raises(SerializationError, match="encrypt"):
-        encode_model(ModelBundle(setup["plain"], setup["words"], History(), {}))
+        encode_model(ModelBundle(setup["plain"], setup["words"]))
 
 
 def test_tampered_and_foreign_payloads_are_refused(setup: dict[str, Any]) -> None:

@@ -55,3 +55,20 @@ def test_missing_data_is_refused_before_any_worker_starts(tmp_path: object) -> N
     assert done.returncode != 0
     assert "/nonexistent/reviews.tsv" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_centralized_baseline_takes_the_federated_runs_steps() -> None:
+    from hennframework.federated.apps import FederatedSettings
+    from hennframework.federated.data import DataSpec
+    from hennframework.federated.simulation import centralized_baseline
+
+    # 2 parties x 3 local steps x 3 rounds = 18 steps of 32 reviews: more than one pass over the
+    # ~240 training reviews, so the plan resumes across an epoch boundary
+    settings = FederatedSettings(
+        parties=2, rounds=3, local_steps=3, seed=4, data=DataSpec(limit=300)
+    )
+    central = centralized_baseline(settings)
+    assert central["steps"] == 18
+    assert len(central["accuracy"]) == 3
+    assert all(0.0 <= accuracy <= 1.0 for accuracy in central["accuracy"])
+    assert central["refreshes"] >= 0 and central["seconds"] > 0

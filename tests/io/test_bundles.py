@@ -21,14 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import hennframework.codec as codec_registry
 from hennframework import io as hio
-from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.exceptions import KeyMismatchError, SerializationError
-from hennframework.io import codecs
 from hennframework.io.codecs import EntrySink, EntrySource
 from hennframework.io.container import canonical_json, read_bundle, write_bundle
-from hennframework.nn import OwnerRefresher, Sequential
-from hennframework.nn.sentiment import SentimentNetwork, make_batches
+from hennframework.nn import BagOfWords, OwnerRefresher, Sequential
+from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
 
@@ -36,7 +36,7 @@ from hennframework.schemes.integer_vector import IntegerVectorScheme
 def scheme() -> IntegerVectorScheme:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend="numpy")
+        return IntegerVectorScheme("default", backend=get_backend("numpy"))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,9 @@ def test_public_writers_refuse_any_secret_anywhere(
         ),
         (
             "training state with the secret",
-            lambda p: hio.save_model(p, model, training={"k": keys.secret}),
+            lambda p: hio.save_model(
+                p, _with(model, state=_with(model.state, leak={"k": keys.secret}))
+            ),
         ),
         (
             "ciphertexts with the secret attached",
@@ -204,7 +206,9 @@ def test_key_id_is_the_fingerprint_of_the_keygen_matrices(
     assert scheme.keygen(seed=11, max_dim=32, products=(1, 2)).key_id != keys.key_id
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        other_set = IntegerVectorScheme("seed", backend="numpy").keygen(seed=11, max_dim=32)
+        other_set = IntegerVectorScheme("seed", backend=get_backend("numpy")).keygen(
+            seed=11, max_dim=32
+        )
     assert other_set.key_id != keys.key_id  # the parameter set is hashed too
     # any single change to a fingerprinted matrix changes the fingerprint
     forged = copy.deepcopy(keys.public)
@@ -591,7 +595,7 @@ def test_custom_parameter_sets_round_trip(tmp_path: Path) -> None:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        custom = IntegerVectorScheme(params, backend="numpy")
+        custom = IntegerVectorScheme(params, backend=get_backend("numpy"))
         keys = custom.keygen(seed=5)
         secret_path, public_path = hio.save_keys(tmp_path, keys)
         public = hio.load_public_key(public_path)
@@ -612,7 +616,7 @@ def test_encrypted_model_round_trip_trains_identically(
     model = _xor_model(keys, steps=4)
     path = hio.save_model(tmp_path / "m.henn", model)
     bundle = hio.load_model(path, scheme=scheme)
-    assert bundle.encrypted and bundle.key_id == keys.key_id and bundle.model_type == "sequential"
+    assert bundle.encrypted and bundle.key_id == keys.key_id and not bundle.model.reads_words
     assert bundle.history.steps == 4 and len(bundle.history.records) == 4
     assert all(r.loss is None for r in bundle.history.records)  # no plaintext loss in the file
     for _ in range(3):
@@ -643,18 +647,14 @@ def test_sentiment_model_round_trip_with_vocabulary(
     tmp_path: Path, scheme: IntegerVectorScheme, keys: Any
 ) -> None:
     words = ["good", "bad", "fine", "awful", "great"]
-    network = SentimentNetwork(len(words), hidden=3, seed=1).encrypt(keys)
-    batches = make_batches(
-        [np.array([0, 2]), np.array([1, 3]), np.array([4])], [1, 0, 1], batch_size=2
-    )
-    network.fit(batches, learning_rate=0.1)
+    network = Sequential.bag_of_words(len(words), hidden=3, seed=1).encrypt(keys)
+    reviews = BagOfWords.from_reviews([[0, 2], [1, 3], [4]])
+    network.fit(reviews, [1, 0, 1], batch_size=2, learning_rate=0.1)
     path = hio.save_model(tmp_path / "s.henn", network, vocabulary=words)
     bundle = hio.load_model(path, scheme=scheme)
-    assert bundle.vocabulary == words and bundle.model_type == "sentiment"
-    assert (
-        bundle.model.activation is not None
-        and bundle.model.activation.name == network.activation.name
-    )
+    assert bundle.vocabulary == words and bundle.model.reads_words
+    assert bundle.model.config() == network.config()
+    assert bundle.history.steps == 2 and bundle.training.completed_steps == 2
     for a, b in zip(bundle.model.weights(), network.weights(), strict=True):
         np.testing.assert_array_equal(
             scheme.decrypt_tensor(a, keys.secret), scheme.decrypt_tensor(b, keys.secret)
@@ -820,7 +820,7 @@ class ToyCodec:
 
 
 def test_plugin_codec_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codecs, "_CODECS", dict(codecs._CODECS))
+    monkeypatch.setattr(codec_registry, "_CODECS", dict(codec_registry._CODECS))
     codec = ToyCodec()
     assert isinstance(codec, hio.SchemeCodec)
     hio.register_codec(codec)
@@ -858,3 +858,22 @@ def test_entry_sink_and_source_guard_their_names() -> None:
 def test_write_bundle_rejects_a_directory_target(tmp_path: Path) -> None:
     with pytest.raises(SerializationError, match="directory"):
         write_bundle(tmp_path, "history")
+
+
+def test_files_of_the_former_sentiment_type_load_as_the_same_layers() -> None:
+    """Model files written before the sentiment network became a Sequential still load."""
+    from hennframework.io.models import build_model, describe_architecture
+
+    legacy = {
+        "type": "sentiment",
+        "vocabulary_size": 3,
+        "hidden": 2,
+        "activation": Sequential.bag_of_words(3, 2).config()[2]["activation"],
+        "vocabulary": ["a", "b", "c"],
+    }
+    model, shapes, vocabulary = build_model(legacy, "old.henn")
+    assert [layer["type"] for layer in model.config()] == ["EmbeddingSum", "Dense", "Sigmoid"]
+    assert shapes == [(3, 2), (2, 1)] and vocabulary == ["a", "b", "c"]
+    assert describe_architecture(legacy) == "sequential words 3 -> 2-1 (lsq3)"
+    with pytest.raises(SerializationError, match="3 distinct words"):
+        build_model({**legacy, "vocabulary": ["a", "a", "c"]}, "old.henn")

@@ -32,7 +32,7 @@ from hennframework.io.container import (
     read_manifest,
     write_bundle,
 )
-from hennframework.nn.model import History
+from hennframework.nn import History
 
 
 def _write(path: Path, **kwargs: Any) -> Path:

@@ -24,6 +24,7 @@ from hennframework import io as hio
 from hennframework.cli import main as henn
 from hennframework.exceptions import DiskFullError, SerializationError
 from hennframework.io import safe_files
+from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 from hennframework.workflow import exchange
 from hennframework.workflow.exchange import (
@@ -43,7 +44,7 @@ SECRET_BYTES = b"PK... the owner's secret key"
 def owner(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scheme = IntegerVectorScheme("default", backend="numpy")
+        scheme = IntegerVectorScheme("default", backend=get_backend("numpy"))
         keys = scheme.keygen(seed=41, max_dim=4)
     root = tmp_path_factory.mktemp("owner")
     hio.save_keys(root / "keys", keys)

@@ -38,12 +38,12 @@ import pytest
 
 from hennframework import io as hio
 from hennframework.cli import main as henn
-from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.exceptions import HennError, SerializationError
 from hennframework.io import container
 from hennframework.io.container import canonical_json, read_bundle
-from hennframework.nn import Sequential
-from hennframework.nn.model import History, TrainingRecord
+from hennframework.nn import History, Sequential, TrainingRecord
+from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
 SEED = int(os.environ.get("HENN_FUZZ_SEED", "20240611"))
@@ -66,7 +66,7 @@ class Corpus:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scheme = IntegerVectorScheme("default", backend="numpy")
+        scheme = IntegerVectorScheme("default", backend=get_backend("numpy"))
         keys = scheme.keygen(seed=31, max_dim=8)
         other = scheme.keygen(seed=32, max_dim=8)
     root = tmp_path_factory.mktemp("fuzz")

@@ -12,21 +12,33 @@ import numpy as np
 import pytest
 
 from hennframework import io as hio
-from hennframework.demos.xor import XOR_INPUTS, XOR_TARGETS
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.exceptions import InputError, KeyMismatchError, NoiseBudgetExhaustedError
 from hennframework.io.models import ModelBundle
-from hennframework.nn import Sequential
+from hennframework.nn import Batch, Sequential, TrainingState, TrainOutcome, train
+from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 from hennframework.workflow import owner, party
 from hennframework.workflow.exchange import FileRefresher, request_stop, serve_refresh
-from hennframework.workflow.training import train_bundle
+
+
+def party_training(bundle: ModelBundle, batches: list[Batch], **options: Any) -> TrainOutcome:
+    """The party's run: the one loop on the bundle's model, stopping cleanly when it must."""
+    return train(
+        bundle.model,
+        batches,
+        history=bundle.history,
+        state=bundle.training,
+        when_exhausted="stop",
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
 def scheme() -> IntegerVectorScheme:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend="numpy")
+        return IntegerVectorScheme("default", backend=get_backend("numpy"))
 
 
 @pytest.fixture
@@ -100,8 +112,8 @@ def test_training_with_the_exchange_matches_in_process_refresh(
     keys = owner_files["keys_a"]
     bundle = _encrypted_xor(keys)
     refresher = FileRefresher(exchange, scheme=scheme, key_id=keys.key_id, timeout=20, poll=0.01)
-    batches = [(XOR_INPUTS, XOR_TARGETS)]
-    outcome = train_bundle(bundle, batches, epochs=60, learning_rate=0.1, refresh=refresher)
+    batches = [Batch(XOR_INPUTS, XOR_TARGETS)]
+    outcome = party_training(bundle, batches, epochs=60, learning_rate=0.1, refresh=refresher)
     assert outcome.status == "complete" and outcome.completed_steps == 60
     assert outcome.refreshes >= 1 and refresher.calls == outcome.refreshes
     plain = Sequential.mlp([3, 4, 1], seed=0, init_scale=4.0)
@@ -119,10 +131,10 @@ def test_training_stops_cleanly_without_refresh_and_resumes(
 ) -> None:
     keys = owner_files["keys_a"]
     bundle = _encrypted_xor(keys)
-    batches = [(XOR_INPUTS, XOR_TARGETS)]
-    outcome = train_bundle(bundle, batches, epochs=80, learning_rate=0.1)
+    batches = [Batch(XOR_INPUTS, XOR_TARGETS)]
+    outcome = party_training(bundle, batches, epochs=80, learning_rate=0.1)
     assert outcome.status == "needs-refresh" and 0 < outcome.completed_steps < 80
-    assert bundle.training["needs_refresh"] is True and "needs an owner refresh" in outcome.message
+    assert bundle.training.needs_refresh is True and "henn refresh" in outcome.message
     bundle.model.decrypt(keys.secret)  # still decryptable: it stopped before the budget ran out
     path = hio.save_model(tmp_path / "stopped.henn", bundle)
     summary = owner.refresh_model(
@@ -130,15 +142,13 @@ def test_training_stops_cleanly_without_refresh_and_resumes(
     )
     assert summary["noise_budget_after"] > summary["noise_budget_before"]
     resumed = hio.load_model(tmp_path / "fresh.henn", scheme=scheme)
-    assert resumed.training["needs_refresh"] is False
-    again = train_bundle(
+    assert resumed.training.needs_refresh is False
+    again = party_training(
         resumed, batches, epochs=1, learning_rate=0.5, resume=True
     )  # plan and lr come from the file
-    assert (
-        again.completed_steps > outcome.completed_steps and resumed.training["learning_rate"] == 0.1
-    )
+    assert again.completed_steps > outcome.completed_steps and resumed.training.learning_rate == 0.1
     with pytest.raises(InputError, match="resume"):
-        train_bundle(resumed, batches * 2, epochs=1, learning_rate=0.1, resume=True)
+        party_training(resumed, batches * 2, epochs=1, learning_rate=0.1, resume=True)
 
 
 def test_no_owner_answer_times_out_and_cleans_up(
@@ -152,8 +162,8 @@ def test_no_owner_answer_times_out_and_cleans_up(
         refresher([scheme.encrypt_tensor(np.ones(1), keys.public)])
     assert list(exchange.iterdir()) == []
     bundle = _encrypted_xor(keys)
-    outcome = train_bundle(
-        bundle, [(XOR_INPUTS, XOR_TARGETS)], epochs=80, learning_rate=0.1, refresh=refresher
+    outcome = party_training(
+        bundle, [Batch(XOR_INPUTS, XOR_TARGETS)], epochs=80, learning_rate=0.1, refresh=refresher
     )
     assert outcome.status == "needs-refresh"
     with pytest.raises(Exception, match="does not exist"):
@@ -264,7 +274,7 @@ def test_owner_and_party_functions_on_files(
     assert (
         loaded.key_id == owner_files["keys_b"].key_id
         and loaded.history.steps == 0
-        and loaded.training == {}
+        and loaded.training == TrainingState()
     )
     with pytest.raises(KeyMismatchError):
         owner.decrypt_model(root / "a" / "secret.henn", tmp_path / "s.henn")
@@ -310,7 +320,7 @@ def test_the_owner_refuses_files_under_a_foreign_key(
         party.DataOptions("xor"),
         tmp_path / "p.henn",
     )
-    from hennframework.io.integer_vector import IntegerVectorCodec
+    from hennframework.schemes.integer_vector import IntegerVectorCodec
 
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a ciphertext was read before the key check")

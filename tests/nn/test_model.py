@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from hennframework.exceptions import (
     TrainingDivergedError,
 )
 from hennframework.nn import Dense, OwnerRefresher, Sequential, Sigmoid, get_sigmoid
+from hennframework.registry import get_backend
 from hennframework.scheme import Capability
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
@@ -24,7 +26,7 @@ from hennframework.schemes.integer_vector import IntegerVectorScheme
 def scheme() -> IntegerVectorScheme:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend="numpy")
+        return IntegerVectorScheme("default", backend=get_backend("numpy"))
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +42,9 @@ def _numeric_gradient(
     for index in np.ndindex(weights.shape):
         original = weights[index]
         weights[index] = original + eps
-        up = float(model.loss_and_gradients(x, y)[0])
+        up = float(model.loss_and_gradients(x, y)[1])
         weights[index] = original - eps
-        down = float(model.loss_and_gradients(x, y)[0])
+        down = float(model.loss_and_gradients(x, y)[1])
         weights[index] = original
         grad[index] = (up - down) / (2 * eps)
     return grad
@@ -56,7 +58,7 @@ def test_plain_gradients_match_finite_differences(activation: str) -> None:
     model.layers.insert(3, Sigmoid(activation))
     x = rng.uniform(-1, 1, (6, 3))
     y = rng.uniform(0, 1, (6, 2))
-    _, grads = model.loss_and_gradients(x, y)
+    _, _, grads = model.loss_and_gradients(x, y)
     for layer_index, layer in enumerate(model.layers):
         if isinstance(layer, Dense):
             numeric = _numeric_gradient(model, x, y, layer_index)
@@ -69,13 +71,13 @@ def test_bias_gradient_matches_finite_differences() -> None:
     layer.bias = rng.uniform(-1, 1, 2)
     model = Sequential([layer, Sigmoid("lsq3")])
     x, y = rng.uniform(-1, 1, (4, 3)), rng.uniform(0, 1, (4, 2))
-    _, grads = model.loss_and_gradients(x, y)
+    _, _, grads = model.loss_and_gradients(x, y)
     numeric = np.zeros(2)
     for i in range(2):
         layer.bias[i] += 1e-6
-        up = float(model.loss_and_gradients(x, y)[0])
+        up = float(model.loss_and_gradients(x, y)[1])
         layer.bias[i] -= 2e-6
-        down = float(model.loss_and_gradients(x, y)[0])
+        down = float(model.loss_and_gradients(x, y)[1])
         layer.bias[i] += 1e-6
         numeric[i] = (up - down) / 2e-6
     np.testing.assert_allclose(grads[0]["bias"], numeric, rtol=1e-5)
@@ -151,7 +153,7 @@ class _AdditiveOnlyScheme(IntegerVectorScheme):
 def test_missing_capability_fails_before_training(keys: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        limited = _AdditiveOnlyScheme("default", backend="numpy")
+        limited = _AdditiveOnlyScheme("default", backend=get_backend("numpy"))
     model = Sequential.mlp([3, 2, 1], seed=0)
     with pytest.raises(CapabilityError, match="mul-cipher"):
         model.encrypt(keys, scheme=limited)
@@ -221,7 +223,9 @@ def test_plain_divergence_stops_with_a_clear_error() -> None:
             model.fit(XOR_INPUTS * 50, XOR_TARGETS, epochs=100, learning_rate=0.5)
     message = str(info.value)
     assert "learning rate (it is 0.5)" in message and "scale the inputs" in message
-    step = int(message.split("step ")[1].split(" ")[0])
+    found = re.search(r"diverged at step (\d+)", message)
+    assert found is not None
+    step = int(found.group(1))
     assert model.history.steps == step - 1  # stopped there, not after 100 NaN steps
     assert all(np.isfinite(w).all() for w in model.weights())  # left at the last finite values
     assert all(loss is not None and np.isfinite(loss) for loss in model.history.losses)

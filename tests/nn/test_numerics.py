@@ -80,14 +80,14 @@ def test_sentiment_demo_keeps_the_model_when_evaluation_cannot_decrypt(
     """An evaluation refused after training is reported; the trained model is handed over."""
     from hennframework.demos.sentiment import SentimentSettings, format_summary, run_sentiment
     from hennframework.exceptions import NoiseBudgetExhaustedError
-    from hennframework.nn.sentiment import SentimentNetwork
+    from hennframework.nn import Sequential
 
-    def refuse(self: SentimentNetwork, batches: Any, decrypt: Any = None) -> float:
+    def refuse(self: Sequential, batches: Any, decrypt: Any = None) -> float:
         if self.encrypted:
             raise NoiseBudgetExhaustedError("refusing to decrypt: test")
         return 0.5
 
-    monkeypatch.setattr(SentimentNetwork, "evaluate", refuse)
+    monkeypatch.setattr(Sequential, "evaluate", refuse)
     trained: dict[str, Any] = {}
     settings = SentimentSettings(limit=60, test_size=20, seed=1, compare=False)
     summary = run_sentiment(settings, show_progress=False, trained=trained)
@@ -95,4 +95,7 @@ def test_sentiment_demo_keeps_the_model_when_evaluation_cannot_decrypt(
     assert "kept" in summary["evaluation_error"]
     assert "not available" in format_summary(summary)
     network = trained["network"]
-    assert network.encrypted and network.decrypt(trained["keys"].secret).weights_1_2.shape[1] == 1
+    assert network.encrypted and network.decrypt(trained["keys"].secret).weights()[1].shape == (
+        8,
+        1,
+    )

@@ -11,24 +11,31 @@ import pytest
 
 from hennframework.cli import main
 from hennframework.demos.sentiment import SentimentSettings, run_sentiment
-from hennframework.nn.sentiment import SentimentNetwork, batches_from_csr, make_batches
+from hennframework.exceptions import InputError
+from hennframework.nn import BagOfWords, Batch, Dense, EmbeddingSum, Sequential, make_batches
+from hennframework.registry import get_backend
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rt-polarity"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared dataset not found at {SHARED}")
 
 
-def test_batches_from_csr_matches_make_batches() -> None:
+def test_bag_of_words_batches_cut_reviews_in_order() -> None:
     reviews = [np.array([0, 3]), np.array([], dtype=np.int64), np.array([1, 2, 4])]
-    labels = [1, 0, 1]
-    indices = np.concatenate(reviews)
-    offsets = np.array([0, 2, 2, 5])
+    words = BagOfWords.from_reviews(reviews)
     for size in (1, 2, 3):
-        a = make_batches(reviews, labels, size)
-        b = batches_from_csr(indices, offsets, labels, size)
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_array_equal(x.indices, y.indices)
-            np.testing.assert_array_equal(x.offsets, y.offsets)
-            np.testing.assert_array_equal(x.labels, y.labels)
+        batches = make_batches(words, [1, 0, 1], size)
+        got = [b.inputs.row(i).tolist() for b in batches for i in range(b.size)]
+        assert got == [r.tolist() for r in reviews]
+        assert np.concatenate([b.targets for b in batches]).ravel().tolist() == [1, 0, 1]
+    with pytest.raises(InputError, match="offsets"):
+        BagOfWords(np.array([0, 1]), np.array([0, 3]))
+
+
+def _review_batches(size: int, count: int = 40, vocabulary: int = 50) -> list[Batch]:
+    rng = np.random.default_rng(0)
+    reviews = [rng.choice(vocabulary, size=rng.integers(1, 9), replace=False) for _ in range(count)]
+    reviews[3] = np.array([], dtype=np.int64)  # a review with no vocabulary word
+    return make_batches(BagOfWords.from_reviews(reviews), rng.integers(0, 2, count), size)
 
 
 def test_encrypted_step_matches_plain_step() -> None:
@@ -36,19 +43,30 @@ def test_encrypted_step_matches_plain_step() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scheme = IntegerVectorScheme("default", backend="numpy")
+        scheme = IntegerVectorScheme("default", backend=get_backend("numpy"))
     keys = scheme.keygen(seed=3)
-    rng = np.random.default_rng(0)
-    reviews = [rng.choice(50, size=rng.integers(1, 9), replace=False) for _ in range(40)]
-    labels = rng.integers(0, 2, 40)
-    batches = make_batches(reviews, labels, 8)
-    plain = SentimentNetwork(50, 8, seed=4)
+    batches = _review_batches(8)
+    plain = Sequential.bag_of_words(50, 8, seed=4)
     encrypted = plain.encrypt(keys)
     plain.fit(batches, learning_rate=0.1)
     encrypted.fit(batches, learning_rate=0.1)
+    assert encrypted.history.samples == plain.history.samples == 40
     decrypted = encrypted.decrypt(keys.secret)
-    np.testing.assert_allclose(decrypted.weights_0_1, plain.weights_0_1, atol=2e-3)
-    np.testing.assert_allclose(decrypted.weights_1_2, plain.weights_1_2, atol=2e-3)
+    for got, want in zip(decrypted.weights(), plain.weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_embedding_sum_updates_only_the_rows_of_the_batch_words() -> None:
+    model = Sequential.bag_of_words(50, 4, activation="exact", seed=1)
+    batch = _review_batches(8)[0]
+    before = model.weights()[0].copy()
+    model.train_step(batch, 0.5)
+    changed = np.flatnonzero(np.any(model.weights()[0] != before, axis=1))
+    assert set(changed) <= set(batch.inputs.indices.tolist()) and changed.size > 0
+    with pytest.raises(InputError, match="first layer"):
+        Sequential([Dense(3, 4), EmbeddingSum(10, 4)])
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        model.predict(BagOfWords.from_reviews([[50]]))
 
 
 @needs_data

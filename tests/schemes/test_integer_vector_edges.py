@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hennframework.backend import default_backend
 from hennframework.exceptions import InputError, NoiseBudgetExhaustedError, OverflowRiskError
 from hennframework.registry import get_backend
 from hennframework.scheme import KeySet
@@ -43,7 +44,7 @@ def xp_backend() -> Any:
 
 @pytest.fixture(scope="module", params=SETS)
 def setup(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, KeySet]:
-    scheme = IntegerVectorScheme(CHAIN_PARAMETER_SETS[request.param], backend="numpy")
+    scheme = IntegerVectorScheme(CHAIN_PARAMETER_SETS[request.param])
     return scheme, scheme.keygen(seed=21, max_dim=3, dims=(1, 2, 3), products=(1,))
 
 
@@ -95,7 +96,9 @@ def assert_exact(ciphertext: Ciphertext, messages: Any, keys: KeySet, what: str)
 def test_reported_plaintext_matmul_is_exact(backend: str, seed: int) -> None:
     """X (1 x 8 of 262144.0) @ Enc(W) (8 x 1 of 1/4096) decrypts to exactly 512 (it gave 511 or
     515 with 6 bits of budget left when a 31-bit limb times P wrapped in int64)."""
-    scheme = IntegerVectorScheme("default", backend=xp_backend() if backend == "xp" else backend)
+    scheme = IntegerVectorScheme(
+        "default", backend=xp_backend() if backend == "xp" else get_backend(backend)
+    )
     keys = scheme.keygen(seed=seed)
     x = np.full((1, 8), 262144.0)
     w = scheme.encrypt_tensor(np.full((8, 1), 1 / 4096), keys.public, seed=seed)
@@ -208,7 +211,7 @@ def test_divisors_must_divide_and_fit() -> None:
         scheme.multiply(a, a, divisor=3)
     with pytest.raises(InputError, match="encode_scale"):
         scheme.multiply_plain(a, 0.5, encode_scale=0)
-    huge = a._new(a.data, a.noise, scale=2**63)
+    huge = a.derive(a.data, a.noise, scale=2**63)
     with pytest.raises(InputError, match="below 2\\*\\*62"):
         huge.rescale(2**63)
 
@@ -313,3 +316,9 @@ def test_products_by_plaintexts_are_per_item(vectors: tuple[IntegerVectorScheme,
 def test_backend_registry_name_is_numpy() -> None:
     """The numpy backend is the reference the exact tests run on."""
     assert get_backend("numpy").name == "numpy"
+
+
+def test_a_scheme_given_no_backend_computes_on_numpy() -> None:
+    """The scheme never looks a backend up itself: with none given it uses the NumPy reference."""
+    assert IntegerVectorScheme("default").backend is default_backend()
+    assert default_backend().name == "numpy"

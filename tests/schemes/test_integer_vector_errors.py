@@ -30,7 +30,7 @@ INT64_MIN = np.iinfo(np.int64).min
 
 @pytest.fixture(scope="module")
 def scheme() -> IntegerVectorScheme:
-    return IntegerVectorScheme("default", backend="numpy")
+    return IntegerVectorScheme("default")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def other_keys(scheme: IntegerVectorScheme) -> Any:
 
 @pytest.fixture(scope="module")
 def seed_scheme() -> IntegerVectorScheme:
-    return IntegerVectorScheme("seed", backend="numpy")
+    return IntegerVectorScheme("seed")
 
 
 @pytest.fixture()
@@ -201,7 +201,7 @@ def test_large_products_are_refused_not_wrapped(scheme: IntegerVectorScheme, key
 def test_the_seeds_inner_product_failure(name: str) -> None:
     """The seed decrypted the inner product of encryptions of 1000.0 (m = 4) to -1.1e12; here it is
     exact (4e6) or refused."""
-    scheme = IntegerVectorScheme(name, backend="numpy")
+    scheme = IntegerVectorScheme(name)
     keys = scheme.keygen(seed=3, max_dim=4, dims=(1, 4), products=(1, 4))
     scheme.add_dot_key(keys, 4)
     p = scheme.params
@@ -335,6 +335,8 @@ def test_other_refusals(scheme: IntegerVectorScheme, keys: Any, reals: Any, inte
         scheme.keygen(seed=1, colour="blue")
     with pytest.raises(InputError):
         IntegerVectorScheme("no-such-set")
+    with pytest.raises(InputError, match=r"get_backend\('numpy'\)"):
+        IntegerVectorScheme("default", backend="numpy")  # type: ignore[arg-type]
     with pytest.raises(InputError):
         IntegerVectorParams(
             name="bad", w=1, scale=0, k=0, t_bound=-1, a_bound=1, e_bound=1, gadget_bits=0

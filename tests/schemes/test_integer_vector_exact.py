@@ -45,7 +45,7 @@ class TestIntegerVectorExact(IntegerVectorExactTests):
     @pytest.fixture(scope="class", params=["default", "seed", "vhe", "ref-k2-b16"])
     @classmethod
     def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
-        return IntegerVectorScheme(CUSTOM.get(request.param, request.param), backend="numpy")
+        return IntegerVectorScheme(CUSTOM.get(request.param, request.param))
 
 
 class TestIntegerVectorExactXp(IntegerVectorExactTests):
@@ -189,7 +189,7 @@ class TestPythonIntegerReference:
     @pytest.fixture(scope="class", params=REFERENCE_SETS)
     @classmethod
     def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
-        return IntegerVectorScheme(CUSTOM.get(request.param, request.param), backend="numpy")
+        return IntegerVectorScheme(CUSTOM.get(request.param, request.param))
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -385,7 +385,7 @@ def test_digit_count_covers_the_exact_range(bits: int) -> None:
         e_bound=1,
         gadget_bits=bits,
     )
-    scheme = IntegerVectorScheme(p, backend="numpy")
+    scheme = IntegerVectorScheme(p)
     extremes = np.array([[(1 << 62) - 1, -((1 << 62) - 1), 1, -1, 0]], dtype=np.int64)
     digits = np.asarray(scheme.decompose(extremes)).reshape(5, p.digits)
     recomposed = [sum(int(d) << (bits * i) for i, d in enumerate(row)) for row in digits.tolist()]

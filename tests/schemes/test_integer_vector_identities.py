@@ -1,4 +1,5 @@
-"""The plugin-author kit run against the integer-vector scheme (as any scheme plugin would run it).
+"""The plugin-author kit run against the integer-vector scheme (as any scheme plugin would run it):
+the identities and the codec (found through the codec registry, as the loaders find it).
 
 Tolerances come from the scheme's fixed-point statement (docs/scheme.md): a fresh encryption of a
 real x decrypts to round(x * f) / f, within 1 / (2 f); one rounded or rescaled operation adds at
@@ -11,20 +12,20 @@ import pytest
 
 from hennframework.scheme import Capability
 from hennframework.schemes.integer_vector import IntegerVectorScheme
-from hennframework.testing import SchemeIdentityTests, require_capabilities
+from hennframework.testing import BaseCodecTests, SchemeIdentityTests, require_capabilities
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::hennframework.exceptions.InsecureParametersWarning"
 )
 
 
-class TestIntegerVectorIdentities(SchemeIdentityTests):
-    """The generic identities on the 'default' and 'vhe' parameter sets."""
+class TestIntegerVectorIdentities(SchemeIdentityTests, BaseCodecTests):
+    """The generic identities and the codec on the 'default' and 'vhe' parameter sets."""
 
     @pytest.fixture(scope="class", params=["default", "vhe"])
     @classmethod
     def scheme(cls, request: pytest.FixtureRequest) -> IntegerVectorScheme:
-        return IntegerVectorScheme(request.param, backend="numpy")
+        return IntegerVectorScheme(request.param)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -55,7 +56,7 @@ class TestKitHonoursDeclaredCapabilities(SchemeIdentityTests):
     @pytest.fixture(scope="class")
     @classmethod
     def scheme(cls) -> IntegerVectorScheme:
-        return AdditiveOnlyScheme("default", backend="numpy")
+        return AdditiveOnlyScheme("default")
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -65,7 +66,7 @@ class TestKitHonoursDeclaredCapabilities(SchemeIdentityTests):
 
 @pytest.mark.parametrize("capability", sorted(set(Capability) - AdditiveOnlyScheme.capabilities))
 def test_skip_reason_names_the_capability(capability: Capability) -> None:
-    scheme = AdditiveOnlyScheme("default", backend="numpy")
+    scheme = AdditiveOnlyScheme("default")
     reason = f"additive-only-test does not declare {capability.value}"
     with pytest.raises(pytest.skip.Exception, match=reason):
         require_capabilities(scheme, Capability.ADD, capability)

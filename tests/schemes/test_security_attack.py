@@ -35,7 +35,7 @@ def attack(data: np.ndarray, m: int, w: int) -> list[list[int]]:
 def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureParametersWarning)
-        scheme = IntegerVectorScheme(request.param, backend="numpy")
+        scheme = IntegerVectorScheme(request.param)
     keys = scheme.keygen(seed=5, max_dim=max(DIMS), dims=DIMS, products=())
     return scheme, keys
 
@@ -95,8 +95,8 @@ def test_insecure_warning_once_per_process_and_set(name: str) -> None:
     params._warned.discard(name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        IntegerVectorScheme(name, backend="numpy")
-        IntegerVectorScheme(name, backend="numpy")
+        IntegerVectorScheme(name)
+        IntegerVectorScheme(name)
     insecure = [w for w in caught if issubclass(w.category, InsecureParametersWarning)]
     assert len(insecure) == 1, [str(w.message) for w in insecure]
     message = str(insecure[0].message)

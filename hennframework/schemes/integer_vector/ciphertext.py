@@ -18,6 +18,13 @@ Operators work on the batch like NumPy: ``+ - *`` broadcast elementwise, ``@`` i
 product over the batch axes, ``sum``, indexing, ``reshape`` and ``transpose`` act on the batch.
 Slot-level operations of m-vectors (``dot``, ``linear_transform``) are methods.
 
+The operators that need the scheme's keys (products, matrix products, key switches, rescaling)
+forward to the ciphertext's :class:`Evaluator`: the abstract scheme declared here, below
+:mod:`~hennframework.schemes.integer_vector.scheme`, so that this module needs nothing from it.
+:class:`~hennframework.schemes.integer_vector.scheme.IntegerVectorScheme` implements it, and uses
+the ciphertext's public helpers (:meth:`Ciphertext.derive`, :meth:`Ciphertext.message_bound`,
+:meth:`Ciphertext.checked_bound`, ...) to build its results.
+
 Plaintexts with m-vectors (m > 1): a factor (``*``) gives one value per batch item, the same in
 every slot. A summand (``+``, ``-``) broadcasts against the full shape ``(*batch, m)``, so its
 last axis is the slot axis (m values, or 1 for the same value in every slot). A summand with no
@@ -28,21 +35,21 @@ for one value per item, or one more axis than the batch for values per slot.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.backend import Array
+from hennframework.backend import Array, ArrayBackend
 from hennframework.exceptions import InputError, KeyMismatchError, OverflowRiskError
-from hennframework.schemes.integer_vector.params import INT_BITS
+from hennframework.scheme import HEScheme, KeySet
+from hennframework.schemes.integer_vector.keys import KeySwitchKey, SecretKey
+from hennframework.schemes.integer_vector.params import INT_BITS, IntegerVectorParams
 
-if TYPE_CHECKING:
-    from hennframework.schemes.integer_vector.scheme import IntegerVectorScheme
-
-__all__ = ["Ciphertext"]
+__all__ = ["Ciphertext", "Evaluator"]
 
 LIMIT = 1 << INT_BITS
 #: Relative margin applied to float64 noise bounds so rounding in the bound itself never undercounts.
@@ -78,6 +85,88 @@ def float_margin(terms: int) -> float:
     return SAFETY + max(terms, 1) * 2.0**-52
 
 
+class Evaluator(HEScheme):
+    """The integer-vector scheme as its ciphertexts see it: what their operators forward to.
+
+    Abstract; :class:`~hennframework.schemes.integer_vector.scheme.IntegerVectorScheme` is the
+    implementation (the operations' maths and noise bounds are documented there).
+    """
+
+    #: The parameter set every ciphertext of this scheme instance uses.
+    params: IntegerVectorParams
+    #: The array backend the ciphertexts' arrays live on.
+    backend: ArrayBackend
+    #: Decryption accepts only the worst-case noise bound (no failure probability).
+    worst_case: bool
+
+    @property
+    @abc.abstractmethod
+    def fine_scale(self) -> int:
+        """Encoding scale for small plaintext constants (coefficients, learning rates)."""
+
+    @abc.abstractmethod
+    def encode(self, values: Any, scale: int) -> npt.NDArray[np.int64]:
+        """``round(values * scale)`` as int64; refuses NaN, infinity and overflow."""
+
+    @abc.abstractmethod
+    def decrypt(
+        self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet
+    ) -> npt.NDArray[np.int64]:
+        """The integer messages ``round(S c / w)``, shape ``(*batch, m)``; raises on noise risk."""
+
+    @abc.abstractmethod
+    def multiply(
+        self, left: Ciphertext, right: Ciphertext, divisor: int | None = None
+    ) -> Ciphertext:
+        """Slotwise product of two ciphertext batches (broadcasting over the batch)."""
+
+    @abc.abstractmethod
+    def multiply_plain(
+        self, ciphertext: Ciphertext, plain: Any, encode_scale: int | None = None
+    ) -> Ciphertext:
+        """Elementwise (over the batch) product by a plaintext, rescaled for fixed point."""
+
+    @abc.abstractmethod
+    def matmul_plain(
+        self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool
+    ) -> Ciphertext:
+        """Matrix product over the batch axes with a plaintext matrix (either side)."""
+
+    @abc.abstractmethod
+    def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
+        """Encrypted @ encrypted over the batch axes."""
+
+    @abc.abstractmethod
+    def polyval(self, ciphertext: Ciphertext, coefficients: Sequence[float]) -> Ciphertext:
+        """``sum_i coefficients[i] * x**i``, elementwise."""
+
+    @abc.abstractmethod
+    def polyval_shift(self, ciphertext: Ciphertext, degree: int) -> int:
+        """k >= 0 such that :meth:`polyval` builds the powers of ``x / 2**k`` (exact range)."""
+
+    @abc.abstractmethod
+    def rescale(self, ciphertext: Ciphertext, divisor: int | None = None) -> Ciphertext:
+        """Divide the message by ``divisor`` (default: the parameter set's scale), exactly."""
+
+    @abc.abstractmethod
+    def dot(
+        self,
+        left: Ciphertext,
+        right: Ciphertext,
+        weight: npt.ArrayLike | None = None,
+        divisor: int | None = None,
+    ) -> Ciphertext:
+        """``x^T H y`` for each batch item (needs the matching evaluation key)."""
+
+    @abc.abstractmethod
+    def linear_transform(self, ciphertext: Ciphertext, matrix_g: npt.ArrayLike) -> Ciphertext:
+        """``G x`` for each batch item (needs the matching evaluation key)."""
+
+    @abc.abstractmethod
+    def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
+        """Move ciphertexts to another secret key without decrypting."""
+
+
 class Ciphertext:
     """A batch of integer-vector ciphertexts (see the module docstring)."""
 
@@ -88,7 +177,7 @@ class Ciphertext:
 
     def __init__(
         self,
-        scheme: IntegerVectorScheme,
+        scheme: Evaluator,
         data: Array,
         dim: int,
         scale: int,
@@ -119,7 +208,7 @@ class Ciphertext:
 
     # -- properties ----------------------------------------------------------------------------
     @property
-    def params(self) -> Any:
+    def params(self) -> IntegerVectorParams:
         return self.scheme.params
 
     @property
@@ -162,7 +251,7 @@ class Ciphertext:
     def decryption_bounds(self) -> Array:
         """The per-item bound decryption refuses on: the smaller of the worst-case bound and the
         high-probability one (the worst-case one alone if the scheme has ``worst_case=True``)."""
-        if self.noise_det is None or getattr(self.scheme, "worst_case", False):
+        if self.noise_det is None or self.scheme.worst_case:
             return self.noise
         return elementwise_min(self.noise, self.probable_noise())
 
@@ -187,8 +276,8 @@ class Ciphertext:
             f"noise_budget={self.noise_budget:.1f} bits, params={self.params.name!r})"
         )
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _new(
+    # -- helpers (also what the scheme's operations build their results with) ----------------
+    def derive(
         self,
         data: Array,
         noise: Array,
@@ -198,6 +287,9 @@ class Ciphertext:
         key_id: str | None = None,
         probable: tuple[Array, Array] | None = None,
     ) -> Ciphertext:
+        """A ciphertext of the same scheme: ``data`` with the noise bound ``noise`` (and the
+        high-probability parts ``probable``), everything not given kept from this one.
+        ``coeff_bound`` None recomputes it from ``data``."""
         return Ciphertext(
             self.scheme,
             data,
@@ -216,13 +308,14 @@ class Ciphertext:
             return self.noise, self.noise * 0.0
         return self.noise_det, self.noise_sg
 
-    def _map_probable(self, fn: Callable[[Array], Array]) -> tuple[Array, Array] | None:
+    def map_probable(self, fn: Callable[[Array], Array]) -> tuple[Array, Array] | None:
         """``fn`` applied to both high-probability parts (None where they are not tracked)."""
         if self.noise_det is None or self.noise_sg is None:
             return None
         return fn(self.noise_det), fn(self.noise_sg)
 
-    def _check_compatible(self, other: Ciphertext, what: str) -> None:
+    def check_compatible(self, other: Ciphertext, what: str) -> None:
+        """Refuse to ``what`` (combine) with ``other`` unless parameter set, key and m match."""
         if other.scheme.params != self.params:
             raise KeyMismatchError(
                 f"cannot {what}: the ciphertexts use different parameter sets "
@@ -236,7 +329,8 @@ class Ciphertext:
         if other.dim != self.dim:
             raise InputError(f"cannot {what}: vector lengths differ ({self.dim} and {other.dim}).")
 
-    def _bounded(self, bound: int) -> int:
+    def checked_bound(self, bound: int) -> int:
+        """``bound`` if a result with coefficients up to it stays exact, else OverflowRiskError."""
         if bound >= LIMIT:
             raise OverflowRiskError(
                 f"the result could reach 2**{bound.bit_length() - 1} and leave the exact range "
@@ -245,7 +339,7 @@ class Ciphertext:
             )
         return bound
 
-    def _slot_plaintext(self, values: Any, scale: int, per_item: bool = False) -> tuple[Array, int]:
+    def slot_plaintext(self, values: Any, scale: int, per_item: bool = False) -> tuple[Array, int]:
         """Encode a plaintext at ``scale`` and shape it to ``(..., m)`` for broadcasting.
 
         ``per_item`` (products): the plaintext has the batch shape, one value per item, the same
@@ -286,7 +380,7 @@ class Ciphertext:
         bound = int(np.abs(encoded).max()) if encoded.size else 0
         return self.scheme.backend.asarray(encoded, dtype="int64"), bound
 
-    def _message_bound(self) -> Array:
+    def message_bound(self) -> Array:
         """Elementwise |mu| <= (|c_top| + k t_bound |c_bottom| + noise) / w (float64, batch shape)."""
         m = self.dim
         top = abs(self.data[..., :m]).max(axis=-1).astype("float64")
@@ -298,14 +392,14 @@ class Ciphertext:
     def __add__(self, other: Any) -> Ciphertext:
         """Ciphertext + ciphertext, or + a plaintext (per-slot rule in the module docstring)."""
         if isinstance(other, Ciphertext):
-            self._check_compatible(other, "add")
+            self.check_compatible(other, "add")
             if other.scale_int != self.scale_int:
                 raise InputError(
                     f"cannot add ciphertexts of different fixed-point scales ({self.scale_int} and "
                     f"{other.scale_int}); rescale one of them first."
                 )
             broadcast_batch(self.shape, other.shape, "add")
-            bound = self._bounded(self.coeff_bound + other.coeff_bound)
+            bound = self.checked_bound(self.coeff_bound + other.coeff_bound)
             noise = (self.noise + other.noise) * SAFETY  # float sums may round down
             probable = None
             if self.tracks_probable_noise or other.tracks_probable_noise:
@@ -314,11 +408,11 @@ class Ciphertext:
                 det_a, sg_a = self.probable_parts()
                 det_b, sg_b = other.probable_parts()
                 probable = ((det_a + det_b) * SAFETY, (sg_a + sg_b) * SAFETY)
-            return self._new(self.data + other.data, noise, coeff_bound=bound, probable=probable)
-        encoded, pbound = self._slot_plaintext(other, self.scale_int)
+            return self.derive(self.data + other.data, noise, coeff_bound=bound, probable=probable)
+        encoded, pbound = self.slot_plaintext(other, self.scale_int)
         broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
         w = self.params.w
-        bound = self._bounded(self.coeff_bound + pbound * w)
+        bound = self.checked_bound(self.coeff_bound + pbound * w)
         top = self.data[..., : self.dim] + encoded * w
         data = self.scheme.backend.concatenate(
             [
@@ -331,18 +425,18 @@ class Ciphertext:
         )
         backend = self.scheme.backend
         noise = backend.broadcast_to(self.noise, top.shape[:-1]) + 0.0
-        probable = self._map_probable(lambda v: backend.broadcast_to(v, top.shape[:-1]) + 0.0)
-        return self._new(data, noise, coeff_bound=bound, probable=probable)
+        probable = self.map_probable(lambda v: backend.broadcast_to(v, top.shape[:-1]) + 0.0)
+        return self.derive(data, noise, coeff_bound=bound, probable=probable)
 
     def __radd__(self, other: Any) -> Ciphertext:
         return self.__add__(other)
 
     def __neg__(self) -> Ciphertext:
-        return self._new(
+        return self.derive(
             -self.data,
             self.noise,
             coeff_bound=self.coeff_bound,
-            probable=self._map_probable(lambda v: v),
+            probable=self.map_probable(lambda v: v),
         )
 
     def __sub__(self, other: Any) -> Ciphertext:
@@ -411,8 +505,8 @@ class Ciphertext:
         idx = tuple(backend.asarray(i) if isinstance(i, np.ndarray) else i for i in idx)
         data = self.data[(*idx, slice(None))]
         noise = self.noise[idx]
-        probable = self._map_probable(lambda v: v[idx])
-        return self._new(data, noise, coeff_bound=self.coeff_bound, probable=probable)
+        probable = self.map_probable(lambda v: v[idx])
+        return self.derive(data, noise, coeff_bound=self.coeff_bound, probable=probable)
 
     def sum(self, axis: int | None = None, keepdims: bool = False) -> Ciphertext:
         if axis is None:
@@ -422,12 +516,12 @@ class Ciphertext:
             raise InputError(f"axis {axis} is out of range for a batch of {self.ndim} dimensions")
         axis = axis % self.ndim
         count = self.shape[axis]
-        bound = self._bounded(self._sum_bound(axis, count))
+        bound = self.checked_bound(self._sum_bound(axis, count))
         data = self.data.sum(axis=axis, keepdims=keepdims)  # exact: |sum| <= bound < 2**62
         margin = float_margin(count)
         noise = self.noise.sum(axis=axis, keepdims=keepdims) * margin
-        probable = self._map_probable(lambda v: v.sum(axis=axis, keepdims=keepdims) * margin)
-        return self._new(data, noise, coeff_bound=bound, probable=probable)
+        probable = self.map_probable(lambda v: v.sum(axis=axis, keepdims=keepdims) * margin)
+        return self.derive(data, noise, coeff_bound=bound, probable=probable)
 
     def _sum_bound(self, axis: int, count: int) -> int:
         """A bound on every partial sum of |coefficients| along ``axis`` (so on the sum itself).
@@ -449,21 +543,21 @@ class Ciphertext:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
         data = self.data.reshape(*shape, self.data.shape[-1])
-        return self._new(
+        return self.derive(
             data,
             self.noise.reshape(*shape),
             coeff_bound=self.coeff_bound,
-            probable=self._map_probable(lambda v: v.reshape(*shape)),
+            probable=self.map_probable(lambda v: v.reshape(*shape)),
         )
 
     def transpose(self, *axes: int) -> Ciphertext:
         order = list(axes) if axes else list(reversed(range(self.ndim)))
         data = self.data.transpose(*order, self.ndim)
-        return self._new(
+        return self.derive(
             data,
             self.noise.transpose(*order),
             coeff_bound=self.coeff_bound,
-            probable=self._map_probable(lambda v: v.transpose(*order)),
+            probable=self.map_probable(lambda v: v.transpose(*order)),
         )
 
     @property
@@ -473,26 +567,26 @@ class Ciphertext:
     def broadcast_to(self, shape: Sequence[int]) -> Ciphertext:
         backend = self.scheme.backend
         data = backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
-        return self._new(
+        return self.derive(
             data,
             backend.broadcast_to(self.noise, tuple(shape)),
             coeff_bound=self.coeff_bound,
-            probable=self._map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
+            probable=self.map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
         )
 
     def copy(self) -> Ciphertext:
-        return self._new(
+        return self.derive(
             self.data.copy(),
             self.noise.copy(),
             coeff_bound=self.coeff_bound,
-            probable=self._map_probable(lambda v: v.copy()),
+            probable=self.map_probable(lambda v: v.copy()),
         )
 
     def scatter_add(self, rows: Any, values: Any) -> Ciphertext:
         """A copy with ``values[i]`` added to row ``rows[i]`` of axis 0 (repeats accumulate)."""
         if not isinstance(values, Ciphertext):
             raise InputError("scatter_add needs encrypted values under the same key")
-        self._check_compatible(values, "scatter_add")
+        self.check_compatible(values, "scatter_add")
         if values.scale_int != self.scale_int:
             raise InputError(
                 f"cannot scatter_add values of scale {values.scale_int} into a tensor of scale "
@@ -508,7 +602,7 @@ class Ciphertext:
                 f"{rows_np.size} row indices, got {values.shape}"
             )
         repeats = int(np.bincount(rows_np % self.shape[0]).max()) if rows_np.size else 0
-        bound = self._bounded(self.coeff_bound + repeats * values.coeff_bound)
+        bound = self.checked_bound(self.coeff_bound + repeats * values.coeff_bound)
         data = self.data.copy()
         noise = self.noise.copy()
         index = backend.asarray(rows_np)
@@ -524,7 +618,7 @@ class Ciphertext:
                 parts.append(total * margin)
             probable = (parts[0], parts[1])
         # int64 scatter sums are exact (|result| <= bound < 2**62); float ones may round down
-        return self._new(data, noise * margin, coeff_bound=bound, probable=probable)
+        return self.derive(data, noise * margin, coeff_bound=bound, probable=probable)
 
     def segment_sum(self, offsets: Any) -> Ciphertext:
         """Sums of consecutive runs along axis 0: run i is ``self[offsets[i]:offsets[i+1]]``.
@@ -543,7 +637,7 @@ class Ciphertext:
         ):
             raise InputError("offsets must rise from 0 to the number of rows")
         longest = int(np.diff(bounds).max()) if bounds.size > 1 else 0
-        bound = self._bounded(self.coeff_bound * max(longest, 1))
+        bound = self.checked_bound(self.coeff_bound * max(longest, 1))
         zero_data = backend.zeros((1, *self.data.shape[1:]), dtype="int64")
         prefix = backend.concatenate([zero_data, self.data.cumsum(axis=0)], axis=0)
         index = backend.asarray(bounds)
@@ -562,8 +656,8 @@ class Ciphertext:
             )
             return sums * SAFETY + slack
 
-        return self._new(
-            data, runs(self.noise), coeff_bound=bound, probable=self._map_probable(runs)
+        return self.derive(
+            data, runs(self.noise), coeff_bound=bound, probable=self.map_probable(runs)
         )
 
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.backend import Array, ArrayBackend
+from hennframework.backend import Array, ArrayBackend, default_backend
 from hennframework.exceptions import (
     InputError,
     KeyMismatchError,
@@ -35,13 +35,13 @@ from hennframework.exceptions import (
     OverflowRiskError,
 )
 from hennframework.randomness import RandomSource, as_random_source
-from hennframework.registry import get_backend
-from hennframework.scheme import Capability, HEScheme, KeySet, ParameterSet
+from hennframework.scheme import Capability, KeySet, ParameterSet
 from hennframework.schemes.integer_vector import wide
 from hennframework.schemes.integer_vector.ciphertext import (
     LIMIT,
     SAFETY,
     Ciphertext,
+    Evaluator,
     broadcast_batch,
     float_margin,
 )
@@ -68,8 +68,10 @@ from hennframework.schemes.integer_vector.params import (
 __all__ = ["IntegerVectorScheme"]
 
 
-class IntegerVectorScheme(HEScheme):
-    """Exact integer-vector HE on an array backend. ``IntegerVectorScheme("default", backend="numpy")``."""
+class IntegerVectorScheme(Evaluator):
+    """Exact integer-vector HE on an array backend: ``IntegerVectorScheme("default")`` (NumPy),
+    ``IntegerVectorScheme("default", backend=hennframework.get_backend("cupy"))``, or
+    ``hennframework.get_scheme("integer-vector")`` on the configured backend."""
 
     name: ClassVar[str] = "integer-vector"
     default_parameter_set: ClassVar[str] = "default"
@@ -94,17 +96,27 @@ class IntegerVectorScheme(HEScheme):
     def __init__(
         self,
         params: str | IntegerVectorParams | ParameterSet | None = None,
-        backend: str | ArrayBackend | None = None,
+        backend: ArrayBackend | None = None,
         *,
         worst_case: bool = False,
     ) -> None:
-        """``worst_case=True``: decryption accepts only the worst-case noise bound (no failure
+        """``backend``: the array backend to compute on, an instance (``None``: NumPy). The scheme
+        does not look backends up by name or configuration: :func:`hennframework.get_backend`
+        and :func:`hennframework.get_scheme` do that.
+
+        ``worst_case=True``: decryption accepts only the worst-case noise bound (no failure
         probability at all; fewer operations between refreshes). Default: the smaller of the
         worst-case and the high-probability bound (failure probability <= 2**-64 per decryption)."""
         if isinstance(params, ParameterSet):
             params = params.name
+        if isinstance(backend, str):
+            raise InputError(
+                f"IntegerVectorScheme takes a backend instance, not the name {backend!r}: pass "
+                f"backend=hennframework.get_backend({backend!r}), or make the scheme with "
+                f"hennframework.get_scheme('integer-vector', backend={backend!r})."
+            )
         self.params = get_params(params)
-        self.backend = get_backend(backend)
+        self.backend = default_backend() if backend is None else backend
         self.worst_case = bool(worst_case)
         warn_insecure(self.params)
         # Keys this scheme instance evaluates with (public material only), by key id.
@@ -549,7 +561,7 @@ class IntegerVectorScheme(HEScheme):
                 f"switching key is for vectors of length {key.out_dim}, not {ciphertext.dim}"
             )
         p = self.params
-        value = (ciphertext._message_bound() * p.w).max() if ciphertext.size else 0.0
+        value = (ciphertext.message_bound() * p.w).max() if ciphertext.size else 0.0
         bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the switched ciphertext could exceed 62 bits")
@@ -558,7 +570,7 @@ class IntegerVectorScheme(HEScheme):
         det, sg = ciphertext.probable_parts()
         # E c* may share E with earlier switches in this noise: parameters add (no quadrature)
         probable = (det + 0.0, (sg + l2 * p.e_bound) * SAFETY)
-        return ciphertext._new(
+        return ciphertext.derive(
             data, noise, coeff_bound=bound, key_id=key.to_key_id, probable=probable
         )
 
@@ -586,7 +598,7 @@ class IntegerVectorScheme(HEScheme):
         rounding = self._rounding_noise()
         noise = ciphertext.noise / d + rounding
         det, sg = ciphertext.probable_parts()
-        return ciphertext._new(
+        return ciphertext.derive(
             data,
             noise * SAFETY,
             scale=ciphertext.scale_int // d,
@@ -643,17 +655,17 @@ class IntegerVectorScheme(HEScheme):
         rescale = not integral and ciphertext.scale_int > 1
         # the fine encode_scale only pays off when the product is rescaled afterwards
         scale = 1 if integral else (int(encode_scale or p.scale) if rescale else p.scale)
-        encoded, pbound = ciphertext._slot_plaintext(array, scale, per_item=True)
+        encoded, pbound = ciphertext.slot_plaintext(array, scale, per_item=True)
         broadcast_batch(ciphertext.shape, tuple(encoded.shape[:-1]), "multiply")
         backend = self.backend
         abs_plain_b = abs(encoded[..., 0]).astype("float64")
         if not rescale:
             # proved before computing: |c p| <= coeff_bound * |p| < 2**62
-            bound = ciphertext._bounded(ciphertext.coeff_bound * max(pbound, 1))
+            bound = ciphertext.checked_bound(ciphertext.coeff_bound * max(pbound, 1))
             data = ciphertext.data * encoded
             noise = ciphertext.noise * abs_plain_b * SAFETY
-            probable = ciphertext._map_probable(lambda v: v * abs_plain_b * SAFETY)
-            return ciphertext._new(
+            probable = ciphertext.map_probable(lambda v: v * abs_plain_b * SAFETY)
+            return ciphertext.derive(
                 data,
                 noise,
                 scale=ciphertext.scale_int * scale,
@@ -662,7 +674,7 @@ class IntegerVectorScheme(HEScheme):
             )
         product_bound = ciphertext.coeff_bound * pbound
         # |round(c p / s)| <= |c p| / s + 1/2: refuse before computing if it could pass 2**62
-        bound = ciphertext._bounded(product_bound // scale + 1)
+        bound = ciphertext.checked_bound(product_bound // scale + 1)
         if product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)  # |c p| + s/2 < 2**63
         else:
@@ -681,7 +693,7 @@ class IntegerVectorScheme(HEScheme):
             ((det * abs_plain_b) / scale + rounding) * SAFETY,
             (sg * abs_plain_b) / scale * SAFETY,
         )
-        return ciphertext._new(data, noise * SAFETY, coeff_bound=bound, probable=probable)
+        return ciphertext.derive(data, noise * SAFETY, coeff_bound=bound, probable=probable)
 
     def multiply(
         self, left: Ciphertext, right: Ciphertext, divisor: int | None = None
@@ -691,7 +703,7 @@ class IntegerVectorScheme(HEScheme):
         noise' = (|mu1| e2 + |mu2| e1 + e1 e2 / w) / r + (sum |K_i|) / 2 + E c*,
         where r is the rescale divisor, K_i the tensor key row and E c* the switch noise.
         """
-        left._check_compatible(right, "multiply")
+        left.check_compatible(right, "multiply")
         p = self.params
         m, k = left.dim, p.k
         r = self._checked_divisor(left, right, divisor)
@@ -743,8 +755,8 @@ class IntegerVectorScheme(HEScheme):
             ).reshape(*batch, k * k)
         )
         tensor = backend.concatenate(entries, axis=-1)
-        mu_a = backend.broadcast_to(left._message_bound(), batch)
-        mu_b = backend.broadcast_to(right._message_bound(), batch)
+        mu_a = backend.broadcast_to(left.message_bound(), batch)
+        mu_b = backend.broadcast_to(right.message_bound(), batch)
         e_a = backend.broadcast_to(left.noise, batch)
         e_b = backend.broadcast_to(right.noise, batch)
         key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
@@ -761,7 +773,7 @@ class IntegerVectorScheme(HEScheme):
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, batch, mu_a, mu_b, 1.0, r, key_l1, l2)
-        return left._new(
+        return left.derive(
             data,
             noise,
             scale=left.scale_int * right.scale_int // r,
@@ -806,7 +818,7 @@ class IntegerVectorScheme(HEScheme):
         divisor: int | None = None,
     ) -> Ciphertext:
         """x^T H y for each batch item: ``round(vec(c1 c2^T) / (w r))`` switched to the scalar key."""
-        left._check_compatible(right, "take an inner product")
+        left.check_compatible(right, "take an inner product")
         p = self.params
         m, n = left.dim, left.dim + p.k
         h = _integer_matrix(np.eye(m, dtype=np.int64) if weight is None else weight, "H")
@@ -833,8 +845,8 @@ class IntegerVectorScheme(HEScheme):
         b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
         tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
         h_abs = float(np.abs(h).sum())
-        mu_a = backend.broadcast_to(left._message_bound(), batch)
-        mu_b = backend.broadcast_to(right._message_bound(), batch)
+        mu_a = backend.broadcast_to(left.message_bound(), batch)
+        mu_b = backend.broadcast_to(right.message_bound(), batch)
         e_a = backend.broadcast_to(left.noise, batch)
         e_b = backend.broadcast_to(right.noise, batch)
         key_l1 = float(np.abs(h).sum()) * p.key_row_norm**2
@@ -847,7 +859,7 @@ class IntegerVectorScheme(HEScheme):
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, batch, mu_a, mu_b, h_abs, r, key_l1, l2)
-        return left._new(
+        return left.derive(
             data,
             noise,
             scale=left.scale_int * right.scale_int // r,
@@ -869,7 +881,7 @@ class IntegerVectorScheme(HEScheme):
         )
         p = self.params
         row_l1 = float(np.abs(g).sum(axis=1).max())
-        mu = ciphertext._message_bound()
+        mu = ciphertext.message_bound()
         value = float((mu * p.w * row_l1).max()) if ciphertext.size else 0.0
         bound = self._switch_bound(key, value + row_l1 * ciphertext.max_noise)
         if bound >= LIMIT:
@@ -878,7 +890,7 @@ class IntegerVectorScheme(HEScheme):
         noise = (ciphertext.noise * row_l1 + l1 * p.e_bound) * SAFETY
         det, sg = ciphertext.probable_parts()
         probable = (det * row_l1 * SAFETY, (sg * row_l1 + l2 * p.e_bound) * SAFETY)
-        return ciphertext._new(data, noise, coeff_bound=bound, dim=g.shape[0], probable=probable)
+        return ciphertext.derive(data, noise, coeff_bound=bound, dim=g.shape[0], probable=probable)
 
     def matmul_plain(
         self, ciphertext: Ciphertext, plain: Any, *, plain_on_left: bool
@@ -930,7 +942,7 @@ class IntegerVectorScheme(HEScheme):
         abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
         combined_bound = ciphertext.coeff_bound * row_l1
         # refuse before computing anything that could leave the exact range
-        bound = ciphertext._bounded(
+        bound = ciphertext.checked_bound(
             _round_div_bound(combined_bound, scale) + 1 if rescale else combined_bound
         )
 
@@ -998,7 +1010,7 @@ class IntegerVectorScheme(HEScheme):
                 for i, v in enumerate(results)
             ]
             new_scale = ciphertext.scale_int
-        return ciphertext._new(
+        return ciphertext.derive(
             out_data + 0,
             results[0],
             scale=new_scale,
@@ -1034,7 +1046,7 @@ class IntegerVectorScheme(HEScheme):
         p = self.params
         if degree < 2 or ciphertext.scale_int != p.scale or not ciphertext.size:
             return 0
-        largest = float(self.backend.to_numpy(ciphertext._message_bound()).max())
+        largest = float(self.backend.to_numpy(ciphertext.message_bound()).max())
         x_bound = largest / ciphertext.scale_int
         # |y|**d below 2**59 / (w f): 8x headroom for the noise and the rounding of each product
         limit = 2.0 ** (INT_BITS - 3) / (p.w * p.scale)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from hennframework import io as hio
 from hennframework.cli import main as henn
-from hennframework.demos.xor import XOR_INPUTS
+from hennframework.data.bundled import XOR_INPUTS
 from hennframework.exceptions import CapabilityError, KeyMismatchError, SerializationError
 from hennframework.io.codecs import EntrySink, EntrySource, find_secret
 from hennframework.io.container import read_bundle, write_bundle

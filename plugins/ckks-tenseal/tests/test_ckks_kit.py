@@ -1,19 +1,22 @@
-"""The plugin-author kit (hennframework.testing) run against the CKKS plugin.
+"""The plugin-author kit (hennframework.testing) run against the CKKS plugin: the identities (at
+n8192) and the codec (at n4096, the quickest parameter set).
 
 Tolerances, from the measured precision of each parameter set (docs/plugins-ckks.md, "Precision"):
 a fresh public-key encryption decrypts with an error of standard deviation about ``N / (6 * scale)``
 per slot (4.0e-5 at n8192), and one rescale adds an error of the same size; CKKS errors are sums of
 many independent terms (Gaussian), so 10 standard deviations bound them with overwhelming
 probability. Keys cannot be seeded (SEAL takes its randomness from the OS), so the ``keys`` and
-``other_keys`` fixtures are overridden to call ``keygen()`` without a seed.
+``other_keys`` fixtures are overridden to call ``keygen()`` without a seed (the codec tests use the
+session's n4096 keys).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hennframework.scheme import KeySet
-from hennframework.testing import ErrorModel, SchemeIdentityTests, Tracked
+from hennframework.testing import BaseCodecTests, ErrorModel, SchemeIdentityTests, Tracked
 
 from hennframework_ckks import CKKSScheme
 
@@ -51,6 +54,40 @@ class TestCKKSIdentities(SchemeIdentityTests):
 
     def polyval_bound(self, errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:
         return ckks_polyval_bound(errors, x, coefficients)
+
+
+class TestCKKSCodec(BaseCodecTests):
+    """The kit's codec tests: keys and tensors through the codec and ``.henn`` files, secrets
+    refused, damaged bytes refused."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def scheme(cls, scheme4096: CKKSScheme) -> CKKSScheme:
+        return scheme4096
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def keys(cls, keys4096: KeySet) -> KeySet:
+        return keys4096
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def tolerance(cls, scheme: CKKSScheme) -> float:
+        return 10.0 * precision(scheme)
+
+    def assert_same_decryption(
+        self,
+        actual: npt.NDArray[np.float64],
+        expected: npt.NDArray[np.float64],
+        errors: ErrorModel,
+        what: str,
+    ) -> None:
+        """Products are relinearised and rescaled lazily; the codec completes a pending rescale
+        when it writes, which rounds once more: within one rescale's error of the original."""
+        assert actual.shape == expected.shape, what
+        np.testing.assert_allclose(
+            actual, expected, rtol=0.0, atol=errors.op_tolerance, err_msg=what
+        )
 
 
 def ckks_polyval_bound(errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hennframework.nn import Sequential
-from hennframework.nn.sentiment import SentimentNetwork, make_batches
+from hennframework.nn import BagOfWords, Sequential, make_batches
 
 from hennframework_ckks import CKKSScheme, OwnerRefresher
 
@@ -40,14 +39,14 @@ def test_sentiment_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> 
     rng = np.random.default_rng(5)
     reviews = [np.unique(rng.integers(0, 60, size=rng.integers(2, 9))) for _ in range(8)]
     labels = rng.integers(0, 2, size=8).astype(float)
-    batches = make_batches(reviews, labels, 4)
-    plain = SentimentNetwork(60, 4, activation="lsq3", seed=0)
+    batches = make_batches(BagOfWords.from_reviews(reviews), labels, 4)
+    plain = Sequential.bag_of_words(60, 4, activation="lsq3", seed=0)
     encrypted = plain.encrypt(keys16384, scheme16384)
     history = encrypted.fit(
         batches, learning_rate=0.1, refresh=OwnerRefresher(scheme16384, keys16384)
     )
     plain.fit(batches, learning_rate=0.1)
-    assert history.reviews == 8 and history.refreshes == 1
+    assert history.samples == 8 and history.refreshes == 1
     decrypted = encrypted.decrypt(keys16384.secret)
-    np.testing.assert_allclose(decrypted.weights_0_1, plain.weights_0_1, atol=2e-3)
-    np.testing.assert_allclose(decrypted.weights_1_2, plain.weights_1_2, atol=2e-3)
+    for got, want in zip(decrypted.weights(), plain.weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-3)

@@ -13,16 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hennframework import io as hio
-from hennframework.nn import Sequential
-from hennframework.nn.model import refresh_due
+from hennframework.io.models import ModelBundle
+from hennframework.nn import Batch, Sequential, TrainOutcome, train
+from hennframework.nn.training import refresh_due
 from hennframework.scheme import KeySet
 from hennframework.workflow import owner
-from hennframework.workflow.training import train_bundle
 
 from hennframework_ckks import CKKSScheme
 
 X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
 Y = np.array([[0], [1], [1], [0]], dtype=float)
+
+
+def party_training(bundle: ModelBundle, batches: list[Batch], **options: object) -> TrainOutcome:
+    """The party's run: the one loop, stopping cleanly when the budget runs out."""
+    model = bundle.model
+    return train(
+        model, batches, history=model.history, state=model.state, when_exhausted="stop", **options
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +49,16 @@ def test_every_resume_after_an_owner_refresh_takes_a_step(
     fresh = bundle.model.min_noise_budget()
     assert fresh == scheme8192.fresh_noise_budget(bundle.model.weights()[0]) == 5.0
 
-    outcome = train_bundle(bundle, [(X, Y)], epochs=3, learning_rate=0.3)
+    outcome = party_training(bundle, [Batch(X, Y)], epochs=3, learning_rate=0.3)
     # a fresh model takes its first step even though it uses every level
     assert (outcome.status, outcome.steps, outcome.completed_steps) == ("needs-refresh", 1, 1)
-    assert bundle.training["step_cost_bits"] == fresh and bundle.model.min_noise_budget() == 0.0
+    assert bundle.training.step_cost == fresh and bundle.model.min_noise_budget() == 0.0
     path = hio.save_model(tmp_path / "m1.henn", bundle)
     for done in (2, 3):
         refreshed = owner.refresh_model(secret, path, tmp_path / f"r{done}.henn")
         assert refreshed["noise_budget_after"] == fresh
         bundle = hio.load_model(tmp_path / f"r{done}.henn", scheme=key.scheme, expect_key=key)
-        outcome = train_bundle(bundle, [(X, Y)], epochs=3, learning_rate=0.3, resume=True)
+        outcome = party_training(bundle, [Batch(X, Y)], epochs=3, learning_rate=0.3, resume=True)
         assert outcome.steps == 1 and outcome.completed_steps == done, outcome.message
         path = hio.save_model(tmp_path / f"m{done}.henn", bundle)
     assert outcome.status == "complete" and bundle.history.steps == 3
@@ -73,24 +81,22 @@ def test_a_step_that_never_fits_is_refused_once_and_clearly(
 
     bundle = hio.ModelBundle(model, None)
     for provider in (None, refresh):
-        outcome = train_bundle(bundle, [(X, Y)], epochs=2, learning_rate=0.3, refresh=provider)
+        outcome = party_training(
+            bundle, [Batch(X, Y)], epochs=2, learning_rate=0.3, refresh=provider
+        )
         assert outcome.status == "refused" and outcome.steps == 0
         assert "more noise budget (levels) than a fresh encryption has" in outcome.message
         assert "parameter set with more levels" in outcome.message
     assert calls == []
 
 
-def test_refresh_due_never_refreshes_fresh_weights_and_caps_its_margins() -> None:
-    # no fresh budget known: the old rule
-    assert refresh_due(12.0, 11.0, 0.0)
-    assert refresh_due(5.0, None, 2.0, 8.0) and not refresh_due(5.0, None, 2.0)
-    # fresh weights are never sent for a refresh (it could not give more)
-    assert not refresh_due(12.0, 11.0, 0.0, fresh_budget=12.0)
-    assert not refresh_due(5.0, None, 2.0, 8.0, fresh_budget=5.0)
-    # below fresh: the 1.5x margin as before (a refresh then gives the fresh budget)
-    assert refresh_due(11.0, 11.0, 0.0, fresh_budget=12.0)
-    assert refresh_due(11.9, 0.1, 11.8, fresh_budget=12.0)
-    assert not refresh_due(40.0, 10.0, 2.0, fresh_budget=60.0)  # 40 - 15 >= 2
-    assert refresh_due(16.0, 10.0, 2.0, fresh_budget=60.0)  # 16 - 15 < 2
-    assert not refresh_due(17.0, 10.0, 2.0, fresh_budget=60.0)
-    assert refresh_due(None, 1.0, 0.0) is False
+def test_refresh_due_keeps_its_margins() -> None:
+    """Weights with a fresh budget are never sent for a refresh: the loop checks that first
+    (the tests above); ``refresh_due`` is the rule for the others."""
+    assert refresh_due(12.0, 11.0, 0.0, 8.0)  # 12 - 16.5 < 0
+    assert refresh_due(5.0, None, 2.0, 8.0) and not refresh_due(5.0, None, 2.0, 0.0)
+    assert refresh_due(11.9, 0.1, 11.8, 8.0)
+    assert not refresh_due(40.0, 10.0, 2.0, 8.0)  # 40 - 15 >= 2
+    assert refresh_due(16.0, 10.0, 2.0, 8.0)  # 16 - 15 < 2
+    assert not refresh_due(17.0, 10.0, 2.0, 8.0)
+    assert refresh_due(None, 1.0, 0.0, 8.0) is False

@@ -17,8 +17,7 @@ from hennframework import io as hio
 from hennframework.cli import main as henn
 from hennframework.exceptions import CapabilityError, InputError, KeyMismatchError
 from hennframework.io.container import read_bundle
-from hennframework.nn import Sequential
-from hennframework.nn.model import History, TrainingRecord
+from hennframework.nn import History, Sequential, TrainingRecord, TrainingState
 from hennframework.scheme import KeySet
 from hennframework.workflow import owner
 
@@ -37,7 +36,9 @@ def setup(
     encrypted = plain.encrypt(keys4096, scheme4096)
     loss = scheme4096.encrypt_tensor(np.array([0.125]), keys4096.public)
     history = History([TrainingRecord(1, 0, loss, None, 0.5, 1.0)], 2, 1, 0.5, 4)
-    model = hio.save_model(folder / "m.henn", hio.ModelBundle(encrypted, None, history, {"x": 1}))
+    encrypted.history = history
+    encrypted.state = TrainingState(planned_steps=3, completed_steps=1, steps_per_epoch=1)
+    model = hio.save_model(folder / "m.henn", encrypted)
     return {
         "folder": folder,
         "plain": plain,
@@ -65,7 +66,7 @@ def test_the_owner_re_encrypts_a_model_under_the_new_key(
     assert summary["to_key_id"] == other.key_id and summary["method"].startswith("re-encryption")
     secret = hio.load_secret_key(setup["new"][0])
     bundle = hio.load_model(out, scheme=secret.scheme, expect_key=secret)
-    assert bundle.key_id == other.key_id and bundle.training == {}
+    assert bundle.key_id == other.key_id and bundle.training == TrainingState()
     assert bundle.history.steps == 0 and not bundle.history.records  # nothing of party A's run
     decrypted = bundle.model.decrypt(secret.key)
     for (_, _, got), (_, _, want) in zip(

@@ -13,7 +13,7 @@ Public API:
   (registered for ``ckks`` on import).
 """
 
-from hennframework.io.codecs import register_codec
+from hennframework.plugin import register_codec
 
 from hennframework_ckks.codec import CODEC, CKKSCodec
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
@@ -24,11 +24,10 @@ from hennframework_ckks.refresh import (
     FileRefreshOwner,
     OwnerRefresher,
     RefreshProvider,
-    refresh_tensors,
 )
 from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear
+from hennframework_ckks.tensor import CKKSTensor, LazyLinear, refresh_tensors
 
 # hennframework's .henn files (keys, models, ciphertexts) find the CKKS codec by scheme name.
 register_codec(CODEC)

@@ -34,14 +34,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from hennframework.exceptions import (
+from hennframework.io.safe_files import read_file, write_file
+from hennframework.plugin import (
     HennError,
     InputError,
     NoiseBudgetExhaustedError,
     PluginDependencyError,
     SerializationError,
 )
-from hennframework.io.safe_files import read_file, write_file
 
 from hennframework_ckks.params import CKKSParams
 

@@ -1,7 +1,7 @@
 """The CKKS plugin's serialisation codec for hennframework's ``.henn`` files (party workflow).
 
 hennframework's container (:mod:`hennframework.io`) stores JSON metadata, ``.npy`` arrays and
-opaque blobs and knows nothing about CKKS; this codec (a :class:`hennframework.io.SchemeCodec`,
+opaque blobs and knows nothing about CKKS; this codec (a :class:`hennframework.plugin.SchemeCodec`,
 registered for the scheme name ``ckks`` when :mod:`hennframework_ckks` is imported) turns the
 plugin's objects into blobs and back. It reuses the plugin's own byte formats, so there is one
 serialisation of each object, never pickle:
@@ -46,21 +46,24 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hennframework.exceptions import (
+from hennframework.plugin import (
     CapabilityError,
+    EntrySink,
+    EntrySource,
     HennError,
     KeyMismatchError,
     SerializationError,
 )
-from hennframework.io.codecs import EntrySink, EntrySource
 
 from hennframework_ckks._seal import sa
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, check_key_id
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
 from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
+from hennframework_ckks.shared import SCHEME_NAME, params_json, scheme_for
 from hennframework_ckks.tensor import CKKSTensor, LazyLinear
 
+# scheme_for is defined in hennframework_ckks.shared (below the tensor module, which uses it)
 __all__ = ["CODEC", "CKKSCodec", "scheme_for"]
 
 _ENCODING = "ckks/tensors-v1"
@@ -88,18 +91,6 @@ def _fail(where: str, message: str) -> SerializationError:
 
 def _key_id(value: Any, where: str) -> str:
     return check_key_id(value, where)
-
-
-def _params_json(params: CKKSParams) -> dict[str, Any]:
-    return {
-        "name": params.name,
-        "values": {
-            "poly_modulus_degree": params.poly_modulus_degree,
-            "coeff_bits": list(params.coeff_bits),
-            "scale_bits": params.scale_bits,
-        },
-        "description": params.description,
-    }
 
 
 def _same_ring(a: CKKSParams, b: CKKSParams) -> bool:
@@ -133,7 +124,7 @@ def _tenseal_context_has_secret(value: Any) -> bool:
 class CKKSCodec:
     """Saves and loads :class:`CKKSTensor`, :class:`CKKSPublicKey` and :class:`CKKSSecretKey`."""
 
-    scheme_name = "ckks"
+    scheme_name = SCHEME_NAME
 
     def __init__(self) -> None:
         #: every live public-key object of each key id, held weakly, oldest first: the caller
@@ -170,7 +161,7 @@ class CKKSCodec:
         params = scheme if isinstance(scheme, CKKSParams) else scheme.params
         if not isinstance(params, CKKSParams):
             raise SerializationError(f"{scheme!r} is not a CKKS scheme instance.")
-        return _params_json(params)
+        return params_json(params)
 
     def make_scheme(self, parameters: Mapping[str, Any], backend: Any) -> CKKSScheme:
         name = parameters.get("name")
@@ -391,13 +382,3 @@ class CKKSCodec:
 
 #: The codec instance that :mod:`hennframework_ckks` registers for the scheme name ``ckks``.
 CODEC = CKKSCodec()
-
-
-def scheme_for(params: CKKSParams) -> CKKSScheme:
-    """The process-wide shared :class:`CKKSScheme` of a parameter set (what loads bind to)."""
-    from hennframework.io.codecs import scheme_instance
-
-    instance = scheme_instance(CODEC.scheme_name, _params_json(params))
-    if not isinstance(instance, CKKSScheme):  # pragma: no cover - another codec replaced ours
-        raise SerializationError("the codec registered for 'ckks' is not the CKKS plugin's")
-    return instance

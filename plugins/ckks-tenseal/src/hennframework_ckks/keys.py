@@ -35,8 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from hennframework import fingerprints
-from hennframework.exceptions import InputError, KeyMismatchError, SerializationError
+from hennframework.plugin import InputError, KeyMismatchError, SerializationError, fingerprints
 
 from hennframework_ckks._seal import SealContext, get_context, sa, seal_from_bytes, seal_to_bytes
 from hennframework_ckks.params import CKKSParams, get_params

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from hennframework.exceptions import InputError
+from hennframework.plugin import InputError
 
 __all__ = ["Layout", "ceil_log2"]
 

@@ -31,8 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hennframework.exceptions import InputError
-from hennframework.scheme import ParameterSet
+from hennframework.plugin import InputError, ParameterSet
 
 __all__ = [
     "HE_STANDARD_MAX_BITS_128",

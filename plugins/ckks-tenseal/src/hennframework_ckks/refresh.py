@@ -17,7 +17,9 @@ values never go back to the party (CKKS decryptions can leak the secret key, Li 
 2021), only fresh encryptions.
 
 A refresh provider is any callable ``provider(list_of_tensors) -> list_of_fresh_tensors`` (the
-:class:`RefreshProvider` protocol). This module has three:
+:class:`RefreshProvider` protocol). The re-encryption itself is
+:func:`~hennframework_ckks.tensor.refresh_tensors` (also behind ``CKKSScheme.refresh``). This
+module has three providers:
 
 * :class:`OwnerRefresher` (in-process, for demos and tests; counts calls and tensors);
 * :class:`FileRefresher` (party side) and :class:`FileRefreshOwner` (owner side) for two
@@ -40,13 +42,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hennframework.exceptions import HennError, InputError
 from hennframework.io.container import DEFAULT_LIMITS
 from hennframework.io.safe_files import open_for_reading
-from hennframework.scheme import KeySet
+from hennframework.plugin import HennError, InputError, KeySet
 
+from hennframework_ckks.codec import CODEC
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear, decrypt_array, encrypt_array
+from hennframework_ckks.shared import scheme_for
+from hennframework_ckks.tensor import LazyLinear, refresh_tensors
 
 if TYPE_CHECKING:
     from hennframework.workflow.exchange import ServeSummary
@@ -56,7 +59,6 @@ __all__ = [
     "FileRefresher",
     "OwnerRefresher",
     "RefreshProvider",
-    "refresh_tensors",
 ]
 
 
@@ -65,29 +67,6 @@ class RefreshProvider(Protocol):
     """Given encrypted tensors, return fresh encryptions of the same values (same order, shapes)."""
 
     def __call__(self, tensors: list[Any]) -> list[Any]: ...
-
-
-def refresh_tensors(
-    secret: CKKSSecretKey, tensors: Sequence[Any], level: int | None = None
-) -> list[CKKSTensor]:
-    """Owner side: decrypt and re-encrypt (at ``level``, default the top), keeping the packing.
-
-    Pinned slot bits (left by sums over slots) are re-encoded as free copies and invalid slots as
-    zeros, so a refreshed tensor is also the cheapest to compute with.
-    """
-    fresh = []
-    for tensor in tensors:
-        item = tensor.materialize() if isinstance(tensor, LazyLinear) else tensor
-        if not isinstance(item, CKKSTensor):
-            raise InputError(f"cannot refresh a {type(item).__name__}; expected a CKKS tensor")
-        if item.key_id != secret.key_id:
-            raise InputError(
-                f"this tensor is under key set {item.key_id!r}; the refresher holds {secret.key_id!r}"
-            )
-        values = decrypt_array(secret, item)
-        layout = item.layout.replace(pinned=0)
-        fresh.append(encrypt_array(secret.public, values, layout, level=level))
-    return fresh
 
 
 class OwnerRefresher:
@@ -171,10 +150,8 @@ class FileRefresher:
         key = public_key.public if isinstance(public_key, KeySet) else public_key
         if not isinstance(key, CKKSPublicKey):
             raise InputError("FileRefresher needs the CKKS public key")
-        # imported here: the scheme module imports this one, and the codec imports the scheme
+        # the exchange is needed by file refreshers only: imported on first use, not with the plugin
         from hennframework.workflow.exchange import FileRefresher as ExchangeRefresher
-
-        from hennframework_ckks.codec import CODEC, scheme_for
 
         CODEC.remember(key)  # responses are read back under this key
         self.public_key = key
@@ -213,9 +190,7 @@ class FileRefreshOwner:
         key = secret.secret if isinstance(secret, KeySet) else secret
         if not isinstance(key, CKKSSecretKey):
             raise InputError("FileRefreshOwner needs the CKKS secret key")
-        from hennframework.workflow.exchange import RefreshServer
-
-        from hennframework_ckks.codec import CODEC, scheme_for
+        from hennframework.workflow.exchange import RefreshServer  # (see FileRefresher)
 
         CODEC.remember(key.public)  # requests are read under the owner's key
         self.secret = key

@@ -18,14 +18,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from hennframework.exceptions import InputError, KeyMismatchError
-from hennframework.scheme import Capability, HEScheme, KeySet, ParameterSet
+from hennframework.plugin import (
+    Capability,
+    HEScheme,
+    InputError,
+    KeyMismatchError,
+    KeySet,
+    ParameterSet,
+)
 
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, generate_keys
 from hennframework_ckks.layout import Layout
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams, get_params
-from hennframework_ckks.refresh import refresh_tensors
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear, decrypt_array, encrypt_array
+from hennframework_ckks.shared import SCHEME_NAME
+from hennframework_ckks.tensor import (
+    CKKSTensor,
+    LazyLinear,
+    decrypt_array,
+    encrypt_array,
+    refresh_tensors,
+)
 
 __all__ = ["CKKSScheme"]
 
@@ -42,7 +54,8 @@ class _SealCPU:
 class CKKSScheme(HEScheme):
     """Approximate arithmetic on packed real vectors (CKKS) at 128-bit security, on SEAL."""
 
-    name: ClassVar[str] = "ckks"
+    name: ClassVar[str] = SCHEME_NAME
+    uses_array_backend: ClassVar[bool] = False  # SEAL computes on the CPU
     default_parameter_set: ClassVar[str] = "n16384"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {

@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from hennframework.exceptions import InputError, KeyMismatchError, SerializationError
+from hennframework.plugin import InputError, KeyMismatchError, SerializationError
 
 from hennframework_ckks._seal import sa, seal_from_bytes, seal_to_bytes
 from hennframework_ckks.keys import pack_container, unpack_container

@@ -43,11 +43,12 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from hennframework.exceptions import (
+from hennframework.plugin import (
+    HEScheme,
     InputError,
     KeyMismatchError,
     NoiseBudgetExhaustedError,
@@ -55,6 +56,7 @@ from hennframework.exceptions import (
 )
 
 from hennframework_ckks._seal import sa
+from hennframework_ckks.keys import CKKSSecretKey
 from hennframework_ckks.layout import Layout, ceil_log2
 from hennframework_ckks.linear import (
     LinearPlan,
@@ -64,9 +66,7 @@ from hennframework_ckks.linear import (
     plan_linear,
 )
 from hennframework_ckks.params import PARAMETER_SETS
-
-if TYPE_CHECKING:
-    from hennframework_ckks.scheme import CKKSScheme
+from hennframework_ckks.shared import scheme_for
 
 __all__ = [
     "Bound",
@@ -78,6 +78,7 @@ __all__ = [
     "magnitude_limit",
     "public_bound",
     "public_bounds",
+    "refresh_tensors",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -268,14 +269,13 @@ class CKKSTensor:
         return str(self.key.key_id)
 
     @property
-    def scheme(self) -> CKKSScheme:
+    def scheme(self) -> HEScheme:
         """The process-wide shared scheme instance of the key's parameter set.
 
         hennframework's writers of loose tensors (ciphertext files, refresh requests,
-        predictions) find the scheme through ``tensor.scheme``; a tensor carries only its key.
+        predictions) find the scheme through ``tensor.scheme``; a tensor carries only its key
+        (see :mod:`hennframework_ckks.shared`).
         """
-        from hennframework_ckks.codec import scheme_for  # the codec imports this module
-
         return scheme_for(self.key.params)
 
     @property
@@ -1374,12 +1374,6 @@ class CKKSTensor:
     def copy(self) -> CKKSTensor:
         return self._new(self.layout, self.cts.copy(), self.clean, self.bounds.copy(), self._cells)
 
-    def serialize(self) -> bytes:
-        """This tensor in the checksummed container of :mod:`hennframework_ckks.serialization`."""
-        from hennframework_ckks.serialization import tensors_to_bytes
-
-        return tensors_to_bytes([self])
-
 
 def _contiguous_layout(
     shape: tuple[int, ...], slot_bits: int, start: int, pinned: int
@@ -1572,7 +1566,7 @@ class LazyLinear:
         return self.base.key_id
 
     @property
-    def scheme(self) -> CKKSScheme:
+    def scheme(self) -> HEScheme:
         """The shared scheme instance of the key's parameter set (see :attr:`CKKSTensor.scheme`)."""
         return self.base.scheme
 
@@ -1755,6 +1749,29 @@ def check_decryptable(tensor: CKKSTensor) -> None:
                 f"{tensor.key.params.name!r} holds, so the result could be a wrapped, wrong "
                 "number. Scale the inputs down or use a parameter set with more headroom."
             )
+
+
+def refresh_tensors(
+    secret: CKKSSecretKey, tensors: Sequence[Any], level: int | None = None
+) -> list[CKKSTensor]:
+    """Owner side: decrypt and re-encrypt (at ``level``, default the top), keeping the packing.
+
+    Pinned slot bits (left by sums over slots) are re-encoded as free copies and invalid slots as
+    zeros, so a refreshed tensor is also the cheapest to compute with.
+    """
+    fresh = []
+    for tensor in tensors:
+        item = tensor.materialize() if isinstance(tensor, LazyLinear) else tensor
+        if not isinstance(item, CKKSTensor):
+            raise InputError(f"cannot refresh a {type(item).__name__}; expected a CKKS tensor")
+        if item.key_id != secret.key_id:
+            raise InputError(
+                f"this tensor is under key set {item.key_id!r}; the refresher holds {secret.key_id!r}"
+            )
+        values = decrypt_array(secret, item)
+        layout = item.layout.replace(pinned=0)
+        fresh.append(encrypt_array(secret.public, values, layout, level=level))
+    return fresh
 
 
 def decrypt_array(secret: Any, tensor: CKKSTensor) -> Array:

@@ -1,4 +1,7 @@
-"""Serialisation codec of the integer-vector scheme (see :mod:`hennframework.io.codecs`).
+"""Serialisation codec of the integer-vector scheme (the contract: :mod:`hennframework.codec`).
+
+Registered for the scheme name ``integer-vector`` when :mod:`hennframework.schemes.integer_vector`
+is imported, the same way a plugin registers its codec.
 
 What is stored, all as int64/float64 ``.npy`` arrays plus JSON:
 
@@ -34,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hennframework.codec import EntrySink, EntrySource
 from hennframework.exceptions import HennError, KeyMismatchError, SerializationError
-from hennframework.io.codecs import EntrySink, EntrySource
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, Ciphertext
 from hennframework.schemes.integer_vector.keys import (
     PARAMETER_FIELDS,
