@@ -3,8 +3,8 @@
 float64 products and sums are exact while every partial sum stays below 2**53. A gadget-digit
 matrix ``D`` (|D| <= d) times an arbitrary int64 matrix ``R`` is computed exactly modulo 2**64 by
 splitting ``R`` (read as unsigned 64-bit) into limbs small enough that ``K * d * 2**limb_bits`` stays
-below 2**53 (K is the inner dimension), running one float GEMM per limb, and recombining the
-limb products with unsigned shifts (which wrap modulo 2**64, as intended).
+below 2**53 (K is the inner dimension), running one float GEMM against all limbs side by side,
+and recombining the limb products with unsigned shifts (which wrap modulo 2**64, as intended).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ FLOAT_EXACT_BITS = 53
 #: Float limbs of key matrices, computed once per (matrix, limb width) and dropped with the
 #: matrix: a key-switching matrix is reused for every operation, and splitting it on each call
 #: made single-ciphertext operations cost time proportional to the key size.
-_LIMB_CACHE: dict[tuple[int, int], tuple[Any, list[Any]]] = {}
-#: Matrices smaller than this are split on the fly (caching them saves nothing measurable).
+_LIMB_CACHE: dict[tuple[int, int], tuple[Any, tuple[Any, Any]]] = {}
+#: Read-only matrices smaller than this are cached only if they own their memory (a key
+#: matrix); small read-only *views* (``broadcast_to`` results) are temporaries, cheaper to split
+#: than to cache. Caching small keys matters: for products of small batches, splitting the key
+#: on every call cost more than the GEMM.
 CACHE_MIN_ELEMENTS = 4096
 
 
@@ -40,27 +43,34 @@ def matmul_small_left_limbs(xp: Any, small: Any, right: Any, small_bound: int) -
     # limb is in [0, 2**limb_bits), so every product and every partial sum, in any order (BLAS
     # blocking, FMA), is an integer of magnitude <= inner * small_bound * (2**limb_bits - 1),
     # which limb_plan keeps below 2**53; small_bound < 2**45 also makes small exact in float64.
-    small_f = small.astype(xp.float64)
-    result = xp.zeros((*small.shape[:-1], right.shape[1]), dtype=xp.uint64)
-    for index, limb in enumerate(_float_limbs(xp, right, limb_bits)):
-        partial = xp.matmul(small_f, limb)  # exact: every partial sum < 2**53
-        # float -> int64 is exact; the view as uint64 keeps two's complement for negatives.
-        result += partial.astype(xp.int64).view(xp.uint64) << xp.uint64(index * limb_bits)
-    return result.view(xp.int64)
+    # One GEMM against all limbs side by side (columns l N .. (l + 1) N - 1 hold limb l), so
+    # every result column is still one exact product of ``small`` with one limb column.
+    limbs, shifts = _float_limbs(xp, right, limb_bits)
+    partial = xp.matmul(small.astype(xp.float64), limbs)  # exact: every partial sum < 2**53
+    # float -> int64 is exact; the view as uint64 keeps two's complement for negatives.
+    terms = partial.astype(xp.int64).view(xp.uint64)
+    terms = terms.reshape(*terms.shape[:-1], shifts.shape[0], right.shape[1]) << shifts
+    # limb l lands at bit l * limb_bits; the uint64 sum wraps modulo 2**64, as intended
+    return terms.sum(axis=-2, dtype=xp.uint64).view(xp.int64)
 
 
-def _split(xp: Any, right: Any, limb_bits: int) -> list[Any]:
+def _split(xp: Any, right: Any, limb_bits: int) -> tuple[Any, Any]:
+    """The limbs of ``right`` (K x N) side by side as one K x (L N) float64 matrix, and their
+    shifts ``l * limb_bits`` as an L x 1 uint64 array."""
     unsigned = right.astype(xp.int64).view(xp.uint64)
     mask = xp.uint64((1 << limb_bits) - 1)
-    return [
-        ((unsigned >> xp.uint64(shift)) & mask).astype(xp.float64)
-        for shift in range(0, 64, limb_bits)
-    ]
+    starts = range(0, 64, limb_bits)
+    limbs = [((unsigned >> xp.uint64(shift)) & mask).astype(xp.float64) for shift in starts]
+    shifts = xp.asarray([[shift] for shift in starts], dtype=xp.uint64)
+    return xp.concatenate(limbs, axis=1), shifts
 
 
-def _float_limbs(xp: Any, right: Any, limb_bits: int) -> list[Any]:
-    """The float64 limbs of ``right`` (cached for large matrices that are never written to)."""
-    if right.size < CACHE_MIN_ELEMENTS or getattr(right.flags, "writeable", True):
+def _float_limbs(xp: Any, right: Any, limb_bits: int) -> tuple[Any, Any]:
+    """``_split(xp, right, limb_bits)``, cached for matrices that are never written to: large
+    ones, and small ones that own their memory (see ``CACHE_MIN_ELEMENTS``)."""
+    if getattr(right.flags, "writeable", True) or (
+        right.size < CACHE_MIN_ELEMENTS and getattr(right, "base", None) is not None
+    ):
         return _split(xp, right, limb_bits)
     key = (id(right), limb_bits)
     cached = _LIMB_CACHE.get(key)

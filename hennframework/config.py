@@ -139,9 +139,7 @@ def _pyproject_value(setting: str) -> Choice | None:
             f"not {type(table).__name__}."
         )
     value = _from_table(table, setting, pyproject, "[tool.hennframework] ")
-    if value is None:
-        return None
-    return Choice(setting, value, f"[tool.hennframework] in {pyproject}")
+    return None if value is None else Choice(setting, value, f"[tool.hennframework] in {pyproject}")
 
 
 def _user_config_value(setting: str) -> Choice | None:
@@ -149,9 +147,7 @@ def _user_config_value(setting: str) -> Choice | None:
     if not user_file.is_file():
         return None
     value = _from_table(_read_toml(user_file), setting, user_file, "")
-    if value is None:
-        return None
-    return Choice(setting, value, f"user config file {user_file}")
+    return None if value is None else Choice(setting, value, f"user config file {user_file}")
 
 
 def resolve(
@@ -222,20 +218,19 @@ def set_scheme(name: str | None) -> None:
 
 
 @contextlib.contextmanager
-def backend_context(name: str) -> Iterator[None]:
+def _setting_context(setting: str, name: str) -> Iterator[None]:
+    token = _context_vars[setting].set(name)
+    try:
+        yield
+    finally:
+        _context_vars[setting].reset(token)
+
+
+def backend_context(name: str) -> contextlib.AbstractContextManager[None]:
     """Use backend ``name`` inside the ``with`` block (thread- and task-local)."""
-    token = _context_vars["backend"].set(name)
-    try:
-        yield
-    finally:
-        _context_vars["backend"].reset(token)
+    return _setting_context("backend", name)
 
 
-@contextlib.contextmanager
-def scheme_context(name: str) -> Iterator[None]:
+def scheme_context(name: str) -> contextlib.AbstractContextManager[None]:
     """Use scheme ``name`` as the default inside the ``with`` block."""
-    token = _context_vars["scheme"].set(name)
-    try:
-        yield
-    finally:
-        _context_vars["scheme"].reset(token)
+    return _setting_context("scheme", name)

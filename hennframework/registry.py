@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from stevedore import DriverManager, ExtensionManager
@@ -88,15 +88,7 @@ class PluginStatus:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (everything but the loaded class)."""
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "target": self.target,
-            "distribution": self.distribution,
-            "loads": self.loads,
-            "usable": self.usable,
-            "detail": self.detail,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plugin"}
 
 
 def _check_kind(kind: str) -> str:
@@ -206,15 +198,13 @@ def _load_class(kind: Kind, name: str) -> Any:
             f"all but one of them (`pip list` and `henn {kind}s` help find them)."
         ) from exc
     except NoMatches as exc:
-        if failures:
-            cause = failures[0]
-            raise _load_error(kind, name, entry_point.value, distribution, cause) from cause
-        raise UnknownPluginError(
-            f"The {kind} {name!r} is declared by {distribution or 'an installed package'} but "
-            "stevedore's entry-point cache does not list it. Delete the cache directory "
-            "(~/.cache/python-entrypoints) and try again."
-        ) from exc
-    if failures:
+        if not failures:
+            raise UnknownPluginError(
+                f"The {kind} {name!r} is declared by {distribution or 'an installed package'} "
+                "but stevedore's entry-point cache does not list it. Delete the cache directory "
+                "(~/.cache/python-entrypoints) and try again."
+            ) from exc
+    if failures:  # the entry point was found but did not import
         cause = failures[0]
         raise _load_error(kind, name, entry_point.value, distribution, cause) from cause
     return manager.driver

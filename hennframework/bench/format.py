@@ -61,9 +61,15 @@ def _cell(value: object) -> str:
 
 
 def markdown_table(
-    headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None
+    headers: Sequence[str] | str, rows: Sequence[Sequence[object]], align: str | None = None
 ) -> str:
-    """A GitHub-flavoured markdown table; ``align`` holds one of ``l``/``r`` per column."""
+    """A GitHub-flavoured markdown table; ``align`` holds one of ``l``/``r`` per column.
+
+    ``headers`` is a list of column names, or one string of them separated by ``" | "`` (as the
+    header row reads), which keeps a wide table's header on a few source lines.
+    """
+    if isinstance(headers, str):
+        headers = headers.split(" | ")
     spec = align or "l" + "r" * (len(headers) - 1)
     rule = ["---:" if a == "r" else "---" for a in spec]
     lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "| " + " | ".join(rule) + " |"]

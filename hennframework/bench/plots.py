@@ -346,21 +346,9 @@ def _scaling(records: Sequence[BenchRecord], axis_name: str, out: Path) -> Path 
         xs = [x for x, _ in points]
         color = COLORS.get(op)
         time_ax.plot(xs, [r.per_item * 1e6 for _, r in points], "o-", color=color, label=OPS[op])
-        memory_ax.plot(
-            xs,
-            [float(r.extra.get("key_bytes", 0)) / 2**20 for _, r in points],
-            "o-",
-            color=color,
-            label=f"{OPS[op]}: key",
-        )
-        memory_ax.plot(
-            xs,
-            [float(r.extra.get("peak_bytes", 0)) / 2**20 for _, r in points],
-            "s--",
-            color=color,
-            alpha=0.6,
-            label=f"{OPS[op]}: peak",
-        )
+        for what, style, alpha in (("key", "o-", None), ("peak", "s--", 0.6)):  # solid, dashed
+            mib = [float(r.extra.get(f"{what}_bytes", 0)) / 2**20 for _, r in points]
+            memory_ax.plot(xs, mib, style, color=color, alpha=alpha, label=f"{OPS[op]}: {what}")
         noise_ax.plot(
             xs,
             [float(r.extra.get("noise_budget", 0)) for _, r in points],

@@ -20,6 +20,7 @@ from typing import Any
 from hennframework.bench import references as ref
 from hennframework.bench.format import fmt_bytes, fmt_rate, fmt_ratio, fmt_time, markdown_table
 from hennframework.bench.results import BenchRecord, BenchRun, load_results
+from hennframework.bench.results import select_records as _select
 from hennframework.bench.vhecpp import INSTALL_HINT
 from hennframework.io.safe_files import write_file
 
@@ -113,14 +114,6 @@ def _op_index(operation: str) -> int:
 def _on_cpu(record: BenchRecord) -> bool:
     """Measured with the NumPy backend (or a plaintext/CKKS baseline on the CPU)."""
     return record.backend in ("", "numpy")
-
-
-def _select(records: Iterable[BenchRecord], kind: str, **extra: Any) -> list[BenchRecord]:
-    return [
-        r
-        for r in records
-        if r.kind == kind and all(r.extra.get(key) == value for key, value in extra.items())
-    ]
 
 
 def _one(records: Iterable[BenchRecord], kind: str, **extra: Any) -> BenchRecord | None:
@@ -630,20 +623,9 @@ def _vhe_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
             rows.append(row)
     text += [
         markdown_table(
-            [
-                "operation",
-                "m",
-                "vhe.cpp (this run)",
-                "`vhe` batch 1",
-                "×",
-                "`vhe` batch 256, per vector",
-                "×",
-                "`default` batch 1",
-                "×",
-                "`default` batch 256, per vector",
-                "×",
-                "vhe.cpp (notes, for context)",
-            ],
+            "operation | m | vhe.cpp (this run) | `vhe` batch 1 | × | "
+            "`vhe` batch 256, per vector | × | `default` batch 1 | × | "
+            "`default` batch 256, per vector | × | vhe.cpp (notes, for context)",
             rows,
             "lrrrrrrrrrrr",
         ),
@@ -700,19 +682,8 @@ def _scheme_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) ->
         "between two key sets; the linear transform uses a random G with entries in [-2, 2]; "
         "the inner product is x.y (H = I).\n",
         markdown_table(
-            [
-                "operation",
-                "params",
-                "security",
-                "m",
-                "batch",
-                "per call",
-                "per vector",
-                "vectors/s",
-                "vs NumPy",
-                "vs vhe.cpp (this run)",
-                "vs 2017 notebook (notes, for context)",
-            ],
+            "operation | params | security | m | batch | per call | per vector | vectors/s | "
+            "vs NumPy | vs vhe.cpp (this run) | vs 2017 notebook (notes, for context)",
             rows,
             "lllrrrrrrrr",
         ),
@@ -744,16 +715,7 @@ def _scheme_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) ->
         text += [
             "### Key generation (owner side)\n",
             markdown_table(
-                [
-                    "key",
-                    "params",
-                    "security",
-                    "m",
-                    "time",
-                    "key size",
-                    "vhe.cpp (this run)",
-                    "vs vhe.cpp",
-                ],
+                "key | params | security | m | time | key size | vhe.cpp (this run) | vs vhe.cpp",
                 krows,
                 "lllrrrrr",
             ),
@@ -774,12 +736,7 @@ def _gpu_section(records: Sequence[BenchRecord]) -> str:
     rows: list[list[object]] = []
     ordered = sorted(
         gpu,
-        key=lambda r: (
-            r.backend,
-            list(OPERATION_ORDER).index(r.operation) if r.operation in OPERATION_ORDER else 99,
-            r.m or 0,
-            r.batch or 0,
-        ),
+        key=lambda r: (r.backend, _op_index(r.operation), r.m or 0, r.batch or 0),
     )
     for r in ordered:
         cpu_256 = cpu.get((r.operation, r.m, 256, r.params))
@@ -803,18 +760,8 @@ def _gpu_section(records: Sequence[BenchRecord]) -> str:
         "*vs CPU* is the NumPy backend's time per vector at batch 256 in the runs above divided "
         "by the GPU's; the machines differ (see Machine).\n",
         markdown_table(
-            [
-                "operation",
-                "backend",
-                "params",
-                "security",
-                "m",
-                "batch",
-                "per call",
-                "per vector",
-                "vectors/s",
-                "vs CPU (batch 256)",
-            ],
+            "operation | backend | params | security | m | batch | per call | per vector | "
+            "vectors/s | vs CPU (batch 256)",
             rows,
             "llllrrrrrr",
         ),
@@ -896,14 +843,7 @@ def _models_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) ->
         "full set). *vs 2017 notebook*: speed-up over its "
         f"{ref.SEED_REVIEWS_PER_SECOND:g} reviews/s (notes, for context).\n",
         markdown_table(
-            [
-                "workload",
-                "batch",
-                "encrypted",
-                "unencrypted",
-                "encryption costs",
-                "vs 2017 notebook",
-            ],
+            "workload | batch | encrypted | unencrypted | encryption costs | vs 2017 notebook",
             rows,
             "lrrrrr",
         ),
@@ -958,15 +898,8 @@ def _memory_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
             "Ours: int64 arrays (`nbytes`). vhe.cpp: the bytes of NTL's big-integer magnitudes "
             "(a lower bound: each entry also has a header and a pointer).\n",
             markdown_table(
-                [
-                    "params",
-                    "m",
-                    "ciphertext",
-                    "encryption key",
-                    "switch key",
-                    "linear key",
-                    "inner-product key",
-                ],
+                "params | m | ciphertext | encryption key | switch key | linear key | "
+                "inner-product key",
                 size_rows,
                 "lrrrrrr",
             ),
@@ -1000,16 +933,8 @@ def _memory_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
             f"{ref.MEMORY_TARGET:g}x). Batch 256 and key generation; at batch 1 fixed costs "
             "dominate tiny outputs.\n",
             markdown_table(
-                [
-                    "operation",
-                    "params",
-                    "m",
-                    "batch",
-                    "output",
-                    "peak",
-                    "temporaries / output",
-                    f"within {ref.MEMORY_TARGET:g}x",
-                ],
+                "operation | params | m | batch | output | peak | temporaries / output | "
+                f"within {ref.MEMORY_TARGET:g}x",
                 rows,
                 "llrrrrrl",
             ),
@@ -1080,17 +1005,8 @@ def _tenseal_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) -
         )
     text += [
         markdown_table(
-            [
-                "workload",
-                "ours (INSECURE)",
-                "error",
-                "TenSEAL (128-bit)",
-                "error",
-                "TenSEAL / ours",
-                "NumPy (plaintext)",
-                "ours / NumPy",
-                "TenSEAL (notes, for context)",
-            ],
+            "workload | ours (INSECURE) | error | TenSEAL (128-bit) | error | TenSEAL / ours | "
+            "NumPy (plaintext) | ours / NumPy | TenSEAL (notes, for context)",
             rows,
             "lrrrrrrrr",
         ),
@@ -1170,18 +1086,8 @@ def _scaling_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) -
             "inner-product key (H = I) and one linear-transform key (m x m), all for m-vectors; "
             "*peak* is the memory allocated while making them.\n",
             markdown_table(
-                [
-                    "params",
-                    "security",
-                    "m",
-                    "keygen time",
-                    "encryption key",
-                    "product key",
-                    "inner-product key",
-                    "linear key (m x m)",
-                    "total",
-                    "peak",
-                ],
+                "params | security | m | keygen time | encryption key | product key | "
+                "inner-product key | linear key (m x m) | total | peak",
                 rows,
                 "llrrrrrrrr",
             ),
@@ -1248,11 +1154,7 @@ def build_report(
     return text.rstrip() + "\n"
 
 
-def write_report(
-    inputs: Sequence[Path],
-    out: Path | None,
-    plots_dir: Path | None,
-) -> Report:
+def write_report(inputs: Sequence[Path], out: Path | None, plots_dir: Path | None) -> Report:
     """Load results, draw the plots (if matplotlib is there and ``plots_dir`` is given), write.
 
     ``out=None`` writes nothing (the caller prints ``Report.markdown``). Missing matplotlib is

@@ -119,13 +119,19 @@ class BenchRun:
 
     def select(self, kind: str | None = None, **extra: Any) -> list[BenchRecord]:
         """Records of ``kind`` whose extra_info has every given key with the given value."""
-        chosen = []
-        for record in self.records:
-            if kind is not None and record.kind != kind:
-                continue
-            if all(record.extra.get(key) == value for key, value in extra.items()):
-                chosen.append(record)
-        return chosen
+        return select_records(self.records, kind, **extra)
+
+
+def select_records(
+    records: Iterable[BenchRecord], kind: str | None = None, **extra: Any
+) -> list[BenchRecord]:
+    """The ``records`` of ``kind`` (any, for None) whose extra_info has every given key/value."""
+    return [
+        r
+        for r in records
+        if (kind is None or r.kind == kind)
+        and all(r.extra.get(key) == value for key, value in extra.items())
+    ]
 
 
 def find_result_files(path: Path) -> list[Path]:

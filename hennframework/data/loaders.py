@@ -473,10 +473,7 @@ def _polarity_pair(path: Path) -> tuple[Path, Path]:
 
 
 def load_polarity(
-    path: PathLike | PathPair,
-    *,
-    encoding: str | None = None,
-    skip_empty: bool = False,
+    path: PathLike | PathPair, *, encoding: str | None = None, skip_empty: bool = False
 ) -> ReviewDataset:
     """Load the two-file polarity format: all of ``<name>.pos`` (label 1), then ``<name>.neg`` (0).
 
@@ -581,11 +578,7 @@ def _aclimdb_split_dir(root: Path, split: str) -> Path:
 
 
 def load_aclimdb(
-    root: PathLike,
-    split: str = "train",
-    *,
-    encoding: str | None = None,
-    skip_empty: bool = False,
+    root: PathLike, split: str = "train", *, encoding: str | None = None, skip_empty: bool = False
 ) -> ReviewDataset:
     """Load one split of an aclImdb folder: every ``pos/*.txt`` (label 1), then ``neg/*.txt``.
 

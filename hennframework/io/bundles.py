@@ -263,6 +263,19 @@ def _single_key_id(ids: set[str], what: str) -> str | None:
 # ------------------------------------------------------------------------------------------
 # keys
 # ------------------------------------------------------------------------------------------
+def _read_key(bundle: Bundle, backend: Any, scheme: Any, *, secret: bool) -> KeyFile:
+    """The public or secret key of a key file: decoded by the scheme's codec, fingerprint checked."""
+    scheme = _load_scheme(bundle, backend, scheme)
+    source = _source(bundle)
+    codec = codec_for(scheme)
+    read = codec.read_secret_key if secret else codec.read_public_key
+    name, prefix = ("secret_key", "sk.") if secret else ("public_key", "pk.")
+    key = read(bundle.metadata.get(name) or {}, source, prefix, scheme)
+    source.check_all_used()
+    key_id, verified = _verify_loaded_key(bundle, codec, key)
+    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata, verified)
+
+
 def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> Path:
     """Write the public key (encryption + evaluation keys). Accepts a KeySet: only ``.public`` is written."""
     public = keys.public if isinstance(keys, KeySet) else keys
@@ -282,14 +295,7 @@ def save_public_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> P
 @untrusted_loader
 def load_public_key(path: PathLike, *, backend: Any = None, scheme: Any = None) -> KeyFile:
     """Read a public key, verify its fingerprint, register it with the scheme for evaluation."""
-    bundle = read_bundle(path, kinds=("public-key",))
-    scheme = _load_scheme(bundle, backend, scheme)
-    source = _source(bundle)
-    codec = codec_for(scheme)
-    key = codec.read_public_key(bundle.metadata.get("public_key") or {}, source, "pk.", scheme)
-    source.check_all_used()
-    key_id, verified = _verify_loaded_key(bundle, codec, key)
-    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata, verified)
+    return _read_key(read_bundle(path, kinds=("public-key",)), backend, scheme, secret=False)
 
 
 def save_secret_key(path: PathLike, keys: KeySet | Any, scheme: Any = None) -> Path:
@@ -334,13 +340,7 @@ def load_secret_key(path: PathLike, *, backend: Any = None, scheme: Any = None) 
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )
-    scheme = _load_scheme(bundle, backend, scheme)
-    source = _source(bundle)
-    codec = codec_for(scheme)
-    key = codec.read_secret_key(bundle.metadata.get("secret_key") or {}, source, "sk.", scheme)
-    source.check_all_used()
-    key_id, verified = _verify_loaded_key(bundle, codec, key)
-    return KeyFile(key, scheme, key_id, bundle.path, bundle.metadata, verified)
+    return _read_key(bundle, backend, scheme, secret=True)
 
 
 def save_keys(directory: PathLike, keys: KeySet, *, overwrite: bool = False) -> tuple[Path, Path]:

@@ -31,13 +31,14 @@ import importlib
 import itertools
 import json
 import math
+import operator
 import sys
 import time
 import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
@@ -124,27 +125,20 @@ class ChainReport:
             self.failures.append(f"{counter}: {message}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "chains": self.chains,
-            "operations": self.operations,
-            "decryptions": self.decryptions,
-            "values": self.values,
-            "wrong": self.wrong,
-            "bound_violations": self.bound_violations,
-            "coefficient_violations": self.coefficient_violations,
-            "unrefused": self.unrefused,
-            "model_mismatches": self.model_mismatches,
-            "crashes": self.crashes,
-            "refusals": dict(self.refusals),
-            "refusals_total": sum(self.refusals.values()),
-            "operation_counts": dict(self.operation_counts),
-            "max_noise_ratio": self.max_noise_ratio,
-            "noise_ratio_by_operation": dict(sorted(self.noise_ratio_by_operation.items())),
-            "probable_bound_violations": self.probable_bound_violations,
-            "tightness": self.tightness_summary(),
-            "seconds": round(self.seconds, 1),
-            "failures": self.failures,
-        }
+        """Every field as plain JSON, in field order (``refusals_total`` after ``refusals``)."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            out[item.name] = getattr(self, item.name)
+            if item.name == "refusals":
+                out["refusals_total"] = sum(self.refusals.values())
+        out.update(
+            refusals=dict(self.refusals),
+            operation_counts=dict(self.operation_counts),
+            noise_ratio_by_operation=dict(sorted(self.noise_ratio_by_operation.items())),
+            tightness=self.tightness_summary(),
+            seconds=round(self.seconds, 1),
+        )
+        return out
 
     def record_tightness(self, name: str, kind: str, ratio: float) -> None:
         self.tightness.setdefault(name, {}).setdefault(kind, []).append(ratio)
@@ -356,11 +350,7 @@ class ChainRunner:
 
     # -- random inputs ----------------------------------------------------------------------------
     def magnitudes(
-        self,
-        shape: tuple[int, ...],
-        high_bits: float,
-        integer: bool,
-        low_bits: float | None = None,
+        self, shape: tuple[int, ...], high_bits: float, integer: bool, low_bits: float | None = None
     ) -> Any:
         """Log-uniform magnitudes in [2**low_bits, 2**high_bits] with random signs, zeros, halves."""
         rng = self.rng
@@ -377,8 +367,7 @@ class ChainRunner:
             )  # ties of round-half-even after scaling by powers of two
         if integer:
             top = int(2 ** min(high_bits, 62))
-            ints = np.clip(np.rint(values), -top, top).astype(np.int64)
-            return ints
+            return np.clip(np.rint(values), -top, top).astype(np.int64)
         return values
 
     def plaintext_bits(self, params: IntegerVectorParams, scale: int, integer: bool) -> float:
@@ -606,19 +595,9 @@ class ChainRunner:
 
     def op_add(self, entry: Entry, other: Entry, subtract: bool) -> Entry:
         partner = self._partner(entry, other)
-        if subtract:
-            return self._with(
-                entry,
-                entry.ciphertext - partner.ciphertext,
-                entry.messages - partner.messages,
-                entry.scale,
-            )
-        return self._with(
-            entry,
-            entry.ciphertext + partner.ciphertext,
-            entry.messages + partner.messages,
-            entry.scale,
-        )
+        combine = operator.sub if subtract else operator.add
+        result = combine(entry.ciphertext, partner.ciphertext)
+        return self._with(entry, result, combine(entry.messages, partner.messages), entry.scale)
 
     def op_neg(self, entry: Entry) -> Entry:
         return self._with(entry, -entry.ciphertext, -entry.messages, entry.scale)
@@ -915,13 +894,8 @@ class ChainRunner:
             return None
         r = product_divisor(params, entry.scale, partner.scale)
         result = entry.ciphertext @ partner.ciphertext
-        messages = (entry.messages[..., 0] @ partner.messages[..., 0]) / r
-        return self._with(
-            entry,
-            result,
-            np.asarray(messages, dtype=object)[..., None],
-            entry.scale * partner.scale // r,
-        )
+        messages = np.asarray((entry.messages[..., 0] @ partner.messages[..., 0]) / r, dtype=object)
+        return self._with(entry, result, messages[..., None], entry.scale * partner.scale // r)
 
 
 def run_chains(

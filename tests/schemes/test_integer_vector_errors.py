@@ -198,9 +198,9 @@ def test_large_products_are_refused_not_wrapped(scheme: IntegerVectorScheme, key
 
 
 @pytest.mark.parametrize("name", ["default", "seed", "vhe"])
-def test_the_seeds_inner_product_failure(name: str) -> None:
-    """The seed decrypted the inner product of encryptions of 1000.0 (m = 4) to -1.1e12; here it is
-    exact (4e6) or refused."""
+def test_the_inner_product_that_decrypted_wrong_in_the_2017_code(name: str) -> None:
+    """The code of Trask's 2017 post decrypted the inner product of encryptions of 1000.0 (m = 4)
+    to -1.1e12; here it is exact (4e6) or refused."""
     scheme = IntegerVectorScheme(name)
     keys = scheme.keygen(seed=3, max_dim=4, dims=(1, 4), products=(1, 4))
     scheme.add_dot_key(keys, 4)

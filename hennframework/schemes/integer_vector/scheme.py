@@ -21,8 +21,8 @@ Math summary (details and error bounds in docs/scheme.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,8 @@ from hennframework.schemes.integer_vector.params import (
 )
 
 __all__ = ["IntegerVectorScheme"]
+
+_T = TypeVar("_T")
 
 
 class IntegerVectorScheme(Evaluator):
@@ -473,23 +475,59 @@ class IntegerVectorScheme(Evaluator):
     # key switching (the one primitive behind encryption, products, transforms)
     # ======================================================================================
     def decompose(self, values: Array) -> Array:
-        """Balanced base-2**b digits of int64 values (|v| < 2**62): shape (..., D) -> (..., D * l)."""
+        """Balanced base-2**b digits of int64 values (|v| < 2**62): shape (..., D) -> (..., D * l).
+
+        Digit i is ``((v + H) >> (b i)) & (B - 1)) - B/2`` with ``H = B/2 (1 + B + ... +
+        B**(l - 1))``: adding B/2 at every digit position turns the balanced digits into the
+        plain base-B digits of ``v + H`` (the same digits as the recurrence ``d = ((r + B/2) mod
+        B) - B/2``, ``r = (r - d) / B``), so all of them come from one shift of ``v + H`` by
+        every ``b i`` at once. ``v + H`` is computed in uint64, exact when it lies in [0, 2**64)
+        for every |v| < 2**62 (``_digit_plan``; b = 8 and b = 2, for instance); other bases
+        use the recurrence.
+        """
         p = self.params
-        digits = []
+        count, offset, shifts = self._constant("digits", self._digit_plan)
+        shape = (*values.shape[:-1], values.shape[-1] * count)
+        values = values.astype("int64", copy=False)
         if p.gadget_bits == 1:  # the paper's sign-and-magnitude bits
             sign = (values > 0).astype("int64") - (values < 0).astype("int64")
-            magnitude = abs(values)
-            for d in range(p.digits):
-                digits.append(((magnitude >> d) & 1) * sign)
-        else:
-            base, half, bits = p.base, p.base // 2, p.gadget_bits
-            rest = values
-            for _ in range(p.digits):
-                digit = ((rest + half) & (base - 1)) - half
-                digits.append(digit)
-                rest = (rest - digit) >> bits
-        stacked = self.backend.stack(digits, axis=-1)
-        return stacked.reshape(*values.shape[:-1], values.shape[-1] * p.digits)
+            bits = (abs(values)[..., None] >> shifts) & 1
+            return (bits * sign[..., None]).reshape(shape)
+        base, half, bits_per_digit = p.base, p.base // 2, p.gadget_bits
+        if offset is not None:
+            unsigned = values.view("uint64")
+            plain = ((unsigned + unsigned.dtype.type(offset))[..., None] >> shifts) & (base - 1)
+            return (plain.view("int64") - half).reshape(shape)
+        digits = []
+        rest = values
+        for _ in range(count):
+            digit = ((rest + half) & (base - 1)) - half
+            digits.append(digit)
+            rest = (rest - digit) >> bits_per_digit
+        return self.backend.stack(digits, axis=-1).reshape(shape)
+
+    def _digit_plan(self) -> tuple[int, int | None, Array]:
+        """``decompose``'s constants: the digit count, the offset H (None: use the recurrence)
+        and the shift ``b i`` of every digit i on the backend (uint64 where H is added)."""
+        p = self.params
+        count, half = p.digits, p.base // 2
+        offset = sum(half * p.base**i for i in range(count)) if p.gadget_bits > 1 else None
+        # v + H must lie in [0, 2**64) for every |v| < 2**62 to be exact in uint64
+        if offset is not None and not LIMIT - 1 <= offset < (1 << 64) - (LIMIT - 1):
+            offset = None
+        positions = np.arange(count, dtype=np.int64) * p.gadget_bits
+        shifts = self.backend.asarray(positions, dtype="int64" if offset is None else "uint64")
+        return count, offset, shifts
+
+    def _constant(self, name: str, build: Callable[[], _T]) -> _T:
+        """``build()``, made once per parameter set and backend of this scheme (the small
+        constant arrays and plans of the hot operations)."""
+        cache: dict[str, tuple[Any, Any, Any]] = self.__dict__.setdefault("_constants", {})
+        entry = cache.get(name)
+        if entry is None or entry[0] is not self.params or entry[1] is not self.backend:
+            entry = cache[name] = (self.params, self.backend, build())
+        value: _T = entry[2]
+        return value
 
     def _apply_switch(self, source: Array, key: KeySwitchKey, source_bound: int) -> Array:
         """``M c*`` modulo 2**64 for sources with ``|source| <= source_bound`` (see ``_switch``)."""
@@ -712,53 +750,45 @@ class IntegerVectorScheme(Evaluator):
             f"products of {m}-vectors need a product key; the key holder runs "
             f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
         )
-        backend = self.backend
-        batch = broadcast_batch(left.shape, right.shape, "combine")
-        a = backend.broadcast_to(left.data, (*batch, m + k))
-        b = backend.broadcast_to(right.data, (*batch, m + k))
+        broadcast_batch(left.shape, right.shape, "combine")  # refuses batches that do not broadcast
         divisor_total = p.w * r
         # overflow: the factors are below 2**62 (ciphertext invariant), so every product fits in
         # 128 bits (mul_wide); each rounded tensor entry must be below 2**62 to be a key-switch
         # source, which is proved here from the coefficient bounds before anything runs.
-        top_a, bot_a = a[..., :m], a[..., m:]
-        top_b, bot_b = b[..., :m], b[..., m:]
-        # the actual magnitudes (exact, and often far below the tracked coefficient bounds)
-        top_bound_a = backend.abs_max(left.data[..., :m])
-        bot_bound_a = backend.abs_max(left.data[..., m:])
-        top_bound_b = backend.abs_max(right.data[..., :m])
-        bot_bound_b = backend.abs_max(right.data[..., m:])
-        tensor_bound = _round_div_bound(
-            max(
-                top_bound_a * top_bound_b,
-                top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
-                bot_bound_a * bot_bound_b,
-            ),
-            divisor_total,
-        )
+        # The tracked coefficient bounds (|every coefficient| <= coeff_bound) usually settle
+        # it at no cost; otherwise the actual magnitudes (exact, and often far below them) do.
+        tensor_bound = _round_div_bound(2 * left.coeff_bound * right.coeff_bound, divisor_total)
+        if tensor_bound >= LIMIT:
+            top_bound_a, bot_bound_a, top_bound_b, bot_bound_b = self._part_bounds(
+                m, left.data, right.data
+            )
+            tensor_bound = _round_div_bound(
+                max(
+                    top_bound_a * top_bound_b,
+                    top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
+                    bot_bound_a * bot_bound_b,
+                ),
+                divisor_total,
+            )
         if tensor_bound >= LIMIT:
             raise OverflowRiskError(
                 "the product's tensor entries could exceed 62 bits (values too large for this "
                 "parameter set); use smaller values, rescale first, or a parameter set with a "
                 "smaller w or scale."
             )
-        entries = [wide.sum_products_round_div([(top_a, top_b)], divisor_total)]
-        cross_a = top_a[..., :, None]
-        cross_b = top_b[..., :, None]
-        entries.append(
-            wide.sum_products_round_div(
-                [(cross_a, bot_b[..., None, :]), (bot_a[..., None, :], cross_b)], divisor_total
-            ).reshape(*batch, m * k)
+        # every tensor entry at once: the factors of its (up to two) products stacked on one axis
+        left_index, right_index, used = self._constant(
+            f"tensor:{m}", lambda: self._tensor_factors(m)
         )
-        entries.append(
-            wide.sum_products_round_div(
-                [(bot_a[..., :, None], bot_b[..., None, :])], divisor_total
-            ).reshape(*batch, k * k)
+        tensor = wide.stacked_products_round_div(
+            left.data[..., left_index] * used, right.data[..., right_index], divisor_total
         )
-        tensor = backend.concatenate(entries, axis=-1)
-        mu_a = backend.broadcast_to(left.message_bound(), batch)
-        mu_b = backend.broadcast_to(right.message_bound(), batch)
-        e_a = backend.broadcast_to(left.noise, batch)
-        e_b = backend.broadcast_to(right.noise, batch)
+        # Each bound below adds terms of both operands (mu_a e_b, mu_b e_a, ...), so NumPy
+        # broadcasting gives them the batch shape without broadcasting each operand first.
+        mu_a = left.message_bound()
+        mu_b = right.message_bound()
+        e_a = left.noise
+        e_b = right.noise
         key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
         # |K t| = |w mu_a mu_b / r + (noise before the switch)|: the rounding of the tensor
         # entries (key_l1 / 2) belongs to that noise, so it is part of the value bound too
@@ -772,7 +802,7 @@ class IntegerVectorScheme(Evaluator):
             )
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
-        probable = self._product_probable(left, right, batch, mu_a, mu_b, 1.0, r, key_l1, l2)
+        probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2)
         return left.derive(
             data,
             noise,
@@ -785,7 +815,6 @@ class IntegerVectorScheme(Evaluator):
         self,
         left: Ciphertext,
         right: Ciphertext,
-        batch: tuple[int, ...],
         mu_a: Array,
         mu_b: Array,
         h_abs: float,
@@ -801,14 +830,59 @@ class IntegerVectorScheme(Evaluator):
         adds ``E c*`` (parameter ``e_bound |c*|_2``), linearly since E may already be in e_a.
         """
         p = self.params
-        backend = self.backend
-        det_a, sg_a = (backend.broadcast_to(v, batch) for v in left.probable_parts())
-        det_b, sg_b = (backend.broadcast_to(v, batch) for v in right.probable_parts())
-        w_a = backend.broadcast_to(left.noise, batch)
-        w_b = backend.broadcast_to(right.noise, batch)
+        # both results add terms of both operands (and l2 has the batch shape), so NumPy
+        # broadcasting gives them the batch shape: no operand needs broadcasting first
+        det_a, sg_a = left.probable_parts()
+        det_b, sg_b = right.probable_parts()
+        w_a = left.noise
+        w_b = right.noise
         det = (h_abs * (mu_a * det_b + mu_b * det_a + w_a * w_b / p.w) / r + key_l1 / 2) * SAFETY
         sg = (h_abs * (mu_a * sg_b + mu_b * sg_a) / r + l2 * p.e_bound) * SAFETY
         return det, sg
+
+    def _part_bounds(self, m: int, *arrays: Array) -> list[int]:
+        """max |top| and max |bottom| (the first ``m`` and the other entries of the last axis)
+        of each int64 array, as exact Python ints, with one transfer from the backend."""
+        extremes = []
+        for array in arrays:
+            if array.size:
+                rows = array.reshape(-1, array.shape[-1])
+                extremes += [rows.max(axis=0), rows.min(axis=0)]
+        backend = self.backend
+        host = backend.to_numpy(backend.stack(extremes)).tolist() if extremes else []
+        bounds = []
+        for array in arrays:
+            if not array.size:
+                bounds += [0, 0]
+                continue
+            high, low = host[0], host[1]
+            del host[:2]
+            # compared as Python ints: |INT64_MIN| does not fit int64
+            bounds.append(max((abs(v) for v in high[:m] + low[:m]), default=0))
+            bounds.append(max((abs(v) for v in high[m:] + low[m:]), default=0))
+        return bounds
+
+    def _tensor_factors(self, m: int) -> tuple[Array, Array, Array]:
+        """Where the products of a slotwise tensor come from: indices into both ciphertexts.
+
+        Entries: ``top_a[i] top_b[i]`` (m), ``top_a[i] bot_b[j] + bot_a[j] top_b[i]`` (m k, i
+        major) and ``bot_a[i] bot_b[j]`` (k k, i major), the order of ``product_key_matrix``.
+        Row 0 of each index array names the first product's factors, row 1 the second's; ``used``
+        is 0 where an entry has no second product (its factors then contribute 0).
+        """
+        k = self.params.k
+        tops, bottoms = range(m), [m + j for j in range(k)]
+        cross = [(i, j) for i in tops for j in bottoms]
+        square = [(i, j) for i in bottoms for j in bottoms]
+        first = [(i, i) for i in tops] + cross + square
+        second = [(0, 0)] * m + [(j, i) for i, j in cross] + [(0, 0)] * (k * k)
+        used = [0] * m + [1] * (m * k) + [0] * (k * k)
+        backend = self.backend
+        return (
+            backend.asarray([[i for i, _ in first], [i for i, _ in second]], dtype="int64"),
+            backend.asarray([[j for _, j in first], [j for _, j in second]], dtype="int64"),
+            backend.asarray([[1] * len(first), used], dtype="int64"),
+        )
 
     def dot(
         self,
@@ -832,10 +906,13 @@ class IntegerVectorScheme(Evaluator):
         backend = self.backend
         batch = broadcast_batch(left.shape, right.shape, "combine")
         # factors below 2**62 (invariant): products fit in 128 bits; the rounded entries are
-        # key-switch sources and must be below 2**62, proved before anything runs
-        tensor_bound = _round_div_bound(
-            backend.abs_max(left.data) * backend.abs_max(right.data), p.w * r
-        )
+        # key-switch sources and must be below 2**62, proved before anything runs (from the
+        # tracked coefficient bounds when they suffice, else from the actual magnitudes)
+        tensor_bound = _round_div_bound(left.coeff_bound * right.coeff_bound, p.w * r)
+        if tensor_bound >= LIMIT:
+            tensor_bound = _round_div_bound(
+                backend.abs_max(left.data) * backend.abs_max(right.data), p.w * r
+            )
         if tensor_bound >= LIMIT:
             raise OverflowRiskError(
                 "the inner product's tensor entries could exceed 62 bits; use smaller values, "
@@ -845,10 +922,11 @@ class IntegerVectorScheme(Evaluator):
         b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
         tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
         h_abs = float(np.abs(h).sum())
-        mu_a = backend.broadcast_to(left.message_bound(), batch)
-        mu_b = backend.broadcast_to(right.message_bound(), batch)
-        e_a = backend.broadcast_to(left.noise, batch)
-        e_b = backend.broadcast_to(right.noise, batch)
+        # terms of both operands in every bound: broadcasting gives them the batch shape
+        mu_a = left.message_bound()
+        mu_b = right.message_bound()
+        e_a = left.noise
+        e_b = right.noise
         key_l1 = float(np.abs(h).sum()) * p.key_row_norm**2
         # noise before the switch, rounding of the tensor entries included (see multiply)
         before_switch = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
@@ -858,7 +936,7 @@ class IntegerVectorScheme(Evaluator):
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
-        probable = self._product_probable(left, right, batch, mu_a, mu_b, h_abs, r, key_l1, l2)
+        probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2)
         return left.derive(
             data,
             noise,

@@ -9,8 +9,8 @@ of encryptions of 1000.0 decrypted to -1.1e12 instead of 4e12). Here a 128-bit v
 
 Every function states the bounds its inputs must satisfy and why each intermediate fits:
 
-* ``mul_wide``: |a|, |b| < 2**62 (checked by the caller from tracked bounds); 31-bit limbs make
-  every partial product < 2**62 and the middle sum < 2**63.
+* ``mul_wide``: |a|, |b| < 2**62 (checked by the caller from tracked bounds); 32-bit limbs make
+  the low partial product < 2**64 (read as unsigned) and the middle sum < 2**63.
 * ``wide_add``: exact modulo 2**128, so a sum of several terms is exact whenever the *final*
   value lies in (-2**127, 2**127), whatever the intermediate sums.
 * ``sum_products_round_div``: at most 7 products of magnitude < 2**124, so |sum| < 2**127.
@@ -37,6 +37,7 @@ __all__ = [
     "mul_wide",
     "plan_matmul",
     "round_div_wide",
+    "stacked_products_round_div",
     "sum_products_round_div",
     "wide_add",
     "wide_matmul_round_div",
@@ -44,7 +45,6 @@ __all__ = [
 
 Wide = tuple[Any, Any]  # (hi: int64 array, lo: uint64 array)
 
-MASK31 = (1 << 31) - 1
 MASK32 = (1 << 32) - 1
 LIMIT = 1 << 62
 #: A limb GEMM is exact in int64 (and so in any backend's ``matmul_int_wrap``, exact modulo
@@ -55,18 +55,6 @@ WIDE_LIMIT = 1 << 127
 #: ``mul_wide`` needs both factors below 2**62 in magnitude, so a product is below 2**124 and
 #: at most this many products can be summed in 128 bits (7 * 2**124 < 2**127).
 MAX_PRODUCTS = 7
-
-
-def _u64(array: Any) -> Any:
-    return array.astype("int64").view("uint64")
-
-
-def _negate(hi: Any, lo: Any) -> Wide:
-    """Two's-complement negation of a 128-bit value."""
-    lo_neg = (~lo) + 1  # wraps modulo 2**64
-    borrow = (lo == 0).astype("int64")
-    hi_neg = (~hi) + borrow
-    return hi_neg, lo_neg
 
 
 def wide_add(x: Wide, y: Wide) -> Wide:
@@ -80,39 +68,30 @@ def mul_wide(a: Any, b: Any) -> Wide:
     """Exact signed 128-bit product of int64 arrays with |a|, |b| < 2**62 (broadcasting).
 
     The caller proves the bounds (ciphertext coefficients are below 2**62 by invariant, encoded
-    plaintexts below 2**53). With 31-bit limbs ``a = a1 2**31 + a0`` (a1, a0 < 2**31): a0 b0 and
-    a1 b1 are below 2**62 and a1 b0 + a0 b1 below 2**63, so nothing wraps.
+    plaintexts below 2**53). Signed 32-bit limbs ``a = a1 2**32 + a0`` with ``a0 = a & (2**32 -
+    1)`` in [0, 2**32) and ``a1 = a >> 32`` in [-2**30, 2**30): ``a0 b0`` is below 2**64 (its
+    int64 product wraps, but read as uint64 it is exact), ``a1 b0 + a0 b1`` below 2**63 and
+    ``a1 b1`` below 2**60 in magnitude. ``a b = a1 b1 2**64 + (a1 b0 + a0 b1) 2**32 + a0 b0``:
+    the middle term is split into a high word (arithmetic shift) and a low one (wrapping
+    shift), so the sum needs one carry and no sign handling.
     """
-    negative = (a < 0) ^ (b < 0)
-    abs_a = abs(a)
-    abs_b = abs(b)
-    a0, a1 = abs_a & MASK31, abs_a >> 31
-    b0, b1 = abs_b & MASK31, abs_b >> 31
-    low = _u64(a0 * b0)  # < 2**62
-    mid = a1 * b0 + a0 * b1  # < 2**63
-    top = a1 * b1  # < 2**62
-    # magnitude = top * 2**62 + mid * 2**31 + low
-    mid_lo = _u64(mid) << 31
-    mid_hi = mid >> 33
-    lo = low + mid_lo
-    hi = mid_hi + (lo < low).astype("int64")
-    top_lo = _u64(top) << 62
-    lo2 = lo + top_lo
-    hi = hi + (top >> 2) + (lo2 < lo).astype("int64")
-    neg_hi, neg_lo = _negate(hi, lo2)
-    sign = negative.astype("int64")
-    # select without ``where`` so the same code runs on any array library
-    keep = 1 - sign
-    hi_out = hi * keep + neg_hi * sign
-    lo_out = lo2 * _u64(keep) + neg_lo * _u64(sign)
-    return hi_out, lo_out
+    a0, a1 = a & MASK32, a >> 32
+    b0, b1 = b & MASK32, b >> 32
+    low = (a0 * b0).view("uint64")  # exact: below 2**64
+    mid = a1 * b0 + a0 * b1  # |mid| < 2**63
+    # mid * 2**32 = (mid >> 32) * 2**64 + ((mid << 32) mod 2**64)
+    lo = low + (mid.view("uint64") << 32)
+    # the carry of the low-word addition (a bool array adds to int64 as 0 or 1)
+    hi = a1 * b1 + (mid >> 32) + (lo < low)
+    return hi, lo
 
 
 def round_div_wide(value: Wide, divisor: int) -> Any:
     """round(value / divisor) to int64, halves away from zero; raises if the result does not fit.
 
-    ``value`` must lie in (-2**127, 2**127) (two's complement); adding ``divisor // 2`` to its
-    magnitude stays below 2**128 because the divisor is below 2**127.
+    ``value`` (``hi`` int64, ``lo`` uint64) must lie in (-2**127, 2**127) (two's complement);
+    adding ``divisor // 2`` to its magnitude stays below 2**128 because the divisor is below
+    2**127.
     """
     if divisor < 1:
         raise ValueError("divisor must be a positive integer")
@@ -129,45 +108,58 @@ def round_div_wide(value: Wide, divisor: int) -> Any:
             "Use a power-of-two w or a smaller scale."
         )
     hi, lo = value
-    negative = hi < 0
-    sign = negative.astype("int64")
-    neg_hi, neg_lo = _negate(hi, lo)
-    keep = 1 - sign
-    mag_hi = hi * keep + neg_hi * sign
-    mag_lo = lo * _u64(keep) + neg_lo * _u64(sign)
+    # the magnitude: a conditional two's-complement negation, x -> (x ^ mask) - mask with
+    # mask = -1 for negative values and 0 otherwise (the low word borrows into the high one)
+    mask = hi >> 63
+    mask_lo = mask.view("uint64")
+    flipped = lo ^ mask_lo
+    mag_lo = flipped - mask_lo  # ~lo + 1 when negative, wrapping modulo 2**64
+    mag_hi = (hi ^ mask) + (mag_lo < flipped)  # carry: ~lo + 1 wrapped exactly when lo == 0
     # add divisor // 2 for rounding half away from zero
     half = divisor // 2
-    # a uint64 scalar, not a Python int: CuPy passes Python ints to kernels as int64
-    new_lo = mag_lo + mag_lo.dtype.type(half & ((1 << 64) - 1))
-    mag_hi = mag_hi + (half >> 64) + (new_lo < mag_lo).astype("int64")
-    mag_lo = new_lo
+    half_lo, half_hi = half & ((1 << 64) - 1), half >> 64
+    if half_lo:
+        # a uint64 scalar, not a Python int: CuPy passes Python ints to kernels as int64
+        new_lo = mag_lo + mag_lo.dtype.type(half_lo)
+        mag_hi = mag_hi + (new_lo < mag_lo)
+        mag_lo = new_lo
+    if half_hi:
+        mag_hi = mag_hi + half_hi
     # shift right by ``shift`` (floor of the magnitude)
     if shift:
         if shift >= 64:
-            mag_lo = _u64(mag_hi >> (shift - 64))
+            mag_lo = (mag_hi >> (shift - 64)).view("uint64")
             mag_hi = mag_hi * 0
         else:
-            mag_lo = (mag_lo >> shift) | (_u64(mag_hi) << (64 - shift))
+            mag_lo = (mag_lo >> shift) | (mag_hi.view("uint64") << (64 - shift))
             mag_hi = mag_hi >> shift
     if odd > 1:
         # remainder < odd < 2**32, so (remainder << 32) | chunk < 2**64: no step wraps
-        chunks = [_u64(mag_hi) >> 32, _u64(mag_hi) & MASK32, mag_lo >> 32, mag_lo & MASK32]
-        remainder = chunks[0] * 0
+        unsigned_hi = mag_hi.view("uint64")
+        chunks = [unsigned_hi >> 32, unsigned_hi & MASK32, mag_lo >> 32, mag_lo & MASK32]
+        current = chunks[0]  # the remainder before the first chunk is 0
         quotient = []
-        for chunk in chunks:
-            current = (remainder << 32) | chunk
+        for chunk in chunks[1:]:
             quotient.append(current // odd)
-            remainder = current % odd
+            current = ((current % odd) << 32) | chunk
+        quotient.append(current // odd)
         mag_hi = ((quotient[0] << 32) | quotient[1]).view("int64")
         mag_lo = (quotient[2] << 32) | quotient[3]
-    too_big = (mag_hi != 0) | ((mag_lo >> 63) != 0)
-    if bool(too_big.any()):
+    if bool((mag_hi.view("uint64") | (mag_lo >> 63)).any()):
         raise OverflowRiskError(
             "a rounded quotient does not fit in 63 bits; the operation was refused rather than "
             "wrapped. Use smaller values, a smaller scale, or a parameter set with a smaller w."
         )
-    result = mag_lo.view("int64")
-    return result * (1 - 2 * sign)
+    # the sign back: the same conditional negation, on a magnitude below 2**63
+    return (mag_lo.view("int64") ^ mask) - mask
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_PRODUCTS:
+        raise OverflowRiskError(
+            f"sum_products_round_div takes 1 to {MAX_PRODUCTS} products (more could pass 2**127), "
+            f"got {count}"
+        )
 
 
 def sum_products_round_div(pairs: list[tuple[Any, Any]], divisor: int) -> Any:
@@ -176,16 +168,29 @@ def sum_products_round_div(pairs: list[tuple[Any, Any]], divisor: int) -> Any:
     Every factor must be below 2**62 in magnitude (``mul_wide``), so each product is below
     2**124 and up to ``MAX_PRODUCTS`` of them sum below 2**127 (exact in 128 bits).
     """
-    if not 1 <= len(pairs) <= MAX_PRODUCTS:
-        raise OverflowRiskError(
-            f"sum_products_round_div takes 1 to {MAX_PRODUCTS} products (more could pass 2**127), "
-            f"got {len(pairs)}"
-        )
+    _check_count(len(pairs))
     total: Wide | None = None
     for a, b in pairs:
         product = mul_wide(a, b)
         total = product if total is None else wide_add(total, product)
     assert total is not None
+    return round_div_wide(total, divisor)
+
+
+def stacked_products_round_div(left: Any, right: Any, divisor: int) -> Any:
+    """round(sum_i left[..., i, :] * right[..., i, :] / divisor) exactly, as int64.
+
+    The products a sum is made of lie along the second-to-last axis (at most ``MAX_PRODUCTS``;
+    a zero factor contributes nothing), so any number of such sums cost one pass of array
+    operations: ``mul_wide`` once over everything, the sums, one ``round_div_wide``. Factors
+    below 2**62 in magnitude, as for ``sum_products_round_div``; the result drops that axis.
+    """
+    hi, lo = mul_wide(left, right)
+    count = int(hi.shape[-2])
+    _check_count(count)
+    total: Wide = (hi[..., 0, :], lo[..., 0, :])
+    for index in range(1, count):
+        total = wide_add(total, (hi[..., index, :], lo[..., index, :]))
     return round_div_wide(total, divisor)
 
 

@@ -6,7 +6,7 @@ interfaces only (:class:`~hennframework.scheme.HEScheme` and the operators of
 :class:`~hennframework.backend.ArrayBackend`), and a plugin runs them by subclassing and overriding
 a few class-scoped fixtures. The modules:
 
-* ``base``: the shared fixtures (:class:`SchemeFixtures`), ``kit_settings``,
+* ``base``: the shared fixtures (:class:`SchemeFixtures`), ``kit_settings``, ``kit_given``,
   ``require_capabilities``;
 * ``encryption``: :class:`BaseEncryptionTests`, Dec(Enc(x)) ~ x with either key;
 * ``arithmetic``: :class:`BaseArithmeticTests`, sums, differences, negation, broadcasting;

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
 
 from hennframework.scheme import Capability, HEScheme, KeySet
 from hennframework.testing import strategies as hst
-from hennframework.testing.base.base import SchemeFixtures, kit_settings, require_capabilities
-from hennframework.testing.bounds import ErrorModel, assert_within
+from hennframework.testing.base.base import Data, SchemeFixtures, kit_given, require_capabilities
+from hennframework.testing.bounds import ErrorModel
 
 __all__ = ["BaseArithmeticTests"]
 
@@ -17,15 +15,9 @@ __all__ = ["BaseArithmeticTests"]
 class BaseArithmeticTests(SchemeFixtures):
     """Addition, subtraction and negation, with ciphertexts and plaintexts, with broadcasting."""
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_add_sub_neg(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.ADD)
         shape = data.draw(hst.batch_shapes(), label="shape")
@@ -33,21 +25,15 @@ class BaseArithmeticTests(SchemeFixtures):
         y = data.draw(hst.real_arrays(shape, value_range), label="y")
         a, b = self.encrypt(scheme, keys, x), self.encrypt(scheme, keys, y)
         ta, tb = errors.fresh(x), errors.fresh(y)
-        assert_within(self.decrypt(scheme, keys, a + b), errors.add(ta, tb), "Dec(a + b)")
-        assert_within(self.decrypt(scheme, keys, a - b), errors.sub(ta, tb), "Dec(a - b)")
-        assert_within(self.decrypt(scheme, keys, -a), errors.neg(ta), "Dec(-a)")
-        assert_within(self.decrypt(scheme, keys, a + a), errors.add(ta, ta), "Dec(a + a)")
-        assert_within(self.decrypt(scheme, keys, a - a), errors.sub(ta, ta), "Dec(a - a)")
+        self.assert_decrypts(scheme, keys, a + b, errors.add(ta, tb), "Dec(a + b)")
+        self.assert_decrypts(scheme, keys, a - b, errors.sub(ta, tb), "Dec(a - b)")
+        self.assert_decrypts(scheme, keys, -a, errors.neg(ta), "Dec(-a)")
+        self.assert_decrypts(scheme, keys, a + a, errors.add(ta, ta), "Dec(a + a)")
+        self.assert_decrypts(scheme, keys, a - a, errors.sub(ta, ta), "Dec(a - a)")
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_add_broadcasts(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.ADD)
         left, right = data.draw(hst.broadcast_pairs(), label="shapes")
@@ -56,17 +42,11 @@ class BaseArithmeticTests(SchemeFixtures):
         result = self.encrypt(scheme, keys, x) + self.encrypt(scheme, keys, y)
         assert tuple(result.shape) == np.broadcast_shapes(left, right)
         expected = errors.add(errors.fresh(x), errors.fresh(y))
-        assert_within(self.decrypt(scheme, keys, result), expected, "Dec(a + b) broadcast")
+        self.assert_decrypts(scheme, keys, result, expected, "Dec(a + b) broadcast")
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_plaintext_add_sub(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.ADD)
         shape = data.draw(hst.batch_shapes(), label="shape")
@@ -74,19 +54,17 @@ class BaseArithmeticTests(SchemeFixtures):
         p = data.draw(hst.real_arrays(shape, value_range), label="p")
         k = data.draw(hst.reals(value_range), label="k")
         a, ta = self.encrypt(scheme, keys, x), errors.fresh(x)
-        assert_within(self.decrypt(scheme, keys, a + p), errors.add_plain(ta, p), "Dec(a + p)")
-        assert_within(self.decrypt(scheme, keys, p + a), errors.add_plain(ta, p), "Dec(p + a)")
-        assert_within(self.decrypt(scheme, keys, a - p), errors.add_plain(ta, -p), "Dec(a - p)")
-        assert_within(
-            self.decrypt(scheme, keys, p - a), errors.add_plain(errors.neg(ta), p), "Dec(p - a)"
+        self.assert_decrypts(scheme, keys, a + p, errors.add_plain(ta, p), "Dec(a + p)")
+        self.assert_decrypts(scheme, keys, p + a, errors.add_plain(ta, p), "Dec(p + a)")
+        self.assert_decrypts(scheme, keys, a - p, errors.add_plain(ta, -p), "Dec(a - p)")
+        self.assert_decrypts(scheme, keys, p - a, errors.add_plain(errors.neg(ta), p), "Dec(p - a)")
+        self.assert_decrypts(
+            scheme, keys, a + k, errors.add_plain(ta, np.full(shape, k)), "Dec(a + scalar)"
         )
-        assert_within(
-            self.decrypt(scheme, keys, a + k),
-            errors.add_plain(ta, np.full(shape, k)),
-            "Dec(a + scalar)",
-        )
-        assert_within(
-            self.decrypt(scheme, keys, k - a),
+        self.assert_decrypts(
+            scheme,
+            keys,
+            k - a,
             errors.add_plain(errors.neg(ta), np.full(shape, k)),
             "Dec(scalar - a)",
         )

@@ -104,6 +104,18 @@ def assert_same(actual: npt.NDArray[Any], expected: npt.NDArray[Any]) -> None:
     assert np.ascontiguousarray(actual).tobytes() == np.ascontiguousarray(expected).tobytes()
 
 
+def assert_index_add(
+    backend: ArrayBackend, target: npt.NDArray[Any], indices: Any, values: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """``backend.index_add`` on ``target`` is bit-identical to ``numpy.add.at``; returns the sum."""
+    expected = target.copy()
+    np.add.at(expected, indices, values)
+    device = backend.asarray(target)
+    backend.index_add(device, backend.asarray(indices), backend.asarray(values))
+    assert_same(host(backend, device), expected)
+    return expected
+
+
 # -- exact integer matrix products -------------------------------------------------------------
 MATMUL_SHAPES = [
     ((3, 4), (4, 5)),
@@ -359,11 +371,7 @@ class BaseBackendTests:
         indices = np.array([0, 4, 0, 0, 2, -1, 4], dtype=np.int64)
         values = wide_int64(rng, (7, 3))
         values[:3] = INT64_MAX  # repeated huge values: sums wrap modulo 2**64
-        expected = target.copy()
-        np.add.at(expected, indices, values)
-        device = backend.asarray(target)
-        backend.index_add(device, backend.asarray(indices), backend.asarray(values))
-        assert_same(host(backend, device), expected)
+        assert_index_add(backend, target, indices, values)
 
     def test_index_add_float_matches_numpy_order(self, backend: ArrayBackend) -> None:
         """Repeated float indices are added in order of appearance, as numpy.add.at does."""
@@ -371,13 +379,9 @@ class BaseBackendTests:
         indices = np.array([1, 0, 1, 1, 2, 1, 0], dtype=np.int64)
         column = np.array([1e16, 0.5, 1.0, -1e16, 3.0, 1.0, 2.0**-30])
         values = np.stack([column, column[::-1] * 3.0], axis=1)
-        expected = target.copy()
-        np.add.at(expected, indices, values)
+        expected = assert_index_add(backend, target, indices, values)
         # the order matters for these values (a different order rounds differently)
         assert expected[1, 0] != (1e16 - 1e16) + 1.0 + 1.0
-        device = backend.asarray(target)
-        backend.index_add(device, backend.asarray(indices), backend.asarray(values))
-        assert_same(host(backend, device), expected)
 
     def test_index_add_float_order_on_long_index_lists(self, backend: ArrayBackend) -> None:
         """Hundreds of indices with repeats: still NumPy's order (any unstable sort would show)."""
@@ -385,11 +389,7 @@ class BaseBackendTests:
         indices = rng.integers(0, 40, size=500)
         values = rng.standard_normal((500, 2)) * 10.0 ** rng.integers(-12, 12, (500, 1))
         target = rng.standard_normal((40, 2))
-        expected = target.copy()
-        np.add.at(expected, indices, values)
-        device = backend.asarray(target)
-        backend.index_add(device, backend.asarray(indices), backend.asarray(values))
-        assert_same(host(backend, device), expected)
+        assert_index_add(backend, target, indices, values)
 
     def test_index_add_many_repeats(self, backend: ArrayBackend) -> None:
         """More repeats than the device passes allow (host fallback for floats)."""
@@ -398,18 +398,8 @@ class BaseBackendTests:
         rng.shuffle(indices)
         values = rng.standard_normal(indices.size) * 10.0 ** rng.integers(-8, 8, indices.size)
         target = rng.standard_normal(4)
-        expected = target.copy()
-        np.add.at(expected, indices, values)
-        device = backend.asarray(target)
-        backend.index_add(device, backend.asarray(indices), backend.asarray(values))
-        assert_same(host(backend, device), expected)
-        int_target = wide_int64(rng, (4,))
-        int_values = wide_int64(rng, (indices.size,))
-        expected_int = int_target.copy()
-        np.add.at(expected_int, indices, int_values)
-        device_int = backend.asarray(int_target)
-        backend.index_add(device_int, backend.asarray(indices), backend.asarray(int_values))
-        assert_same(host(backend, device_int), expected_int)
+        assert_index_add(backend, target, indices, values)
+        assert_index_add(backend, wide_int64(rng, (4,)), indices, wide_int64(rng, (indices.size,)))
 
     def test_index_add_other_index_forms(self, backend: ArrayBackend) -> None:
         target = np.arange(12, dtype=np.int64).reshape(4, 3)

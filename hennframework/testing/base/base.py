@@ -9,28 +9,33 @@ place. :func:`kit_settings` and :func:`require_capabilities` are for plugin auth
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeAlias, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hennframework.scheme import Capability, EncryptedTensor, HEScheme, KeySet
-from hennframework.testing.bounds import ErrorModel, Tracked
+from hennframework.testing.bounds import ErrorModel, Tracked, assert_within
 
 __all__ = [
     "KEY_SEED",
     "MAX_CHAIN",
     "OTHER_KEY_SEED",
     "PLAIN_BOUND",
+    "Data",
     "SchemeFixtures",
+    "kit_given",
     "kit_settings",
     "missing_fixture",
     "require_capabilities",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The ``data`` argument of a :func:`kit_given` test: it draws the test's inputs.
+Data: TypeAlias = st.DataObject
 
 #: Seeds of the two key sets (reproducible keys for tests only: a known seed is a known key).
 KEY_SEED = 1_000_003
@@ -52,6 +57,16 @@ def kit_settings(**changes: Any) -> Callable[[F], F]:
         ],
         **changes,
     )
+
+
+def kit_given(**changes: Any) -> Callable[[F], F]:
+    """:func:`kit_settings` with ``@given(data=st.data())``: a kit test draws its inputs from
+    ``data`` (interactively, so later draws can depend on the scheme and on earlier ones)."""
+
+    def decorate(test: F) -> F:
+        return cast(F, kit_settings(**changes)(given(data=st.data())(test)))
+
+    return decorate
 
 
 def missing_fixture(cls: type, name: str, what: str = "") -> NoReturn:
@@ -136,6 +151,12 @@ class SchemeFixtures:
         self, scheme: HEScheme, keys: KeySet, tensor: EncryptedTensor
     ) -> npt.NDArray[np.float64]:
         return np.asarray(scheme.decrypt_tensor(tensor, keys.secret), dtype=np.float64)
+
+    def assert_decrypts(
+        self, scheme: HEScheme, keys: KeySet, tensor: EncryptedTensor, expected: Tracked, what: str
+    ) -> None:
+        """``tensor`` decrypts (through :meth:`decrypt`) within ``expected``'s error bound."""
+        assert_within(self.decrypt(scheme, keys, tensor), expected, what)
 
     def polyval_bound(self, errors: ErrorModel, x: Tracked, coefficients: list[float]) -> Tracked:
         """Error bound of ``polyval``; override for an evaluation order other than a power tree."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given
 from hypothesis import strategies as st
 
 from hennframework.scheme import Capability, HEScheme, KeySet
 from hennframework.testing import strategies as hst
 from hennframework.testing.base.base import (
     PLAIN_BOUND,
+    Data,
     SchemeFixtures,
-    kit_settings,
+    kit_given,
     require_capabilities,
 )
 from hennframework.testing.bounds import ErrorModel, Tracked
@@ -24,15 +24,9 @@ __all__ = ["BaseBatchTests"]
 class BaseBatchTests(SchemeFixtures):
     """A batch of n items gives what n separate single-item encryptions give, op by op."""
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_batched_equals_itemwise(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.ADD)
         caps = type(scheme).capabilities

@@ -290,12 +290,7 @@ class BaseCodecTests(SchemeFixtures):
 
     # -- round trips through files ---------------------------------------------------------------
     def test_files_round_trip(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        codec: SchemeCodec,
-        errors: ErrorModel,
-        tmp_path: Path,
+        self, scheme: HEScheme, keys: KeySet, codec: SchemeCodec, errors: ErrorModel, tmp_path: Path
     ) -> None:
         secret_path, public_path = hio.save_keys(tmp_path / "keys", keys)
         if os.name == "posix":
@@ -446,12 +441,7 @@ class BaseCodecTests(SchemeFixtures):
         )
 
     def test_damaged_files_are_refused_or_harmless(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        codec: SchemeCodec,
-        errors: ErrorModel,
-        tmp_path: Path,
+        self, scheme: HEScheme, keys: KeySet, codec: SchemeCodec, errors: ErrorModel, tmp_path: Path
     ) -> None:
         """Files cut short anywhere, or with a byte flipped: SerializationError or the same load."""
         secret_path, public_path = hio.save_keys(tmp_path / "keys", keys)

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from hennframework.exceptions import NoiseBudgetExhaustedError, OverflowRiskError
@@ -16,8 +15,9 @@ from hennframework.testing import strategies as hst
 from hennframework.testing.base.base import (
     MAX_CHAIN,
     PLAIN_BOUND,
+    Data,
     SchemeFixtures,
-    kit_settings,
+    kit_given,
     require_capabilities,
 )
 from hennframework.testing.bounds import ErrorModel, Tracked, assert_within
@@ -52,7 +52,7 @@ class BaseMagnitudeTests(SchemeFixtures):
         value_range: float,
         tensor: Any,
         tracked: Tracked,
-        data: st.DataObject,
+        data: Data,
         label: str,
     ) -> tuple[Any, Tracked, str]:
         """One random operation on ``tensor`` (among those the scheme declares) and its bound."""
@@ -94,15 +94,9 @@ class BaseMagnitudeTests(SchemeFixtures):
         p = data.draw(hst.real_matrices(side, side, PLAIN_BOUND), label=f"{label} P")
         return p @ tensor, errors.matmul_plain_left(p, tracked), "P @ a"
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_random_chains_are_right_or_refused(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         """Random operations, each decrypted: within the bound, or refused; never wrong."""
         _requires_tracking(scheme)
@@ -168,8 +162,10 @@ class BaseMagnitudeTests(SchemeFixtures):
         with pytest.raises(OverflowRiskError):
             self.decrypt(scheme, keys, tensor - past)
         half = np.array([limit / 2, 0.0, -limit / 2])
-        assert_within(
-            self.decrypt(scheme, keys, tensor + half),
+        self.assert_decrypts(
+            scheme,
+            keys,
+            tensor + half,
             errors.add_plain(tracked, half),
             "Dec(a + p) at half the limit",
         )
@@ -182,8 +178,10 @@ class BaseMagnitudeTests(SchemeFixtures):
                 self.decrypt(scheme, keys, big * big)
             shift = np.array([root / 2, 0.5, 0.0]) - tracked_base.value
             inside, tracked_inside = base + shift, errors.add_plain(tracked_base, shift)
-            assert_within(
-                self.decrypt(scheme, keys, inside * inside),
+            self.assert_decrypts(
+                scheme,
+                keys,
+                inside * inside,
                 errors.mul(tracked_inside, tracked_inside),
                 "Dec(a * a) at a quarter of the limit",
             )

@@ -3,18 +3,18 @@ encrypted @ encrypted."""
 
 from __future__ import annotations
 
-from hypothesis import given
 from hypothesis import strategies as st
 
 from hennframework.scheme import Capability, HEScheme, KeySet
 from hennframework.testing import strategies as hst
 from hennframework.testing.base.base import (
     PLAIN_BOUND,
+    Data,
     SchemeFixtures,
-    kit_settings,
+    kit_given,
     require_capabilities,
 )
-from hennframework.testing.bounds import ErrorModel, assert_within
+from hennframework.testing.bounds import ErrorModel
 
 __all__ = ["BaseMatmulTests"]
 
@@ -22,15 +22,9 @@ __all__ = ["BaseMatmulTests"]
 class BaseMatmulTests(SchemeFixtures):
     """Plaintext matrix @ encrypted batch, encrypted batch @ plaintext matrix, encrypted @ encrypted."""
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_plain_matrix_at_encrypted(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.MATMUL_PLAIN)
         inner = data.draw(st.integers(1, hst.MAX_SIDE), label="K")
@@ -40,21 +34,13 @@ class BaseMatmulTests(SchemeFixtures):
         p = data.draw(hst.real_matrices(rows, inner, PLAIN_BOUND), label="P")
         result = p @ self.encrypt(scheme, keys, x)
         assert tuple(result.shape) == (rows, *trailing)
-        assert_within(
-            self.decrypt(scheme, keys, result),
-            errors.matmul_plain_left(p, errors.fresh(x)),
-            "Dec(P @ a)",
+        self.assert_decrypts(
+            scheme, keys, result, errors.matmul_plain_left(p, errors.fresh(x)), "Dec(P @ a)"
         )
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_encrypted_at_plain_matrix(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.MATMUL_PLAIN)
         inner = data.draw(st.integers(1, hst.MAX_SIDE), label="K")
@@ -64,42 +50,26 @@ class BaseMatmulTests(SchemeFixtures):
         p = data.draw(hst.real_matrices(inner, cols, PLAIN_BOUND), label="P")
         result = self.encrypt(scheme, keys, x) @ p
         assert tuple(result.shape) == (*leading, cols)
-        assert_within(
-            self.decrypt(scheme, keys, result),
-            errors.matmul_plain_right(errors.fresh(x), p),
-            "Dec(a @ P)",
+        self.assert_decrypts(
+            scheme, keys, result, errors.matmul_plain_right(errors.fresh(x), p), "Dec(a @ P)"
         )
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_integer_matrix(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.MATMUL_PLAIN)
         inner = data.draw(st.integers(1, hst.MAX_SIDE), label="K")
         x = data.draw(hst.real_arrays((inner, 2), value_range), label="x")
         p = data.draw(hst.integer_matrices(3, inner, 3), label="P")
         result = p @ self.encrypt(scheme, keys, x)
-        assert_within(
-            self.decrypt(scheme, keys, result),
-            errors.matmul_plain_left(p, errors.fresh(x)),
-            "Dec(int P @ a)",
+        self.assert_decrypts(
+            scheme, keys, result, errors.matmul_plain_left(p, errors.fresh(x)), "Dec(int P @ a)"
         )
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_encrypted_at_encrypted(
-        self,
-        scheme: HEScheme,
-        keys: KeySet,
-        errors: ErrorModel,
-        value_range: float,
-        data: st.DataObject,
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, value_range: float, data: Data
     ) -> None:
         require_capabilities(scheme, Capability.MUL_CIPHER, Capability.ADD)
         inner = data.draw(st.integers(1, hst.MAX_SIDE), label="K")
@@ -111,4 +81,4 @@ class BaseMatmulTests(SchemeFixtures):
         result = self.encrypt(scheme, keys, x) @ self.encrypt(scheme, keys, y)
         expected = errors.matmul(errors.fresh(x), errors.fresh(y))
         assert tuple(result.shape) == expected.shape
-        assert_within(self.decrypt(scheme, keys, result), expected, "Dec(a @ b)")
+        self.assert_decrypts(scheme, keys, result, expected, "Dec(a @ b)")

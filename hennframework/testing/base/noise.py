@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from hennframework.exceptions import HennError, NoiseBudgetExhaustedError
 from hennframework.scheme import Capability, HEScheme, KeySet
 from hennframework.testing import strategies as hst
 from hennframework.testing.base.base import (
     MAX_CHAIN,
+    Data,
     SchemeFixtures,
-    kit_settings,
+    kit_given,
     require_capabilities,
 )
 from hennframework.testing.bounds import ErrorModel, assert_within
@@ -45,10 +44,9 @@ class BaseNoiseTests(SchemeFixtures):
         b = self.encrypt(scheme, keys, [0.75, 1.0])
         assert (a + b).noise_budget <= min(a.noise_budget, b.noise_budget)
 
-    @kit_settings(max_examples=5)
-    @given(data=st.data())
+    @kit_given(max_examples=5)
     def test_repeated_squaring_is_right_or_refused(
-        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, data: st.DataObject
+        self, scheme: HEScheme, keys: KeySet, errors: ErrorModel, data: Data
     ) -> None:
         """Square until the scheme refuses: every decryption before that is within its bound."""
         require_capabilities(scheme, Capability.MUL_CIPHER)

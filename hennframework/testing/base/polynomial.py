@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from hennframework.scheme import Capability, HEScheme, KeySet
 from hennframework.testing import strategies as hst
 from hennframework.testing.base.base import (
     PLAIN_BOUND,
+    Data,
     SchemeFixtures,
-    kit_settings,
+    kit_given,
     require_capabilities,
 )
-from hennframework.testing.bounds import ErrorModel, assert_within
+from hennframework.testing.bounds import ErrorModel
 
 __all__ = ["BasePolynomialTests"]
 
@@ -21,8 +19,7 @@ __all__ = ["BasePolynomialTests"]
 class BasePolynomialTests(SchemeFixtures):
     """Dec(polyval(a, c)) ~ sum c_i x**i up to degree 2**max_depth (at most 4)."""
 
-    @kit_settings()
-    @given(data=st.data())
+    @kit_given()
     def test_polyval(
         self,
         scheme: HEScheme,
@@ -30,7 +27,7 @@ class BasePolynomialTests(SchemeFixtures):
         errors: ErrorModel,
         value_range: float,
         max_depth: int,
-        data: st.DataObject,
+        data: Data,
     ) -> None:
         require_capabilities(scheme, Capability.POLYNOMIAL)
         max_degree = min(2**max_depth, 4)
@@ -38,6 +35,4 @@ class BasePolynomialTests(SchemeFixtures):
         coefficients = data.draw(hst.coefficients(max_degree, PLAIN_BOUND), label="coefficients")
         result = self.encrypt(scheme, keys, x).polyval(coefficients)
         expected = self.polyval_bound(errors, errors.fresh(x), coefficients)
-        assert_within(
-            self.decrypt(scheme, keys, result), expected, f"Dec(polyval(a, {coefficients}))"
-        )
+        self.assert_decrypts(scheme, keys, result, expected, f"Dec(polyval(a, {coefficients}))")
