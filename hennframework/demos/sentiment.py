@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from hennframework.data.bundled import RT_POLARITY_CITATION, load_rt_polarity
 from hennframework.data.loaders import (
     interleave,
@@ -39,6 +37,7 @@ from hennframework.exceptions import (
     OverflowRiskError,
 )
 from hennframework.nn import BagOfWords, Batch, OwnerRefresher, Progress, Sequential, make_batches
+from hennframework.nn.training import count_correct
 
 
 @dataclass
@@ -190,7 +189,12 @@ def run_sentiment(
     )
     total = prepared.train_reviews * settings.epochs
 
-    def train(model: Sequential, label: str, reveal: Callable[[Any], Any] | None) -> float | None:
+    def train(
+        model: Sequential,
+        label: str,
+        refresher: OwnerRefresher | None = None,
+        reveal: Callable[[Any], Any] | None = None,
+    ) -> float | None:
         """Train with a progress bar; returns the running training accuracy where it is known.
 
         ``reveal`` (the key holder's decryption) turns encrypted outputs into numbers for it.
@@ -202,11 +206,12 @@ def run_sentiment(
             bar.update(model.history.samples - bar.n)
             if report.batch is None or report.outputs is None:
                 return
-            if model.encrypted and reveal is None:
-                return
-            outputs = reveal(report.outputs) if model.encrypted and reveal else report.outputs
-            predicted = np.asarray(outputs).reshape(-1) >= 0.5
-            scored["correct"] += int((predicted == (report.batch.targets.reshape(-1) >= 0.5)).sum())
+            outputs = report.outputs
+            if model.encrypted:
+                if reveal is None:
+                    return
+                outputs = reveal(outputs)
+            scored["correct"] += count_correct(outputs, report.batch.targets)
             scored["seen"] += report.batch.size
             if model.history.steps % 20 == 0:
                 bar.set_postfix(
@@ -229,7 +234,6 @@ def run_sentiment(
             bar.close()
         return scored["correct"] / scored["seen"] if scored["seen"] else None
 
-    refresher: OwnerRefresher | None = None
     if settings.encrypted:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureParametersWarning)
@@ -242,7 +246,7 @@ def run_sentiment(
             return scheme.decrypt_tensor(output, keys.secret)
 
         refresher = OwnerRefresher(scheme, keys)
-        train_accuracy = train(encrypted, "sentiment (encrypted)", decrypt)
+        train_accuracy = train(encrypted, "sentiment (encrypted)", refresher, decrypt)
         if trained is not None:  # the model first: nothing below can lose it
             trained.update({"network": encrypted, "scheme": scheme, "keys": keys})
         started = time.perf_counter()
@@ -269,8 +273,7 @@ def run_sentiment(
             }
         )
     if settings.compare or not settings.encrypted:
-        refresher = None
-        train(network, "sentiment (plain)", None)
+        train(network, "sentiment (plain)")
         summary.update(
             {
                 "plain_test_accuracy": network.evaluate(prepared.test),

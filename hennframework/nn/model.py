@@ -38,7 +38,8 @@ from hennframework.nn.training import (
     Refresher,
     StepResult,
     TrainingState,
-    min_noise_budget,
+    count_correct,
+    lowest_noise_budget,
     refresh_weights,
     train,
 )
@@ -218,7 +219,7 @@ class Sequential:
 
     def min_noise_budget(self) -> float | None:
         """The smallest noise budget of the encrypted weights (None for a plain model)."""
-        return min_noise_budget(self.weights()) if self.encrypted else None
+        return lowest_noise_budget(self.weights()) if self.encrypted else None
 
     # -- forward / backward ----------------------------------------------------------------
     def forward(self, inputs: Any, caches: list[dict[str, Any]] | None = None) -> Any:
@@ -230,14 +231,19 @@ class Sequential:
                 caches.append(cache)
         return out
 
+    @property
+    def input_width(self) -> int | None:
+        """How many numeric input columns the model takes (None: any, or word indices)."""
+        first = self.layers[0]
+        return first.inputs if isinstance(first, Dense) else None
+
     def _inputs(self, inputs: Any) -> Any:
         if isinstance(inputs, BagOfWords):
             return inputs
         x = as_matrix(inputs, "X")
-        first = self.layers[0]
-        if isinstance(first, Dense) and x.shape[1] != first.inputs:
+        if self.input_width not in (None, x.shape[1]):
             raise InputError(
-                f"X has {x.shape[1]} columns but the first layer expects {first.inputs}"
+                f"X has {x.shape[1]} columns but the first layer expects {self.input_width}"
             )
         return x
 
@@ -362,8 +368,7 @@ class Sequential:
                 if decrypt is None:
                     raise InputError("evaluating an encrypted model needs the key holder's decrypt")
                 output = decrypt(output)
-            predicted = np.asarray(output).reshape(batch.targets.shape) >= 0.5
-            correct += int((predicted == (batch.targets >= 0.5)).all(axis=1).sum())
+            correct += count_correct(output, batch.targets)
             total += batch.size
         return correct / total if total else 0.0
 

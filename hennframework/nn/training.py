@@ -241,10 +241,17 @@ class TrainOutcome:
     history: History
 
 
-def min_noise_budget(tensors: Sequence[Any]) -> float | None:
+def lowest_noise_budget(tensors: Sequence[Any]) -> float | None:
     """The smallest noise budget of encrypted tensors (None for plain ones)."""
     budgets = [float(getattr(t, "noise_budget", math.inf)) for t in tensors if is_encrypted(t)]
     return min(budgets) if budgets else None
+
+
+def count_correct(outputs: Any, targets: Any) -> int:
+    """Samples whose 0/1 predictions (output >= 0.5) all equal their targets (>= 0.5)."""
+    expected = np.asarray(targets) >= 0.5
+    predicted = np.asarray(outputs).reshape(expected.shape) >= 0.5
+    return int((predicted == expected).reshape(expected.shape[0], -1).all(axis=1).sum())
 
 
 def fresh_noise_budget(tensors: Sequence[Any]) -> float | None:
@@ -507,7 +514,7 @@ def train(
 
 def min_noise_budget_of(model: Trainable) -> float | None:
     """The smallest noise budget of the model's encrypted weights (None for a plain model)."""
-    return min_noise_budget(model.weights()) if model.encrypted else None
+    return lowest_noise_budget(model.weights()) if model.encrypted else None
 
 
 def refresh_due(

@@ -28,6 +28,7 @@ from hennframework.io.bundles import (
 from hennframework.io.models import ModelBundle
 from hennframework.nn import Batch, Progress, TrainingState, TrainOutcome, make_batches
 from hennframework.nn import train as nn_train
+from hennframework.nn.training import count_correct
 from hennframework.scheme import Capability, require
 from hennframework.workflow.data import load_review_subset, load_tabular, review_batches
 from hennframework.workflow.exchange import FileRefresher
@@ -102,10 +103,10 @@ def _batches(
         )
         return batches, {"data": reviews.source, "rows": len(reviews)}
     table = load_tabular(data.spec, target_columns=data.target_columns)
-    expected = model.layers[0].config().get("inputs", table.inputs.shape[1])
-    if expected != table.inputs.shape[1]:
+    if model.input_width not in (None, table.inputs.shape[1]):
         raise InputError(
-            f"the data has {table.inputs.shape[1]} input columns but the model expects {expected}."
+            f"the data has {table.inputs.shape[1]} input columns but the model expects "
+            f"{model.input_width}."
         )
     return make_batches(table.inputs, table.targets, batch_size), {
         "data": table.source,
@@ -200,7 +201,7 @@ def predict(
         values = np.concatenate([np.asarray(o, dtype=np.float64).reshape(-1) for o in outputs])
         summary["predictions"] = [float(v) for v in values]
         if labels is not None and labels.size == values.size:
-            summary["accuracy"] = float(((values >= 0.5) == (labels >= 0.5)).mean())
+            summary["accuracy"] = count_correct(values, labels) / values.size
     return summary
 
 
