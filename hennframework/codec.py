@@ -36,6 +36,7 @@ __all__ = [
     "EntrySink",
     "EntrySource",
     "SchemeCodec",
+    "parameter_record",
     "register_codec",
     "registered_codec",
     "registered_codecs",
@@ -223,3 +224,21 @@ def registered_codec(name: str) -> SchemeCodec | None:
 def registered_codecs() -> dict[str, SchemeCodec]:
     """The codecs known so far (by scheme name)."""
     return dict(_CODECS)
+
+
+def parameter_record(
+    parameters: Mapping[str, Any], fields: Sequence[str], scheme: str
+) -> tuple[str, Mapping[str, Any]]:
+    """The ``name`` and ``values`` of a parameter set as a codec wrote them (``parameters()``).
+
+    Checks the shape every codec's ``make_scheme`` needs before reading the values: a string
+    name and exactly the fields ``fields``; raises :class:`SerializationError` otherwise.
+    """
+    name = parameters.get("name")
+    values = parameters.get("values")
+    if not isinstance(name, str) or not isinstance(values, Mapping) or set(values) != set(fields):
+        raise SerializationError(
+            f"the file's {scheme} parameter set is incomplete (it needs name and values "
+            f"{', '.join(fields)}); the file is corrupted."
+        )
+    return name, values

@@ -10,7 +10,8 @@ others from hennframework::
 * the tensor protocols: :class:`EncryptedTensor` (every member the model API uses) and
   :class:`MagnitudeTracked` (schemes that declare ``Capability.MAGNITUDE_TRACKING``);
 * saving and loading: :class:`SchemeCodec`, the :class:`EntrySink` a codec writes to and the
-  :class:`EntrySource` it reads from, and :func:`register_codec`, which a scheme's package calls
+  :class:`EntrySource` it reads from, :func:`parameter_record` (the shape check of a saved
+  parameter set), and :func:`register_codec`, which a scheme's package calls
   once when it is imported;
 * the array-backend interface: :class:`ArrayBackend`, :data:`Array` and :func:`default_backend`;
 * the errors a plugin raises (all subclasses of :class:`HennError`) and
@@ -31,7 +32,13 @@ from here across releases while the modules behind the face may be reorganised.
 
 from hennframework import fingerprints
 from hennframework.backend import Array, ArrayBackend, default_backend
-from hennframework.codec import EntrySink, EntrySource, SchemeCodec, register_codec
+from hennframework.codec import (
+    EntrySink,
+    EntrySource,
+    SchemeCodec,
+    parameter_record,
+    register_codec,
+)
 from hennframework.exceptions import (
     BackendUnavailableError,
     CapabilityError,
@@ -81,6 +88,7 @@ __all__ = [
     "as_random_source",
     "default_backend",
     "fingerprints",
+    "parameter_record",
     "register_codec",
     "require",
 ]

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hennframework.codec import EntrySink, EntrySource
+from hennframework.codec import EntrySink, EntrySource, parameter_record
 from hennframework.exceptions import HennError, KeyMismatchError, SerializationError
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, Ciphertext
 from hennframework.schemes.integer_vector.keys import (
@@ -104,17 +104,7 @@ class IntegerVectorCodec:
         return {"name": params.name, "values": values, "description": params.description}
 
     def make_scheme(self, parameters: Mapping[str, Any], backend: Any) -> IntegerVectorScheme:
-        name = parameters.get("name")
-        values = parameters.get("values")
-        if (
-            not isinstance(name, str)
-            or not isinstance(values, Mapping)
-            or set(values) != set(_PARAM_FIELDS)
-        ):
-            raise SerializationError(
-                "the file's integer-vector parameter set is incomplete (it needs name and values "
-                f"{', '.join(_PARAM_FIELDS)}); the file is corrupted."
-            )
+        name, values = parameter_record(parameters, _PARAM_FIELDS, "integer-vector")
         for field_name in _PARAM_FIELDS:
             value = values[field_name]
             if field_name == "modulus" and value is None:

@@ -53,6 +53,7 @@ from hennframework.plugin import (
     HennError,
     KeyMismatchError,
     SerializationError,
+    parameter_record,
 )
 
 from hennframework_ckks._seal import sa
@@ -164,17 +165,7 @@ class CKKSCodec:
         return params_json(params)
 
     def make_scheme(self, parameters: Mapping[str, Any], backend: Any) -> CKKSScheme:
-        name = parameters.get("name")
-        values = parameters.get("values")
-        if (
-            not isinstance(name, str)
-            or not isinstance(values, Mapping)
-            or set(values) != set(_VALUE_FIELDS)
-        ):
-            raise SerializationError(
-                "the file's CKKS parameter set is incomplete (it needs name and values "
-                f"{', '.join(_VALUE_FIELDS)}); the file is corrupted."
-            )
+        name, values = parameter_record(parameters, _VALUE_FIELDS, "CKKS")
         degree, bits, scale_bits = (values[f] for f in _VALUE_FIELDS)
         if (
             not isinstance(degree, int)
