@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -269,3 +269,13 @@ class HEScheme(abc.ABC):
     def refresh(self, tensor: Any, keys: KeySet) -> Any:
         """Owner-side refresh: a fresh encryption of the same values (decrypt + re-encrypt)."""
         return self.encrypt_tensor(self.decrypt_tensor(tensor, keys.secret), keys.public)
+
+    def owner_refresher(self, keys: KeySet) -> Callable[[list[Any]], list[Any]] | None:
+        """The scheme's own in-process refresh provider for the key holder, or None (default).
+
+        None: :class:`hennframework.nn.OwnerRefresher` refreshes each tensor with
+        :meth:`refresh`. A scheme that refreshes better knowing the earlier rounds (CKKS: only to
+        the levels the previous step used, which makes the next step cheaper) returns a callable
+        ``provider(tensors) -> fresh_tensors`` holding that state.
+        """
+        return None

@@ -116,6 +116,106 @@ def _model(operation: str, batch: int, seconds: float, encrypted: bool, **more: 
     )
 
 
+CKKS_SECURITY = {
+    "params": "n16384",
+    "ring": 16384,
+    "moduli": [38, *[28] * 12, 60],
+    "scale_bits": 28,
+    "modulus_bits": 434,
+    "max_modulus_bits": 438,
+    "security": "128-bit",
+}
+PRODUCT_SECURITY = {
+    **CKKS_SECURITY,
+    "params": "TenSEAL",
+    "moduli": [60, 40, 40, 40, 40, 60],
+    "modulus_bits": 280,
+    "scale_bits": 40,
+}
+
+
+def _secure_case(target: str, seconds: float, items: int, **extra: Any) -> dict[str, Any]:
+    return _bench(
+        f"secure-{target}-{extra.get('model', '')}",
+        seconds * items,
+        kind="secure",
+        target=target,
+        operation=target,
+        implementation="hennframework",
+        encrypted=True,
+        backend="",
+        items=items,
+        **{**CKKS_SECURITY, **extra},
+    )
+
+
+def _reference(seconds: float, items: int = 1, **security: Any) -> dict[str, Any]:
+    return {
+        "implementation": "tenseal",
+        "median": seconds * items,
+        "items": items,
+        **(security or CKKS_SECURITY),
+    }
+
+
+def _secure(
+    iteration: float = 0.05,
+    product: float = 0.03,
+    reviews_per_second: float = 250.0,
+    accuracy: tuple[float, float] = (0.755, 0.75),
+    trained: int = 9662,
+    ours_sample: float = 0.01,
+    theirs_sample: float = 0.05,
+    key_mb: tuple[float, float] = (40.0, 60.0),
+) -> list[dict[str, Any]]:
+    """The secure-path records of one run (benchmarks/test_bench_secure.py); times in seconds."""
+    return [
+        _secure_case(
+            "xor",
+            iteration,
+            1,
+            unit="iteration",
+            learned_seeds="not run by the bench",
+            reference=_reference(product, **PRODUCT_SECURITY),
+        ),
+        _secure_case(
+            "sentiment",
+            1 / reviews_per_second,
+            64,
+            unit="review",
+            vocabulary=1827,
+            train_reviews=9662,
+            test_reviews=1000,
+            accuracy_train_reviews=trained,
+            encrypted_accuracy=accuracy[0],
+            plain_accuracy=accuracy[1],
+            subset="the first 192 training reviews",
+        ),
+        _secure_case(
+            "logistic",
+            ours_sample,
+            2,
+            unit="sample",
+            features=30,
+            max_abs_error=2e-4,
+            reference=_reference(theirs_sample, 2, max_abs_error=4e-4),
+        ),
+        *(
+            _secure_case(
+                "keys",
+                10.0,
+                1,
+                model=model,
+                batch=batch,
+                public_bytes=int(mb * 1e6),
+                rotations=[1, 2, 4, 8],
+                command=f"henn keygen --scheme ckks --for {model}",
+            )
+            for model, batch, mb in zip(("xor", "sentiment"), (4, 32), key_mb, strict=True)
+        ),
+    ]
+
+
 def _document(
     speedup: float = 200.0,
     batch1_speedup: float = 2.0,
@@ -123,11 +223,13 @@ def _document(
     temporaries: float = 3.0,
     vhe: bool = True,
     sizes: tuple[int, ...] = (4, 16, 64),
+    secure: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One run: ours vs vhe.cpp at ``sizes`` (every op ``speedup``x faster at batch 256 and
     ``batch1_speedup``x at batch 1), models ``slowdown``x slower encrypted, temporaries
-    ``temporaries`` times the output."""
-    benchmarks: list[dict[str, Any]] = []
+    ``temporaries`` times the output, and the secure path (``secure``, default: every target
+    met)."""
+    benchmarks: list[dict[str, Any]] = _secure() if secure is None else list(secure)
     for m in sizes:
         for op in VHE_OPS:
             theirs = 1e-4 * m
@@ -407,6 +509,100 @@ def test_merged_runs_are_flagged(tmp_path: Path) -> None:
     second = _write(tmp_path / "b" / "2.json", _document())
     text = build_report(load_results([first, second]))
     assert "These tables merge 2 results files" in text
+
+
+# ------------------------------------------------------------------------------ secure path
+SECURE_KEYS = ("secure-xor", "secure-sentiment", "secure-logistic", "secure-keys")
+
+
+def _secure_report(tmp_path: Path, secure: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    document = _document(secure=secure)
+    results = _targets(tmp_path, document)
+    return results, build_report(load_results(tmp_path / "r.json"))
+
+
+def test_secure_targets_met_with_security_on_every_row(tmp_path: Path) -> None:
+    results, text = _secure_report(tmp_path, _secure())
+    assert {key: results[key].status for key in SECURE_KEYS} == dict.fromkeys(SECURE_KEYS, MET)
+    assert results["secure-xor"].measured == pytest.approx(0.05)
+    assert results["secure-sentiment"].measured == pytest.approx(250.0)
+    assert results["secure-logistic"].measured == pytest.approx(5.0)  # 0.05 s vs 0.01 s a sample
+    assert results["secure-keys"].measured == pytest.approx(60e6)  # the larger of the two
+    assert (
+        "50.0 ms per iteration = 1.67 TenSEAL ciphertext products" in results["secure-xor"].detail
+    )
+    section = text.split("## Secure path")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 5  # header, XOR, sentiment, logistic regression, two key files
+    ours = "ours 128-bit: `n16384`, N = 16384, 434 of 438 bits"
+    assert all(ours in row for row in rows[1:])
+    assert "TenSEAL 128-bit: N = 16384, 280 of 438 bits [60, 40, 40, 40, 40, 60]" in rows[1]
+    assert "| 50.0 ms per iteration | 30.0 ms per ciphertext product | 1.67 products" in rows[1]
+    assert "| 100 samples/s | 20.0 samples/s | 5x the samples/s |" in rows[3]
+    assert "| 60.0 MB, made in 10.0 s |" in rows[5] and rows[5].endswith("| within |")
+    headline = text.split("## Headline")[1].split("## Secure path")[0]
+    assert (
+        "| Secure path, keys (CKKS, 128-bit)" in headline and "| <= 64.0 MB | 60.0 MB |" in headline
+    )
+    assert "not measured" not in section
+
+
+def test_secure_targets_not_met_say_why(tmp_path: Path) -> None:
+    slow = _secure(
+        iteration=0.66,
+        reviews_per_second=300.0,
+        accuracy=(0.53, 0.55),
+        ours_sample=1.44,
+        theirs_sample=1.12,
+        key_mb=(72.5, 199.2),
+    )
+    results, text = _secure_report(tmp_path, slow)
+    assert {key: results[key].status for key in SECURE_KEYS} == dict.fromkeys(SECURE_KEYS, NOT_MET)
+    # 300 reviews/s meets the rate: the 2-point accuracy gap alone fails the target
+    assert results["secure-sentiment"].target.met(300.0)
+    assert "(2.0 points apart)" in results["secure-sentiment"].detail
+    assert results["secure-logistic"].measured == pytest.approx(1.12 / 1.44)
+    assert "| 660 ms | 660 ms per iteration = 22 TenSEAL ciphertext products" in text
+    assert "| 199.2 MB | largest of xor: 72.5 MB; sentiment: 199.2 MB |" in text
+    assert text.count("| **over** |") == 2
+
+
+def test_secure_accuracy_from_a_subset_is_not_reported_as_met(tmp_path: Path) -> None:
+    results, text = _secure_report(tmp_path, _secure(reviews_per_second=200.0, trained=192))
+    status = results["secure-sentiment"].status
+    assert status.startswith("not measured in full: accuracy after 192 of 9,662 training reviews")
+    assert "about 1 min of encrypted training at this rate" in status  # 9,662 / 200 per second
+    assert "both trained on 192 of 9,662 training reviews" in results["secure-sentiment"].detail
+    assert "Accuracy after 192 of 9,662 training reviews, not the full training set" in text
+
+
+def test_secure_path_missing_says_what_to_run(tmp_path: Path) -> None:
+    results, text = _secure_report(tmp_path, [])
+    for key in SECURE_KEYS:
+        assert results[key].measured is None
+        assert results[key].status.startswith("not measured: no ")
+        assert "pytest benchmarks -k secure" in results[key].status
+    assert "## Secure path" not in text
+    only_xor_keys = [b for b in _secure() if b["extra_info"].get("model") != "sentiment"]
+    results, _ = _secure_report(tmp_path, only_xor_keys)
+    assert results["secure-keys"].measured == pytest.approx(40e6)
+    assert results["secure-keys"].status.startswith(
+        "not measured in full: no public keys for sentiment"
+    )
+
+
+def test_secure_ratio_needs_the_reference_from_the_same_run(tmp_path: Path) -> None:
+    records = _secure()
+    for entry in records:
+        entry["extra_info"].pop("reference", None)
+    results, text = _secure_report(tmp_path, records)
+    assert results["secure-logistic"].status == (
+        "not measured: no hand-written TenSEAL timing in the same run"
+    )
+    assert results["secure-xor"].status == (
+        "not measured in full: no TenSEAL product timed in the same run"
+    )
+    assert "| 50.0 ms per iteration | not measured | — |" in text
 
 
 # -------------------------------------------------------------------------- driver output

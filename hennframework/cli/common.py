@@ -182,6 +182,14 @@ def add_hidden(parser: Any, default: int, lead: str = "") -> None:
     )
 
 
+def file_size(size: int) -> str:
+    """A byte count for people: ``812 bytes``, ``3.4 KB``, ``72.5 MB`` (powers of 1000)."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def yes_no(flag: bool) -> str:
     """``"yes"`` or ``"no"``, for table cells."""
     return "yes" if flag else "no"

@@ -196,6 +196,32 @@ def register(subparsers: Any) -> None:
         help="integer-vector: largest vector length of the key (1)",
     )
     p.add_argument("--force", action="store_true", help="overwrite keys already in DIR")
+    model = p.add_argument_group(
+        "keys for one model (CKKS: only the rotation keys that model uses, a smaller public key)"
+    )
+    model.add_argument(
+        "--for",
+        dest="for_arch",
+        metavar="ARCH",
+        type=common.architecture,
+        help="the model the keys are for: xor, sentiment or mlp:SIZES (default: keys for any model)",
+    )
+    model.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=common.positive_int,
+        default=None,
+        help="with --for: rows per training step the party will use (xor: 4, sentiment: 32; "
+        "required for mlp); smaller batches are covered too",
+    )
+    common.add_hidden(model, 8, "with --for sentiment: ")
+    model.add_argument(
+        "--vocabulary-size",
+        metavar="N",
+        type=common.positive_int,
+        default=None,
+        help="with --for sentiment: words in the vocabulary (required)",
+    )
     common.add_output_options(p)
 
     p = command(
@@ -428,6 +454,7 @@ def run_keygen(args: argparse.Namespace) -> int:
             "encrypted under the old keys undecryptable. Choose another --out, or pass --force "
             "to replace them.",
         )
+    model, batch_size = _keygen_model(args)
     summary = generate_keys(
         args.out,
         **common.chosen(args),
@@ -435,11 +462,21 @@ def run_keygen(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_dim=args.max_dim,
         overwrite=args.force,
+        for_model=model,
+        batch_size=batch_size,
     )
     text = (
         f"key {summary['key_id']} ({summary['scheme']} / {summary['parameter_set']}, {summary['security']})\n"
         f"  secret key: {summary['secret']}  (mode 0600: keep it to yourself)\n"
-        f"  public key: {summary['public']}  (give this to the parties)\n"
+        f"  public key: {summary['public']}  ({common.file_size(summary['public_bytes'])}; give this "
+        "to the parties)\n"
+    )
+    if model is not None:
+        text += f"  made for: {summary['made_for']}, batches of up to {batch_size}"
+        if "rotations" in summary:
+            text += f", rotation keys for steps {', '.join(map(str, summary['rotations']))}"
+        text += "\n"
+    text += (
         "  the key id is the public key's fingerprint: publish it where parties can check it "
         "(`henn inspect public.henn`)"
     )
@@ -447,6 +484,28 @@ def run_keygen(args: argparse.Namespace) -> int:
         text += "\n  seeded keys: reproducible, and known to anyone who knows the seed (tests only)"
     common.emit(args, summary, text)
     return 0
+
+
+def _keygen_model(args: argparse.Namespace) -> tuple[Any, int | None]:
+    """The plain model and batch size of ``keygen --for`` (None, None without it)."""
+    from hennframework.workflow.owner import make_model
+
+    if args.for_arch is None:
+        for option, value in (
+            ("--batch-size", args.batch_size),
+            ("--vocabulary-size", args.vocabulary_size),
+        ):
+            if value is not None:
+                common.usage_error(_prog(args), f"{option} describes the model of --for; add --for")
+        return None, None
+    arch = args.for_arch
+    if arch == "sentiment" and args.vocabulary_size is None:
+        common.usage_error(_prog(args), "--for sentiment needs --vocabulary-size N")
+    batch_size = args.batch_size or {"xor": 4, "sentiment": 32}.get(arch)
+    if batch_size is None:
+        common.usage_error(_prog(args), f"--for {arch} needs --batch-size (rows per training step)")
+    model = make_model(arch, hidden=args.hidden, vocabulary_size=args.vocabulary_size)
+    return model, batch_size
 
 
 def run_encrypt_model(args: argparse.Namespace) -> int:
@@ -860,6 +919,8 @@ def run_inspect(args: argparse.Namespace) -> int:
                 line += f"; added later, not covered: {', '.join(info['not_covered'])}"
         elif info.get("fingerprint_note"):
             line += f"\n  {info['fingerprint_note']}"
+        if info.get("public_material_bytes"):
+            line += f"\n  public material: {common.file_size(info['public_material_bytes'])}"
         lines.append(line)
     common.emit(args, {"files": infos} if len(infos) > 1 else infos[0], "\n".join(lines))
     return 0

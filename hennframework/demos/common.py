@@ -1,17 +1,22 @@
-"""Pieces shared by the demos: scheme construction, fingerprints of ciphertexts, progress bars."""
+"""Pieces shared by the demos: scheme construction, fingerprints of ciphertexts, progress bars,
+and the key holder's predictions after training."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 import hennframework
 from hennframework import config
 from hennframework.codec import EntrySink
+from hennframework.exceptions import NoiseBudgetExhaustedError, OverflowRiskError
 from hennframework.io.codecs import codec_for
+
+T = TypeVar("T")
 
 
 def make_scheme(scheme: str | None, params: str | None, backend: str | None) -> Any:
@@ -54,3 +59,23 @@ def progress_bar(total: int, description: str, enabled: bool) -> Any:
     return tqdm(
         total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True
     )
+
+
+def refresh_if_refused(
+    model: Any, refresh: Callable[[list[Any]], list[Any]], action: Callable[[], T]
+) -> T:
+    """``action()`` (the key holder's predictions or evaluation of an encrypted ``model``), with
+    the model refreshed first only if it must be.
+
+    Training usually leaves enough noise budget for a forward pass (integer-vector weights), so
+    the owner's refresh after training is spent only when ``action`` is refused: a decryption
+    whose noise bound could have corrupted it, a level that is not there, or a value range a
+    low level cannot hold (CKKS ends training with few levels, and level 0 and 1 hold the
+    smallest values). A refusal changes nothing; ``action`` then runs again on refreshed
+    weights, and a second refusal is raised.
+    """
+    try:
+        return action()
+    except (NoiseBudgetExhaustedError, OverflowRiskError):
+        model.refresh(refresh)
+    return action()

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
-from hennframework.demos.common import describe_scheme, fingerprint, make_scheme, progress_bar
+from hennframework.demos.common import (
+    describe_scheme,
+    fingerprint,
+    make_scheme,
+    progress_bar,
+    refresh_if_refused,
+)
 from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.nn import OwnerRefresher, Progress, Sequential
 
@@ -88,7 +94,7 @@ def run_xor(
         "XOR (encrypted)" if settings.encrypted else "XOR (plain)",
         show_progress,
     )
-    log_every = max(1, iterations // 200)
+    log_every = max(1, iterations // 60)  # an unlogged step computes no encrypted loss
 
     def on_progress(report: Progress) -> None:
         record = report.record
@@ -116,18 +122,16 @@ def run_xor(
     bar.update(iterations - bar.n)
     bar.close()
     timings["train_s"] = time.perf_counter() - started
-    if settings.encrypted:
-        # leveled schemes (CKKS) leave training with few levels: the owner refreshes once more
-        trainee.refresh(refresher)
     started = time.perf_counter()
-    predictions = trainee.predict(XOR_INPUTS)
-    timings["predict_s"] = time.perf_counter() - started
     if settings.encrypted:
-        started = time.perf_counter()
-        decrypted = np.asarray(scheme.decrypt_tensor(predictions, keys.secret)).reshape(-1)
-        timings["decrypt_predictions_s"] = time.perf_counter() - started
+        decrypted = refresh_if_refused(
+            trainee,
+            refresher,
+            lambda: np.asarray(scheme.decrypt_tensor(trainee.predict(XOR_INPUTS), keys.secret)),
+        ).reshape(-1)
     else:
-        decrypted = np.asarray(predictions).reshape(-1)
+        decrypted = np.asarray(trainee.predict(XOR_INPUTS)).reshape(-1)
+    timings["predict_s"] = time.perf_counter() - started
     final_loss = history.records[-1].loss if history.records else None
     learned = bool((np.round(decrypted) == XOR_TARGETS.reshape(-1)).all())
     summary = {

@@ -252,13 +252,18 @@ class Sequential:
         return self.forward(self._inputs(inputs))
 
     def loss_and_gradients(
-        self, inputs: Any, targets: Any
+        self, inputs: Any, targets: Any, *, with_loss: bool = True
     ) -> tuple[Any, Any, list[dict[str, Any]]]:
-        """Outputs, squared-error loss 1/2 * sum((output - target)**2) and gradients per layer."""
+        """Outputs, squared-error loss 1/2 * sum((output - target)**2) and gradients per layer.
+
+        ``with_loss=False`` gives None for the loss and skips computing it (the gradients need
+        only ``output - target``): on encrypted outputs the squaring and sum are a noticeable
+        part of a step, and the training loop reads the loss only on logged steps.
+        """
         caches: list[dict[str, Any]] = []
         outputs = self.forward(inputs, caches)
         error = outputs - targets
-        loss = multiply_constant((error * error).sum(), 0.5)
+        loss = multiply_constant((error * error).sum(), 0.5) if with_loss else None
         delta = error
         grads: list[dict[str, Any]] = [{} for _ in self.layers]
         for index in range(len(self.layers) - 1, -1, -1):
@@ -276,15 +281,21 @@ class Sequential:
         for layer, values in zip(self.layers, updates, strict=True):
             layer.set_parameters(values)
 
-    def train_step(self, batch: Batch, learning_rate: float) -> StepResult:
+    def train_step(
+        self, batch: Batch, learning_rate: float, *, with_loss: bool = True
+    ) -> StepResult:
         """One SGD step on a batch; changes no weight if it raises.
 
-        On plain weights a step whose loss or weights become NaN or infinite is undone and
-        raises :class:`TrainingDivergedError` (a polynomial sigmoid grows without bound outside
-        its interval, so too large a learning rate or inputs diverge within a few steps).
+        ``with_loss=False`` skips the encrypted loss (``StepResult.loss`` is None); the update is
+        the same. Plain weights always compute their loss (it costs next to nothing): a step
+        whose loss or weights become NaN or infinite is undone and raises
+        :class:`TrainingDivergedError` (a polynomial sigmoid grows without bound outside its
+        interval, so too large a learning rate or inputs diverge within a few steps).
         """
         if self.encrypted:
-            outputs, loss, grads = self.loss_and_gradients(batch.inputs, batch.targets)
+            outputs, loss, grads = self.loss_and_gradients(
+                batch.inputs, batch.targets, with_loss=with_loss
+            )
             self.apply_gradients(grads, learning_rate)
             return StepResult(loss, outputs)
         before = self.weights()  # updates make new arrays
@@ -386,6 +397,9 @@ class Sequential:
 class OwnerRefresher:
     """In-process refresh by the key holder: decrypt and re-encrypt (counts its calls).
 
+    Uses the scheme's own provider where it has one (``scheme.owner_refresher(keys)``, e.g.
+    CKKS refreshing only to the levels a step uses), else ``scheme.refresh`` per tensor.
+
     The party sends ciphertexts and gets fresh encryptions of the same values back; it learns
     nothing new. The owner learns its own model's current weights, nothing about the party's data
     beyond what those weights reveal.
@@ -393,7 +407,11 @@ class OwnerRefresher:
 
     def __init__(self, scheme: Any, keys: KeySet) -> None:
         self.scheme, self.keys, self.calls = scheme, keys, 0
+        own = getattr(scheme, "owner_refresher", None)
+        self.provider: Refresher | None = own(keys) if callable(own) else None
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
         self.calls += 1
+        if self.provider is not None:
+            return list(self.provider(tensors))
         return [self.scheme.refresh(tensor, self.keys) for tensor in tensors]

@@ -15,7 +15,11 @@ ciphertext's tiny noise is swamped by the first product's), and using it would r
 steps; the factor 1.5 covers the slow growth after it. Before the first step of a plan, when the
 cost is not known, ``FIRST_STEP_MARGIN`` bits must be spare. The encrypted loss is computed
 deeper than the weights (``loss_gap`` bits less budget, measured): the loop also refreshes when
-the next loss would otherwise be undecryptable. Weights that have a fresh encryption's budget
+the next loss would otherwise be undecryptable, if that loss is kept (a step that is logged,
+every ``log_every``-th); the loss of a step that is not logged is not computed at all
+(``train_step(..., with_loss=False)``: for CKKS that saves a squaring, a relinearisation and
+rotations per step), so it needs no budget. The gap is measured on the steps whose loss is
+computed: the logged ones, and the first step of a plan when it is not known yet. Weights that have a fresh encryption's budget
 (stated by the scheme, e.g. CKKS's top level, or learned from refreshes) are never sent for a
 refresh: it could not give more; a step that does not fit in a fresh budget stops as
 ``"refused"``.
@@ -23,6 +27,7 @@ refresh: it could not give more; a step that does not fit in a fresh budget stop
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +73,10 @@ FIRST_STEP_MARGIN = 8.0
 
 @dataclass
 class StepResult:
-    """What one training step gives back: the loss (encrypted for encrypted weights) and outputs."""
+    """What one training step gives back: the loss (encrypted for encrypted weights) and outputs.
+
+    ``loss`` is None when the step was asked not to compute it (``with_loss=False``).
+    """
 
     loss: Any
     outputs: Any
@@ -79,7 +87,10 @@ class Trainable(Protocol):
     """What the loop needs from a model: its weights, and one SGD step on a batch.
 
     ``train_step`` must change no weight when it raises (a step refused half-way by the scheme
-    leaves the model as it was), so the loop can refresh and take the step again.
+    leaves the model as it was), so the loop can refresh and take the step again. With
+    ``with_loss=False`` the loop will not read the loss, so the step may skip computing it
+    (returning ``loss=None``); the weights must be updated exactly as with the loss. A model whose
+    ``train_step`` takes no ``with_loss`` keyword is still trained (always asked for the loss).
     """
 
     @property
@@ -89,7 +100,9 @@ class Trainable(Protocol):
 
     def set_weights(self, values: Sequence[Any]) -> None: ...
 
-    def train_step(self, batch: Batch, learning_rate: float) -> StepResult: ...
+    def train_step(
+        self, batch: Batch, learning_rate: float, *, with_loss: bool = True
+    ) -> StepResult: ...
 
 
 @dataclass
@@ -265,6 +278,20 @@ def fresh_noise_budget(tensors: Sequence[Any]) -> float | None:
     return min(values) if values else None
 
 
+def takes_with_loss(step: Callable[..., Any]) -> bool:
+    """Whether a ``train_step`` accepts the ``with_loss`` keyword (a model written before it
+    existed does not, and is then always asked for the loss)."""
+    try:
+        parameters = inspect.signature(step).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "with_loss" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in parameters
+    )
+
+
 def refresh_weights(model: Trainable, refresh: Refresher, history: History) -> None:
     """Replace the weights by the key holder's fresh encryptions of them (counted in ``history``).
 
@@ -362,6 +389,7 @@ def train(
         planned = min(planned, done + max_steps)
     state.needs_refresh = False
     encrypted = model.encrypted
+    skips_loss = takes_with_loss(model.train_step)
     weights = model.weights() if encrypted else []
     floor = _scheme_floor(weights) if min_noise_budget is None else min_noise_budget
     stated_fresh = fresh_noise_budget(weights)
@@ -396,10 +424,17 @@ def train(
                 "(levels), a smaller batch or network, or a lower-degree activation."
             )
             break
+        logged = (history.steps + 1) % log_every == 0  # only a logged loss is kept
+        # the loss is computed where it is read: logged steps, and the steps that measure the
+        # gap the loss rule uses: the first, and the one before each logged step (a gap
+        # measured further back, e.g. on fresh weights, where the step's own noise dominates,
+        # overstates it and would ask for a refresh at every logged step)
+        measures_gap = state.loss_gap is None or (history.steps + 2) % log_every == 0
+        with_loss = logged or measures_gap
         if budget is not None and not fresh:
             gap = state.loss_gap
-            loss_short = gap is not None and budget - 1.25 * gap < 1.0
-            if refresh_due(budget, cost, floor, FIRST_STEP_MARGIN) or loss_short:
+            loss_short = logged and gap is not None and budget - 1.25 * gap < 1.0
+            if refresh_due(budget, cost, floor, FIRST_STEP_MARGIN, fresh_budget) or loss_short:
                 if refresh is None:
                     status = "needs-refresh"
                     message = (
@@ -423,7 +458,10 @@ def train(
         epoch, position = divmod(done, len(batches))
         batch = batches[position]
         try:
-            result = model.train_step(batch, learning_rate)
+            if skips_loss:
+                result = model.train_step(batch, learning_rate, with_loss=with_loss)
+            else:
+                result = model.train_step(batch, learning_rate)
         except (OverflowRiskError, NoiseBudgetExhaustedError) as exc:
             # the step changed no weight; unless they were just refreshed, refresh and retry
             failure = exc
@@ -483,7 +521,7 @@ def train(
         if history.steps % log_every == 0:
             loss = result.loss
             value = None
-            if not is_encrypted(loss):
+            if loss is not None and not is_encrypted(loss):
                 value = float(np.asarray(loss).sum())
             elif monitor is not None:
                 value = float(monitor(loss))
@@ -518,14 +556,21 @@ def min_noise_budget_of(model: Trainable) -> float | None:
 
 
 def refresh_due(
-    budget: float | None, step_cost: float | None, minimum: float, first_step_margin: float
+    budget: float | None,
+    step_cost: float | None,
+    minimum: float,
+    first_step_margin: float,
+    fresh_budget: float | None = None,
 ) -> bool:
     """Whether weights with ``budget`` need a refresh before a step costing ``step_cost``.
 
     ``step_cost`` None (the first step of a plan, or after a refused step) requires
-    ``first_step_margin`` spare bits instead.
+    ``first_step_margin`` spare bits instead. Weights that already have ``fresh_budget`` (a
+    fresh encryption's budget, when known) never do: a refresh cannot give more, so asking for
+    the margin would stop a resumed run before every step (a CKKS step may use 11 of 12 levels).
+    The step is tried instead, and a refusal stops the run cleanly.
     """
-    if budget is None:
+    if budget is None or (fresh_budget is not None and budget >= fresh_budget):
         return False
     if step_cost is None:
         return budget - first_step_margin < minimum

@@ -286,9 +286,10 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 progress=on_progress,
             )
             if refresher is not None:
-                # fresh weights: the most noise budget (levels, for CKKS) for predictions and
-                # for a party that receives the exported model
-                model.refresh(refresher)
+                # fresh weights with the most noise budget (all levels, for CKKS: not the
+                # training refresher's "levels a step uses") for predictions and for a party
+                # that receives the exported model
+                model.refresh(lambda tensors: [scheme.refresh(t, keys) for t in tensors])
         except OverflowRiskError as exc:
             raise self._overflow(exc, "training", X, scheme) from exc
         # fitted state, all at once (a failed refit leaves the previous fit usable)

@@ -37,7 +37,7 @@ from hennframework.io.bundles import (
 )
 from hennframework.io.codecs import adopt_scheme, codec_for
 from hennframework.io.models import ModelBundle, describe_architecture, encode_architecture
-from hennframework.nn import History, Sequential, TrainingState
+from hennframework.nn import BagOfWords, Batch, History, Sequential, TrainingState
 from hennframework.scheme import Capability
 
 __all__ = [
@@ -65,26 +65,72 @@ def generate_keys(
     seed: int | None = None,
     max_dim: int | None = None,
     overwrite: bool = False,
+    for_model: Any = None,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
-    """``OUT_DIR/secret.henn`` (mode 0600) and ``OUT_DIR/public.henn`` for a new key pair."""
+    """``OUT_DIR/secret.henn`` (mode 0600) and ``OUT_DIR/public.henn`` for a new key pair.
+
+    ``for_model`` (a plain model, such as :func:`make_model` makes) with ``batch_size``: keys
+    with only the evaluation material that model uses, for schemes whose codec can tell
+    (``keygen_options_for``; CKKS: the rotation keys its training and prediction use, a fraction
+    of the file for small networks). Other schemes' keys are the same for every model.
+    """
     instance = hennframework.get_scheme(scheme, params=params, backend=backend)
     options: dict[str, Any] = {}
     if seed is not None:
         options["seed"] = seed
     if max_dim is not None:
         options["max_dim"] = max_dim
+    if for_model is not None:
+        options.update(_keygen_options_for(instance, for_model, batch_size))
     keys = instance.keygen(**options)
     adopt_scheme(instance)
     secret_path, public_path = save_keys(out_dir, keys, overwrite=overwrite)
-    return {
+    summary = {
         "key_id": keys.key_id,
         "scheme": instance.name,
         "parameter_set": codec_for(instance).parameters(instance)["name"],
         "security": keys.params.security_label(),
         "secret": str(secret_path),
         "public": str(public_path),
+        "public_bytes": Path(public_path).stat().st_size,
         "seeded": seed is not None,
     }
+    if for_model is not None:
+        summary["made_for"] = describe_architecture(encode_architecture(for_model)[0])
+        summary["batch_size"] = batch_size
+        summary.update({k: v for k, v in options.items() if k not in ("seed", "max_dim")})
+    return summary
+
+
+def _keygen_options_for(instance: Any, model: Any, batch_size: int | None) -> dict[str, Any]:
+    """The scheme codec's keygen options for ``model`` trained in batches of ``batch_size``.
+
+    The codec tries the model on random data of each batch size the party may use: the size
+    itself and every smaller power of two (a last, partial batch).
+    """
+    hook = getattr(codec_for(instance), "keygen_options_for", None)
+    if not callable(hook):
+        raise InputError(
+            f"the {instance.name} scheme makes the same keys for every model; drop the model "
+            "options (--for)."
+        )
+    if batch_size is None or batch_size < 1:
+        raise InputError("keys for a model need the batch size the party will train with")
+    rng = np.random.default_rng()  # trial data only: nothing secret depends on it
+    sizes = sorted({batch_size} | {1 << k for k in range(batch_size.bit_length() - 1)})
+    batches = []
+    for size in sizes:
+        targets = rng.uniform(0.0, 1.0, (size, 1))
+        if model.reads_words:
+            words = min(int(model.vocabulary_size), 64)
+            reviews = [rng.choice(model.vocabulary_size, words, replace=False) for _ in range(size)]
+            batches.append(Batch(BagOfWords.from_reviews(reviews), targets))
+        else:  # no zeros: a zero input drops diagonals (and rotations) from the linear maps
+            inputs = rng.uniform(0.5, 1.0, (size, model.input_width))
+            batches.append(Batch(inputs * rng.choice([-1.0, 1.0], inputs.shape), targets))
+    options = hook(instance, model, batches)
+    return dict(options)
 
 
 def make_model(
@@ -443,10 +489,12 @@ def _key_fingerprint(path: PathLike, manifest: dict[str, Any]) -> dict[str, Any]
     loaded = loader(path)
     scope = getattr(codec, "fingerprint_scope", None)
     covered, uncovered = scope(loaded.key) if callable(scope) else ([], [])
+    contents = getattr(codec, "key_contents", None)  # CKKS: parts, sizes and rotation steps
     return {
         "fingerprint_verified": loaded.verified,
         "fingerprint_covers": list(covered),
         "not_covered": list(uncovered),
+        **(dict(contents(loaded.key)) if callable(contents) else {}),
     }
 
 

@@ -23,13 +23,6 @@ from hennframework.schemes.integer_vector import IntegerVectorScheme
 
 
 @pytest.fixture(scope="module")
-def scheme() -> IntegerVectorScheme:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend=get_backend("numpy"))
-
-
-@pytest.fixture(scope="module")
 def keys(scheme: IntegerVectorScheme) -> Any:
     return scheme.keygen(seed=7)
 

@@ -8,16 +8,13 @@ and survives a ``.henn`` round trip.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from hennframework import io as hio
 from hennframework.nn import Dense, Layer, OwnerRefresher, Sequential, Sigmoid
-from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
 
@@ -41,13 +38,6 @@ class Square(Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Square:
         return cls()
-
-
-@pytest.fixture(scope="module")
-def scheme() -> IntegerVectorScheme:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend=get_backend("numpy"))
 
 
 def _data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

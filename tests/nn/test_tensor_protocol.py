@@ -8,14 +8,12 @@ fails this test, so a scheme plugin that implements the protocol can run every m
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pytest
 
 from hennframework.nn import BagOfWords, Sequential, make_batches
-from hennframework.registry import get_backend
 from hennframework.scheme import EncryptedTensor
 from hennframework.schemes.integer_vector import IntegerVectorScheme
 
@@ -88,13 +86,6 @@ for _name in (
     "__rmatmul__", "__neg__", "__getitem__", "__truediv__", "__pow__", "__len__",
 ):  # fmt: skip
     setattr(Strict, _name, _operator(_name))
-
-
-@pytest.fixture(scope="module")
-def scheme() -> IntegerVectorScheme:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return IntegerVectorScheme("default", backend=get_backend("numpy"))
 
 
 def _strict(model: Sequential) -> Sequential:

@@ -221,6 +221,9 @@ class TestPythonIntegerReference:
         want = [[d for v in row for d in digits_ref(int(v), p)] for row in values.tolist()]
         assert got.tolist() == want
         assert np.abs(got).max(initial=0) <= p.digit_bound
+        # a transposed (non-contiguous) array, as a sliced or transposed ciphertext passes it
+        strided = scheme.backend.asarray(np.ascontiguousarray(values.T)).T
+        assert np.asarray(scheme.decompose(strided)).tolist() == want
 
     @kit_settings()
     @given(data=st.data())

@@ -197,3 +197,169 @@ def _backend(name: str) -> Any:
 
         return XpBackend()
     return get_backend(name)
+
+
+# -- the Python-integer path for a few values ---------------------------------------------------
+def _both_paths(compute: Any) -> tuple[Any, Any]:
+    """``compute()`` on the array path and on the Python-integer path (small inputs): each
+    result, or the type of the error it raised."""
+    outcomes = []
+    for limit in (0, 10**9):  # 0: always the 128-bit array path; 10**9: always Python integers
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(wide, "SMALL_PRODUCTS", limit)
+            try:
+                result = compute()
+            except OverflowRiskError as error:
+                outcomes.append(type(error))
+            else:
+                outcomes.append((result.dtype, result.shape, result.tolist()))
+    return outcomes[0], outcomes[1]
+
+
+DIVISORS = st.sampled_from([1, 3, 2**12, 2**24, 2**52, 2**40 * 1000, 3 * 2**30 * 1000])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    left=st.lists(edge_values(BOUND62), min_size=6, max_size=6),
+    right=st.lists(edge_values(BOUND62), min_size=6, max_size=6),
+    batch=st.sampled_from([(1, 1), (2, 1), (1, 2), (2, 2)]),
+    divisor=DIVISORS,
+)
+def test_stacked_products_paths_agree(
+    left: list[int], right: list[int], batch: tuple[int, int], divisor: int
+) -> None:
+    """Both paths of stacked_products_round_div: the same int64 words, or both refuse."""
+    a = np.array(left * batch[0], dtype=np.int64).reshape(batch[0], 1, 2, 3)
+    b = np.array(right * batch[1], dtype=np.int64).reshape(1, batch[1], 2, 3)
+    arrays, integers = _both_paths(lambda: wide.stacked_products_round_div(a, b, divisor))
+    assert arrays == integers
+    if not isinstance(integers, type):
+        first = [
+            round_half_away(left[j] * right[j] + left[3 + j] * right[3 + j], divisor)
+            for j in range(3)
+        ]
+        assert integers[2][0][0] == first
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(edge_values(BOUND62), min_size=1, max_size=8),
+    factor=st.one_of(edge_values(2**53 - 1), st.integers(-(2**53), 2**53)),
+    divisor=DIVISORS,
+)
+def test_mul_round_div_paths_agree(values: list[int], factor: int, divisor: int) -> None:
+    """mul_round_div (a ciphertext times an encoded scalar): same words or both refuse."""
+    a = np.array(values, dtype=np.int64)[:, None]
+    b = np.array([factor], dtype=np.int64)
+    arrays, integers = _both_paths(lambda: wide.mul_round_div(a, b, divisor))
+    assert arrays == integers
+    want = [round_half_away(v * factor, divisor) for v in values]
+    if max(abs(v) for v in want) >= 2**63:
+        assert integers is OverflowRiskError
+    else:
+        assert integers[2] == [[v] for v in want]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    inner=st.integers(1, 6),
+    left_bits=st.integers(0, 53),
+    right_bits=st.integers(0, 62),
+    divisor=st.sampled_from([1, 1000, 2**12, 2**24, 3 * 1000]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_wide_matmul_paths_agree(
+    inner: int, left_bits: int, right_bits: int, divisor: int, seed: int
+) -> None:
+    """wide_matmul_round_div of small matrices: limb GEMMs and Python integers agree."""
+    rng = np.random.default_rng(seed)
+    left_bound, right_bound = (1 << left_bits) - 1, (1 << right_bits) - 1
+    left = rng.choice([-left_bound, left_bound, 0], (3, inner)).astype(np.int64)
+    right = rng.integers(-right_bound, right_bound, (inner, 4), endpoint=True, dtype=np.int64)
+    backend = get_backend("numpy")
+    arrays, integers = _both_paths(
+        lambda: wide.wide_matmul_round_div(backend, left, right, divisor, left_bound, right_bound)
+    )
+    assert arrays == integers
+
+
+def test_small_path_refuses_like_the_array_path() -> None:
+    """A divisor the array path cannot take, and too many products, refuse on both paths."""
+    a = np.ones((1, 2, 3), dtype=np.int64)
+    for compute in (
+        lambda: wide.stacked_products_round_div(a, a, (1 << 32) + 1),
+        lambda: wide.mul_round_div(a[0, 0], a[0, 0], 1 << 127),
+        lambda: wide.stacked_products_round_div(
+            np.ones((8, 1), dtype=np.int64), np.ones((8, 1), dtype=np.int64), 2
+        ),
+    ):
+        assert _both_paths(compute) == (OverflowRiskError, OverflowRiskError)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    left=st.lists(edge_values(BOUND62), min_size=3, max_size=3),
+    right=st.lists(edge_values(BOUND62), min_size=3, max_size=3),
+    batch=st.sampled_from([(1,), (3,), (2, 2)]),
+    divisor=DIVISORS,
+)
+def test_terms_round_div_small_agrees_with_the_stacked_products(
+    left: list[int], right: list[int], batch: tuple[int, ...], divisor: int
+) -> None:
+    """The tensor of a product (m = 1, k = 2 here) term by term with Python integers, and with
+    the factors stacked for the array path: the same words, or both refuse."""
+    terms = (((0, 0),), ((0, 1), (1, 0)), ((0, 2), (2, 0)), ((1, 1),), ((2, 2),))
+    a = np.array(left, dtype=np.int64) * np.ones((*batch, 1), dtype=np.int64)
+    b = np.array(right, dtype=np.int64)  # broadcast over the batch
+    first = np.array([term[0] for term in terms])
+    second = np.array([term[1] if len(term) == 2 else (0, 0) for term in terms])
+    used = np.array([len(term) - 1 for term in terms])
+    stacked_a = np.stack([a[..., first[:, 0]], a[..., second[:, 0]] * used], axis=-2)
+    stacked_b = np.stack([b[..., first[:, 1]], b[..., second[:, 1]]], axis=-2)
+    outcomes = []
+    for limit, compute in (
+        (10**9, lambda: wide.terms_round_div_small(a, b, batch, terms, divisor)),
+        (0, lambda: wide.stacked_products_round_div(stacked_a, stacked_b, divisor)),  # arrays
+    ):
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(wide, "SMALL_PRODUCTS", limit)
+                result = compute()
+        except OverflowRiskError:
+            outcomes.append(OverflowRiskError)
+        else:
+            outcomes.append((result.shape, result.tolist()))
+    assert outcomes[0] == outcomes[1]
+    with pytest.MonkeyPatch.context() as patch:  # too many products: the caller's array path
+        patch.setattr(wide, "SMALL_TENSOR_PRODUCTS", 0)
+        assert wide.terms_round_div_small(a, b, batch, terms, divisor) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shift=st.integers(1, 30),
+    factor=st.one_of(st.integers(-(2**53), 2**53), st.sampled_from([0, 1, -1, 3, -(2**52)])),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+)
+def test_scalar_power_of_two_path_is_exact(shift: int, factor: int, seed: int, ties: bool) -> None:
+    """A scalar factor and a divisor 2**s with a proved product bound: the int64 path rounds
+    like Python integers (halves away from zero, ties of both signs included) and agrees with
+    the 128-bit path word for word."""
+    rng = np.random.default_rng(seed)
+    divisor = 1 << shift
+    # the largest |c| the proof allows: |c * factor| / 2**s below 2**62
+    room = min(BOUND62, ((1 << 62) * divisor - 1) // max(abs(factor), 1))
+    values = rng.integers(-room, room, 200, endpoint=True, dtype=np.int64)
+    values[:4] = [room, -room, 0, 1]
+    if ties and factor % 2:  # c * factor = (odd) 2**(s - 1): an exact half, both signs
+        half = (1 << (shift - 1)) * pow(factor % divisor, -1, divisor) % divisor
+        values[4:8] = [half, -half, half + divisor, -half - divisor]
+    a = values[:, None]
+    b = np.array([factor], dtype=np.int64)
+    bound = int(np.abs(values).max()) * abs(factor)
+    got = wide.mul_round_div(a, b, divisor, bound)
+    want = [[round_half_away(int(v) * factor, divisor)] for v in values]
+    assert got.dtype == np.int64 and got.tolist() == want
+    assert got.tolist() == wide.round_div_wide(wide.mul_wide(a, b), divisor).tolist()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,11 @@ LIMIT = 1 << INT_BITS
 SAFETY = 1.0 + 1e-9
 #: The high-probability noise bound fails with probability at most 2**-this per decryption.
 FAILURE_PROBABILITY_BITS = 64
+#: Scalar plaintexts kept encoded per scheme instance (``Ciphertext.slot_plaintext``,
+#: ``multiply_plain``), at most.
+SCALAR_CACHE_SIZE = 256
+
+_T = TypeVar("_T")
 
 
 def tail_factor(values: int) -> float:
@@ -98,6 +103,16 @@ class Evaluator(HEScheme):
     backend: ArrayBackend
     #: Decryption accepts only the worst-case noise bound (no failure probability).
     worst_case: bool
+
+    def _constant(self, name: str, build: Callable[[], _T]) -> _T:
+        """``build()``, made once per parameter set and backend of this scheme (the small
+        constant arrays and plans of the hot operations, the encoded scalar constants)."""
+        cache: dict[str, tuple[Any, Any, Any]] = self.__dict__.setdefault("_constants", {})
+        entry = cache.get(name)
+        if entry is None or entry[0] is not self.params or entry[1] is not self.backend:
+            entry = cache[name] = (self.params, self.backend, build())
+        value: _T = entry[2]
+        return value
 
     @property
     @abc.abstractmethod
@@ -174,6 +189,16 @@ class Ciphertext:
     __array_ufunc__ = (
         None  # make ``ndarray * Ciphertext`` / ``ndarray @ Ciphertext`` use our reflected ops
     )
+    # Derived values, computed on first use and kept: a ciphertext's arrays are never written
+    # to after it is made (every operation returns a new one), and the same values are asked
+    # for several times (the message bound of x in x * x, the weights' noise budget before and
+    # after every training step, the powers of x that a sigmoid and its derivative share).
+    # Class-level None: an instance has none until it computes them.
+    _message_bound: Array | None = None
+    _decryption_bound: tuple[bool, float] | None = None
+    #: Powers of this ciphertext that ``polyval`` made, by the shift of their base (the
+    #: scheme's memo: ``{shift: {degree: power}}``).
+    polyval_powers: dict[int, dict[int, Ciphertext]] | None = None
 
     def __init__(
         self,
@@ -258,9 +283,17 @@ class Ciphertext:
     @property
     def decryption_bound(self) -> float:
         """The largest of :meth:`decryption_bounds` (0 for an empty tensor)."""
-        if not self.size:
-            return 0.0
-        return float(self.scheme.backend.to_numpy(self.decryption_bounds()).max())
+        worst_case = self.scheme.worst_case  # part of the key: it selects the bound
+        cached = self._decryption_bound
+        if cached is not None and cached[0] == worst_case:
+            return cached[1]
+        value = (
+            float(self.scheme.backend.to_numpy(self.decryption_bounds()).max())
+            if self.size
+            else 0.0
+        )
+        self._decryption_bound = (worst_case, value)
+        return value
 
     @property
     def noise_budget(self) -> float:
@@ -348,7 +381,19 @@ class Ciphertext:
         value in every slot). When m > 1 and the plaintext has no more axes than the batch, its
         last axis could also be read as the batch's last axis (one value per item); if both
         readings are possible the sum is ambiguous and raises InputError naming both fixes.
+
+        A Python float (the constant term of a sigmoid's polynomial) is encoded once per
+        scheme and scale and kept, read-only, as training adds the same few constants at every
+        step.
         """
+        cache: dict[tuple[float, int], tuple[Array, int]] | None = None
+        if type(values) is float:
+            cache = self.scheme._constant(
+                "slot-scalars", dict[tuple[float, int], tuple[Array, int]]
+            )
+            found = cache.get((values, scale))
+            if found is not None:
+                return found
         encoded = self.scheme.encode(values, scale)
         m = self.dim
         if m == 1 or encoded.ndim == 0 or per_item:
@@ -378,15 +423,30 @@ class Ciphertext:
                     f"every slot) add a trailing axis: values[..., None] (shape {(*shape, 1)})."
                 )
         bound = int(np.abs(encoded).max()) if encoded.size else 0
-        return self.scheme.backend.asarray(encoded, dtype="int64"), bound
+        result = self.scheme.backend.asarray(encoded, dtype="int64"), bound
+        if cache is not None and len(cache) < SCALAR_CACHE_SIZE:
+            if isinstance(result[0], np.ndarray):
+                result[0].flags.writeable = False
+            cache[(values, scale)] = result
+        return result
 
     def message_bound(self) -> Array:
-        """Elementwise |mu| <= (|c_top| + k t_bound |c_bottom| + noise) / w (float64, batch shape)."""
+        """Elementwise |mu| <= (|c_top| + k t_bound |c_bottom| + noise) / w (float64, batch shape).
+
+        Computed once per ciphertext; the array returned is shared, so callers must not write
+        to it."""
+        if self._message_bound is not None:
+            return self._message_bound
         m = self.dim
-        top = abs(self.data[..., :m]).max(axis=-1).astype("float64")
-        bottom = abs(self.data[..., m:]).max(axis=-1).astype("float64")
+        size = abs(self.data)
+        # a maximum over one entry is that entry (m = 1, k = 1 with the default set)
+        top = (size[..., 0] if m == 1 else size[..., :m].max(axis=-1)).astype("float64")
+        widest = size[..., m] if size.shape[-1] == m + 1 else size[..., m:].max(axis=-1)
+        bottom = widest.astype("float64")
         p = self.params
-        return (top + p.k * p.t_bound * bottom + self.noise) * (SAFETY / p.w)
+        bound = (top + p.k * p.t_bound * bottom + self.noise) * (SAFETY / p.w)
+        self._message_bound = bound
+        return bound
 
     # -- addition and subtraction ------------------------------------------------------------
     def __add__(self, other: Any) -> Ciphertext:
@@ -667,6 +727,10 @@ class Ciphertext:
 
 def broadcast_batch(left: tuple[int, ...], right: tuple[int, ...], what: str) -> tuple[int, ...]:
     """The broadcast batch shape, or an InputError naming both shapes."""
+    if left == right or not right:  # the common cases, without NumPy's general rule
+        return tuple(left)
+    if not left:
+        return tuple(right)
     try:
         return tuple(np.broadcast_shapes(left, right))
     except ValueError:

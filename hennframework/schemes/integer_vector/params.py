@@ -9,6 +9,7 @@ leaves room for such a set: ``modulus`` is carried and must be ``None`` for now.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -82,9 +83,9 @@ class IntegerVectorParams:
         """Largest |digit| in the gadget decomposition (balanced digits; sign-magnitude for b=1)."""
         return 1 if self.gadget_bits == 1 else self.base // 2
 
-    @property
+    @functools.cached_property
     def digits(self) -> int:
-        """Digits per entry: enough to represent any |c| < 2**62."""
+        """Digits per entry: enough to represent any |c| < 2**62 (a loop: computed once)."""
         base = self.base
         # balanced digits lie in [-B/2, B/2 - 1]: the positive side reaches B/2 - 1 per digit
         # (sign-magnitude bits for b = 1 reach 1 per digit on both sides)

@@ -20,9 +20,11 @@ Math summary (details and error bounds in docs/scheme.md):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,10 +38,11 @@ from hennframework.exceptions import (
 )
 from hennframework.randomness import RandomSource, as_random_source
 from hennframework.scheme import Capability, KeySet, ParameterSet
-from hennframework.schemes.integer_vector import wide
+from hennframework.schemes.integer_vector import small, wide
 from hennframework.schemes.integer_vector.ciphertext import (
     LIMIT,
     SAFETY,
+    SCALAR_CACHE_SIZE,
     Ciphertext,
     Evaluator,
     broadcast_batch,
@@ -66,8 +69,6 @@ from hennframework.schemes.integer_vector.params import (
 )
 
 __all__ = ["IntegerVectorScheme"]
-
-_T = TypeVar("_T")
 
 
 class IntegerVectorScheme(Evaluator):
@@ -304,14 +305,20 @@ class IntegerVectorScheme(Evaluator):
             )
         return scaled.astype(np.int64)
 
-    def _check_plain_range(self, encoded: npt.NDArray[np.int64]) -> None:
-        limit = self.params.max_plaintext
-        if encoded.size and int(np.abs(encoded).max()) > limit:
+    def _check_plain_range(self, encoded: npt.NDArray[np.int64]) -> int:
+        """The largest |encoded value| (0 if none); InputError if a fresh encryption cannot
+        take it."""
+        limit = self._constant("max-plaintext", lambda: self.params.max_plaintext)
+        largest = small.abs_max(encoded)
+        if largest is None:
+            largest = int(np.abs(encoded).max()) if encoded.size else 0
+        if largest > limit:
             raise InputError(
-                f"plaintext out of range: |encoded value| {int(np.abs(encoded).max())} exceeds "
+                f"plaintext out of range: |encoded value| {largest} exceeds "
                 f"{limit} for parameter set {self.params.name!r} (w = 2**{self.params.w.bit_length() - 1}). "
                 "Use smaller values or a smaller scale."
             )
+        return largest
 
     def _as_slots(self, values: Any, dim: int | None) -> tuple[Any, int]:
         array = np.asarray(values)
@@ -340,22 +347,27 @@ class IntegerVectorScheme(Evaluator):
         """
         if isinstance(key, KeySet):
             key = key.public
-        rng = as_random_source(seed)
+        draw = small.noise_source(seed)  # the CSPRNG (pooled) unless a seed is passed
         slots, m = self._as_slots(values, dim)
-        encoded = self.encode(slots, scale)
-        self._check_plain_range(encoded)
+        limit = self._constant("max-plaintext", lambda: self.params.max_plaintext)
+        plain = small.plain_integers(slots, scale, limit)  # None: encode and check
+        if plain is None:
+            encoded = self.encode(slots, scale)
+            largest = self._check_plain_range(encoded)
+        else:
+            encoded, largest = plain
         p = self.params
         backend = self.backend
         batch_shape = encoded.shape[:-1]
         x = backend.asarray(encoded, dtype="int64")
         if isinstance(key, SecretKey):
-            if key.params != p:
+            if key.params is not p and key.params != p:
                 raise KeyMismatchError(
                     f"secret key is for parameter set {key.params.name!r}, not {p.name!r}"
                 )
             t = backend.asarray(key.t_for(m), dtype="int64")
-            a = backend.asarray(rng.integers(-p.a_bound, p.a_bound, (*batch_shape, p.k)))
-            e = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
+            a = backend.asarray(draw(-p.a_bound, p.a_bound, (*batch_shape, p.k)))
+            e = backend.asarray(draw(-p.e_bound, p.e_bound, encoded.shape))
             top = x * p.w + e - backend.matmul_int_wrap(a, t.T)
             data = backend.concatenate([top, a], axis=-1)
             zero = backend.zeros(batch_shape, dtype="float64")
@@ -365,21 +377,21 @@ class IntegerVectorScheme(Evaluator):
             key_id = key.key_id
             self._public_keys.setdefault(key_id, PublicKey(p, key_id))
         elif isinstance(key, PublicKey):
-            if key.params != p:
+            if key.params is not p and key.params != p:
                 raise KeyMismatchError(
                     f"public key is for parameter set {key.params.name!r}, not {p.name!r}"
                 )
             self._public_keys.setdefault(key.key_id, key)
             enc_key = key.encryption_key(m)
-            e0 = backend.asarray(rng.integers(-p.e_bound, p.e_bound, encoded.shape))
+            e0 = backend.asarray(draw(-p.e_bound, p.e_bound, encoded.shape))
             c0 = x * p.w + e0  # |x| <= max_plaintext: below 2**60
-            c0_bound = (int(np.abs(encoded).max()) if encoded.size else 0) * p.w + p.e_bound
+            c0_bound = largest * p.w + p.e_bound
             if self._switch_bound(enc_key, c0_bound) >= LIMIT:
                 raise OverflowRiskError(
                     f"encrypting {m}-vectors of these values could exceed 62 bits; use smaller "
                     "values or shorter vectors."
                 )
-            data, l1, l2 = self._switch(c0, enc_key, c0_bound)
+            data, l1, l2 = self._switch_bits_first(c0, enc_key, c0_bound)
             # noise e0 + E c0*: e0 bounded by B; E c0* from the key's independent uniform E,
             # weighted by the actual digits of c0 (independent of E)
             noise = (l1 * float(p.e_bound) + float(p.e_bound)) * SAFETY
@@ -393,7 +405,15 @@ class IntegerVectorScheme(Evaluator):
                 f"encrypt needs a PublicKey, SecretKey or KeySet, got {type(key).__name__}"
             )
         return Ciphertext(
-            self, data, m, scale, noise, key_id, noise_det=probable[0], noise_sg=probable[1]
+            self,
+            data,
+            m,
+            scale,
+            noise,
+            key_id,
+            coeff_bound=small.abs_max(data),  # None: the ciphertext measures it
+            noise_det=probable[0],
+            noise_sg=probable[1],
         )
 
     def decrypt(
@@ -409,9 +429,13 @@ class IntegerVectorScheme(Evaluator):
                 f"this ciphertext is under key {ciphertext.key_id}, not {secret_key.key_id}: "
                 "decrypt with its own secret key (or switch it to yours first)."
             )
-        if secret_key.params != self.params or ciphertext.params != self.params:
-            raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
         p = self.params
+        for params in (secret_key.params, ciphertext.params):
+            if params is not p and params != p:
+                raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
+        few = small.decrypt_few(self, ciphertext, secret_key)  # None: not a small batch
+        if few is not None:
+            return few
         backend = self.backend
         bounds = backend.to_numpy(ciphertext.decryption_bounds())
         max_noise = float(bounds.max()) if ciphertext.size else 0.0
@@ -519,15 +543,16 @@ class IntegerVectorScheme(Evaluator):
         shifts = self.backend.asarray(positions, dtype="int64" if offset is None else "uint64")
         return count, offset, shifts
 
-    def _constant(self, name: str, build: Callable[[], _T]) -> _T:
-        """``build()``, made once per parameter set and backend of this scheme (the small
-        constant arrays and plans of the hot operations)."""
-        cache: dict[str, tuple[Any, Any, Any]] = self.__dict__.setdefault("_constants", {})
-        entry = cache.get(name)
-        if entry is None or entry[0] is not self.params or entry[1] is not self.backend:
-            entry = cache[name] = (self.params, self.backend, build())
-        value: _T = entry[2]
-        return value
+    def _switch_bits_first(
+        self, source: Array, key: KeySwitchKey, source_bound: int
+    ) -> tuple[Array, Array, Array]:
+        """``_switch``, through ``small.switch_bits`` (gadget bits read off the bytes of each
+        value) where it applies: the same three results."""
+        if source.shape[-1] == key.source_columns and source_bound < LIMIT:
+            found = small.switch_bits(self, source, key)
+            if found is not None:
+                return found
+        return self._switch(source, key, source_bound)
 
     def _apply_switch(self, source: Array, key: KeySwitchKey, source_bound: int) -> Array:
         """``M c*`` modulo 2**64 for sources with ``|source| <= source_bound`` (see ``_switch``)."""
@@ -555,7 +580,8 @@ class IntegerVectorScheme(Evaluator):
                 "2**62 its gadget digits represent; refused rather than wrapped. Use smaller "
                 "values or rescale first."
             )
-        digits = self.decompose(source)
+        packed = self._packed_digits(source)
+        digits = self.decompose(source) if packed is None else packed.astype("int64")
         batch_shape = digits.shape[:-1]
         flat = digits.reshape(-1, digits.shape[-1])
         out = self.backend.matmul_small_left(flat, key.matrix_t, self.params.digit_bound)
@@ -563,9 +589,44 @@ class IntegerVectorScheme(Evaluator):
         margin = float_margin(count)
         # |digit| <= 2**31: the int64 sum is exact; squares are rounded (covered by the margin)
         l1 = abs(digits).sum(axis=-1).astype("float64") * margin
-        as_float = digits.astype("float64")
+        as_float = (digits if packed is None else packed).astype("float64")
         l2 = ((as_float * as_float).sum(axis=-1) * margin) ** 0.5 * SAFETY
         return out.reshape(*batch_shape, key.matrix_t.shape[1]), l1, l2
+
+    def _packed_digits(self, source: Array) -> Array | None:
+        """``decompose(source)`` read off the bytes of ``source + H``, in the narrowest signed
+        integer type, where the digits are whole bytes: None otherwise.
+
+        With b = 8, 16 or 32 and ``l b = 64``, the plain base-2**b digits of ``v + H`` (see
+        ``decompose``) are the b-bit words of its uint64 (least significant first on a
+        little-endian host), and flipping a word's top bit subtracts B/2 modulo 2**b: read as a
+        signed word that is the balanced digit itself. One addition and one XOR instead of a
+        shift and a mask of every digit: the same digits, in the same order. NumPy arrays only.
+        """
+        plan = self._constant("packed-digits", self._packed_plan)
+        if plan is None or type(source) is not np.ndarray:  # host arrays only, not a subclass
+            return None
+        unsigned_type, signed_type, flip = plan
+        count, offset, _ = self._constant("digits", self._digit_plan)
+        assert offset is not None  # _packed_plan checked it
+        words = np.ascontiguousarray(source, dtype=np.int64).view(np.uint64) + np.uint64(offset)
+        balanced = (words.view(unsigned_type) ^ flip).view(signed_type)
+        return balanced.reshape(*source.shape[:-1], source.shape[-1] * count)
+
+    def _packed_plan(self) -> tuple[Any, Any, Any] | None:
+        """``_packed_digits``'s word types and top bit, or None where it does not apply."""
+        p = self.params
+        count, offset, _ = self._digit_plan()
+        if (
+            sys.byteorder != "little"
+            or offset is None
+            or p.gadget_bits not in (8, 16, 32)
+            or count * p.gadget_bits != 64
+        ):
+            return None
+        unsigned_type = np.dtype(f"uint{p.gadget_bits}")
+        signed_type = np.dtype(f"int{p.gadget_bits}")
+        return unsigned_type, signed_type, unsigned_type.type(1 << (p.gadget_bits - 1))
 
     def _switch_bound(self, key: KeySwitchKey, source_value_bound: float) -> int:
         """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|.
@@ -573,16 +634,18 @@ class IntegerVectorScheme(Evaluator):
         ``source_value_bound`` bounds |K c| (the message times w plus the noise before the
         switch); it is a float, so it is rounded up with the float safety margin.
         """
-        p = self.params
-        a_c = p.a_bound * p.digit_bound * key.source_columns * p.digits
         if not math.isfinite(source_value_bound):
             return LIMIT
-        return (
-            math.ceil(source_value_bound * SAFETY)
-            + p.keyswitch_noise(key.source_columns)
-            + p.k * p.t_bound * a_c
-            + a_c
-            + 1
+        columns = key.source_columns
+
+        def added() -> int:
+            """The part that depends on the key's shape only (exact integers: made once)."""
+            p = self.params
+            a_c = p.a_bound * p.digit_bound * columns * p.digits
+            return p.keyswitch_noise(columns) + p.k * p.t_bound * a_c + a_c + 1
+
+        return math.ceil(source_value_bound * SAFETY) + self._constant(
+            f"switch-bound:{columns}", added
         )
 
     def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
@@ -603,7 +666,7 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the switched ciphertext could exceed 62 bits")
-        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
+        data, l1, l2 = self._switch_bits_first(ciphertext.data, key, ciphertext.coeff_bound)
         noise = (ciphertext.noise + l1 * p.e_bound) * SAFETY
         det, sg = ciphertext.probable_parts()
         # E c* may share E with earlier switches in this noise: parameters add (no quadrature)
@@ -693,10 +756,7 @@ class IntegerVectorScheme(Evaluator):
         rescale = not integral and ciphertext.scale_int > 1
         # the fine encode_scale only pays off when the product is rescaled afterwards
         scale = 1 if integral else (int(encode_scale or p.scale) if rescale else p.scale)
-        encoded, pbound = ciphertext.slot_plaintext(array, scale, per_item=True)
-        broadcast_batch(ciphertext.shape, tuple(encoded.shape[:-1]), "multiply")
-        backend = self.backend
-        abs_plain_b = abs(encoded[..., 0]).astype("float64")
+        encoded, pbound, abs_plain_b = self._plain_factor(ciphertext, array, scale)
         if not rescale:
             # proved before computing: |c p| <= coeff_bound * |p| < 2**62
             bound = ciphertext.checked_bound(ciphertext.coeff_bound * max(pbound, 1))
@@ -716,14 +776,9 @@ class IntegerVectorScheme(Evaluator):
         if product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)  # |c p| + s/2 < 2**63
         else:
-            # |c| < 2**62 (invariant) and |p| < 2**53 (encode): mul_wide's precondition
-            product = wide.mul_wide(
-                ciphertext.data,
-                backend.broadcast_to(
-                    encoded, broadcast_batch(ciphertext.data.shape, encoded.shape, "multiply")
-                ),
-            )
-            data = wide.round_div_wide(product, scale)
+            # |c| < 2**62 (invariant) and |p| < 2**53 (encode): mul_wide's precondition; the
+            # shapes broadcast (checked by _plain_factor)
+            data = wide.mul_round_div(ciphertext.data, encoded, scale, product_bound)
         rounding = self._rounding_noise()
         noise = (ciphertext.noise * abs_plain_b) / scale + rounding
         det, sg = ciphertext.probable_parts()
@@ -732,6 +787,35 @@ class IntegerVectorScheme(Evaluator):
             (sg * abs_plain_b) / scale * SAFETY,
         )
         return ciphertext.derive(data, noise * SAFETY, coeff_bound=bound, probable=probable)
+
+    def _plain_factor(
+        self, ciphertext: Ciphertext, array: npt.NDArray[Any], scale: int
+    ) -> tuple[Array, int, Array]:
+        """``multiply_plain``'s factor: the plaintext encoded at ``scale`` with a slot axis, its
+        largest magnitude and its magnitudes as floats (batch shape).
+
+        A scalar (a learning rate, a polynomial coefficient) is encoded once per scale and
+        kept: training multiplies by the same few constants at every step. The kept arrays are
+        read-only, as every operation treats its operands.
+        """
+        cache: dict[tuple[float, int], tuple[Array, int, Array]] | None = None
+        if array.ndim == 0 and array.dtype.kind == "f":
+            cache = self._constant(
+                "plain-scalars", dict[tuple[float, int], tuple[Array, int, Array]]
+            )
+            key = (float(array), scale)
+            found = cache.get(key)
+            if found is not None:
+                return found
+        encoded, pbound = ciphertext.slot_plaintext(array, scale, per_item=True)
+        broadcast_batch(ciphertext.shape, tuple(encoded.shape[:-1]), "multiply")
+        abs_plain_b = abs(encoded[..., 0]).astype("float64")
+        if cache is not None and len(cache) < SCALAR_CACHE_SIZE:
+            for kept in (encoded, abs_plain_b):
+                if isinstance(kept, np.ndarray):
+                    kept.flags.writeable = False
+            cache[key] = (encoded, pbound, abs_plain_b)
+        return encoded, pbound, abs_plain_b
 
     def multiply(
         self, left: Ciphertext, right: Ciphertext, divisor: int | None = None
@@ -750,7 +834,7 @@ class IntegerVectorScheme(Evaluator):
             f"products of {m}-vectors need a product key; the key holder runs "
             f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
         )
-        broadcast_batch(left.shape, right.shape, "combine")  # refuses batches that do not broadcast
+        batch = broadcast_batch(left.shape, right.shape, "combine")  # refuses what cannot
         divisor_total = p.w * r
         # overflow: the factors are below 2**62 (ciphertext invariant), so every product fits in
         # 128 bits (mul_wide); each rounded tensor entry must be below 2**62 to be a key-switch
@@ -776,13 +860,17 @@ class IntegerVectorScheme(Evaluator):
                 "parameter set); use smaller values, rescale first, or a parameter set with a "
                 "smaller w or scale."
             )
-        # every tensor entry at once: the factors of its (up to two) products stacked on one axis
-        left_index, right_index, used = self._constant(
-            f"tensor:{m}", lambda: self._tensor_factors(m)
-        )
-        tensor = wide.stacked_products_round_div(
-            left.data[..., left_index] * used, right.data[..., right_index], divisor_total
-        )
+        # a few ciphertexts: Python integers, entry by entry; otherwise every tensor entry at
+        # once, the factors of its (up to two) products stacked on one axis
+        terms = self._constant(f"tensor-terms:{m}", lambda: self._tensor_terms(m))
+        tensor = wide.terms_round_div_small(left.data, right.data, batch, terms, divisor_total)
+        if tensor is None:
+            left_index, right_index, used = self._constant(
+                f"tensor:{m}", lambda: self._tensor_factors(m)
+            )
+            tensor = wide.stacked_products_round_div(
+                left.data[..., left_index] * used, right.data[..., right_index], divisor_total
+            )
         # Each bound below adds terms of both operands (mu_a e_b, mu_b e_a, ...), so NumPy
         # broadcasting gives them the batch shape without broadcasting each operand first.
         mu_a = left.message_bound()
@@ -862,26 +950,34 @@ class IntegerVectorScheme(Evaluator):
             bounds.append(max((abs(v) for v in high[m:] + low[m:]), default=0))
         return bounds
 
-    def _tensor_factors(self, m: int) -> tuple[Array, Array, Array]:
-        """Where the products of a slotwise tensor come from: indices into both ciphertexts.
+    def _tensor_terms(self, m: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """The products each entry of a slotwise tensor sums, as (index into the left
+        ciphertext, index into the right one) pairs.
 
         Entries: ``top_a[i] top_b[i]`` (m), ``top_a[i] bot_b[j] + bot_a[j] top_b[i]`` (m k, i
         major) and ``bot_a[i] bot_b[j]`` (k k, i major), the order of ``product_key_matrix``.
-        Row 0 of each index array names the first product's factors, row 1 the second's; ``used``
-        is 0 where an entry has no second product (its factors then contribute 0).
         """
         k = self.params.k
         tops, bottoms = range(m), [m + j for j in range(k)]
-        cross = [(i, j) for i in tops for j in bottoms]
-        square = [(i, j) for i in bottoms for j in bottoms]
-        first = [(i, i) for i in tops] + cross + square
-        second = [(0, 0)] * m + [(j, i) for i, j in cross] + [(0, 0)] * (k * k)
-        used = [0] * m + [1] * (m * k) + [0] * (k * k)
+        return (
+            *(((i, i),) for i in tops),
+            *(((i, j), (j, i)) for i in tops for j in bottoms),
+            *(((i, j),) for i in bottoms for j in bottoms),
+        )
+
+    def _tensor_factors(self, m: int) -> tuple[Array, Array, Array]:
+        """``_tensor_terms`` as index arrays into both ciphertexts, for the array path.
+
+        Row 0 of each index array names the first product's factors, row 1 the second's; ``used``
+        is 0 where an entry has no second product (its factors then contribute 0).
+        """
+        terms = self._tensor_terms(m)
+        padded = [term if len(term) == 2 else (term[0], (0, 0)) for term in terms]
         backend = self.backend
         return (
-            backend.asarray([[i for i, _ in first], [i for i, _ in second]], dtype="int64"),
-            backend.asarray([[j for _, j in first], [j for _, j in second]], dtype="int64"),
-            backend.asarray([[1] * len(first), used], dtype="int64"),
+            backend.asarray([[t[0][0] for t in padded], [t[1][0] for t in padded]], dtype="int64"),
+            backend.asarray([[t[0][1] for t in padded], [t[1][1] for t in padded]], dtype="int64"),
+            backend.asarray([[1] * len(terms), [int(len(t) == 2) for t in terms]], dtype="int64"),
         )
 
     def dot(
@@ -895,8 +991,8 @@ class IntegerVectorScheme(Evaluator):
         left.check_compatible(right, "take an inner product")
         p = self.params
         m, n = left.dim, left.dim + p.k
-        h = _integer_matrix(np.eye(m, dtype=np.int64) if weight is None else weight, "H")
-        label = matrix_digest(h)
+        h = small.identity(m) if weight is None else _integer_matrix(weight, "H")
+        label, _, h_abs = small.matrix_facts(self, h)  # matrix_digest(h), sum |H|
         key = self.public_key(left.key_id).evaluation.get(
             f"dot:{m}:{label}",
             f"inner products of {m}-vectors with this H need a key; the key holder runs "
@@ -920,21 +1016,20 @@ class IntegerVectorScheme(Evaluator):
             )
         a = backend.broadcast_to(left.data, (*batch, n))[..., :, None]
         b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
-        tensor = wide.sum_products_round_div([(a, b)], p.w * r).reshape(*batch, n * n)
-        h_abs = float(np.abs(h).sum())
+        tensor = wide.mul_round_div(a, b, p.w * r).reshape(*batch, n * n)
         # terms of both operands in every bound: broadcasting gives them the batch shape
         mu_a = left.message_bound()
         mu_b = right.message_bound()
         e_a = left.noise
         e_b = right.noise
-        key_l1 = float(np.abs(h).sum()) * p.key_row_norm**2
+        key_l1 = h_abs * p.key_row_norm**2
         # noise before the switch, rounding of the tensor entries included (see multiply)
         before_switch = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
         value_bound = h_abs * mu_a * mu_b * p.w / r + before_switch
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
-        data, l1, l2 = self._switch(tensor, key, tensor_bound)
+        data, l1, l2 = self._switch_bits_first(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2)
         return left.derive(
@@ -953,18 +1048,18 @@ class IntegerVectorScheme(Evaluator):
             raise InputError(
                 f"G has {g.shape[1]} columns but the vectors have length {ciphertext.dim}"
             )
+        label, row_l1, _ = small.matrix_facts(self, g)  # matrix_digest(g), max row sum |G|
         key = self.public_key(ciphertext.key_id).evaluation.get(
-            f"linear:{matrix_digest(g)}",
+            f"linear:{label}",
             "this linear transform needs a key; the key holder runs scheme.add_linear_key(keys, G)",
         )
         p = self.params
-        row_l1 = float(np.abs(g).sum(axis=1).max())
         mu = ciphertext.message_bound()
         value = float((mu * p.w * row_l1).max()) if ciphertext.size else 0.0
         bound = self._switch_bound(key, value + row_l1 * ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the transformed ciphertext could exceed 62 bits")
-        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
+        data, l1, l2 = self._switch_bits_first(ciphertext.data, key, ciphertext.coeff_bound)
         noise = (ciphertext.noise * row_l1 + l1 * p.e_bound) * SAFETY
         det, sg = ciphertext.probable_parts()
         probable = (det * row_l1 * SAFETY, (sg * row_l1 + l2 * p.e_bound) * SAFETY)
@@ -1145,13 +1240,30 @@ class IntegerVectorScheme(Evaluator):
         while len(coeffs) > 1 and coeffs[-1] == 0.0:
             coeffs.pop()
         shift = self.polyval_shift(ciphertext, len(coeffs) - 1)
-        base = ciphertext
-        if shift:
-            base = self.multiply_plain(ciphertext, 2.0**-shift, encode_scale=self.fine_scale)
-        powers: dict[int, Ciphertext] = {1: base}
+        # With a slope bound (``_slope_bounded``), the tree runs on an exact copy of x: the
+        # same data, read as the message ``S c / w`` itself with noise 0 (a valid reading, so
+        # every bound of the operations holds for it); x's own noise is added at the end,
+        # through the slope of the polynomial (``_with_slope_noise``).
+        sloped = self._slope_bounded(ciphertext)
+        source = self._noiseless(ciphertext) if sloped else ciphertext
+        # The powers are kept on the ciphertext (``polyval_powers``): a sigmoid's derivative
+        # in the backward pass needs the same powers of the same x as its forward pass. They
+        # are the same bits either way: a product depends on its operands only. Whether they
+        # are powers of the exact copy depends on the ciphertext only, so it never changes.
+        memo = ciphertext.polyval_powers
+        if memo is None:
+            memo = ciphertext.polyval_powers = {}
+        powers = memo.get(shift)
+        if powers is None:
+            base = source
+            if shift:
+                base = self.multiply_plain(source, 2.0**-shift, encode_scale=self.fine_scale)
+            powers = memo[shift] = {1: base}
         for degree in range(2, len(coeffs)):
             if coeffs[degree] == 0.0 and all(c == 0.0 for c in coeffs[degree + 1 :]):
                 break
+            if degree in powers:
+                continue
             half = 1 << (degree.bit_length() - 1)
             if half == degree:
                 half //= 2
@@ -1165,7 +1277,7 @@ class IntegerVectorScheme(Evaluator):
             if coeffs[degree] == 0.0:
                 continue
             if degree == 1:  # x itself, not x / 2**k: no precision lost on the linear term
-                term = self.multiply_plain(ciphertext, coeffs[1], encode_scale=self.fine_scale)
+                term = self.multiply_plain(source, coeffs[1], encode_scale=self.fine_scale)
             else:
                 term = self.multiply_plain(
                     powers[degree],
@@ -1174,8 +1286,139 @@ class IntegerVectorScheme(Evaluator):
                 )
             result = term if result is None else result + term
         if result is None:
-            result = self.multiply_plain(ciphertext, 0.0)
+            result = self.multiply_plain(source, 0.0)
+        if sloped:
+            result = self._with_slope_noise(result, ciphertext, coeffs, shift)
         return result + coeffs[0] if coeffs[0] != 0.0 else result
+
+    def _slope_bounded(self, ciphertext: Ciphertext) -> bool:
+        """Whether ``polyval`` bounds x's noise through the polynomial's slope (fixed point at
+        the scale f, whose products rescale by f: the polynomial it evaluates is known)."""
+        f = self.params.scale
+        return ciphertext.scale_int == f > 1 and self._product_divisor(f, f) == f
+
+    def _noiseless(self, ciphertext: Ciphertext) -> Ciphertext:
+        """The same data read as the message ``v = S c / w`` exactly: noise 0 (both bounds)."""
+        zero = ciphertext.noise * 0.0
+        return ciphertext.derive(
+            ciphertext.data, zero, coeff_bound=ciphertext.coeff_bound, probable=(zero, zero)
+        )
+
+    def _slope_coefficients(self, coeffs: Sequence[float], shift: int) -> list[float]:
+        """Coefficients (lowest first) of the slope ``g(u) = P'(u f)`` of the polynomial that
+        ``polyval`` computes, in real units u, from the constants exactly as encoded.
+
+        The tree multiplies the powers of ``b = x q / F`` (q = round(2**-k F), F the fine
+        scale; b = x when k = 0) by ``round(c_d 2**(d k) F) / F`` and x by ``round(c_1 F) / F``;
+        products rescale by f, so in integer units ``P(t) = a_1 t + sum_d a_d (q/F)**d t**d /
+        f**(d - 1) + const`` and ``P'(t) = g(t / f)``.
+        """
+        fine = self.fine_scale
+        ratio = float(self.encode(2.0**-shift, fine)) / fine if shift else 1.0
+        slope = [0.0] * max(len(coeffs) - 1, 1)
+        for degree in range(1, len(coeffs)):
+            if coeffs[degree] == 0.0:
+                continue
+            if degree == 1:
+                slope[0] = float(self.encode(coeffs[1], fine)) / fine
+            else:
+                encoded = float(self.encode(coeffs[degree] * 2.0 ** (degree * shift), fine))
+                slope[degree - 1] = degree * encoded / fine * ratio**degree
+        return slope
+
+    def _with_slope_noise(
+        self, exact: Ciphertext, ciphertext: Ciphertext, coeffs: Sequence[float], shift: int
+    ) -> Ciphertext:
+        """``exact`` (the polynomial of the exact copy of x) with x's noise added by the slope.
+
+        With ``v = S c / w`` and ``mu`` the message of x (``|v - mu| <= e / w``), the result
+        ``S c' = w P(v) + e_0`` (``e_0``: the noise of ``exact``, from the operations alone)
+        has noise ``e_0 + w (P(v) - P(mu))`` against the message ``P(mu)``. The mean value
+        theorem bounds the second part by ``M e`` with ``M = max |P'|`` over ``|t| <= U``
+        (``U``: x's message bound, which bounds |mu| and |v|): the worst-case bound. For the
+        high-probability one, ``w (P(v) - P(mu)) = P'(mu) (d + X) + R``: P'(mu) is a constant,
+        so ``P'(mu) X`` is sub-Gaussian with parameter ``M noise_sg``, and the Taylor remainder
+        ``|R| <= max |P''| e**2 / (2 w)`` joins the deterministic part. Where the slope is
+        small (a sigmoid past its turning point, or near 0), this is far below the sum of
+        the terms' bounds that the operations alone would give.
+        """
+        f = self.params.scale
+        # constants of the polynomial and the shift: found once per scheme (never written to)
+        slope = self._constant(
+            f"slope:{tuple(coeffs)!r}:{shift}", lambda: self._slope_coefficients(coeffs, shift)
+        )
+        curvature = [j * c for j, c in enumerate(slope)][1:] or [0.0]
+        reach = ciphertext.message_bound() * (SAFETY / f)  # U in real units
+        steepest = _largest_on_interval(slope, reach)
+        bend = _magnitude_on_interval(curvature, reach) / f  # bounds |P''| in integer units
+        noise = ciphertext.noise
+        det, sg = ciphertext.probable_parts()
+        exact_det, exact_sg = exact.probable_parts()
+        remainder = bend * noise * noise * (0.5 / self.params.w)
+        return exact.derive(
+            exact.data,
+            (exact.noise + steepest * noise) * SAFETY,
+            coeff_bound=exact.coeff_bound,
+            probable=(
+                (exact_det + steepest * det + remainder) * SAFETY,
+                (exact_sg + steepest * sg) * SAFETY,
+            ),
+        )
+
+
+def _magnitude_on_interval(coefficients: Sequence[float], reach: Array) -> Array:
+    """``sum_j |c_j| U**j`` elementwise: a bound on |polynomial(u)| for |u| <= U (``reach``)."""
+    total = reach * 0.0
+    for value in reversed(coefficients):
+        total = total * reach + abs(value)
+    return total * float_margin(len(coefficients))
+
+
+def _largest_on_interval(coefficients: Sequence[float], reach: Array) -> Array:
+    """A bound on ``max |g(u)|`` over ``|u| <= U`` for the polynomial g, elementwise in U.
+
+    The maximum of |g| on an interval is at an end or at a root of g': both ends and the real
+    part of every root of g' (a complex one only adds a point of the interval, never removes
+    the maximum) are evaluated, with a margin for the rounding of the evaluation and of the
+    roots. Never above the coarse bound ``sum_j |c_j| U**j``, which holds regardless.
+    """
+    coarse = _magnitude_on_interval(coefficients, reach)
+    degree = len(coefficients) - 1
+    while degree > 0 and coefficients[degree] == 0.0:
+        degree -= 1
+    if degree < 1:
+        return coarse
+    ends = reach * 0.0
+    for sign in (1.0, -1.0):
+        value = reach * 0.0
+        for c in reversed(coefficients[: degree + 1]):
+            value = value * (reach * sign) + c
+        ends = ends.clip(min=abs(value))
+    for point, height in _turning_points(tuple(coefficients[: degree + 1])):
+        inside = (reach >= point * (1 - 1e-9)).astype("float64")  # a little wide: safe
+        ends = ends.clip(min=inside * height)
+    tight = ends * (1.0 + 1e-6) + coarse * 1e-12
+    return tight.clip(max=coarse)
+
+
+@functools.lru_cache(maxsize=256)
+def _turning_points(coefficients: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """``(point, height)`` for the real part of every root of g' (g: these coefficients): the
+    point's magnitude and the largest |g| near it, at both signs. Constants of
+    ``_largest_on_interval``, found once per polynomial (``np.roots`` per call cost more than
+    the rest of a sigmoid's noise bound)."""
+    derivative = [j * c for j, c in enumerate(coefficients)][1:]
+    points = []
+    for root in np.roots(list(reversed(derivative))) if len(derivative) > 1 else []:
+        point = abs(float(np.real(root)))
+        near = [point * (1 - 1e-9), point, point * (1 + 1e-9)]
+        height = max(
+            abs(float(np.polynomial.polynomial.polyval(s * u, coefficients)))
+            for u in near
+            for s in (1.0, -1.0)
+        )
+        points.append((point, height))
+    return tuple(points)
 
 
 def _all_integral(array: npt.NDArray[Any]) -> bool:

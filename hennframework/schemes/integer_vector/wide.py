@@ -19,26 +19,38 @@ Every function states the bounds its inputs must satisfy and why each intermedia
   sum of all shifted limb products is proved below 2**127 before anything runs.
 * ``round_div_wide``: divides by ``2**s * odd`` (odd < 2**32): a shift, then a long division on
   32-bit chunks (every step < 2**64); a quotient of 63 bits or more raises.
+* ``mul_round_div`` with a proved product bound, one factor and a divisor ``2**s``: int64 pieces
+  proved below 2**63 (``_scalar_round_div_pow2``), no 128-bit value at all.
 
 These functions work on NumPy and CuPy arrays alike: they only use operators and ``.astype`` /
-``.view``, so they stay on the device.
+``.view``, so they stay on the device. For a few values in NumPy arrays (batch-1 training),
+the same results come from Python integers, which have no width limit, at a fraction of the
+fixed cost of the thirty-odd array operations (``SMALL_PRODUCTS``); both paths round and
+refuse alike, and the tests compare them word for word.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import operator
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from hennframework.exceptions import OverflowRiskError
 
 __all__ = [
     "LimbSplit",
     "Wide",
+    "mul_round_div",
     "mul_wide",
     "plan_matmul",
     "round_div_wide",
     "stacked_products_round_div",
     "sum_products_round_div",
+    "terms_round_div_small",
     "wide_add",
     "wide_matmul_round_div",
 ]
@@ -93,20 +105,7 @@ def round_div_wide(value: Wide, divisor: int) -> Any:
     adding ``divisor // 2`` to its magnitude stays below 2**128 because the divisor is below
     2**127.
     """
-    if divisor < 1:
-        raise ValueError("divisor must be a positive integer")
-    if divisor >= WIDE_LIMIT:
-        raise OverflowRiskError(
-            f"divisor 2**{divisor.bit_length() - 1} is too large for 128-bit division; rescale by "
-            "smaller steps."
-        )
-    shift = (divisor & -divisor).bit_length() - 1
-    odd = divisor >> shift
-    if odd >= 1 << 32:
-        raise OverflowRiskError(
-            f"divisor {divisor} has an odd part of {odd.bit_length()} bits; at most 32 are supported. "
-            "Use a power-of-two w or a smaller scale."
-        )
+    shift, odd = _divisor_parts(divisor)
     hi, lo = value
     # the magnitude: a conditional two's-complement negation, x -> (x ^ mask) - mask with
     # mask = -1 for negative values and 0 otherwise (the low word borrows into the high one)
@@ -146,12 +145,194 @@ def round_div_wide(value: Wide, divisor: int) -> Any:
         mag_hi = ((quotient[0] << 32) | quotient[1]).view("int64")
         mag_lo = (quotient[2] << 32) | quotient[3]
     if bool((mag_hi.view("uint64") | (mag_lo >> 63)).any()):
-        raise OverflowRiskError(
-            "a rounded quotient does not fit in 63 bits; the operation was refused rather than "
-            "wrapped. Use smaller values, a smaller scale, or a parameter set with a smaller w."
-        )
+        raise OverflowRiskError(QUOTIENT_TOO_LARGE)
     # the sign back: the same conditional negation, on a magnitude below 2**63
     return (mag_lo.view("int64") ^ mask) - mask
+
+
+QUOTIENT_TOO_LARGE = (
+    "a rounded quotient does not fit in 63 bits; the operation was refused rather than "
+    "wrapped. Use smaller values, a smaller scale, or a parameter set with a smaller w."
+)
+
+
+def _divisor_parts(divisor: int) -> tuple[int, int]:
+    """``(s, odd)`` with ``divisor = 2**s * odd``; refuses divisors ``round_div_wide`` cannot take."""
+    if divisor < 1:
+        raise ValueError("divisor must be a positive integer")
+    if divisor >= WIDE_LIMIT:
+        raise OverflowRiskError(
+            f"divisor 2**{divisor.bit_length() - 1} is too large for 128-bit division; rescale by "
+            "smaller steps."
+        )
+    shift = (divisor & -divisor).bit_length() - 1
+    odd = divisor >> shift
+    if odd >= 1 << 32:
+        raise OverflowRiskError(
+            f"divisor {divisor} has an odd part of {odd.bit_length()} bits; at most 32 are supported. "
+            "Use a power-of-two w or a smaller scale."
+        )
+    return shift, odd
+
+
+#: Up to this many products, they are formed with Python integers on the host
+#: (``_products_round_div_ints``): for a handful of values, the thirty-odd array operations of
+#: the 128-bit path cost far more than the arithmetic (per-review training multiplies a few
+#: ciphertexts at a time).
+SMALL_PRODUCTS = 64
+#: The same for the tensor of a ciphertext product (``terms_round_div_small``), which reads
+#: each operand once and forms its products with C-level ``map`` calls: faster up to here.
+SMALL_TENSOR_PRODUCTS = 192
+
+
+def _small_on_host(left: Any, right: Any) -> tuple[int, ...] | None:
+    """The broadcast shape of two operands if the Python-integer path applies to them (NumPy
+    arrays, at most ``SMALL_PRODUCTS`` products), else None."""
+    if not (
+        type(left) is np.ndarray  # host arrays (a device array type may subclass ndarray)
+        and type(right) is np.ndarray
+        and left.size <= SMALL_PRODUCTS
+        and right.size <= SMALL_PRODUCTS
+    ):
+        return None
+    if left.shape == right.shape or (right.size == 1 and right.ndim <= left.ndim):
+        shape = left.shape  # the common cases, without NumPy's general rule
+    else:
+        shape = np.broadcast_shapes(left.shape, right.shape)
+    return shape if math.prod(shape) <= SMALL_PRODUCTS else None
+
+
+def _products_round_div_ints(
+    left: Any, right: Any, shape: tuple[int, ...], divisor: int, axis: bool
+) -> Any:
+    """What ``stacked_products_round_div`` (``axis``) or ``round_div_wide(mul_wide(...))``
+    returns, computed with Python integers (exact: no width limit), for NumPy arrays.
+
+    Rounds halves away from zero and refuses quotients of 63 bits or more, as
+    ``round_div_wide`` does, with the same errors; the bounds its callers prove keep both the
+    products and the quotients in range, so the two paths give the same int64 results.
+    """
+    a = left if left.shape == shape else np.broadcast_to(left, shape)
+    if not axis and right.size == 1:  # a scalar factor (multiply_plain)
+        factor = int(right.reshape(-1)[0])
+        totals = list(map(operator.mul, a.ravel().tolist(), itertools.repeat(factor)))
+        return _round_div_ints(totals, divisor).reshape(shape)
+    b = right if right.shape == shape else np.broadcast_to(right, shape)
+    if axis:
+        count = shape[-2]
+        _check_count(count)
+        out_shape = (*shape[:-2], shape[-1])
+        rows_a = np.moveaxis(a, -2, 0).reshape(count, -1).tolist()
+        rows_b = np.moveaxis(b, -2, 0).reshape(count, -1).tolist()
+        totals = [0] * math.prod(out_shape)
+        for row_a, row_b in zip(rows_a, rows_b, strict=True):
+            totals = [t + x * y for t, x, y in zip(totals, row_a, row_b, strict=True)]
+    else:
+        out_shape = shape
+        totals = list(map(operator.mul, a.ravel().tolist(), b.ravel().tolist()))
+    return _round_div_ints(totals, divisor).reshape(out_shape)
+
+
+def _round_div_ints(values: list[int], divisor: int) -> Any:
+    """round(v / divisor) of Python integers, halves away from zero, as a flat int64 array;
+    refuses quotients of 63 bits or more (``round_div_wide``'s rule and error)."""
+    _divisor_parts(divisor)
+    half = divisor // 2
+    quotients = [(v + half) // divisor if v >= 0 else -((half - v) // divisor) for v in values]
+    if quotients and max(max(quotients), -min(quotients)) >= 1 << 63:
+        raise OverflowRiskError(QUOTIENT_TOO_LARGE)
+    return np.array(quotients, dtype=np.int64)
+
+
+def terms_round_div_small(
+    left: Any,
+    right: Any,
+    batch: tuple[int, ...],
+    terms: tuple[tuple[tuple[int, int], ...], ...],
+    divisor: int,
+) -> Any | None:
+    """``round(sum(left[..., i] * right[..., j] for i, j in term) / divisor)`` for every term,
+    over the broadcast ``batch`` (the last axis holds the terms), with Python integers: for a
+    few NumPy ciphertexts (at most ``SMALL_TENSOR_PRODUCTS`` products); None otherwise, where the
+    array path (``stacked_products_round_div``) is the faster.
+
+    A term has at most ``MAX_PRODUCTS`` products of factors below 2**62 (its sum is then below
+    2**127, as on the array path); results are rounded and refused as ``round_div_wide``
+    does, so both paths give the same int64 words or the same error.
+    """
+    if (
+        type(left) is not np.ndarray
+        or type(right) is not np.ndarray
+        or math.prod(batch) * sum(len(term) for term in terms) > SMALL_TENSOR_PRODUCTS
+    ):
+        return None
+    _check_count(max((len(term) for term in terms), default=1))
+    width_a, width_b = left.shape[-1], right.shape[-1]
+    # one list per ciphertext entry (a column), so each product is one C-level map
+    full_a = left if left.shape[:-1] == batch else np.broadcast_to(left, (*batch, width_a))
+    full_b = right if right.shape[:-1] == batch else np.broadcast_to(right, (*batch, width_b))
+    columns_a = full_a.reshape(-1, width_a).T.tolist()
+    columns_b = full_b.reshape(-1, width_b).T.tolist()
+    sums: list[int] = []
+    for (i, j), *more in terms:
+        total = list(map(operator.mul, columns_a[i], columns_b[j]))
+        for i_more, j_more in more:
+            total = list(
+                map(operator.add, total, map(operator.mul, columns_a[i_more], columns_b[j_more]))
+            )
+        sums += total
+    by_term = _round_div_ints(sums, divisor).reshape(len(terms), -1)
+    return np.ascontiguousarray(by_term.T).reshape(*batch, len(terms))
+
+
+def mul_round_div(a: Any, b: Any, divisor: int, product_bound: int | None = None) -> Any:
+    """round(a * b / divisor) exactly, as int64 (broadcasting): ``mul_wide`` then
+    ``round_div_wide``, with their preconditions (|a|, |b| < 2**62).
+
+    ``product_bound``, where the caller has proved ``|a * b| <= product_bound``, lets a single
+    factor ``b`` and a divisor ``2**s`` take ``_scalar_round_div_pow2``: a few int64 operations
+    instead of the 128-bit ones (the results are the same).
+    """
+    shape = _small_on_host(a, b)
+    if shape is not None:
+        return _products_round_div_ints(a, b, shape, divisor, axis=False)
+    shift = divisor.bit_length() - 1
+    if (
+        product_bound is not None
+        and b.size == 1
+        and divisor == 1 << shift
+        and 1 <= shift <= SCALAR_SHIFT_LIMIT
+        and product_bound >> shift < LIMIT
+    ):
+        factor = int(b.reshape(-1)[0])
+        result = _scalar_round_div_pow2(a, abs(factor), shift)
+        return -result if factor < 0 else result
+    return round_div_wide(mul_wide(a, b), divisor)
+
+
+#: The largest ``s`` for which ``_scalar_round_div_pow2`` keeps every intermediate in int64.
+SCALAR_SHIFT_LIMIT = 30
+
+
+def _scalar_round_div_pow2(c: Any, p: int, s: int) -> Any:
+    """round(c * p / 2**s), halves away from zero, for int64 ``|c| < 2**62``, an integer
+    ``0 <= p < 2**62``, ``1 <= s <= 30`` and ``|c p| / 2**s < 2**62`` (the caller's proof).
+
+    With ``p = ph 2**s + pl`` (``0 <= pl < 2**s``) and ``c = c1 2**32 + c0`` (``c0 = c &
+    (2**32 - 1)``, ``c1 = c >> 32``): ``c p / 2**s = I + L / 2**s`` with ``I = c ph + c1 pl
+    2**(32 - s)`` and ``L = c0 pl``. Each piece fits int64: ``|c ph| <= |c p| / 2**s < 2**62``,
+    ``|c1 pl 2**(32 - s)| < 2**30 2**s 2**(32 - s) = 2**62``, so ``|I| < 2**63``;
+    ``0 <= L < 2**(32 + s) <= 2**62``. Rounding half up is ``I + ((L + 2**(s - 1)) >> s)``;
+    halves away from zero differ only at a tie (``L mod 2**s = 2**(s - 1)``) of a negative
+    value, which is exactly a tie whose half-up result is <= 0: there the result is one less.
+    """
+    high, low_factor = divmod(p, 1 << s)
+    whole = c * high + ((c >> 32) * low_factor << (32 - s))
+    low = (c & MASK32) * low_factor
+    half = 1 << (s - 1)
+    rounded = whole + ((low + half) >> s)
+    tie = ((low & ((1 << s) - 1)) == half) & (rounded <= 0)
+    return rounded - tie
 
 
 def _check_count(count: int) -> None:
@@ -185,6 +366,9 @@ def stacked_products_round_div(left: Any, right: Any, divisor: int) -> Any:
     operations: ``mul_wide`` once over everything, the sums, one ``round_div_wide``. Factors
     below 2**62 in magnitude, as for ``sum_products_round_div``; the result drops that axis.
     """
+    shape = _small_on_host(left, right)
+    if shape is not None:
+        return _products_round_div_ints(left, right, shape, divisor, axis=True)
     hi, lo = mul_wide(left, right)
     count = int(hi.shape[-2])
     _check_count(count)
@@ -304,7 +488,14 @@ def wide_matmul_round_div(
     proved below 2**127. One GEMM when the plain int64 product is already safe.
     """
     inner = int(left.shape[-1])
-    left_split, right_split = plan_matmul(inner, left_bound, right_bound)
+    left_split, right_split = plan_matmul(inner, left_bound, right_bound)  # refuses as always
+    if (
+        type(left) is np.ndarray
+        and type(right) is np.ndarray
+        and left.ndim == right.ndim == 2
+        and left.shape[0] * inner * right.shape[1] <= SMALL_PRODUCTS * 4
+    ):
+        return _matmul_round_div_ints(left, right, divisor)
     left_limbs = left_split.split(left)
     right_limbs = right_split.split(right)
     total: Wide | None = None
@@ -315,3 +506,12 @@ def wide_matmul_round_div(
             total = term if total is None else wide_add(total, term)
     assert total is not None
     return round_div_wide(total, divisor)
+
+
+def _matmul_round_div_ints(left: Any, right: Any, divisor: int) -> Any:
+    """``wide_matmul_round_div`` of small NumPy matrices with Python integers (exact: no
+    width limit; ``plan_matmul`` has already refused what the limb path would refuse), rounded
+    and refused as ``round_div_wide`` does."""
+    columns = right.T.tolist()
+    sums = [sum(map(operator.mul, row, column)) for row in left.tolist() for column in columns]
+    return _round_div_ints(sums, divisor).reshape(left.shape[0], right.shape[1])

@@ -1,7 +1,8 @@
 """Encrypted XOR training on the CKKS plugin, one seed per run (figures in docs/plugins-ckks.md).
 
-Run: ``python plugins/ckks-tenseal/benchmarks/xor_seeds.py ITERATIONS LEARNING_RATE SEED`` (the
-docs use 300 0.5 0..9). Trains the 3-4-1 network (cubic Taylor sigmoid, the XOR demo's
+Run: ``python plugins/ckks-tenseal/benchmarks/xor_seeds.py ITERATIONS LEARNING_RATE SEED [auto]``
+(the docs use 300 0.5 0..9; ``auto``: the owner refreshes to the levels a step uses, plus one,
+instead of the top level). Trains the 3-4-1 network (cubic Taylor sigmoid, the XOR demo's
 initialisation) with encrypted weights on n16384, the owner refreshing the weights after every
 step, then refreshes once more, predicts, decrypts, and prints one JSON line next to plaintext
 training with the same initial weights.
@@ -30,7 +31,8 @@ def main() -> None:
         keys, scheme
     )
     plain = Sequential.mlp([3, 4, 1], activation="taylor3", seed=seed, init_scale=4.0)
-    refresher = OwnerRefresher(scheme, keys)
+    level = "auto" if sys.argv[4:] == ["auto"] else None
+    refresher = OwnerRefresher(scheme, keys, level=level)
     started = time.perf_counter()
     history = encrypted.fit(X, Y, epochs=iterations, learning_rate=learning_rate, refresh=refresher)
     seconds = time.perf_counter() - started
@@ -47,6 +49,7 @@ def main() -> None:
         json.dumps(
             {
                 "seed": seed,
+                "refresh_level": level or "top",
                 "seconds_per_iteration": round(seconds / iterations, 3),
                 "refreshes": history.refreshes,
                 "owner_ms_per_refresh": round(

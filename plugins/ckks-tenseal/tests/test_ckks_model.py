@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hennframework.nn import BagOfWords, Sequential, make_batches
+from hennframework.nn import OwnerRefresher as CoreOwnerRefresher
+from hennframework.scheme import KeySet
 
 from hennframework_ckks import CKKSScheme, OwnerRefresher
 
@@ -49,4 +51,29 @@ def test_sentiment_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> 
     assert history.samples == 8 and history.refreshes == 1
     decrypted = encrypted.decrypt(keys16384.secret)
     for got, want in zip(decrypted.weights(), plain.weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_the_core_owner_refresher_refreshes_to_the_levels_a_step_uses(
+    scheme16384: CKKSScheme, keys16384: KeySet
+) -> None:
+    """``hennframework.nn.OwnerRefresher`` delegates to the scheme's provider: after the first
+    round (to the top) it refreshes to the levels the last step used plus a margin, below the
+    top, and training still tracks plaintext training."""
+    plain = Sequential.mlp([3, 4, 1], activation="taylor3", seed=0, init_scale=4.0)
+    encrypted = plain.encrypt(keys16384, scheme16384)
+    refresher = CoreOwnerRefresher(scheme16384, keys16384)
+    assert isinstance(refresher.provider, OwnerRefresher) and refresher.provider.level == "auto"
+    top = scheme16384.params.levels
+    batches = make_batches(XOR_X, XOR_Y, 4)
+    issued: list[int] = []
+    for _ in range(3):
+        encrypted.train_step(batches[0], 0.5, with_loss=False)
+        plain.train_step(batches[0], 0.5)
+        encrypted.refresh(refresher)
+        issued.append(min(int(w.levels_left) for w in encrypted.weights()))
+    assert refresher.calls == 3
+    assert issued[0] == top and max(issued[1:]) < top
+    decrypted = encrypted.decrypt(keys16384.secret)
+    for (_, _, got), (_, _, want) in zip(decrypted.parameters(), plain.parameters(), strict=True):
         np.testing.assert_allclose(got, want, atol=2e-3)

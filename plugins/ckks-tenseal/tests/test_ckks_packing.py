@@ -104,6 +104,69 @@ def test_sums_over_inner_groups_pin_and_unpin(scheme8192: CKKSScheme, keys8192: 
     assert refreshed.layout.pinned == 0
 
 
+@pytest.mark.parametrize("rotations", ["pow2", "pow2+neg"])
+def test_replicating_a_clean_pinned_sum_uses_no_level(
+    scheme8192: CKKSScheme, keys8192: KeySet, rotations: str
+) -> None:
+    """A clean tensor's pinned sums are copied across their bits with rotations and additions
+    (right rotations as left ones by the period less the step where there are no right-rotation
+    keys), keeping its level; every copy lands where the next product reads it."""
+    keys = keys8192 if rotations == "pow2" else scheme8192.keygen(rotations=rotations)
+    rng = np.random.default_rng(5)
+    x_plain, w = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, 4)
+    x = scheme8192.encrypt_tensor(x_plain, keys.public)
+    sums = x.sum(axis=1) * w  # pinned bits 0-1; the plaintext vector zeroes the invalid slots
+    assert sums.layout.pinned == 0b11 and sums.clean
+    replicated = sums._unpin(0b11)
+    assert replicated.layout.pinned == 0 and replicated.levels_left == sums.levels_left
+    expected = x_plain.sum(axis=1) * w
+    got = decrypt(scheme8192, keys, replicated)
+    np.testing.assert_allclose(got, expected, atol=TOL)
+    assert float(np.abs(got).max()) <= replicated.magnitude_bound
+    outer = sums.reshape(4, 1) * x  # reads every copy in bits 0-1
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys, outer), expected[:, None] * x_plain, atol=TOL
+    )
+
+
+def test_replicating_pinned_bits_that_are_not_adjacent(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """Pinned bits 0 and 2 (two sums over inner groups) replicated at once, for a product with a
+    tensor that uses both."""
+    rng = np.random.default_rng(6)
+    x_plain = rng.uniform(-1, 1, (2, 2, 2, 2))
+    x = scheme8192.encrypt_tensor(x_plain, keys8192.public)
+    sums = x.sum(axis=3).sum(axis=1) * np.array([[0.5, -1.0], [1.5, 2.0]])
+    assert sums.layout.pinned == 0b101 and sums.clean
+    levels = sums.levels_left
+    outer = sums.reshape(2, 1, 2, 1) * x
+    expected = (x_plain.sum(axis=3).sum(axis=1) * np.array([[0.5, -1.0], [1.5, 2.0]]))[
+        :, None, :, None
+    ] * x_plain
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, outer), expected, atol=TOL)
+    assert outer.levels_left == levels - 1  # the product's level only
+
+
+def test_repeated_linear_maps_reuse_their_plan(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """The same plaintext map on the same packing is planned once; its kept encodings are per
+    level and scale, so reusing it lower down the chain still computes the right values."""
+    from hennframework_ckks.linear import plan_linear
+
+    rng = np.random.default_rng(7)
+    w_plain = rng.uniform(-1, 1, (3, 4))
+    x = rng.uniform(-1, 1, (4, 3))
+    w = scheme8192.encrypt_tensor(w_plain, keys8192.public)
+    flat = np.arange(12, dtype=np.int64)
+    first = plan_linear(w.layout, w.layout, flat, flat, np.full(12, 0.5))
+    assert plan_linear(w.layout, w.layout, flat, flat, np.full(12, 0.5)) is first
+    assert plan_linear(w.layout, w.layout, flat, flat, np.full(12, 0.25)) is not first
+    for tensor, factor in ((w, 1.0), (w * 0.5, 0.5), (w * 0.5 * 0.5, 0.25)):
+        for _ in range(2):
+            got = decrypt(scheme8192, keys8192, (x @ tensor).materialize())
+            np.testing.assert_allclose(got, factor * x @ w_plain, atol=TOL)
+
+
 def test_explicit_layout_and_grid_fallback(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
     values = np.linspace(-1, 1, 6).reshape(2, 3)
     grid = scheme8192.encrypt_tensor(values, keys8192.public, layout=Layout.grid((2, 3), 12))

@@ -269,3 +269,6 @@ def test_refresh_to_a_chosen_or_learned_level(scheme8192: CKKSScheme, keys8192: 
     np.testing.assert_allclose(
         scheme8192.decrypt_tensor(second, keys8192.secret), [0.125, -0.015625], atol=2e-3
     )
+    # sent back unused (a refused step): nothing was consumed, the retry gets the top level
+    (third,) = auto([second])
+    assert third.levels_left == top

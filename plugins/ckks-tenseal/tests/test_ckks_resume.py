@@ -91,9 +91,12 @@ def test_a_step_that_never_fits_is_refused_once_and_clearly(
 
 
 def test_refresh_due_keeps_its_margins() -> None:
-    """Weights with a fresh budget are never sent for a refresh: the loop checks that first
-    (the tests above); ``refresh_due`` is the rule for the others."""
+    """Weights with a fresh budget are never sent for a refresh (the tests above run the loop);
+    for the others ``refresh_due`` keeps its margins."""
     assert refresh_due(12.0, 11.0, 0.0, 8.0)  # 12 - 16.5 < 0
+    assert not refresh_due(12.0, 11.0, 0.0, 8.0, fresh_budget=12.0)  # a refresh gives no more
+    assert not refresh_due(12.0, None, 0.0, 8.0, fresh_budget=12.0)
+    assert refresh_due(11.0, 11.0, 0.0, 8.0, fresh_budget=12.0)  # not fresh: margins apply
     assert refresh_due(5.0, None, 2.0, 8.0) and not refresh_due(5.0, None, 2.0, 0.0)
     assert refresh_due(11.9, 0.1, 11.8, 8.0)
     assert not refresh_due(40.0, 10.0, 2.0, 8.0)  # 40 - 15 >= 2

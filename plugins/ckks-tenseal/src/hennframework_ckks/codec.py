@@ -33,15 +33,18 @@ switching-key file: :meth:`CKKSCodec.write_switch_key` / :meth:`CKKSCodec.read_s
 :class:`~hennframework.exceptions.CapabilityError` pointing to the owner's switch by
 re-encryption (``henn switch-key --secret OLD --public NEW``).
 
-Sizes (measured with ``henn --scheme ckks keygen``, SEAL's zstd compression, default ``pow2``
-rotation keys): ``public.henn`` is 3.4 MB at ``n4096``, 43 MB at ``n8192`` and 396 MB at
-``n16384`` (almost all of it rotation keys; ``keygen(rotations="none")`` drops them). A
-``secret.henn`` is about as large: :meth:`CKKSSecretKey.to_bytes` embeds the public material.
+Sizes (measured, SEAL's zstd compression, key-switching keys in SEAL's seeded form, default
+``pow2`` rotation keys): the public material is 1.7 MB at ``n4096``, 21.6 MB at ``n8192`` and
+199 MB at ``n16384`` (almost all of it rotation keys, 14.1 MB per step at ``n16384``). Keys made
+for one model (:meth:`CKKSCodec.keygen_options_for`, ``henn keygen --for``) carry only the
+rotation keys it uses: 72.5 MB for the XOR network at ``n16384``. A ``secret.henn`` is about as
+large as ``public.henn``: :meth:`CKKSSecretKey.to_bytes` embeds the public material.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,13 +54,21 @@ from hennframework.plugin import (
     EntrySink,
     EntrySource,
     HennError,
+    InputError,
     KeyMismatchError,
+    NoiseBudgetExhaustedError,
     SerializationError,
     parameter_record,
 )
 
 from hennframework_ckks._seal import sa
-from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, check_key_id
+from hennframework_ckks.keys import (
+    CKKSPublicKey,
+    CKKSSecretKey,
+    check_key_id,
+    powers_of_two_through,
+    record_rotations,
+)
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
 from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
@@ -84,6 +95,10 @@ _NO_SWITCH = (
     "key instead: `henn switch-key --model MODEL --secret OLD_SECRET --public NEW_PUBLIC --out "
     "OUT` (it decrypts and re-encrypts; see docs/parties.md)."
 )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _fail(where: str, message: str) -> SerializationError:
@@ -229,10 +244,78 @@ class CKKSCodec:
         public = key.public if isinstance(key, CKKSSecretKey) else key
         if not isinstance(public, CKKSPublicKey):
             return [], []
-        covered = ["public key", "relinearisation key"]
+        sizes = public.size_bytes()
+        covered = [
+            f"public key ({_megabytes(sizes['public_key'])})",
+            f"relinearisation key ({_megabytes(sizes['relin_keys'])})",
+        ]
         if public.rotation_steps:
-            covered.append(f"rotation keys ({len(public.rotation_steps)} steps)")
+            steps = ", ".join(str(step) for step in sorted(public.rotation_steps))
+            covered.append(f"rotation keys for steps {steps} ({_megabytes(sizes['galois_keys'])})")
         return covered, []
+
+    def key_contents(self, key: Any) -> dict[str, Any]:
+        """The public material's parts with their sizes in the file (``henn inspect``)."""
+        public = key.public if isinstance(key, CKKSSecretKey) else key
+        if not isinstance(public, CKKSPublicKey):
+            return {}
+        sizes = public.size_bytes()
+        return {
+            "rotation_steps": sorted(public.rotation_steps),
+            "public_key_bytes": sizes["public_key"],
+            "relin_key_bytes": sizes["relin_keys"],
+            "rotation_key_bytes": sizes["galois_keys"],
+            "public_material_bytes": sum(sizes.values()),
+        }
+
+    # -- keys for one model ---------------------------------------------------------------------
+    def model_rotation_steps(
+        self, scheme: Any, model: Any, batches: Sequence[Any], learning_rate: float = 0.1
+    ) -> frozenset[int]:
+        """The rotation steps to make keys for so that ``model`` can train on and predict
+        ``batches``: every power of two up to the widest rotation key a trial run uses.
+
+        The trial encrypts ``model`` under a throwaway key without rotation keys whose rotations
+        are recorded, not computed (:func:`~hennframework_ckks.keys.record_rotations`), and runs
+        one training step and one prediction per batch on fresh weights: the rotations are those
+        the layout and linear-map code chooses for the model's shapes. Which diagonals a
+        plaintext linear map has depends on the data's zeros, so rather than the steps seen the
+        result is every power of two up to the widest (see
+        :func:`~hennframework_ckks.keys.powers_of_two_through`). A rotation that needs a key
+        beyond them (other data, a larger batch) fails with a clear error naming the step; it is
+        never computed wrong.
+        """
+        trial = scheme.keygen(rotations="none")
+        used = record_rotations(trial.public)
+        training: NoiseBudgetExhaustedError | None = None
+        for batch in batches:
+            try:
+                model.encrypt(trial, scheme).predict(batch.inputs)
+            except NoiseBudgetExhaustedError as exc:  # deeper than a fresh ciphertext
+                raise InputError(
+                    f"a prediction of this model needs more levels than the parameter set "
+                    f"{scheme.params.name!r} has, so no keys of this set can run it. Use a "
+                    "parameter set with more levels (n16384), a shallower network or a "
+                    "lower-degree activation."
+                ) from exc
+            if training is None:
+                try:
+                    model.encrypt(trial, scheme).train_step(batch, learning_rate)
+                except NoiseBudgetExhaustedError as exc:
+                    training = exc
+        if training is not None:
+            warnings.warn(
+                f"one training step of this model needs more levels than the parameter set "
+                f"{scheme.params.name!r} has ({training}); these keys are made for predictions "
+                "only. For training, use a parameter set with more levels.",
+                stacklevel=2,
+            )
+        return powers_of_two_through(used)
+
+    def keygen_options_for(self, scheme: Any, model: Any, batches: Sequence[Any]) -> dict[str, Any]:
+        """``keygen`` options for keys with only the rotation keys ``model`` uses on ``batches``
+        (:meth:`model_rotation_steps`): ``{"rotations": [...]}``."""
+        return {"rotations": sorted(self.model_rotation_steps(scheme, model, batches))}
 
     # -- tensors ------------------------------------------------------------------------------
     def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:

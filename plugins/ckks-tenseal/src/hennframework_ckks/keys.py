@@ -19,10 +19,16 @@ public key keeps its serialised parts, so what is written is byte for byte what 
 every load recomputes the fingerprint and refuses a key whose id differs, and loading a secret key
 also checks that it decrypts what its public key encrypts.
 
-Sizes in memory (SEAL keeps keys uncompressed; serialised bytes are zstd-compressed and, for the
-public-key parts, about half): one key-switching key (relinearisation, or one rotation step) is
-``L * 2 * (L + 1) * N * 8`` bytes with ``L`` data levels + ``q_0``, e.g. 41 MB at N = 16384 with 13
-primes before ``P``, 7.3 MB at N = 8192 with 7.
+Sizes in memory (SEAL keeps keys uncompressed): one key-switching key (relinearisation, or one
+rotation step) is ``L * 2 * (L + 1) * N * 8`` bytes with ``L`` data levels + ``q_0``, e.g. 41 MB
+at N = 16384 with 13 primes before ``P``, 7.3 MB at N = 8192 with 7. Serialised, SEAL compresses
+them with zstd, and :func:`generate_keys` writes them in SEAL's seeded form (the uniformly random
+half of each component replaced by its seed): 14.1 MB per key at N = 16384, against 28.1 MB in
+the full form that earlier versions wrote (which still loads).
+
+Rotation keys cost the most, so a key set can hold only those a model uses: trial runs under a
+key from :func:`record_rotations` find them (see ``CKKSCodec.model_rotation_steps``), and
+:func:`powers_of_two_through` turns them into the steps to make keys for.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from typing import Any
 import numpy as np
 from hennframework.plugin import InputError, KeyMismatchError, SerializationError, fingerprints
 
-from hennframework_ckks._seal import SealContext, get_context, sa, seal_from_bytes, seal_to_bytes
+from hennframework_ckks._seal import (
+    SealContext,
+    decompose_rotation,
+    get_context,
+    sa,
+    seal_from_bytes,
+    seal_to_bytes,
+)
 from hennframework_ckks.params import CKKSParams, get_params
 
 __all__ = [
@@ -46,6 +59,8 @@ __all__ = [
     "check_key_id",
     "generate_keys",
     "key_fingerprint",
+    "powers_of_two_through",
+    "record_rotations",
     "rotation_steps",
 ]
 
@@ -129,6 +144,52 @@ def rotation_steps(slots: int, rotations: str | Iterable[int]) -> frozenset[int]
             )
         steps.add(value)
     return frozenset(steps)
+
+
+def powers_of_two_through(steps: Iterable[int]) -> frozenset[int]:
+    """Left rotations by 1, 2, 4, ... up to the largest of ``steps`` (none for no steps).
+
+    Every left rotation by at most that amount splits into these keys (its binary digits), so the
+    set covers not only the rotations a trial run made but every shorter one: which diagonals a
+    plaintext linear map needs, and so the differences between its baby steps, depend on which
+    entries of the party's data are zero.
+    """
+    widest = max(steps, default=0)
+    return frozenset(1 << bit for bit in range(int(widest).bit_length()))
+
+
+class _RotationRecorder:
+    """Stands in for a key's SEAL context during a trial run: records the power-of-two rotation
+    keys every rotation would use (as :func:`~hennframework_ckks._seal.decompose_rotation` splits
+    it with ``"pow2"`` keys) and returns the ciphertext unrotated; everything else is the real
+    context's. The trial's values are meaningless; its sequence of operations is the real one."""
+
+    def __init__(self, context: SealContext) -> None:
+        self._context = context
+        self._pow2 = rotation_steps(context.slots, "pow2")
+        self.used: set[int] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def rotate(
+        self, ct: Any, step: int, galois_keys: Any, available: frozenset[int], relin_keys: Any
+    ) -> Any:
+        step %= self._context.slots
+        if step == 0:
+            return ct
+        self.used.update(decompose_rotation(step, self._context.slots, self._pow2))
+        return self._context.relin(ct, relin_keys)  # what a rotation returns, but unrotated
+
+
+def record_rotations(public: CKKSPublicKey) -> set[int]:
+    """Turn ``public`` into a trial key: from now on its tensors' rotations are recorded in the
+    returned set (the power-of-two steps they need) instead of computed. For a throwaway key
+    only (its results are wrong); :meth:`CKKSCodec.model_rotation_steps
+    <hennframework_ckks.codec.CKKSCodec.model_rotation_steps>` makes one."""
+    recorder = _RotationRecorder(public.context)
+    public.context = recorder  # type: ignore[assignment]  # duck-typed: rotate() differs only
+    return recorder.used
 
 
 class CKKSPublicKey:
@@ -304,21 +365,32 @@ class CKKSSecretKey:
 
 
 def generate_keys(params: CKKSParams, rotations: str | Iterable[int] = "pow2") -> CKKSSecretKey:
-    """A fresh key set: secret key, public key, relinearisation key and rotation keys."""
+    """A fresh key set: secret key, public key, relinearisation key and rotation keys.
+
+    The relinearisation and rotation keys are made in SEAL's *seeded* form: each key-switching
+    component ``(b, a)`` is serialised as ``b`` and the seed of its uniformly random ``a``, which
+    halves their files (at ``n16384`` 14.1 MB instead of 28 MB per key). ``a`` is public in the
+    full form too, so the seed reveals nothing more; loading the bytes expands it again. The
+    objects computed with are loaded from exactly those bytes, which the fingerprint covers.
+    """
     context = get_context(params)
     generator = sa.KeyGenerator(context.seal)
     secret = generator.secret_key()
     public_key = sa.PublicKey()
-    generator.create_public_key(public_key)
-    relin = sa.RelinKeys()
-    generator.create_relin_keys(relin)
+    generator.create_public_key(public_key)  # SEAL's bindings offer no seeded public key
+    parts = {
+        "public_key": seal_to_bytes(public_key),
+        "relin_keys": seal_to_bytes(generator.create_relin_keys()),
+    }
+    relin = seal_from_bytes(sa.RelinKeys, context, parts["relin_keys"], "relinearisation key")
     steps = rotation_steps(context.slots, rotations)
     galois = sa.GaloisKeys()
     if steps:
         elements = sorted({context.galois_elt(step) for step in steps})
-        generator.create_galois_keys(elements, galois)
-    public = CKKSPublicKey(params, public_key, relin, galois, steps)  # id: the fingerprint
-    return CKKSSecretKey(public, secret)
+        parts["galois_keys"] = seal_to_bytes(generator.create_galois_keys(elements))
+        galois = seal_from_bytes(sa.GaloisKeys, context, parts["galois_keys"], "rotation keys")
+    public = CKKSPublicKey(params, public_key, relin, galois, steps, parts=parts)
+    return CKKSSecretKey(public, secret)  # the key id is the fingerprint of ``parts``
 
 
 # -- container: magic, header length, JSON header with part lengths, parts, SHA-256 ----------

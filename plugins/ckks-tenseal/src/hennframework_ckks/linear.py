@@ -27,11 +27,14 @@ act on the input, where the 60-bit special prime keeps that noise negligible.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +42,14 @@ import numpy.typing as npt
 from hennframework_ckks._seal import sa
 from hennframework_ckks.layout import Layout
 
-__all__ = ["LinearPlan", "apply_linear", "evaluate_linear", "linear_error_bounds", "plan_linear"]
+__all__ = [
+    "LinearPlan",
+    "apply_linear",
+    "evaluate_linear",
+    "linear_error_bounds",
+    "make_plan",
+    "plan_linear",
+]
 
 #: Stop considering a strategy whose diagonal entries would exceed this many (memory guard).
 _MAX_ENTRIES = 20_000_000
@@ -53,6 +63,8 @@ class LinearPlan:
     diagonals: dict[tuple[int, int], dict[int, npt.NDArray[np.float64]]]
     giant: int  # baby-step size g
     rotations: int  # estimated rotation count
+    #: set when plan_linear keeps the plan for reuse: its encoded diagonals are kept too
+    serial: int | None = None
 
 
 def _popcount(value: int) -> int:
@@ -78,7 +90,84 @@ def _bsgs_cost(indices: Sequence[int], giant: int, outputs: int) -> int:
     return cost
 
 
+#: Plans kept for reuse (a training step makes the same maps with the same plaintext data every
+#: time); only plans of at most _CACHED_ENTRIES diagonal entries, so the cache stays small.
+_CACHED_ENTRIES = 1 << 20
+_SERIALS = itertools.count()
+
+Kept = TypeVar("Kept")
+
+
+class _Lru(Generic[Kept]):
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Kept | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[Any, ...], value: Kept) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_PLANS: _Lru[LinearPlan] = _Lru(32)
+#: Encoded diagonals of kept plans, by (plan, context, output, input, diagonal, level, scale): a
+#: step encodes the same diagonals at the same level and scale every time. At most 32 (a
+#: plaintext at n16384's top level is 1.7 MB).
+_PLAINTEXTS: _Lru[Any] = _Lru(32)
+
+
+def _encode_diagonal(
+    ctx: Any, plan: LinearPlan, where: tuple[int, int, int], vector: Any, level: int, scale: float
+) -> Any:
+    """``ctx.encode(vector, level, scale)`` for diagonal ``where`` of ``plan``, reused for kept
+    plans (Plaintexts are only read by SEAL's products)."""
+    if plan.serial is None:
+        return ctx.encode(vector, level, scale)
+    key = (plan.serial, id(ctx), *where, level, scale)
+    plain = _PLAINTEXTS.get(key)
+    if plain is None:
+        plain = ctx.encode(vector, level, scale)
+        _PLAINTEXTS.put(key, plain)
+    return plain
+
+
 def plan_linear(
+    in_layout: Layout,
+    out_layout: Layout,
+    out_flat: npt.NDArray[np.int64],
+    in_flat: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+) -> LinearPlan:
+    """:func:`make_plan`, reusing the plan of an identical map made before (plans are read-only:
+    the same layouts, triples and weights always give the same diagonals)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for array in (out_flat, in_flat, weights):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    key = (in_layout, out_layout, digest.digest())
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = make_plan(in_layout, out_layout, out_flat, in_flat, weights)
+        entries = sum(len(diags) for diags in plan.diagonals.values()) * in_layout.slots
+        if entries <= _CACHED_ENTRIES:
+            plan.serial = next(_SERIALS)
+            _PLANS.put(key, plan)
+    return plan
+
+
+def make_plan(
     in_layout: Layout,
     out_layout: Layout,
     out_flat: npt.NDArray[np.int64],
@@ -140,6 +229,7 @@ def plan_linear(
     total, cut, giant, unique, inverse, k, ww = best
     dense = np.zeros((unique.shape[0], slots))
     np.add.at(dense, (inverse, k), ww)
+    dense.flags.writeable = False  # plans are shared (plan_linear's cache)
     pairs: dict[tuple[int, int], dict[int, npt.NDArray[np.float64]]] = {}
     for row, (oi, ci, di) in enumerate(unique):
         pairs.setdefault((int(oi), int(ci)), {})[int(di)] = dense[row]
@@ -233,7 +323,7 @@ def evaluate_linear(
                 shifted = np.roll(vector, giant * u) if u else vector
                 if not np.any(shifted):
                     continue
-                plain = ctx.encode(shifted, level, encode_scale)
+                plain = _encode_diagonal(ctx, plan, (oi, ci, d), shifted, level, encode_scale)
                 term = sa.Ciphertext()
                 try:
                     ctx.evaluator.multiply_plain(babies[ci][v], plain, term)

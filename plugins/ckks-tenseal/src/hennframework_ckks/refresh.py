@@ -42,13 +42,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from hennframework.io.codecs import codec_for
 from hennframework.io.container import DEFAULT_LIMITS
 from hennframework.io.safe_files import open_for_reading
 from hennframework.plugin import HennError, InputError, KeySet
 
-from hennframework_ckks.codec import CODEC
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
-from hennframework_ckks.shared import scheme_for
+from hennframework_ckks.shared import SCHEME_NAME, scheme_for
 from hennframework_ckks.tensor import LazyLinear, refresh_tensors
 
 if TYPE_CHECKING:
@@ -78,7 +78,12 @@ class OwnerRefresher:
     ``level``: None (default) refreshes to the top level; an int refreshes to that level;
     ``"auto"`` refreshes to the levels the previous round actually consumed plus ``margin``
     (the first round goes to the top). Fewer levels make every operation of the next step
-    cheaper; a step that needs more than it got fails with "needs refresh", never silently.
+    cheaper (key switching costs about the square of the level). The margin is for value
+    range, not depth: level 0 holds the smallest values (``params.headroom``), so a step that
+    ends there may be refused for magnitude where one level more would hold it. A step that
+    needs more than it got is refused ("needs refresh" or a magnitude refusal), never computed
+    wrong; tensors that come back unused (the step was refused, so nothing was consumed) go to
+    the top, so the training loop's refresh-and-retry succeeds.
     """
 
     def __init__(
@@ -113,6 +118,8 @@ class OwnerRefresher:
             return None
         left = min(int(t.levels_left) for t in tensors)
         consumed = self._issued - left
+        if consumed <= 0:  # unused since the last round: a refused step, retried on the top
+            return None
         return min(top, consumed + self.margin)
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
@@ -125,6 +132,13 @@ class OwnerRefresher:
         self.ciphertexts += sum(t.ciphertext_count for t in fresh)
         self.seconds += time.perf_counter() - started
         return list(fresh)
+
+
+def _remember(key: CKKSPublicKey) -> None:
+    """Have the plugin's codec read files under ``key``. The codec is looked up by name, not
+    imported: the codec module imports the scheme module, which imports this one."""
+    codec: Any = codec_for(SCHEME_NAME)
+    codec.remember(key)
 
 
 class FileRefresher:
@@ -153,7 +167,7 @@ class FileRefresher:
         # the exchange is needed by file refreshers only: imported on first use, not with the plugin
         from hennframework.workflow.exchange import FileRefresher as ExchangeRefresher
 
-        CODEC.remember(key)  # responses are read back under this key
+        _remember(key)  # responses are read back under this key
         self.public_key = key
         self.timeout = timeout
         self.poll = poll
@@ -192,7 +206,7 @@ class FileRefreshOwner:
             raise InputError("FileRefreshOwner needs the CKKS secret key")
         from hennframework.workflow.exchange import RefreshServer  # (see FileRefresher)
 
-        CODEC.remember(key.public)  # requests are read under the owner's key
+        _remember(key.public)  # requests are read under the owner's key
         self.secret = key
         self.refreshes = 0
         self.tensors = 0

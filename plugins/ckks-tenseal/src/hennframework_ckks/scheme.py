@@ -13,7 +13,7 @@ Registered as ``ckks`` under the ``hennframework.schemes`` entry points, so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +30,7 @@ from hennframework.plugin import (
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, generate_keys
 from hennframework_ckks.layout import Layout
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams, get_params
+from hennframework_ckks.refresh import OwnerRefresher
 from hennframework_ckks.shared import SCHEME_NAME
 from hennframework_ckks.tensor import (
     CKKSTensor,
@@ -189,6 +190,13 @@ class CKKSScheme(HEScheme):
         """Owner side: a fresh top-level encryption of the same values in the same packing."""
         secret = keys.secret if isinstance(keys, KeySet) else keys
         return refresh_tensors(secret, [tensor])[0]
+
+    def owner_refresher(self, keys: KeySet) -> Callable[[list[Any]], list[Any]]:
+        """The in-process refresher :class:`hennframework.nn.OwnerRefresher` delegates to:
+        :class:`~hennframework_ckks.refresh.OwnerRefresher` with ``level="auto"`` (the levels
+        the previous step used plus one, not the top: the next step's key switches are cheaper;
+        a step refused for it is retried on top-level weights)."""
+        return OwnerRefresher(self, keys, level="auto")
 
     # ------------------------------------------------------------------------------------
     # extras

@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -55,7 +55,7 @@ from hennframework.plugin import (
     OverflowRiskError,
 )
 
-from hennframework_ckks._seal import sa
+from hennframework_ckks._seal import decompose_rotation, sa
 from hennframework_ckks.keys import CKKSSecretKey
 from hennframework_ckks.layout import Layout, ceil_log2
 from hennframework_ckks.linear import (
@@ -460,8 +460,11 @@ class CKKSTensor:
                 "encrypt both with the same keys."
             )
 
-    def _relin(self, ct: Any) -> Any:
-        return self.context.relin(ct, self.key.relin_keys)
+    def _settle(self, ct: Any) -> Any:
+        """``ct`` relinearised and, if a pending product, rescaled: before rotations, so that
+        they run a level lower (key switching costs about the square of the level); a key
+        switch's error is within the allowance either way (the 60-bit special prime)."""
+        return self.context.settle(ct, self.key.relin_keys)
 
     def _rotate(self, ct: Any, step: int) -> Any:
         return self.context.rotate(
@@ -649,30 +652,82 @@ class CKKSTensor:
         layout = self.layout.replace(pinned=self.layout.pinned & ~bits)
         return self._new(layout, cts, True, self.bounds, cells)
 
+    def _periodic_step(self, step: int) -> tuple[int, int] | None:
+        """The key switches a rotation by ``step`` (left; right when negative) costs, and the
+        step to rotate by; None where keys are missing.
+
+        A right rotation by ``s`` needs no key of its own: the slots repeat with the layout's
+        period ``P`` (every bit from ``log2 P`` up is free, and each operation keeps its result
+        periodic, which the linear maps rely on too), so a left rotation by ``P - s`` moves the
+        same values; the cheaper of the two is taken.
+        """
+        options = [step] if step > 0 else [step, self.layout.period + step]
+        found = []
+        for option in options:
+            with suppress(InputError):
+                parts = decompose_rotation(option, self.context.slots, self.key.rotation_steps)
+                found.append((len(parts), option))
+        return min(found, default=None)
+
+    def _replication_steps(self, bits: int) -> tuple[list[tuple[int, bool]], int] | None:
+        """How to copy index 0 of the pinned ``bits`` across them on a clean tensor: rotation
+        steps, each either added to the running sum (``True``) or applied to it (``False``), and
+        the key switches they cost; None where keys are missing.
+
+        Two ways, the cheaper is taken: a right rotation by ``2**b`` added per bit, or one right
+        rotation by ``m`` (the sum of the bits' values: index 0 moves to the position where all
+        of them are 1) followed by a left rotation by ``2**b`` added per bit (of the
+        ``2**count`` terms a slot adds, the one from index 0 is the only element, the others are
+        invalid positions, zero in a clean tensor). Right rotations use the period
+        (:meth:`_periodic_step`).
+        """
+        values = [1 << b for b in range(self.layout.slot_bits) if bits >> b & 1]
+        plans: list[tuple[list[tuple[int, bool]], int]] = []
+        right = [self._periodic_step(-value) for value in values]
+        if all(r is not None for r in right):
+            found = [r for r in right if r is not None]
+            plans.append(([(step, True) for _, step in found], sum(cost for cost, _ in found)))
+        shift = self._periodic_step(-sum(values))
+        left = [self._periodic_step(value) for value in values]
+        if shift is not None and all(r is not None for r in left):
+            found = [r for r in left if r is not None]
+            plans.append(
+                (
+                    [(shift[1], False), *((step, True) for _, step in found)],
+                    shift[0] + sum(cost for cost, _ in found),
+                )
+            )
+        return min(plans, key=lambda plan: plan[1], default=None)
+
     def _unpin_uncached(self, bits: int) -> CKKSTensor:
-        negative = all(
-            -(1 << b) in self.key.rotation_steps
-            for b in range(self.layout.slot_bits)
-            if bits >> b & 1
-        )
-        if negative:
-            source = self if self.clean else self._mask_invalid()
-            count = bin(bits).count("1")
-            cts, bounds = [], []
-            for ct, start in zip(source.cts.reshape(-1), source.cell_bounds, strict=True):
-                # clean: of the 2**count slots each result slot adds, exactly one can hold an
-                # element (the one whose pinned bits are 0), the others hold errors only
-                bound = Bound(start.valid, *self._b_rotation_sum(start, 1, 1 << count, count, True))
-                ct = self._relin(ct)
-                for b in range(self.layout.slot_bits):
-                    if bits >> b & 1:
-                        ct = self.context.add(ct, self._rotate(ct, -(1 << b)))
-                        self._guard(ct, bound, "replicating a sum across slots")
-                cts.append(ct)
-                bounds.append(bound)
-            layout = self.layout.replace(pinned=self.layout.pinned & ~bits)
-            return self._new(layout, cts, True, self.bounds, bounds)
-        return self.relayout(self.layout.replace(pinned=self.layout.pinned & ~bits))
+        """Replicate index 0 of the pinned ``bits``: rotations and additions (no level, after a
+        mask where the tensor is not clean), or else a re-packing (one level), whichever costs
+        less; a level saved counts as ``count`` rotations (it delays the next refresh and makes
+        every later operation of the step cheaper)."""
+        target = self.layout.replace(pinned=self.layout.pinned & ~bits)
+        count = bin(bits).count("1")
+        replication = self._replication_steps(bits)
+        if replication is not None:
+            flat = np.arange(self.size, dtype=np.int64)
+            repack = plan_linear(self.layout, target, flat, flat, np.ones(self.size)).rotations
+            if replication[1] > repack + (count if self.clean else 0):
+                replication = None
+        if replication is None:
+            return self.relayout(target)
+        steps, cost = replication
+        source = self if self.clean else self._mask_invalid()
+        cts, bounds = [], []
+        for ct, start in zip(source.cts.reshape(-1), source.cell_bounds, strict=True):
+            # clean: of the 2**count slots each result slot adds, exactly one can hold an
+            # element, the others hold errors only; each key switch adds its own error
+            bound = Bound(start.valid, *self._b_rotation_sum(start, 1, 1 << count, cost, True))
+            ct = self._settle(ct)
+            for step, add in steps:
+                rotated = self._rotate(ct, step)
+                ct = self.context.add(ct, rotated) if add else rotated
+            cts.append(self._guard(ct, bound, "replicating a sum across slots"))
+            bounds.append(bound)
+        return self._new(target, cts, True, self.bounds, bounds)
 
     @staticmethod
     def _covers(operand: Layout, result: Layout) -> bool:
@@ -980,7 +1035,7 @@ class CKKSTensor:
         for ct, start, v in zip(grid.reshape(-1), cells.reshape(-1), valid, strict=True):
             if bits:
                 bound = Bound(float(v), *self._b_rotation_sum(start, terms, 1 << bits, bits, clean))
-                ct = self._relin(ct)
+                ct = self._settle(ct)
                 for b in range(shift, shift + bits):
                     ct = self.context.add(ct, self._rotate(ct, 1 << b))
             else:
@@ -1757,7 +1812,9 @@ def refresh_tensors(
     """Owner side: decrypt and re-encrypt (at ``level``, default the top), keeping the packing.
 
     Pinned slot bits (left by sums over slots) are re-encoded as free copies and invalid slots as
-    zeros, so a refreshed tensor is also the cheapest to compute with.
+    zeros, so a refreshed tensor is also the cheapest to compute with. The owner encrypts with
+    its secret key (symmetric encryption: as secure, with less fresh noise, and about half the
+    work of a public-key encryption).
     """
     fresh = []
     for tensor in tensors:
@@ -1770,7 +1827,7 @@ def refresh_tensors(
             )
         values = decrypt_array(secret, item)
         layout = item.layout.replace(pinned=0)
-        fresh.append(encrypt_array(secret.public, values, layout, level=level))
+        fresh.append(encrypt_array(secret.public, values, layout, secret=secret, level=level))
     return fresh
 
 

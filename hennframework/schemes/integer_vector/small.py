@@ -1,0 +1,303 @@
+"""Small-batch shortcuts of the integer-vector scheme: the general code's results, at less fixed
+cost per call.
+
+At batch 1 an operation's arithmetic is a few hundred multiply-adds; what it costs is the
+fixed price of every NumPy call (about a microsecond each), of every check and of every call
+to the operating system's CSPRNG. The scheme's encryption, decryption, key switches, linear
+transforms and inner products use these helpers for small NumPy arrays:
+
+* unseeded noise comes from pools that the CSPRNG fills thousands of values at a time
+  (:func:`noise_source`), not from one ``os.urandom`` call and one rejection-sampling pass per
+  operation;
+* magnitudes of a few values are read as Python integers (:func:`abs_max`);
+* decryption multiplies by the secret key kept as an int64 array, in three array operations
+  for a few items (:func:`decrypt_few`);
+* the gadget bits of a key switch with ``gadget_bits = 1`` come from the bytes of the
+  magnitudes, one ``unpackbits`` instead of a shift and a mask per bit (:func:`switch_bits`,
+  for batches of any size: it is faster at batch 256 too).
+
+Each returns exactly what the general code returns, or None where it does not apply (another
+backend, a larger batch, a value the general code refuses, so that it raises its own error):
+tests/schemes/test_integer_vector_small_batch.py compares them bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hennframework.randomness import RandomSource, as_random_source
+from hennframework.schemes.integer_vector.ciphertext import LIMIT, SAFETY, float_margin
+from hennframework.schemes.integer_vector.keys import matrix_digest
+from hennframework.schemes.integer_vector.params import INT_BITS
+
+if TYPE_CHECKING:
+    from hennframework.schemes.integer_vector.ciphertext import Ciphertext, Evaluator
+    from hennframework.schemes.integer_vector.keys import KeySwitchKey, SecretKey
+
+__all__ = [
+    "abs_max",
+    "decrypt_few",
+    "identity",
+    "matrix_facts",
+    "noise_source",
+    "plain_integers",
+    "switch_bits",
+]
+
+#: Arrays of at most this many values take the Python-integer shortcuts (``abs_max``) ...
+SMALL_VALUES = 256
+#: ... and key switches of at most this many source values count their bits with Python ints.
+PYTHON_VALUES = 64
+#: Decryptions of up to this many multiply-adds (items x (m + k) x m) run as one integer GEMM.
+DECRYPT_MATMUL_WORK = 4096
+#: Plaintext matrices (G, H) whose digest and norms a scheme keeps (``matrix_facts``).
+MATRIX_FACTS = 256
+#: Values drawn from the CSPRNG per refill of a noise pool; draws of more than a quarter of it
+#: go to the CSPRNG directly.
+POOL_SIZE = 4096
+
+Draw = Callable[[int, int, tuple[int, ...]], npt.NDArray[np.int64]]
+
+
+# ------------------------------------------------------------------------------------------
+# noise from the CSPRNG, drawn many values at a time
+# ------------------------------------------------------------------------------------------
+class _NoisePools:
+    """Uniform integers from ``os.urandom`` (through :class:`RandomSource`), drawn
+    ``POOL_SIZE`` at a time per range and handed out once each.
+
+    Every value is an independent uniform draw from the CSPRNG, with the same rejection
+    sampling as a direct draw; a pool only changes when it is drawn. Each value is handed out
+    exactly once: a lock covers the hand-out (threads), and a forked child starts with empty
+    pools (``os.register_at_fork``), so parent and child never share values.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[int, int], tuple[npt.NDArray[np.int64], int]] = {}
+
+    def draw(self, low: int, high: int, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+        count = math.prod(shape)
+        if count > POOL_SIZE // 4:
+            return RandomSource().integers(low, high, shape)
+        with self._lock:
+            pool, used = self._pools.get((low, high), (_EMPTY, 0))
+            if used + count > pool.size:
+                pool, used = RandomSource().integers(low, high, POOL_SIZE), 0
+                pool.flags.writeable = False  # handed out as views: nobody writes to them
+            self._pools[(low, high)] = (pool, used + count)
+        return pool[used : used + count].reshape(shape)
+
+
+_EMPTY: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+_POOLS = _NoisePools()
+
+
+def _after_fork_in_child() -> None:
+    global _POOLS
+    _POOLS = _NoisePools()  # a new lock too: the parent's may have been held at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _pooled(low: int, high: int, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    return _POOLS.draw(low, high, shape)
+
+
+def noise_source(seed: Any) -> Draw:
+    """``draw(low, high, shape)``: uniform int64 values in ``[low, high]``, not to be written to.
+
+    Without a seed, from the CSPRNG through the pools; with one (an integer, bytes or a
+    :class:`RandomSource`), from that seeded stream exactly as ``RandomSource.integers`` draws
+    them, so seeded results are reproducible as before.
+    """
+    if seed is None:
+        return _pooled
+    return as_random_source(seed).integers
+
+
+# ------------------------------------------------------------------------------------------
+# magnitudes and decryption of a few values
+# ------------------------------------------------------------------------------------------
+def abs_max(array: Any) -> int | None:
+    """``max |v|`` of a small NumPy integer array as a Python int (0 if empty), the value the
+    backend's ``abs_max`` gives; None for anything else."""
+    if type(array) is not np.ndarray or array.size > SMALL_VALUES or array.dtype.kind not in "iu":
+        return None
+    values = array.ravel().tolist()
+    return max(map(abs, values)) if values else 0
+
+
+def plain_integers(values: Any, scale: int, limit: int) -> tuple[npt.NDArray[np.int64], int] | None:
+    """``(encode(values, scale), max |value|)`` for a small NumPy integer array at scale 1
+    whose values are all within ``limit`` (the largest plaintext a fresh encryption takes),
+    where ``encode`` and the range check would pass; None otherwise (they run, and raise)."""
+    if scale != 1 or type(values) is not np.ndarray or values.dtype.kind not in "iu":
+        return None
+    largest = abs_max(values)
+    if largest is None or largest > limit:
+        return None
+    return values.astype(np.int64), largest
+
+
+def decrypt_few(
+    scheme: Evaluator, ciphertext: Ciphertext, secret_key: SecretKey
+) -> npt.NDArray[np.int64] | None:
+    """``round(S c / w)`` of NumPy ciphertexts in three array operations (a few more for large
+    batches), or None.
+
+    None (the general path decides, and raises its errors) where the data is not a NumPy array
+    or where the noise or coefficient checks of ``decrypt`` could fail. Otherwise those checks
+    pass: the tracked coefficient bound proves ``|S c| < 2**62``, so no int64 product or sum
+    wraps and ``S c`` has the general path's values whatever the order of the operations; the
+    noise bound is the ciphertext's kept one. The rounding is the same floor division (an
+    arithmetic shift when w is a power of two).
+    """
+    data = ciphertext.data
+    p = scheme.params
+    m, k = ciphertext.dim, p.k
+    if (
+        type(data) is not np.ndarray
+        or not data.size
+        or data.shape[-1] != m + k
+        or ciphertext.coeff_bound * p.key_row_norm >= LIMIT  # top + k t bottom: maybe too big
+        or ciphertext.decryption_bound * 2 >= p.w
+    ):
+        return None
+    t, key_t = _secret_parts(secret_key, m)
+    sc: npt.NDArray[np.int64]
+    if data.size * m <= DECRYPT_MATMUL_WORK:  # one small integer GEMM: c S^T
+        sc = np.matmul(data, key_t)
+    elif k == 1:
+        sc = data[..., m:] * t[:, 0]
+        sc += data[..., :m]
+    else:
+        sc = np.matmul(data[..., m:], t.T)
+        sc += data[..., :m]
+    w = p.w
+    sc += w // 2
+    if w & (w - 1) == 0:
+        sc >>= w.bit_length() - 1
+    else:
+        sc //= w
+    return sc
+
+
+def _secret_parts(
+    secret_key: SecretKey, m: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The first ``m`` rows of T and ``S^T = [I_m, T]^T`` ((m + k) x m), int64, read-only,
+    kept with the key (the secret stays where it was) and made again if its ``t_matrix`` is
+    replaced."""
+    cache: dict[int, tuple[Any, Any, Any]] = secret_key.__dict__.setdefault("_decrypt_parts", {})
+    entry = cache.get(m)
+    if entry is None or entry[0] is not secret_key.t_matrix:
+        t = np.array(secret_key.t_for(m), dtype=np.int64)
+        key_t = np.ascontiguousarray(secret_key.matrix(m).T, dtype=np.int64)
+        t.flags.writeable = key_t.flags.writeable = False
+        entry = cache[m] = (secret_key.t_matrix, t, key_t)
+    return entry[1], entry[2]
+
+
+# ------------------------------------------------------------------------------------------
+# plaintext matrices of linear transforms and inner products
+# ------------------------------------------------------------------------------------------
+def matrix_facts(scheme: Evaluator, matrix: npt.NDArray[np.int64]) -> tuple[str, float, float]:
+    """``matrix_digest(matrix)`` (the evaluation key's label), the largest row sum of ``|G|``
+    and the sum of ``|H|``, as the scheme's operations compute them; kept per scheme for up
+    to ``MATRIX_FACTS`` matrices (by shape and bytes): the same G or H comes with every call.
+    """
+    cache: dict[tuple[Any, ...], tuple[str, float, float]] = scheme.__dict__.setdefault(
+        "_matrix_facts", {}
+    )
+    name = (matrix.shape, matrix.dtype.str, matrix.tobytes())
+    found = cache.get(name)
+    if found is None:
+        size = np.abs(matrix)
+        found = (matrix_digest(matrix), float(size.sum(axis=1).max()), float(size.sum()))
+        if len(cache) < MATRIX_FACTS:
+            cache[name] = found
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def identity(m: int) -> npt.NDArray[np.int64]:
+    """The m x m int64 identity (the default H of an inner product), read-only and kept."""
+    eye = np.eye(m, dtype=np.int64)
+    eye.flags.writeable = False
+    return eye
+
+
+# ------------------------------------------------------------------------------------------
+# key switching with gadget bits (gadget_bits = 1)
+# ------------------------------------------------------------------------------------------
+def switch_bits(scheme: Evaluator, source: Any, key: KeySwitchKey) -> tuple[Any, Any, Any] | None:
+    """``_switch(source, key, bound)``'s three results for NumPy sources of a parameter set
+    with ``gadget_bits = 1``, or None.
+
+    The caller has checked the source shape and ``|source| < 2**62``. The digits are
+    ``sign(v)`` times the bits of ``|v|``, least significant first (``decompose``): they are
+    read off the little-endian bytes of ``|v|`` with one ``unpackbits`` (bytes, not a 64-bit
+    shift and mask per bit), and signed in one pass into the digit matrix. Their L1 norm and
+    squared L2 norm are both the number of set bits, an exact integer, so the float norms are
+    the general path's to the bit (same operations on the same values and shapes).
+    """
+    p = scheme.params
+    if (
+        p.gadget_bits != 1
+        or type(source) is not np.ndarray
+        or source.dtype != np.int64
+        or source.ndim < 1
+        or not source.size
+    ):
+        return None
+    columns = int(source.shape[-1])
+    count = INT_BITS  # bits per entry: |v| < 2**62 (params.digits for gadget_bits = 1)
+    if count * columns != key.matrix_t.shape[0]:
+        return None  # not this key's shape: the general path reports it
+    batch_shape = source.shape[:-1]
+    flat = source.reshape(-1, columns)
+    items = flat.shape[0]
+    # |v| < 2**62: no INT64_MIN; contiguous, since a byte view needs a contiguous last axis (a
+    # transposed source gives an F-ordered |v|)
+    magnitude = np.ascontiguousarray(abs(flat))
+    if sys.byteorder != "little":
+        magnitude = magnitude.byteswap()  # least significant byte first
+    bits = np.unpackbits(magnitude.view(np.uint8), axis=-1, bitorder="little")
+    digits = np.empty((items, columns, count), dtype=np.int64)
+    np.multiply(
+        bits.reshape(items, columns, 64)[:, :, :count], np.sign(flat)[:, :, None], out=digits
+    )
+    out = scheme.backend.matmul_small_left(digits.reshape(items, columns * count), key.matrix_t, 1)
+    # sum |d| = sum d**2 = the number of set bits (bits above ``count`` are 0: |v| < 2**62):
+    # l1 = ones * margin and l2 = (ones * margin) ** 0.5 * SAFETY, as in ``_switch``, of the
+    # batch shape (a NumPy scalar when there is no batch axis, as the general path's sum gives)
+    margin = float_margin(columns * count)
+    out = out.reshape(*batch_shape, key.matrix_t.shape[1])
+    if magnitude.size > PYTHON_VALUES:
+        ones = bits.reshape(*batch_shape, columns * 64).sum(axis=-1).astype("float64")
+        return out, ones * margin, (ones * margin) ** 0.5 * SAFETY
+    # a few items: the same float operations on Python floats (IEEE double, same order); an
+    # array's ``** 0.5`` is NumPy's sqrt (math.sqrt: both correctly rounded), a NumPy
+    # scalar's is the C library's pow (as Python's float ``**``)
+    rows: Any = magnitude.tolist()  # lists of Python ints
+    l1s = [sum(map(int.bit_count, row)) * margin for row in rows]
+    if not batch_shape:
+        return out, np.float64(l1s[0]), np.float64(l1s[0] ** 0.5 * SAFETY)
+    l2s = [math.sqrt(value) * SAFETY for value in l1s]
+    return (
+        out,
+        np.array(l1s, dtype=np.float64).reshape(batch_shape),
+        np.array(l2s, dtype=np.float64).reshape(batch_shape),
+    )

@@ -1,0 +1,175 @@
+"""Where the time of an encrypted training step goes, next to TenSEAL's own product time.
+
+Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|ops|reference] ...`` (one
+process; SEAL is single-threaded). Prints one JSON line per measurement:
+
+* ``reference``: TenSEAL's ``CKKSVector`` product (multiply + relinearise + rescale) at
+  N = 16384, coefficient moduli [60, 40, 40, 40, 40, 60], scale 2**40: the yardstick the XOR
+  step time is compared with (measure it in the same run as the step);
+* ``ops [SET ...]``: key switching (rotation, relinearisation) and rescaling at every level of
+  a parameter set, the costs a step at that ring size is made of;
+* ``xor [--params SET] [--iterations N] [--level auto|top] [--margin M] [--seed S]``: milliseconds per
+  iteration of the encrypted XOR network (3-4-1, cubic Taylor sigmoid, learning rate 0.5),
+  owner refreshes included, and the number of SEAL operations of one step by kind and level.
+
+Medians after a warm-up; numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import time
+from typing import Any
+
+import numpy as np
+from measure import timed  # this folder's measurement helper (run as a script)
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+Y = np.array([[0], [1], [1], [0]], dtype=float)
+
+
+def reference(repeat: int) -> dict[str, Any]:
+    """TenSEAL's ciphertext product at N = 16384, [60, 40, 40, 40, 40, 60]."""
+    import tenseal as ts
+
+    context = ts.context(ts.SCHEME_TYPE.CKKS, 16384, coeff_mod_bit_sizes=[60, 40, 40, 40, 40, 60])
+    context.global_scale = 2.0**40
+    context.generate_relin_keys()
+    rng = np.random.default_rng(0)
+    a = ts.ckks_vector(context, rng.uniform(-1, 1, 8192).tolist())
+    b = ts.ckks_vector(context, rng.uniform(-1, 1, 8192).tolist())
+    return {
+        "what": "tenseal product N=16384 [60,40,40,40,40,60]",
+        "ms": timed(lambda: a * b, repeat),
+    }
+
+
+def ops(name: str, repeat: int) -> list[dict[str, Any]]:
+    """Rotation, relinearisation and rescale times at every level of parameter set ``name``."""
+    from hennframework_ckks import CKKSScheme
+
+    scheme = CKKSScheme(name)
+    keys = scheme.keygen(rotations=[1])
+    ctx = keys.public.context
+    w = scheme.encrypt_tensor(np.linspace(-1, 1, 16), keys.public)
+    ct = w.ciphertexts[0]
+    rows = []
+    for level in range(ctx.top_level, 0, -1):
+        low = ctx.mod_to(ct, level)
+        product = ctx.multiply(low, low, keys.public.relin_keys)
+        relin = timed(lambda p=product: ctx.relin(p, keys.public.relin_keys), repeat)
+        rotate = timed(
+            lambda c=low: ctx.rotate(c, 1, keys.public.galois_keys, frozenset({1}), None), repeat
+        )
+        settled = ctx.relin(product, keys.public.relin_keys)
+        rescale = timed(lambda s=settled: ctx.settle(s, keys.public.relin_keys), repeat)
+        rows.append(
+            {
+                "params": name,
+                "level": level,
+                "relin_ms": relin,
+                "rotate_ms": rotate,
+                "rescale_ms": rescale,
+            }
+        )
+    return rows
+
+
+class _Counting:
+    """Wraps SEAL's evaluator: counts and times each operation by (name, level)."""
+
+    def __init__(self, evaluator: Any) -> None:
+        self.evaluator = evaluator
+        self.counts: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.seconds: collections.Counter[str] = collections.Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self.evaluator, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            self.seconds[name] += time.perf_counter() - started
+            first = args[0] if args else None
+            level = (
+                int(first.coeff_modulus_size()) - 1 if hasattr(first, "coeff_modulus_size") else -1
+            )
+            self.counts[(name, level)] += 1
+            return result
+
+        return counted
+
+
+def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) -> dict[str, Any]:
+    """Milliseconds per XOR iteration (refreshes included) and one step's SEAL operations."""
+    from hennframework.nn import Sequential
+
+    from hennframework_ckks import CKKSScheme, OwnerRefresher
+
+    scheme = CKKSScheme(params)
+    keys = scheme.keygen()
+    model = Sequential.mlp([3, 4, 1], activation="taylor3", seed=seed, init_scale=4.0)
+    encrypted = model.encrypt(keys, scheme)
+    refresher = OwnerRefresher(
+        scheme, keys, level="auto" if level == "auto" else None, margin=margin
+    )
+    encrypted.fit(X, Y, epochs=2, learning_rate=0.5, refresh=refresher)  # warm-up
+    ctx = keys.public.context
+    counting = _Counting(ctx.evaluator)
+    ctx.evaluator = counting
+    try:
+        encrypted.fit(X, Y, epochs=1, learning_rate=0.5, refresh=refresher)
+    finally:
+        ctx.evaluator = counting.evaluator
+    calls, owner_seconds = refresher.calls, refresher.seconds
+    started = time.perf_counter()
+    history = encrypted.fit(X, Y, epochs=iterations, learning_rate=0.5, refresh=refresher)
+    seconds = time.perf_counter() - started
+    by_kind: collections.Counter[str] = collections.Counter()
+    for (name, _), count in counting.counts.items():
+        by_kind[name] += count
+    return {
+        "what": "xor step",
+        "params": params,
+        "refresh_level": level,
+        "margin": margin,
+        "ms_per_iteration": 1000 * seconds / iterations,
+        "refreshes": history.refreshes,
+        "owner_ms_per_refresh": 1000
+        * (refresher.seconds - owner_seconds)
+        / max(refresher.calls - calls, 1),
+        "ops_per_step": dict(by_kind),
+        "seal_ms_per_step": {k: round(1000 * v, 1) for k, v in counting.seconds.items()},
+        "key_switch_levels": sorted(
+            (level_, name, count)
+            for (name, level_), count in counting.counts.items()
+            if name in ("relinearize", "rotate_vector")
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=("xor", "ops", "reference"))
+    parser.add_argument("sets", nargs="*", default=["n8192", "n16384"])
+    parser.add_argument("--params", default="n16384")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--level", choices=("top", "auto"), default="top")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--margin", type=int, default=1, help="levels above what a step used")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if args.what == "reference":
+        print(json.dumps(reference(args.repeat)))
+    elif args.what == "ops":
+        for name in args.sets:
+            for row in ops(name, args.repeat):
+                print(json.dumps(row))
+    else:
+        print(json.dumps(xor(args.params, args.iterations, args.level, args.seed, args.margin)))
+
+
+if __name__ == "__main__":
+    main()

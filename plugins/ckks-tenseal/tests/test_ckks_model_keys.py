@@ -1,0 +1,129 @@
+"""Keys for one model: only the rotation keys its operations use, stored in SEAL's seeded form.
+
+A public key with rotation keys for every power of two is 396 MB at n16384; a model whose
+packed tensors occupy few slot bits rotates by a few small steps only (the 3-4-1 XOR network: 1,
+2, 4 and 8). ``henn keygen --for ARCH`` tries the model under a throwaway key that records its
+rotations and makes keys for the powers of two up to the widest. A rotation that needs a key
+the set lacks is refused with a message naming the step, never computed wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hennframework.cli import main as henn
+from hennframework.exceptions import InputError
+from hennframework.nn import Batch, Sequential
+from hennframework.scheme import KeySet
+
+from hennframework_ckks import CKKSScheme
+from hennframework_ckks._seal import seal_to_bytes
+from hennframework_ckks.codec import CODEC
+from hennframework_ckks.keys import CKKSPublicKey, powers_of_two_through
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+Y = np.array([[0], [1], [1], [0]], dtype=float)
+
+
+def _network() -> Sequential:
+    return Sequential.mlp([3, 1], activation="taylor3", seed=0, init_scale=1.0)
+
+
+def test_powers_of_two_through_the_widest_step() -> None:
+    assert powers_of_two_through([]) == frozenset()
+    assert powers_of_two_through([1]) == {1}
+    assert powers_of_two_through([8, 2]) == {1, 2, 4, 8}
+    assert powers_of_two_through([5]) == {1, 2, 4}
+
+
+def test_keys_made_for_a_model_train_it_as_the_full_keys_do(scheme8192: CKKSScheme) -> None:
+    steps = CODEC.model_rotation_steps(scheme8192, _network(), [Batch(X, Y)])
+    # the 3 x 1 weights sit in slot bits 0-1: rotations by 1 and 2 (as the packing is today)
+    assert steps == powers_of_two_through(steps) and 0 < len(steps) < 12
+    keys = scheme8192.keygen(rotations=steps)
+    assert keys.public.rotation_steps == steps
+    model = _network().encrypt(keys, scheme8192)
+    model.train_step(Batch(X, Y), 0.3)
+    plain = _network()
+    plain.train_step(Batch(X, Y), 0.3)
+    got = model.decrypt(keys.secret)
+    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_a_missing_rotation_key_is_refused_by_name(scheme8192: CKKSScheme) -> None:
+    steps = CODEC.model_rotation_steps(scheme8192, _network(), [Batch(X, Y)])
+    widest = max(steps)
+    keys = scheme8192.keygen(rotations=steps - {widest})
+    model = _network().encrypt(keys, scheme8192)
+    before = [w.ciphertexts for w in model.weights()]
+    with pytest.raises(InputError, match=rf"no rotation key for step\(s\) \[{widest}\]"):
+        model.train_step(Batch(X, Y), 0.3)
+    assert [w.ciphertexts for w in model.weights()] == before  # no weight changed
+
+
+def test_key_switching_keys_are_stored_seeded(keys8192: KeySet) -> None:
+    """Relinearisation and rotation keys take half the bytes of SEAL's full form, and a key read
+    back from them has the same id and rotates correctly."""
+    public = keys8192.public
+    sizes = public.size_bytes()
+    assert sizes["relin_keys"] < 0.55 * len(seal_to_bytes(public.relin_keys))
+    assert sizes["galois_keys"] < 0.55 * len(seal_to_bytes(public.galois_keys))
+    loaded = CKKSPublicKey.from_bytes(public.to_bytes())
+    assert loaded.key_id == public.key_id and loaded.to_bytes() == public.to_bytes()
+    scheme = keys8192.scheme
+    values = np.arange(24.0).reshape(3, 8) / 10
+    total = scheme.encrypt_tensor(values, loaded).sum(axis=1)  # rotations by 1, 2, 4
+    decrypted = scheme.decrypt_tensor(total, keys8192.secret)
+    np.testing.assert_allclose(decrypted, values.sum(axis=1), atol=1e-3)
+    # the full form that earlier versions wrote still loads, under its own fingerprint
+    full = CKKSPublicKey(
+        public.params,
+        public.public_key,
+        public.relin_keys,
+        public.galois_keys,
+        public.rotation_steps,
+    )
+    assert full.size_bytes()["galois_keys"] > 1.8 * sizes["galois_keys"]
+    assert CKKSPublicKey.from_bytes(full.to_bytes()).key_id == full.key_id != public.key_id
+
+
+def test_henn_keygen_for_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--scheme", "ckks", "keygen", "--params", "n8192", "--json"]
+    assert henn([*base, "--out", str(tmp_path / "k"), "--for", "mlp:3,1", "--batch-size", "4"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    steps = summary["rotations"]  # 1 and 2 as the packing is today; n8192 has 12 powers of two
+    assert steps == sorted(powers_of_two_through(steps)) and 0 < len(steps) < 12
+    assert summary["batch_size"] == 4
+    assert summary["made_for"] == "sequential 3-1 (taylor3)"
+    public = tmp_path / "k" / "public.henn"
+    assert summary["public_bytes"] == public.stat().st_size
+    assert henn(["inspect", str(public), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["rotation_steps"] == steps and info["fingerprint_verified"]
+    parts = ("public_key_bytes", "relin_key_bytes", "rotation_key_bytes")
+    assert info["public_material_bytes"] == sum(info[p] for p in parts) < public.stat().st_size
+    listed = f"rotation keys for steps {', '.join(map(str, steps))} ("
+    assert any(item.startswith(listed) for item in info["fingerprint_covers"])
+
+
+def test_henn_keygen_for_a_model_refuses_what_cannot_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--scheme", "ckks", "keygen", "--params", "n8192"]
+    # the XOR network's forward pass needs more than n8192's 5 levels
+    assert henn([*base, "--out", str(tmp_path / "a"), "--for", "xor"]) != 0
+    assert "needs more levels than the parameter set 'n8192'" in capsys.readouterr().err
+    assert henn([*base, "--out", str(tmp_path / "b"), "--for", "mlp:3,1"]) != 0
+    assert "--for mlp:3,1 needs --batch-size" in capsys.readouterr().err
+    assert henn([*base, "--out", str(tmp_path / "c"), "--batch-size", "4"]) != 0
+    assert "add --for" in capsys.readouterr().err
+    assert henn([*base, "--out", str(tmp_path / "d"), "--for", "sentiment"]) != 0
+    assert "--vocabulary-size" in capsys.readouterr().err
+    plain = ["keygen", "--out", str(tmp_path / "e"), "--for", "xor"]  # integer-vector scheme
+    assert henn(plain) != 0
+    assert "same keys for every model" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abcde")

@@ -1,0 +1,293 @@
+"""The small-batch shortcuts (``integer_vector.small``) give the general code's results, bit for bit.
+
+Each case runs an operation twice on the same inputs, once as it is and once with the shortcuts
+switched off (patched to decline), and compares everything the results carry: the coefficients,
+the worst-case noise bound, both high-probability parts and the coefficient bound. Seeded
+encryptions draw the same noise either way; unseeded ones draw from the pooled CSPRNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hennframework.exceptions import InputError
+from hennframework.randomness import RandomSource, as_random_source
+from hennframework.schemes.integer_vector import IntegerVectorScheme, small, wide
+from hennframework.schemes.integer_vector.ciphertext import Ciphertext
+from hennframework.schemes.integer_vector.keys import matrix_digest
+from hennframework.schemes.integer_vector.params import PARAMETER_SETS
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::hennframework.exceptions.InsecureParametersWarning"
+)
+
+#: Batch shapes: unbatched, batch 1, a few items, and more than the Python paths take.
+SHAPES = [(), (1,), (3,), (2, 2), (40,)]
+
+
+def fields(ciphertext: Ciphertext) -> tuple[Any, ...]:
+    """Everything a ciphertext carries, as bytes, types and ints (compared exactly)."""
+    parts = (ciphertext.data, ciphertext.noise, ciphertext.noise_det, ciphertext.noise_sg)
+    return (
+        *(type(part).__name__ for part in parts),
+        *(np.asarray(part).tobytes() for part in parts),
+        *(np.shape(part) for part in parts),
+        ciphertext.coeff_bound,
+        ciphertext.scale_int,
+        ciphertext.dim,
+        ciphertext.key_id,
+    )
+
+
+def uncached_facts(scheme: Any, matrix: Any) -> tuple[str, float, float]:
+    """What ``linear_transform`` and ``dot`` computed from G and H on every call."""
+    return (
+        matrix_digest(matrix),
+        float(np.abs(matrix).sum(axis=1).max()),
+        float(np.abs(matrix).sum()),
+    )
+
+
+@pytest.fixture
+def general(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A context in which every shortcut declines (the general code runs)."""
+
+    class Switch:
+        def __enter__(self) -> None:
+            monkeypatch.setattr(small, "abs_max", lambda array: None)
+            monkeypatch.setattr(small, "plain_integers", lambda *args: None)
+            monkeypatch.setattr(small, "decrypt_few", lambda *args: None)
+            monkeypatch.setattr(small, "switch_bits", lambda *args: None)
+            monkeypatch.setattr(small, "identity", lambda m: np.eye(m, dtype=np.int64))
+            monkeypatch.setattr(small, "matrix_facts", uncached_facts)
+            monkeypatch.setattr(
+                wide, "mul_round_div", lambda a, b, d: wide.sum_products_round_div([(a, b)], d)
+            )
+            monkeypatch.setattr(small, "noise_source", lambda seed: as_random_source(seed).integers)
+
+        def __exit__(self, *args: Any) -> None:
+            monkeypatch.undo()
+
+    yield Switch()
+
+
+def bits_params(name: str = "vhe") -> Any:
+    """A gadget-bits set with two secret columns (k = 2), besides the vhe set itself."""
+    return dataclasses.replace(PARAMETER_SETS[name], name=f"{name}-k2", k=2)
+
+
+@pytest.fixture(scope="module", params=["vhe", "default", "seed", "vhe-k2"])
+def setup(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, Any, Any]:
+    params = bits_params() if request.param == "vhe-k2" else request.param
+    scheme = IntegerVectorScheme(params)
+    keys = scheme.keygen(seed=5, max_dim=16, dims=(1, 4, 16), products=())
+    other = scheme.keygen(seed=6, max_dim=16, dims=(1, 4), products=())
+    return scheme, keys, other
+
+
+def messages(shape: tuple[int, ...], m: int, seed: int, bound: int = 50) -> Any:
+    return np.random.default_rng(seed).integers(-bound, bound + 1, (*shape, m))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("m", [1, 4, 16])
+def test_encrypt_and_decrypt_match_the_general_code(
+    setup: tuple[IntegerVectorScheme, Any, Any], general: Any, shape: tuple[int, ...], m: int
+) -> None:
+    scheme, keys, _ = setup
+    x = messages(shape, m, seed=m)
+    for key in (keys.public, keys.secret):
+        fast = scheme.encrypt(x, key, dim=m, seed=11)
+        with general:
+            slow = scheme.encrypt(x, key, dim=m, seed=11)
+            expected = scheme.decrypt(slow, keys)
+        assert fields(fast) == fields(slow)
+        decrypted = scheme.decrypt(fast, keys)
+        assert decrypted.dtype == expected.dtype and decrypted.shape == expected.shape
+        assert np.array_equal(decrypted, expected) and np.array_equal(decrypted, x)
+        # unseeded: pooled noise, still the right messages
+        assert np.array_equal(scheme.decrypt(scheme.encrypt(x, key, dim=m), keys), x)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_switch_transform_and_dot_match_the_general_code(
+    setup: tuple[IntegerVectorScheme, Any, Any], general: Any, shape: tuple[int, ...]
+) -> None:
+    scheme, keys, other = setup
+    m = 4
+    g = np.random.default_rng(1).integers(-2, 3, (3, m))
+    scheme.add_linear_key(keys, g)
+    h = np.random.default_rng(2).integers(-3, 4, (m, m))
+    scheme.add_dot_key(keys, m)
+    scheme.add_dot_key(keys, m, h)
+    switch = scheme.make_switch_key(keys, other, dim=m)
+    x = messages(shape, m, seed=2)
+    y = messages(shape, m, seed=3)
+    cx = scheme.encrypt(x, keys.public, dim=m, seed=4)
+    cy = scheme.encrypt(y, keys.public, dim=m, seed=5)
+
+    def run() -> list[Ciphertext]:
+        return [
+            scheme.switch_key(cx, switch),
+            scheme.linear_transform(cx, g),
+            scheme.dot(cx, cy),
+            scheme.dot(cx, cy, h),
+        ]
+
+    fast = run()
+    with general:
+        slow = run()
+    for a, b in zip(fast, slow, strict=True):
+        assert fields(a) == fields(b)
+    assert np.array_equal(scheme.decrypt(fast[0], other), x)
+    assert np.array_equal(scheme.decrypt(fast[1], keys), x @ g.T)
+    assert np.array_equal(scheme.decrypt(fast[2], keys)[..., 0], (x * y).sum(axis=-1))
+    assert np.array_equal(scheme.decrypt(fast[3], keys)[..., 0], ((x @ h) * y).sum(axis=-1))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 2), (30,), (300,)])
+def test_gadget_bits_are_the_general_switch(shape: tuple[int, ...]) -> None:
+    """Sources at the edges of the range (|v| = 2**62 - 1, 0, -1) and random ones."""
+    for params in ("vhe", bits_params()):
+        scheme = IntegerVectorScheme(params)
+        keys = scheme.keygen(seed=9, max_dim=3, dims=(3,), products=())
+        key = keys.public.encryption[3]
+        rng = np.random.default_rng(len(shape))
+        limit = (1 << 62) - 1
+        source = rng.integers(-limit, limit, (*shape, 3), endpoint=True)
+        source.reshape(-1)[:4] = [limit, -limit, 0, -1][: source.size]
+        found = small.switch_bits(scheme, source, key)
+        assert found is not None
+        expected = scheme._switch(source, key, limit)
+        for a, b in zip(found, expected, strict=True):
+            assert type(a) is type(b) and np.shape(a) == np.shape(b)
+            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        if len(shape) == 1 and shape[0] > 1:  # the same sources, transposed (F-ordered)
+            strided = np.ascontiguousarray(source.T).T
+            assert not strided.flags.c_contiguous
+            again = small.switch_bits(scheme, strided, key)
+            assert again is not None
+            for a, b in zip(again, expected, strict=True):
+                assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2,)])
+def test_gadget_bit_norms_round_as_the_general_switch(shape: tuple[int, ...]) -> None:
+    """90 set bits over 3 entries: there ``x ** 0.5`` of a NumPy scalar (the C library's pow)
+    and of an array (sqrt) differ in the last bit, so the shortcut must take each where the
+    general path does."""
+    scheme = IntegerVectorScheme("vhe")
+    keys = scheme.keygen(seed=9, max_dim=3, dims=(3,), products=())
+    key = keys.public.encryption[3]
+    source = np.broadcast_to(np.array([(1 << 62) - 1, -((1 << 28) - 1), 0]), (*shape, 3))
+    found = small.switch_bits(scheme, np.ascontiguousarray(source), key)
+    expected = scheme._switch(np.ascontiguousarray(source), key, 1 << 61)
+    assert found is not None
+    for a, b in zip(found, expected, strict=True):
+        assert type(a) is type(b) and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_shortcuts_decline_what_they_do_not_cover() -> None:
+    scheme = IntegerVectorScheme("default")
+    keys = scheme.keygen(seed=1, dims=(2,), products=())
+    assert small.switch_bits(scheme, np.zeros((1, 2), np.int64), keys.public.encryption[2]) is None
+    assert small.abs_max(np.zeros(small.SMALL_VALUES + 1, np.int64)) is None
+    assert small.abs_max(np.zeros(3)) is None  # floats: the backend's rule
+    assert small.abs_max(np.array([-(2**63), 5])) == 2**63
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("m", [1, 4, 16])
+def test_decryption_rounds_like_the_general_code_at_every_boundary(
+    setup: tuple[IntegerVectorScheme, Any, Any], general: Any, shape: tuple[int, ...], m: int
+) -> None:
+    """Coefficients with ``S c`` at a rounding boundary, one below and one above it."""
+    scheme, keys, _ = setup
+    p = scheme.params
+    rng = np.random.default_rng(m)
+    t = keys.secret.t_for(m)
+    bottom = rng.integers(-(1 << 20), 1 << 20, (*shape, p.k))
+    target = rng.integers(-1000, 1000, (*shape, m)) * p.w - p.w // 2
+    offset = rng.integers(-1, 2, (*shape, m))
+    top = target + offset - bottom @ t.T
+    data = np.concatenate([top, bottom], axis=-1)
+    zero = np.zeros(shape)
+    c = Ciphertext(scheme, data, m, 1, zero, keys.key_id, noise_det=zero, noise_sg=zero)
+    fast = scheme.decrypt(c, keys)
+    with general:
+        slow = scheme.decrypt(c, keys)
+    assert fast.dtype == slow.dtype and fast.shape == slow.shape
+    assert np.array_equal(fast, slow)
+
+
+def test_plaintexts_are_checked_as_before(setup: tuple[IntegerVectorScheme, Any, Any]) -> None:
+    scheme, keys, _ = setup
+    limit = scheme.params.max_plaintext
+    for values in (
+        np.array([[limit + 1, 0, 0, 0]]),
+        np.array([[2**63 + 5, 0, 0, 0]], dtype=np.uint64),
+        np.array([[0.5, 0, 0, 0]]),
+    ):
+        with pytest.raises(InputError):
+            scheme.encrypt(values, keys.public, dim=4)
+    for values in (np.array([[limit, -limit, 0, 1]]), np.array([[True, False, True, True]])):
+        c = scheme.encrypt(values, keys.public, dim=4)
+        assert np.array_equal(scheme.decrypt(c, keys), values.astype(np.int64))
+    small_types = np.array([[200, 0, 7, 255]], dtype=np.uint8)
+    assert small.plain_integers(small_types, 1, limit) is not None
+    assert fields(scheme.encrypt(small_types, keys.public, dim=4, seed=1)) == fields(
+        scheme.encrypt(small_types.astype(np.int64), keys.public, dim=4, seed=1)
+    )
+
+
+def test_decrypt_refuses_as_before_when_the_noise_is_too_large() -> None:
+    scheme = IntegerVectorScheme("default")
+    keys = scheme.keygen(seed=1, dims=(2,), products=())
+    c = scheme.encrypt(np.array([[1, 2]]), keys.public, dim=2, seed=3)
+    noisy = c.derive(c.data, c.noise + scheme.params.w, coeff_bound=c.coeff_bound)
+    assert small.decrypt_few(scheme, noisy, keys.secret) is None
+    with pytest.raises(Exception, match="refusing to decrypt"):
+        scheme.decrypt(noisy, keys)
+
+
+def test_seeded_draws_are_the_seeded_stream() -> None:
+    draw = small.noise_source(7)
+    expected = RandomSource(7)
+    for shape in [(3,), (2, 5), ()]:
+        assert np.array_equal(draw(-4, 4, shape), expected.integers(-4, 4, shape))
+
+
+def test_pooled_draws_are_in_range_and_each_used_once() -> None:
+    draw = small.noise_source(None)
+    values = [draw(-3, 3, (7,)) for _ in range(2 * small.POOL_SIZE // 7)]
+    joined = np.concatenate(values)
+    assert joined.min() == -3 and joined.max() == 3
+    counts = np.bincount(joined + 3)
+    assert counts.min() > joined.size / 7 * 0.8  # uniform (loosely: ~8,000 draws)
+    assert not values[0].flags.writeable
+    big = draw(0, 1 << 40, (small.POOL_SIZE,))  # large draws straight from the CSPRNG
+    assert big.shape == (small.POOL_SIZE,) and len(np.unique(big)) > small.POOL_SIZE - 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_reuse_the_parents_pool() -> None:
+    draw = small.noise_source(None)
+    draw(0, 1 << 60, (1,))  # the parent's pool for this range now holds unused values
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        os.write(write, small.noise_source(None)(0, 1 << 60, (4,)).tobytes())
+        os._exit(0)
+    os.close(write)
+    child = np.frombuffer(os.read(read, 64), dtype=np.int64)
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = draw(0, 1 << 60, (4,))
+    assert child.size == 4 and not np.array_equal(child, parent)
