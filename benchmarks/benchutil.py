@@ -19,6 +19,7 @@ Every benchmark describes what it measured in ``benchmark.extra_info`` so that
 from __future__ import annotations
 
 import os
+import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
@@ -388,3 +389,41 @@ class VheCppRuns:
 
 #: The session's vhe.cpp runs (module level so that conftest's machine_info hook can read it).
 VHE_CPP = VheCppRuns()
+
+
+class ReferenceTimer:
+    """Times a reference implementation between our timed rounds, for ratios measured interleaved.
+
+    Pass :meth:`setup` as :func:`measure`'s ``setup``: pytest-benchmark calls it before each of our
+    rounds (warm-up rounds too), outside our timing, so the reference and ours alternate
+    (reference, ours, reference, ours ...) and a change of machine load hits both alike.
+    :meth:`describe` gives the reference's statistics, warm-up samples left out, for
+    ``extra_info``.
+    """
+
+    def __init__(self, function: Callable[[], Any], calls: int = 1) -> None:
+        self.function, self.calls = function, calls
+        self.samples: list[float] = []
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        started = time.perf_counter()
+        for _ in range(self.calls):
+            self.function()
+        self.samples.append((time.perf_counter() - started) / self.calls)
+        return (), {}
+
+    def describe(self, warmup_rounds: int = 1, items: int = 1, **info: Any) -> dict[str, Any]:
+        """JSON-ready: median/mean/min seconds per call, the samples, and ``info``."""
+        kept = self.samples[warmup_rounds:] or self.samples
+        median = float(np.median(kept))
+        return {
+            **info,
+            "median": median,
+            "mean": float(np.mean(kept)),
+            "min": float(np.min(kept)),
+            "rounds": len(kept),
+            "calls_per_round": self.calls,
+            "samples": [float(s) for s in kept],
+            "items": items,
+            "seconds_per_item": median / items,
+        }
