@@ -352,8 +352,11 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
     missing = [p for p in parts if p not in available and (p % slots) not in available]
     if missing:
         raise InputError(
-            f"no rotation key for step(s) {missing} (needed for a rotation by {step}); generate "
-            "the keys with CKKSScheme.keygen(rotations='pow2') or include these steps."
+            f"no rotation key for step(s) {missing} (needed for a rotation by {step}): the keys "
+            "were made for another model or batch size. The key holder makes keys that cover it: "
+            "`henn keygen --scheme ckks` (every power of two), or `henn keygen --scheme ckks "
+            "--for ARCH --batch-size N` with this model and the largest batch it will see; in "
+            "Python, CKKSScheme.keygen(rotations='pow2') or a list that includes these steps."
         )
     return [p if p in available else p % slots for p in parts]
 
