@@ -72,7 +72,8 @@ class ArrayBackend(Protocol):
         ...
 
     def broadcast_to(self, array: Array, shape: Sequence[int]) -> Array:
-        """A read-only view of ``array`` broadcast to ``shape``."""
+        """``array`` broadcast to ``shape`` (a view, or ``array`` itself when it has that shape):
+        callers must not write to it."""
         ...
 
     def moveaxis(self, array: Array, source: int, destination: int) -> Array:

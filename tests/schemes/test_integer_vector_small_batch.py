@@ -164,7 +164,7 @@ def test_gadget_bits_are_the_general_switch(shape: tuple[int, ...]) -> None:
         source.reshape(-1)[:4] = [limit, -limit, 0, -1][: source.size]
         found = small.switch_bits(scheme, source, key)
         assert found is not None
-        expected = scheme._switch(source, key, limit)
+        expected = scheme._switch_digits(source, key)
         for a, b in zip(found, expected, strict=True):
             assert type(a) is type(b) and np.shape(a) == np.shape(b)
             assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
@@ -187,7 +187,7 @@ def test_gadget_bit_norms_round_as_the_general_switch(shape: tuple[int, ...]) ->
     key = keys.public.encryption[3]
     source = np.broadcast_to(np.array([(1 << 62) - 1, -((1 << 28) - 1), 0]), (*shape, 3))
     found = small.switch_bits(scheme, np.ascontiguousarray(source), key)
-    expected = scheme._switch(np.ascontiguousarray(source), key, 1 << 61)
+    expected = scheme._switch_digits(np.ascontiguousarray(source), key)
     assert found is not None
     for a, b in zip(found, expected, strict=True):
         assert type(a) is type(b) and np.asarray(a).tobytes() == np.asarray(b).tobytes()

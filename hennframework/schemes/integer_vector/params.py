@@ -101,7 +101,7 @@ class IntegerVectorParams:
         """max over rows of sum |S_ij| for S = [I, T]: 1 + k * t_bound."""
         return 1 + self.k * self.t_bound
 
-    @property
+    @functools.cached_property
     def max_plaintext(self) -> int:
         """Largest |x| (integer plaintext) that a fresh encryption accepts."""
         return ((1 << INT_BITS) - 1 - self.fresh_noise_public(256)) // self.w // 4

@@ -308,7 +308,7 @@ class IntegerVectorScheme(Evaluator):
     def _check_plain_range(self, encoded: npt.NDArray[np.int64]) -> int:
         """The largest |encoded value| (0 if none); InputError if a fresh encryption cannot
         take it."""
-        limit = self._constant("max-plaintext", lambda: self.params.max_plaintext)
+        limit = self.params.max_plaintext
         largest = small.abs_max(encoded)
         if largest is None:
             largest = int(np.abs(encoded).max()) if encoded.size else 0
@@ -349,7 +349,7 @@ class IntegerVectorScheme(Evaluator):
             key = key.public
         draw = small.noise_source(seed)  # the CSPRNG (pooled) unless a seed is passed
         slots, m = self._as_slots(values, dim)
-        limit = self._constant("max-plaintext", lambda: self.params.max_plaintext)
+        limit = self.params.max_plaintext
         plain = small.plain_integers(slots, scale, limit)  # None: encode and check
         if plain is None:
             encoded = self.encode(slots, scale)
@@ -391,7 +391,7 @@ class IntegerVectorScheme(Evaluator):
                     f"encrypting {m}-vectors of these values could exceed 62 bits; use smaller "
                     "values or shorter vectors."
                 )
-            data, l1, l2 = self._switch_bits_first(c0, enc_key, c0_bound)
+            data, l1, l2 = self._switch(c0, enc_key, c0_bound)
             # noise e0 + E c0*: e0 bounded by B; E c0* from the key's independent uniform E,
             # weighted by the actual digits of c0 (independent of E)
             noise = (l1 * float(p.e_bound) + float(p.e_bound)) * SAFETY
@@ -433,7 +433,9 @@ class IntegerVectorScheme(Evaluator):
         for params in (secret_key.params, ciphertext.params):
             if params is not p and params != p:
                 raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
-        few = small.decrypt_few(self, ciphertext, secret_key)  # None: not a small batch
+        few = small.decrypt_few(
+            self, ciphertext, secret_key
+        )  # None: another backend, or a check that may fail
         if few is not None:
             return few
         backend = self.backend
@@ -543,17 +545,6 @@ class IntegerVectorScheme(Evaluator):
         shifts = self.backend.asarray(positions, dtype="int64" if offset is None else "uint64")
         return count, offset, shifts
 
-    def _switch_bits_first(
-        self, source: Array, key: KeySwitchKey, source_bound: int
-    ) -> tuple[Array, Array, Array]:
-        """``_switch``, through ``small.switch_bits`` (gadget bits read off the bytes of each
-        value) where it applies: the same three results."""
-        if source.shape[-1] == key.source_columns and source_bound < LIMIT:
-            found = small.switch_bits(self, source, key)
-            if found is not None:
-                return found
-        return self._switch(source, key, source_bound)
-
     def _apply_switch(self, source: Array, key: KeySwitchKey, source_bound: int) -> Array:
         """``M c*`` modulo 2**64 for sources with ``|source| <= source_bound`` (see ``_switch``)."""
         return self._switch(source, key, source_bound)[0]
@@ -580,6 +571,11 @@ class IntegerVectorScheme(Evaluator):
                 "2**62 its gadget digits represent; refused rather than wrapped. Use smaller "
                 "values or rescale first."
             )
+        found = small.switch_bits(self, source, key)  # bit digits read off the bytes, if b = 1
+        return found if found is not None else self._switch_digits(source, key)
+
+    def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
+        """``_switch`` through the gadget digits, for every base (checks done by ``_switch``)."""
         packed = self._packed_digits(source)
         digits = self.decompose(source) if packed is None else packed.astype("int64")
         batch_shape = digits.shape[:-1]
@@ -666,7 +662,7 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(key, float(value) + ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the switched ciphertext could exceed 62 bits")
-        data, l1, l2 = self._switch_bits_first(ciphertext.data, key, ciphertext.coeff_bound)
+        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
         noise = (ciphertext.noise + l1 * p.e_bound) * SAFETY
         det, sg = ciphertext.probable_parts()
         # E c* may share E with earlier switches in this noise: parameters add (no quadrature)
@@ -1029,7 +1025,7 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
-        data, l1, l2 = self._switch_bits_first(tensor, key, tensor_bound)
+        data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2)
         return left.derive(
@@ -1059,7 +1055,7 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(key, value + row_l1 * ciphertext.max_noise)
         if bound >= LIMIT:
             raise OverflowRiskError("the transformed ciphertext could exceed 62 bits")
-        data, l1, l2 = self._switch_bits_first(ciphertext.data, key, ciphertext.coeff_bound)
+        data, l1, l2 = self._switch(ciphertext.data, key, ciphertext.coeff_bound)
         noise = (ciphertext.noise * row_l1 + l1 * p.e_bound) * SAFETY
         det, sg = ciphertext.probable_parts()
         probable = (det * row_l1 * SAFETY, (sg * row_l1 + l2 * p.e_bound) * SAFETY)

@@ -10,14 +10,16 @@ transforms and inner products use these helpers for small NumPy arrays:
   (:func:`noise_source`), not from one ``os.urandom`` call and one rejection-sampling pass per
   operation;
 * magnitudes of a few values are read as Python integers (:func:`abs_max`);
-* decryption multiplies by the secret key kept as an int64 array, in three array operations
-  for a few items (:func:`decrypt_few`);
+* decryption multiplies by the secret key kept as an int64 array, in a few array operations,
+  and skips the checks that the ciphertext's kept bounds already prove (:func:`decrypt_few`,
+  on NumPy at any batch size);
 * the gadget bits of a key switch with ``gadget_bits = 1`` come from the bytes of the
   magnitudes, one ``unpackbits`` instead of a shift and a mask per bit (:func:`switch_bits`,
   for batches of any size: it is faster at batch 256 too).
 
 Each returns exactly what the general code returns, or None where it does not apply (another
-backend, a larger batch, a value the general code refuses, so that it raises its own error):
+backend, a shape it does not cover, a value the general code refuses, so that it raises its
+own error):
 tests/schemes/test_integer_vector_small_batch.py compares them bit for bit.
 """
 
@@ -37,7 +39,6 @@ import numpy.typing as npt
 from hennframework.randomness import RandomSource, as_random_source
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, SAFETY, float_margin
 from hennframework.schemes.integer_vector.keys import matrix_digest
-from hennframework.schemes.integer_vector.params import INT_BITS
 
 if TYPE_CHECKING:
     from hennframework.schemes.integer_vector.ciphertext import Ciphertext, Evaluator
@@ -263,7 +264,7 @@ def switch_bits(scheme: Evaluator, source: Any, key: KeySwitchKey) -> tuple[Any,
     ):
         return None
     columns = int(source.shape[-1])
-    count = INT_BITS  # bits per entry: |v| < 2**62 (params.digits for gadget_bits = 1)
+    count = p.digits  # one bit digit per bit of |v| < 2**62
     if count * columns != key.matrix_t.shape[0]:
         return None  # not this key's shape: the general path reports it
     batch_shape = source.shape[:-1]
