@@ -353,10 +353,12 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
     if missing:
         raise InputError(
             f"no rotation key for step(s) {missing} (needed for a rotation by {step}): the keys "
-            "were made for another model or batch size. The key holder makes keys that cover it: "
-            "`henn keygen --scheme ckks` (every power of two), or `henn keygen --scheme ckks "
-            "--for ARCH --batch-size N` with this model and the largest batch it will see; in "
-            "Python, CKKSScheme.keygen(rotations='pow2') or a list that includes these steps."
+            "lack these steps (for example, they were made with `--for` for another model or "
+            "batch size). The key holder makes keys that cover them: `henn keygen --scheme ckks "
+            "--out DIR` (every power of two), or with `--for xor|sentiment|mlp:SIZES "
+            "--batch-size N` (and `--vocabulary-size` for sentiment) for this model and the "
+            "largest batch it will see; in Python, CKKSScheme.keygen(rotations='pow2') or a "
+            "list that includes these steps."
         )
     return [p if p in available else p % slots for p in parts]
 

@@ -270,7 +270,7 @@ class CKKSCodec:
 
     # -- keys for one model ---------------------------------------------------------------------
     def model_rotation_steps(
-        self, scheme: Any, model: Any, batches: Sequence[Any], learning_rate: float = 0.1
+        self, scheme: Any, model: Any, batches: Sequence[Any]
     ) -> frozenset[int]:
         """The rotation steps to make keys for so that ``model`` can train on and predict
         ``batches``: every power of two up to the widest rotation key a trial run uses.
@@ -300,7 +300,7 @@ class CKKSCodec:
                 ) from exc
             if training is None:
                 try:
-                    model.encrypt(trial, scheme).train_step(batch, learning_rate)
+                    model.encrypt(trial, scheme).train_step(batch, 0.1)  # any rate: values unused
                 except NoiseBudgetExhaustedError as exc:
                     training = exc
         if training is not None:

@@ -120,8 +120,8 @@ def rotation_steps(slots: int, rotations: str | Iterable[int]) -> frozenset[int]
     """The rotation steps to make keys for.
 
     ``"pow2"``: left rotations by 1, 2, 4, ..., slots/2 (every rotation is a product of these);
-    ``"pow2+neg"``: also right rotations by powers of two (replication without a level, and
-    shorter rotation chains); ``"none"``: no rotation keys (sums over packed axes then fail with
+    ``"pow2+neg"``: also right rotations by powers of two (shorter rotation chains; a sum is
+    replicated without a level with left rotations alone); ``"none"``: no rotation keys (sums over packed axes then fail with
     a clear error); or an explicit iterable of steps.
     """
     if isinstance(rotations, str):
@@ -166,7 +166,7 @@ class _RotationRecorder:
 
     def __init__(self, context: SealContext) -> None:
         self._context = context
-        self._pow2 = rotation_steps(context.slots, "pow2")
+        self.pow2 = rotation_steps(context.slots, "pow2")
         self.used: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
@@ -178,7 +178,7 @@ class _RotationRecorder:
         step %= self._context.slots
         if step == 0:
             return ct
-        self.used.update(decompose_rotation(step, self._context.slots, self._pow2))
+        self.used.update(decompose_rotation(step, self._context.slots, self.pow2))
         return self._context.relin(ct, relin_keys)  # what a rotation returns, but unrotated
 
 
@@ -189,6 +189,10 @@ def record_rotations(public: CKKSPublicKey) -> set[int]:
     <hennframework_ckks.codec.CKKSCodec.model_rotation_steps>` makes one."""
     recorder = _RotationRecorder(public.context)
     public.context = recorder  # type: ignore[assignment]  # duck-typed: rotate() differs only
+    # plan as a key with every power-of-two step would (the keys made from the record are such
+    # steps): a tensor chooses between plans by the steps its key has, so a key with none would
+    # take a different (re-packing) path than the real run
+    public.rotation_steps = recorder.pow2
     return recorder.used
 
 

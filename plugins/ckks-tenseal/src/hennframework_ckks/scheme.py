@@ -112,8 +112,8 @@ class CKKSScheme(HEScheme):
         ``seed`` must be None: SEAL's generator cannot be seeded safely through TenSEAL (a
         seeded factory reuses one stream for every key part, see :mod:`hennframework_ckks.keys`).
         ``rotations``: ``"pow2"`` (default: left rotations by powers of two, enough for every
-        operation), ``"pow2+neg"`` (also right rotations: sums whose result must be replicated
-        then use no level), ``"none"``, or a list of steps.
+        operation), ``"pow2+neg"`` (also right rotations: some rotation chains get shorter;
+        replicating a sum needs no level with ``"pow2"`` alone), ``"none"``, or a list of steps.
         """
         if seed is not None:
             raise InputError(
