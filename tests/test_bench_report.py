@@ -149,12 +149,14 @@ def _secure_case(target: str, seconds: float, items: int, **extra: Any) -> dict[
     )
 
 
-def _reference(seconds: float, items: int = 1, **security: Any) -> dict[str, Any]:
+def _reference(seconds: float, items: int = 1, **extra: Any) -> dict[str, Any]:
+    """TenSEAL's side of a secure record: the plugin's security unless ``extra`` overrides it."""
     return {
         "implementation": "tenseal",
         "median": seconds * items,
         "items": items,
-        **(security or CKKS_SECURITY),
+        **CKKS_SECURITY,
+        **extra,
     }
 
 

@@ -106,8 +106,8 @@ SECURE_ACCURACY_GAP = 0.01
 SECURE_KEY_MODELS = ("xor", "sentiment")
 SECURE_MISSING = (
     "no {what} in these results (benchmarks/test_bench_secure.py, `pytest benchmarks -k "
-    'secure`; needs TenSEAL and the CKKS plugin: pip install "hennframework[ckks]" and '
-    "pip install -e plugins/ckks-tenseal)"
+    "secure`; needs TenSEAL, scikit-learn and the CKKS plugin: pip install -e "
+    '".[bench,ckks,sklearn]" -e plugins/ckks-tenseal)'
 )
 
 
@@ -481,7 +481,7 @@ def _secure_xor(target: ref.Target, records: Sequence[BenchRecord]) -> TargetRes
         )
     seeds = found.extra.get("learned_seeds")
     if seeds is not None:
-        detail += f"; learned XOR for 10 of 10 seeds: {seeds}"
+        detail += f"; learning XOR for 10 seeds (300 iterations each): {seeds}"
     missing = "" if product is not None else "no TenSEAL product timed in the same run"
     return TargetResult(target, found.per_item, detail, missing)
 
@@ -731,7 +731,7 @@ def _secure_section(records: Sequence[BenchRecord]) -> str:
                 else ""
             )
             + ". TenSEAL: one product of two full ciphertexts (multiply, relinearise, rescale), "
-            "timed before each of our calls. Learned XOR for 10 of 10 seeds: "
+            "timed before each of our calls. Learning XOR for 10 seeds (300 iterations each): "
             f"{xor.extra.get('learned_seeds', 'not recorded')}."
         )
     sentiment = _one(secure, "secure", target="sentiment")
@@ -1447,7 +1447,7 @@ def _scaling_section(records: Sequence[BenchRecord], plots: Mapping[str, str]) -
 REPRODUCE = f"""## Reproducing
 
 ```sh
-pip install -e ".[bench,ckks]"       # pytest-benchmark, matplotlib, TenSEAL
+pip install -e ".[bench,ckks,sklearn]" -e plugins/ckks-tenseal  # benchmark tools, TenSEAL, the CKKS plugin
 {INSTALL_HINT}   # vhe.cpp's compiler and NTL (Debian/Ubuntu)
 tox -e bench                          # or: henn bench run
 pytest benchmarks -k secure --benchmark-autosave --benchmark-storage=.benchmarks  # secure path alone

@@ -24,10 +24,10 @@ import time
 from typing import Any
 
 import numpy as np
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from measure import timed  # this folder's measurement helper (run as a script)
 
-X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
-Y = np.array([[0], [1], [1], [0]], dtype=float)
+X, Y = XOR_INPUTS, XOR_TARGETS
 
 
 def reference(repeat: int) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import sys
 import time
 
 import numpy as np
+from hennframework.data.bundled import XOR_INPUTS, XOR_TARGETS
 from hennframework.nn import Sequential
 
 from hennframework_ckks import CKKSScheme, OwnerRefresher
 
-X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
-Y = np.array([[0], [1], [1], [0]], dtype=float)
+X, Y = XOR_INPUTS, XOR_TARGETS
 
 
 def main() -> None:
