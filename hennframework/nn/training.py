@@ -18,11 +18,12 @@ deeper than the weights (``loss_gap`` bits less budget, measured): the loop also
 the next loss would otherwise be undecryptable, if that loss is kept (a step that is logged,
 every ``log_every``-th); the loss of a step that is not logged is not computed at all
 (``train_step(..., with_loss=False)``: for CKKS that saves a squaring, a relinearisation and
-rotations per step), so it needs no budget. The gap is measured on the steps whose loss is
-computed: the logged ones, and the first step of a plan when it is not known yet. Weights that have a fresh encryption's budget
-(stated by the scheme, e.g. CKKS's top level, or learned from refreshes) are never sent for a
-refresh: it could not give more; a step that does not fit in a fresh budget stops as
-``"refused"``.
+rotations per step), so it needs no budget. The gap is measured on the first step of a plan
+and on the step just before each logged one (a gap measured longer ago, e.g. on just-refreshed
+weights where the step's own noise dominates, overstates it). Weights that have a fresh
+encryption's budget (stated by the scheme, e.g. CKKS's top level, or learned from refreshes) are
+never sent for a refresh: it could not give more; a step that does not fit in a fresh budget
+stops as ``"refused"``.
 """
 
 from __future__ import annotations
