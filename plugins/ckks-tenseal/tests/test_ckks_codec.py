@@ -376,3 +376,62 @@ def test_the_owner_refuses_a_model_under_a_foreign_key(
     assert henn(["inspect", str(public), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["key_id"] == keys4096.key_id and info["fingerprint_verified"] is True
+
+
+def _seal_original(obj: Any) -> bytes:
+    """SEAL's own serialisation (zstd body), as files made before the compact form hold it."""
+    from hennframework_ckks._seal import _temp_path
+
+    with _temp_path() as path:
+        obj.save(path)
+        return Path(path).read_bytes()
+
+
+def test_compact_seal_bytes_are_smaller_and_exact(scheme4096: CKKSScheme, keys4096: KeySet) -> None:
+    """Keys and ciphertexts: the compact form expands to SEAL's body byte for byte, is smaller
+    than SEAL's zstd, and SEAL's own bytes (older files) still load."""
+    import zstandard
+
+    from hennframework_ckks._seal import (
+        compact_seal_bytes,
+        expand_seal_bytes,
+        get_context,
+        seal_from_bytes,
+    )
+
+    relin = keys4096.public.relin_keys
+    original = _seal_original(relin)
+    compact = compact_seal_bytes(original)
+    assert len(compact) < len(original)
+    expanded = expand_seal_bytes(compact, "key")
+    body = zstandard.ZstdDecompressor().decompressobj().decompress(original[16:])
+    assert expanded[16:] == body and expanded[5] == 0  # SEAL's body, uncompressed mode
+    assert int.from_bytes(expanded[8:16], "little") == len(expanded)
+    context = get_context(keys4096.public.params)
+    for data in (compact, original):  # both forms load to the same key
+        loaded = seal_from_bytes(sa.RelinKeys, context, data, "relinearisation key")
+        assert compact_seal_bytes(_seal_original(loaded)) == compact
+    tensor = scheme4096.encrypt_tensor(np.linspace(-1, 1, 12).reshape(3, 4), keys4096.public)
+    ct = tensor.ciphertexts[0]
+    packed = compact_seal_bytes(_seal_original(ct))
+    again = seal_from_bytes(sa.Ciphertext, context, packed, "ciphertext")
+    assert compact_seal_bytes(_seal_original(again)) == packed
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "size", "huge"])
+def test_damaged_compact_bytes_are_refused(keys4096: KeySet, damage: str) -> None:
+    from hennframework_ckks._seal import _COMPACT_MAGIC, compact_seal_bytes, expand_seal_bytes
+
+    compact = bytearray(compact_seal_bytes(_seal_original(keys4096.public.relin_keys)))
+    header = len(_COMPACT_MAGIC)
+    if damage == "truncate":
+        compact = compact[: len(compact) // 2]
+    elif damage == "flip":
+        compact[len(compact) // 2] ^= 0xFF
+    elif damage == "size":  # the header claims a different size than the body has
+        size = int.from_bytes(compact[header + 8 : header + 16], "little")
+        compact[header + 8 : header + 16] = (size - 64).to_bytes(8, "little")
+    else:  # a claimed size beyond any key: refused before anything is expanded
+        compact[header + 8 : header + 16] = (1 << 40).to_bytes(8, "little")
+    with pytest.raises(SerializationError, match="the key is damaged"):
+        expand_seal_bytes(bytes(compact), "key")

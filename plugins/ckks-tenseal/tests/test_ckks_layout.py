@@ -124,3 +124,23 @@ def test_sentiment_linear_map_needs_32_diagonals() -> None:
     diagonals = {d for pair in plan.diagonals.values() for d in pair}
     assert len(diagonals) == 32
     assert plan.rotations <= 40
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unique_triples_match_numpy_unique_rows(seed: int) -> None:
+    """The plan's one-sort unique gives np.unique(axis=0)'s rows, order and inverse."""
+    from hennframework_ckks.linear import _unique_triples
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 5000))
+    limit = int(rng.choice([1, 7, 8192]))
+    first = rng.integers(0, int(rng.integers(1, 4)), size)
+    second = rng.integers(0, int(rng.integers(1, 40)), size)
+    third = rng.integers(0, limit, size)
+    rows, inverse = _unique_triples(first, second, third, limit)
+    expected, expected_inverse = np.unique(
+        np.stack([first, second, third], axis=1), axis=0, return_inverse=True
+    )
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))
+    np.testing.assert_array_equal(rows[inverse], np.stack([first, second, third], axis=1))

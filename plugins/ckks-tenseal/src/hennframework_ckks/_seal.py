@@ -16,8 +16,16 @@ temporary file in a folder private to this process (mode 0700, created with ``mk
 ``/dev/shm`` where available, removed at exit): nobody else can plant a link or a FIFO there,
 names are random, files are written exclusively (:func:`hennframework.io.safe_files.write_file`)
 and read back without following links (:func:`hennframework.io.safe_files.read_file`), and each
-is deleted at once. Secret keys pass through it too, so it must never be shared. The bytes are
-SEAL's own format (header, zstd-compressed body) and are validated against the context on load.
+is deleted at once. Secret keys pass through it too, so it must never be shared.
+
+The bytes handed out are SEAL's serialisation re-compressed (:func:`compact_seal_bytes`): SEAL
+writes its body with zstd, but each 64-bit word holds a residue of at most 60 bits (28 for most
+of ``n16384``'s primes), so the high bytes are zero and zstd on the words as written leaves about
+a fifth of the size on the table. Grouping the words' bytes by position first (byte 0 of every
+word, then byte 1, ...: the "shuffle" filter of Blosc and HDF5) makes those zero bytes long
+runs; a rotation key at ``n16384`` goes from 14.1 MB to 11.7 MB (the residues' own entropy is
+11.6 MB). Loading turns the bytes back into SEAL's uncompressed format, and SEAL validates the
+object against the context.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import zstandard
 from hennframework.io.safe_files import read_file, write_file
 from hennframework.plugin import (
     HennError,
@@ -89,8 +98,72 @@ def _temp_path() -> Iterator[str]:
             os.unlink(path)
 
 
+#: SEAL's serialisation header: magic 0xA15E, header size 16, version, compression mode (byte 5:
+#: 0 none, 1 zlib, 2 zstd), 2 reserved bytes, total size (uint64, header included).
+_SEAL_MAGIC = b"\x5e\xa1\x10"
+_SEAL_HEADER = 16
+_SEAL_ZSTD = 2
+#: Our compact form: this prefix, SEAL's header (with mode "none" and the uncompressed size),
+#: then zstd (with its checksum) of the body with each 8-byte word's bytes grouped by position.
+_COMPACT_MAGIC = b"HENNSHUF1\x00"
+_ZSTD_LEVEL = 3
+
+
+def _shuffle(body: bytes) -> bytes:
+    """Byte ``j`` of every 8-byte word together, for ``j`` = 0..7 (a zero tail pads the last)."""
+    padded = body + bytes(-len(body) % 8)
+    return np.frombuffer(padded, dtype=np.uint8).reshape(-1, 8).T.tobytes()
+
+
+def _unshuffle(data: bytes, size: int) -> bytes:
+    return np.frombuffer(data, dtype=np.uint8).reshape(8, -1).T.tobytes()[:size]
+
+
+def compact_seal_bytes(seal_bytes: bytes) -> bytes:
+    """SEAL's zstd serialisation re-compressed with its words' bytes grouped (see the module
+    docstring); anything else (another compression mode) is returned unchanged."""
+    header = seal_bytes[:_SEAL_HEADER]
+    if len(header) < _SEAL_HEADER or not header.startswith(_SEAL_MAGIC):
+        return seal_bytes
+    if header[5] != _SEAL_ZSTD:  # pragma: no cover - SEAL builds without zstd
+        return seal_bytes
+    body = zstandard.ZstdDecompressor().decompressobj().decompress(seal_bytes[_SEAL_HEADER:])
+    plain_header = (
+        header[:5] + b"\x00" + header[6:8] + (_SEAL_HEADER + len(body)).to_bytes(8, "little")
+    )
+    compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True)
+    packed = compressor.compress(_shuffle(body))
+    return _COMPACT_MAGIC + plain_header + packed
+
+
+def expand_seal_bytes(data: bytes, what: str) -> bytes:
+    """Bytes SEAL can load: the compact form expanded (SEAL's uncompressed format), anything
+    else as given. The expanded size is checked against the header (a short or overlong body
+    is refused) and bounded, so a crafted file cannot make it expand without limit."""
+    if not data.startswith(_COMPACT_MAGIC):
+        return data
+    start = len(_COMPACT_MAGIC)
+    header = data[start : start + _SEAL_HEADER]
+    if len(header) < _SEAL_HEADER or not header.startswith(_SEAL_MAGIC):
+        raise SerializationError(f"the {what} is damaged: its SEAL header is missing")
+    size = int.from_bytes(header[8:16], "little") - _SEAL_HEADER
+    if not 0 <= size <= _MAX_SEAL_BYTES:
+        raise SerializationError(f"the {what} is damaged: it claims {size:,} bytes")
+    try:
+        shuffled = zstandard.ZstdDecompressor().decompress(
+            data[start + _SEAL_HEADER :], max_output_size=size + 8
+        )
+    except zstandard.ZstdError as exc:
+        raise SerializationError(f"the {what} is damaged: {exc}") from exc
+    if len(shuffled) != size + (-size % 8):
+        raise SerializationError(
+            f"the {what} is damaged: {len(shuffled):,} bytes where its header says {size:,}"
+        )
+    return header + _unshuffle(shuffled, size)
+
+
 def seal_to_bytes(obj: Any) -> bytes:
-    """SEAL's serialisation of a ciphertext or key, as bytes."""
+    """A ciphertext's or key's serialisation as bytes: SEAL's, in the compact form."""
     with _temp_path() as path:
         try:
             obj.save(path)
@@ -99,12 +172,14 @@ def seal_to_bytes(obj: Any) -> bytes:
                 f"could not serialise a {type(obj).__name__} through {os.path.dirname(path)}: "
                 f"{exc}. Is that disk full?"
             ) from exc
-        return read_file(path, max_bytes=_MAX_SEAL_BYTES, what="SEAL object")
+        return compact_seal_bytes(read_file(path, max_bytes=_MAX_SEAL_BYTES, what="SEAL object"))
 
 
 def seal_from_bytes(kind: Any, context: SealContext, data: bytes, what: str) -> Any:
-    """Load a SEAL object of class ``kind`` from bytes, validated against the context."""
+    """Load a SEAL object of class ``kind`` from bytes (compact or SEAL's own), validated
+    against the context."""
     obj = kind()
+    data = expand_seal_bytes(data, what)
     with _temp_path() as path:
         write_file(path, data, private=True, durable=False)
         try:

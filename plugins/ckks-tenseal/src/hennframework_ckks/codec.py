@@ -33,11 +33,12 @@ switching-key file: :meth:`CKKSCodec.write_switch_key` / :meth:`CKKSCodec.read_s
 :class:`~hennframework.exceptions.CapabilityError` pointing to the owner's switch by
 re-encryption (``henn switch-key --secret OLD --public NEW``).
 
-Sizes (measured, SEAL's zstd compression, key-switching keys in SEAL's seeded form, default
-``pow2`` rotation keys): the public material is 1.7 MB at ``n4096``, 21.6 MB at ``n8192`` and
-199 MB at ``n16384`` (almost all of it rotation keys, 14.1 MB per step at ``n16384``). Keys made
-for one model (:meth:`CKKSCodec.keygen_options_for`, ``henn keygen --for``) carry only the
-rotation keys it uses: 72.5 MB for the XOR network at ``n16384``. A ``secret.henn`` is about as
+Sizes (measured, the compact form of :func:`hennframework_ckks._seal.compact_seal_bytes`,
+key-switching keys in SEAL's seeded form, default ``pow2`` rotation keys): the public material
+is 1.5 MB at ``n4096``, 18.2 MB at ``n8192`` and 165.5 MB at ``n16384`` (almost all of it
+rotation keys, 11.7 MB per step at ``n16384``). Keys made for one model
+(:meth:`CKKSCodec.keygen_options_for`, ``henn keygen --for``) carry only the rotation keys it
+uses: 60.2 MB for the XOR network at ``n16384``. A ``secret.henn`` is about as
 large as ``public.henn``: :meth:`CKKSSecretKey.to_bytes` embeds the public material.
 """
 

@@ -21,10 +21,11 @@ also checks that it decrypts what its public key encrypts.
 
 Sizes in memory (SEAL keeps keys uncompressed): one key-switching key (relinearisation, or one
 rotation step) is ``L * 2 * (L + 1) * N * 8`` bytes with ``L`` data levels + ``q_0``, e.g. 41 MB
-at N = 16384 with 13 primes before ``P``, 7.3 MB at N = 8192 with 7. Serialised, SEAL compresses
-them with zstd, and :func:`generate_keys` writes them in SEAL's seeded form (the uniformly random
-half of each component replaced by its seed): 14.1 MB per key at N = 16384, against 28.1 MB in
-the full form that earlier versions wrote (which still loads).
+at N = 16384 with 13 primes before ``P``, 7.3 MB at N = 8192 with 7. :func:`generate_keys` writes
+them in SEAL's seeded form (the uniformly random half of each component replaced by its seed),
+in the compact form of :func:`~hennframework_ckks._seal.compact_seal_bytes`: 11.7 MB per key at
+N = 16384, against 14.1 MB as SEAL's zstd writes it and 28.1 MB in the full form that earlier
+versions wrote (both still load).
 
 Rotation keys cost the most, so a key set can hold only those a model uses: trial runs under a
 key from :func:`record_rotations` find them (see ``CKKSCodec.model_rotation_steps``), and

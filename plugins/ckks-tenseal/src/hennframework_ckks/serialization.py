@@ -9,7 +9,9 @@ Layout of a file (no pickle anywhere)::
                                       per tensor, see tensor.public_bounds; and per ciphertext on
                                       its padding and its error; null: unknown) and the byte length
                                       of each ciphertext
-    ciphertexts                       SEAL's own serialisation (header + zstd-compressed body)
+    ciphertexts                       SEAL's serialisation in the compact form of
+                                      _seal.compact_seal_bytes (files from earlier versions:
+                                      SEAL's own, header + zstd-compressed body; both load)
     SHA-256 of everything above       integrity check (corruption, truncation, tampering)
 
 On load the checksum is verified, the key id must match the receiving key set
