@@ -186,6 +186,8 @@ def _secure(
             1 / reviews_per_second,
             64,
             unit="review",
+            batch=256,
+            learning_rate=0.05,
             vocabulary=1827,
             train_reviews=9662,
             test_reviews=1000,
@@ -548,6 +550,7 @@ def test_secure_targets_met_with_security_on_every_row(tmp_path: Path) -> None:
     assert all(ours in row for row in rows[1:])
     assert "TenSEAL 128-bit: N = 16384, 280 of 438 bits [60, 40, 40, 40, 40, 60]" in rows[1]
     assert "| 50.0 ms per iteration | 30.0 ms per ciphertext product | 1.67 products" in rows[1]
+    assert rows[2].startswith("| Sentiment training, batch 256, vocabulary 1,827 | 250 reviews/s")
     assert "| 100 samples/s | 20.0 samples/s | 5x the samples/s |" in rows[3]
     assert "ours mini-batch 16, TenSEAL per-sample SGD" in rows[3]
     logistic = results["secure-logistic"].detail

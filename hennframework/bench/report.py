@@ -768,7 +768,8 @@ def _secure_section(records: Sequence[BenchRecord]) -> str:
         )
         rows.append(
             [
-                f"Sentiment training, batch 32, vocabulary {_count(sentiment.extra.get('vocabulary'))}",
+                f"Sentiment training, batch {sentiment.extra.get('batch', '?')}, vocabulary "
+                f"{_count(sentiment.extra.get('vocabulary'))}",
                 f"{fmt_rate(sentiment.items_per_second)} reviews/s{accuracy}",
                 "—",
                 "—",
@@ -781,8 +782,9 @@ def _secure_section(records: Sequence[BenchRecord]) -> str:
         notes.append(
             f"Sentiment (rt-polarity, {_count(sentiment.extra.get('train_reviews'))} training and "
             f"{_count(sentiment.extra.get('test_reviews'))} held-out reviews, bag-of-words network "
-            f"with 8 hidden units): speed on {sentiment.extra.get('subset', '?')}; accuracy: "
-            f"{sentiment.extra.get('accuracy_run', 'not recorded')}."
+            f"with 8 hidden units, learning rate {sentiment.extra.get('learning_rate', '?')}): "
+            f"speed on {sentiment.extra.get('subset', '?')}"
+            + f"; accuracy: {sentiment.extra.get('accuracy_run', 'not recorded')}."
             + (
                 f" {results['secure-sentiment'].missing[0].upper()}"
                 f"{results['secure-sentiment'].missing[1:]}."

@@ -81,12 +81,13 @@ def register(subparsers: Any) -> None:
     )
     common.add_params(sentiment)
     sentiment.add_argument("--epochs", type=common.positive_int, default=1, help="epochs (1)")
-    common.add_learning_rate(sentiment, 0.1, "0.1")
+    common.add_learning_rate(sentiment, None, "0.1; 0.05 with --scheme ckks")
     sentiment.add_argument(
         "--batch-size",
         type=common.positive_int,
-        default=32,
-        help="reviews per SGD step (32: amortises per-operation cost; 1 is the original per-review SGD)",
+        default=None,
+        help="reviews per SGD step (32, 256 with --scheme ckks: amortises per-operation cost; "
+        "1 is the original per-review SGD)",
     )
     common.add_hidden(sentiment, 8)
     data_options.add_vocabulary_options(sentiment)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hennframework.data.bundled import RT_POLARITY_CITATION, load_rt_polarity
@@ -49,6 +49,14 @@ from hennframework.nn.training import count_correct
 #: owner refreshes on losses nobody decrypts.
 LOG_EVERY = 10
 
+#: (batch size, learning rate) per scheme where the settings leave them None. The loss sums over
+#: the batch, so a larger batch takes a larger step at the same rate. On CKKS at 128-bit a step's
+#: cost grows far slower than its batch (the batch shares the slots of a few ciphertexts): 256
+#: reviews at rate 0.05 train about twice as many reviews per second as 32 at 0.1 and reach the
+#: same held-out accuracy in one epoch on rt-polarity (72.8 % and 72.6 % unencrypted).
+SCHEME_DEFAULTS = {"integer-vector": (32, 0.1), "ckks": (256, 0.05)}
+FALLBACK_DEFAULTS = (32, 0.1)
+
 
 @dataclass
 class SentimentSettings:
@@ -68,8 +76,8 @@ class SentimentSettings:
     lowercase: bool | None = None
     params: str | None = None
     epochs: int = 1
-    learning_rate: float = 0.1
-    batch_size: int = 32
+    learning_rate: float | None = None  # None: the scheme's default (SCHEME_DEFAULTS)
+    batch_size: int | None = None  # None: the scheme's default (SCHEME_DEFAULTS)
     hidden: int = 8
     min_count: int = 10
     polarity_cutoff: float = 0.1
@@ -101,8 +109,20 @@ def _batches(encoded: EncodedReviews, batch_size: int) -> list[Batch]:
     return make_batches(BagOfWords(encoded.indices, encoded.offsets), encoded.labels, batch_size)
 
 
+def batch_and_rate(settings: SentimentSettings, scheme_name: str | None) -> tuple[int, float]:
+    """The batch size and learning rate to train with: the settings', or the scheme's defaults
+    (:data:`SCHEME_DEFAULTS`) where they are None."""
+    batch_size, learning_rate = SCHEME_DEFAULTS.get(scheme_name or "", FALLBACK_DEFAULTS)
+    return (
+        batch_size if settings.batch_size is None else settings.batch_size,
+        learning_rate if settings.learning_rate is None else settings.learning_rate,
+    )
+
+
 def prepare(settings: SentimentSettings) -> PreparedData:
-    """Load, interleave, split, build the vocabulary on the training part, encode as CSR batches."""
+    """Load, interleave, split, build the vocabulary on the training part, encode as CSR batches
+    (of ``settings.batch_size``; None: the integer-vector scheme's default, 32)."""
+    batch_size, _ = batch_and_rate(settings, settings.scheme)
     if settings.data is None:
         loaded = load_rt_polarity()
     else:
@@ -149,7 +169,7 @@ def prepare(settings: SentimentSettings) -> PreparedData:
     train_encoded = vocabulary.encode_many(train.reviews, train.labels)
     test_encoded = vocabulary.encode_many(test.reviews, test.labels)
     return PreparedData(
-        _batches(train_encoded, settings.batch_size),
+        _batches(train_encoded, batch_size),
         _batches(test_encoded, 256),
         len(vocabulary),
         len(train),
@@ -175,6 +195,17 @@ def run_sentiment(
     cannot decrypt (or is refused) is reported in the summary (``evaluation_error``), never
     raised after the training's work.
     """
+    scheme: Any = None
+    if settings.encrypted:  # first: its defaults (and a bad parameter set) before the data
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureParametersWarning)
+            scheme = make_scheme(settings.scheme, settings.params, settings.backend)
+    batch_size, learning_rate = batch_and_rate(
+        settings, scheme.name if scheme is not None else settings.scheme
+    )
+    settings = replace(settings, batch_size=batch_size, learning_rate=learning_rate)
+    if not 0.0 < learning_rate < float("inf"):
+        raise InputError(f"the learning rate must be a positive number (got {learning_rate})")
     prepared = prepare(settings)
     summary: dict[str, Any] = {
         "data": prepared.source,
@@ -241,7 +272,7 @@ def run_sentiment(
             model.fit(
                 prepared.train,
                 epochs=settings.epochs,
-                learning_rate=settings.learning_rate,
+                learning_rate=learning_rate,
                 refresh=refresher,
                 progress=update,
                 log_every=LOG_EVERY,
@@ -250,10 +281,7 @@ def run_sentiment(
             bar.close()
         return scored["correct"] / scored["seen"] if scored["seen"] else None
 
-    if settings.encrypted:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", InsecureParametersWarning)
-            scheme = make_scheme(settings.scheme, settings.params, settings.backend)
+    if scheme is not None:
         keyed = settings.seed is not None and scheme.name == "integer-vector"
         keys = scheme.keygen(seed=settings.seed) if keyed else scheme.keygen()
         encrypted = network.encrypt(keys)

@@ -127,3 +127,20 @@ def test_sentiment_demo_reports_bad_data(
     assert code != 0
     err = capsys.readouterr().err
     assert "3" in err and "2" in err and "Traceback" not in err
+
+
+def test_batch_size_and_rate_default_per_scheme() -> None:
+    """Left None, the batch size and learning rate are the scheme's; given values always win."""
+    from hennframework.demos.sentiment import batch_and_rate, prepare
+
+    assert batch_and_rate(SentimentSettings(), "integer-vector") == (32, 0.1)
+    assert batch_and_rate(SentimentSettings(), "ckks") == (256, 0.05)
+    assert batch_and_rate(SentimentSettings(), "some-plugin") == (32, 0.1)
+    chosen = SentimentSettings(batch_size=8, learning_rate=0.2)
+    assert batch_and_rate(chosen, "ckks") == (8, 0.2)
+    prepared = prepare(SentimentSettings(limit=600, test_size=100, scheme="ckks"))
+    assert max(batch.size for batch in prepared.train) == 256
+    summary = run_sentiment(
+        SentimentSettings(limit=200, test_size=50, seed=0, encrypted=False), show_progress=False
+    )
+    assert (summary["batch_size"], summary["learning_rate"]) == (32, 0.1)
