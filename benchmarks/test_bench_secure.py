@@ -63,13 +63,16 @@ XOR_RATE = 0.5
 #: about twice the reviews/s of batch 32 encrypted). The timed call is one whole epoch.
 SENTIMENT_BATCH = 256
 SENTIMENT_RATE = 0.05
-#: Logistic regression: per-sample SGD (TenSEAL by hand, and ours at batch 1): samples per timed
-#: call and learning rate; ours in mini-batches: batch size (one batch per timed call) and
-#: learning rate (one epoch of either gives about the same held-out accuracy); timed calls.
-LR_SAMPLES = 2
+#: Logistic regression: the parameter set of both sides (n8192: N = 8192, 5 levels, 128-bit; one
+#: SGD step of either side fits in its levels); per-sample SGD (TenSEAL by hand, and ours at
+#: batch 1): samples per timed call and learning rate; ours in mini-batches: batch size (one batch
+#: per timed call) and learning rate (one epoch of either gives the same held-out accuracy);
+#: timed calls.
+LR_PARAMS = "n8192"
+LR_SAMPLES = 4
 LR_RATE = 0.05
 LR_BATCH = 16
-LR_BATCH_RATE = 0.8
+LR_BATCH_RATE = 0.4
 LR_ROUNDS = 3
 LR_SIGMOID = "lsq3"
 
@@ -112,12 +115,12 @@ def tenseal_context(ring: int, moduli: tuple[int, ...], scale_bits: int, rotatio
 
 # ---------------------------------------------------------------------------------- fixtures
 class Ckks:
-    """Our CKKS scheme (its default parameter set) and one key set shared by the cases."""
+    """Our CKKS scheme (a parameter set; None: its default) and one key set for the cases."""
 
-    def __init__(self) -> None:
+    def __init__(self, params: str | None = None) -> None:
         import hennframework
 
-        self.scheme = hennframework.get_scheme("ckks")
+        self.scheme = hennframework.get_scheme("ckks", params=params)
         self.keys = self.scheme.keygen()
         self.security = scheme_security(self.scheme)
 
@@ -133,6 +136,12 @@ class Ckks:
 @pytest.fixture(scope="module")
 def ckks() -> Ckks:
     return Ckks()
+
+
+@pytest.fixture(scope="module")
+def ckks_lr() -> Ckks:
+    """The logistic regression's set: the smallest whose levels hold one SGD step."""
+    return Ckks(LR_PARAMS)
 
 
 @cache
@@ -305,7 +314,7 @@ def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(predicted == (y > 0.5)))
 
 
-def test_secure_logistic_regression(benchmark: Any, ckks: Ckks) -> None:
+def test_secure_logistic_regression(benchmark: Any, ckks_lr: Ckks) -> None:
     """Samples/s of ours (mini-batches of LR_BATCH, packed in the slots) against
     HandWrittenTenSEAL (per-sample SGD, as TenSEAL's users write it), interleaved; ours at batch 1
     is timed in the same rounds for the like-for-like ratio. Held-out accuracy after one epoch of
@@ -316,10 +325,10 @@ def test_secure_logistic_regression(benchmark: Any, ckks: Ckks) -> None:
     x, y = breast_cancer()
     features = x.shape[1]
     plain = Sequential.mlp([features, 1], activation=LR_SIGMOID, seed=0)
-    batched = copy.deepcopy(plain).encrypt(ckks.keys, ckks.scheme)
-    single = copy.deepcopy(plain).encrypt(ckks.keys, ckks.scheme)
-    refresher = ckks.refresher()
-    p = ckks.scheme.params
+    batched = copy.deepcopy(plain).encrypt(ckks_lr.keys, ckks_lr.scheme)
+    single = copy.deepcopy(plain).encrypt(ckks_lr.keys, ckks_lr.scheme)
+    refresher = ckks_lr.refresher()
+    p = ckks_lr.scheme.params
     moduli = tuple(p.coeff_bits)
     context = tenseal_context(p.poly_modulus_degree, moduli, p.scale_bits, rotations=True)
     initial = np.asarray(plain.weights()[0], dtype=np.float64).ravel()
@@ -365,7 +374,7 @@ def test_secure_logistic_regression(benchmark: Any, ckks: Ckks) -> None:
         unit="sample",
         rounds=LR_ROUNDS,
         setup=both_references,
-        **_record("logistic", f"logistic regression, mini-batch {LR_BATCH}", **ckks.security),
+        **_record("logistic", f"logistic regression, mini-batch {LR_BATCH}", **ckks_lr.security),
         features=features,
         batch=LR_BATCH,
         learning_rate=LR_BATCH_RATE,
@@ -380,7 +389,7 @@ def test_secure_logistic_regression(benchmark: Any, ckks: Ckks) -> None:
         return np.asarray(model.weights()[0], dtype=np.float64).ravel()
 
     def weights_of(model: Any) -> np.ndarray:
-        return np.asarray(model.decrypt(ckks.keys.secret).weights()[0], dtype=np.float64).ravel()
+        return np.asarray(model.decrypt(ckks_lr.keys.secret).weights()[0], dtype=np.float64).ravel()
 
     per_sample_expected = replay(position["single"], 1, LR_RATE)
     batched_error = float(
@@ -388,7 +397,8 @@ def test_secure_logistic_regression(benchmark: Any, ckks: Ckks) -> None:
     )
     single_error = float(np.abs(weights_of(single) - per_sample_expected).max())
     theirs_error = float(np.abs(theirs.decrypt()[:features] - per_sample_expected).max())
-    assert max(batched_error, single_error, theirs_error) < 1e-3, (
+    # both sides follow the same SGD; what differs is CKKS's approximation error (scale 2**25)
+    assert max(batched_error, single_error, theirs_error) < 5e-3, (
         batched_error,
         single_error,
         theirs_error,
