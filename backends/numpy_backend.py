@@ -41,6 +41,20 @@ class NumpyBackend(XpBackend):
             return array
         return np.broadcast_to(array, tuple(shape))
 
+    def moveaxis(self, array: Any, source: int, destination: int) -> Any:
+        """``numpy.moveaxis`` of one axis, as the transposed view it returns, without its
+        general axis normalisation (a few microseconds per call on the small ciphertexts of a
+        training step); out-of-range axes go to ``numpy.moveaxis`` for its error."""
+        if type(array) is not np.ndarray or not (
+            -array.ndim <= source < array.ndim and -array.ndim <= destination < array.ndim
+        ):
+            return np.moveaxis(array, source, destination)
+        ndim = array.ndim
+        source %= ndim
+        order = [axis for axis in range(ndim) if axis != source]
+        order.insert(destination % ndim, source)
+        return array.transpose(order)
+
     def index_add(self, target: Any, indices: Any, values: Any) -> None:
         """``numpy.add.at`` (exact for integers, in order of appearance for floats).
 

@@ -54,6 +54,7 @@ from hennframework.testing.base.base import (
 __all__ = [
     "MAX_DIM",
     "IntegerVectorExactTests",
+    "ciphertext_fields",
     "exact_messages",
     "measured_noise",
     "measured_noise_exact",
@@ -63,6 +64,22 @@ __all__ = [
 MAX_DIM = 4
 #: Inner dimensions of the long plaintext matrix products (hundreds to thousands).
 LONG_INNER = (100, 257, 1000, 2048)
+
+
+def ciphertext_fields(ciphertext: Any) -> tuple[Any, ...]:
+    """Everything an integer-vector ciphertext carries, as types, bytes and ints: two results
+    are the same bit for bit exactly when these tuples are equal (fast paths against the
+    general code)."""
+    parts = (ciphertext.data, ciphertext.noise, ciphertext.noise_det, ciphertext.noise_sg)
+    return (
+        *(type(part).__name__ for part in parts),
+        *(np.asarray(part).tobytes() for part in parts),
+        *(np.shape(part) for part in parts),
+        ciphertext.coeff_bound,
+        ciphertext.scale_int,
+        ciphertext.dim,
+        ciphertext.key_id,
+    )
 
 
 def _ints(array: Any) -> Any:

@@ -378,3 +378,28 @@ def test_dim_one_vectors_follow_the_documented_shape(
 ) -> None:
     ciphertext = scheme.encrypt(np.array([[1], [2], [3]]), keys.public, dim=1)
     assert ciphertext.shape == (3,) and ciphertext.dim == 1, ciphertext.shape
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("batch", [1, 300])  # the small-batch path and the general one
+def test_a_bound_that_is_not_a_number_refuses_to_decrypt(
+    scheme: IntegerVectorScheme, keys: Any, bad: float, batch: int
+) -> None:
+    """A noise bound that overflowed to inf or NaN refuses decryption; NaN compares False with
+    everything, so a check written as "bound >= w/2" would let it through."""
+    import copy
+
+    ciphertext = scheme.encrypt_tensor(np.linspace(-1, 1, batch), keys.public)
+    decrypted = scheme.decrypt_tensor(ciphertext, keys.secret)
+    assert np.allclose(decrypted, np.linspace(-1, 1, batch), atol=1e-3)
+    broken = copy.copy(ciphertext)
+    noise = np.array(scheme.backend.to_numpy(ciphertext.noise), dtype=np.float64)
+    noise.flat[batch // 2] = bad
+    broken.noise = scheme.backend.asarray(noise)
+    broken.noise_det = broken.noise_sg = None  # decryption reads the worst-case bound alone
+    broken._decryption_bound = None
+    with pytest.raises(NoiseBudgetExhaustedError, match="refusing to decrypt") as raised:
+        scheme.decrypt_tensor(broken, keys.secret)
+    assert "1 of" in str(raised.value)
+    with pytest.raises(NoiseBudgetExhaustedError):
+        scheme.refresh(broken, keys)

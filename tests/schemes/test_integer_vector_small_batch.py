@@ -22,6 +22,7 @@ from hennframework.schemes.integer_vector import IntegerVectorScheme, small, wid
 from hennframework.schemes.integer_vector.ciphertext import Ciphertext
 from hennframework.schemes.integer_vector.keys import matrix_digest
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
+from hennframework.testing.integer_vector import ciphertext_fields
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::hennframework.exceptions.InsecureParametersWarning"
@@ -31,18 +32,8 @@ pytestmark = pytest.mark.filterwarnings(
 SHAPES = [(), (1,), (3,), (2, 2), (40,)]
 
 
-def fields(ciphertext: Ciphertext) -> tuple[Any, ...]:
-    """Everything a ciphertext carries, as bytes, types and ints (compared exactly)."""
-    parts = (ciphertext.data, ciphertext.noise, ciphertext.noise_det, ciphertext.noise_sg)
-    return (
-        *(type(part).__name__ for part in parts),
-        *(np.asarray(part).tobytes() for part in parts),
-        *(np.shape(part) for part in parts),
-        ciphertext.coeff_bound,
-        ciphertext.scale_int,
-        ciphertext.dim,
-        ciphertext.key_id,
-    )
+#: Everything a ciphertext carries (compared exactly).
+fields = ciphertext_fields
 
 
 def uncached_facts(scheme: Any, matrix: Any) -> tuple[str, float, float]:

@@ -36,6 +36,7 @@ for one value per item, or one more axis than the batch for values per slot.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -63,6 +64,7 @@ SCALAR_CACHE_SIZE = 256
 _T = TypeVar("_T")
 
 
+@functools.lru_cache(maxsize=256)
 def tail_factor(values: int) -> float:
     """``z`` with ``P(|X| >= z s) <= 2**-64 / values`` for X sub-Gaussian with parameter s.
 
@@ -77,8 +79,21 @@ def tail_factor(values: int) -> float:
 
 
 def elementwise_min(left: Array, right: Array) -> Array:
-    """The smaller of two float arrays, elementwise (``clip``: NumPy and CuPy alike)."""
+    """The smaller of two float arrays, elementwise (``clip``: NumPy and CuPy alike).
+
+    On the host this is ``numpy.minimum``, the ufunc NumPy's ``clip(max=...)`` calls, without
+    its Python wrapper (a microsecond per call on the small arrays of a training step)."""
+    if isinstance(left, np.ndarray | np.generic):
+        return np.minimum(left, right)
     return left.clip(max=right)
+
+
+def elementwise_max(left: Array, right: Array) -> Array:
+    """The larger of two float arrays, elementwise: ``left.clip(min=right)``, as
+    :func:`elementwise_min` (``numpy.maximum`` on the host)."""
+    if isinstance(left, np.ndarray | np.generic):
+        return np.maximum(left, right)
+    return left.clip(min=right)
 
 
 def float_margin(terms: int) -> float:
@@ -107,11 +122,16 @@ class Evaluator(HEScheme):
     def _constant(self, name: str, build: Callable[[], _T]) -> _T:
         """``build()``, made once per parameter set and backend of this scheme (the small
         constant arrays and plans of the hot operations, the encoded scalar constants)."""
-        cache: dict[str, tuple[Any, Any, Any]] = self.__dict__.setdefault("_constants", {})
-        entry = cache.get(name)
-        if entry is None or entry[0] is not self.params or entry[1] is not self.backend:
-            entry = cache[name] = (self.params, self.backend, build())
-        value: _T = entry[2]
+        # one dict for the current parameter set and backend: replaced, not consulted, when
+        # either changes (so nothing made for another set or backend is ever returned)
+        kept: tuple[Any, Any, dict[str, Any]] | None = self.__dict__.get("_constants")
+        if kept is None or kept[0] is not self.params or kept[1] is not self.backend:
+            kept = self.__dict__["_constants"] = (self.params, self.backend, {})
+        cache = kept[2]
+        if name in cache:
+            found: _T = cache[name]
+            return found
+        value = cache[name] = build()
         return value
 
     @property
@@ -195,10 +215,18 @@ class Ciphertext:
     # after every training step, the powers of x that a sigmoid and its derivative share).
     # Class-level None: an instance has none until it computes them.
     _message_bound: Array | None = None
+    #: Where a view of another ciphertext (an index, a transpose, a reshape, a broadcast) reads
+    #: its message bound from: that ciphertext and the same view of its bound. The bound is
+    #: elementwise over the batch, so the view of the bound is the bound of the view, and a
+    #: tensor used through several views (x[:, :, None] forward, x.T[:, :, None] backward)
+    #: computes it once.
+    _message_bound_view: tuple[Ciphertext, str, Any] | None = None
     _decryption_bound: tuple[bool, float] | None = None
     #: Powers of this ciphertext that ``polyval`` made, by the shift of their base (the
     #: scheme's memo: ``{shift: {degree: power}}``).
     polyval_powers: dict[int, dict[int, Ciphertext]] | None = None
+    #: ``polyval_shift`` of this ciphertext by degree (the scheme's memo, at its scale).
+    polyval_shifts: dict[int, int] | None = None
 
     def __init__(
         self,
@@ -349,7 +377,8 @@ class Ciphertext:
 
     def check_compatible(self, other: Ciphertext, what: str) -> None:
         """Refuse to ``what`` (combine) with ``other`` unless parameter set, key and m match."""
-        if other.scheme.params != self.params:
+        params = other.scheme.params
+        if params is not self.params and params != self.params:  # the same set: no comparison
             raise KeyMismatchError(
                 f"cannot {what}: the ciphertexts use different parameter sets "
                 f"({self.params.name!r} and {other.params.name!r})."
@@ -437,6 +466,10 @@ class Ciphertext:
         to it."""
         if self._message_bound is not None:
             return self._message_bound
+        if self._message_bound_view is not None:
+            source, kind, argument = self._message_bound_view
+            self._message_bound = self._viewed(source.message_bound(), kind, argument)
+            return self._message_bound
         m = self.dim
         size = abs(self.data)
         # a maximum over one entry is that entry (m = 1, k = 1 with the default set)
@@ -452,44 +485,52 @@ class Ciphertext:
     def __add__(self, other: Any) -> Ciphertext:
         """Ciphertext + ciphertext, or + a plaintext (per-slot rule in the module docstring)."""
         if isinstance(other, Ciphertext):
-            self.check_compatible(other, "add")
-            if other.scale_int != self.scale_int:
-                raise InputError(
-                    f"cannot add ciphertexts of different fixed-point scales ({self.scale_int} and "
-                    f"{other.scale_int}); rescale one of them first."
-                )
-            broadcast_batch(self.shape, other.shape, "add")
-            bound = self.checked_bound(self.coeff_bound + other.coeff_bound)
-            noise = (self.noise + other.noise) * SAFETY  # float sums may round down
-            probable = None
-            if self.tracks_probable_noise or other.tracks_probable_noise:
-                # the two noises may share history (x + x): sub-Gaussian parameters add, as
-                # they do under any dependence (a norm's triangle inequality), never in quadrature
-                det_a, sg_a = self.probable_parts()
-                det_b, sg_b = other.probable_parts()
-                probable = ((det_a + det_b) * SAFETY, (sg_a + sg_b) * SAFETY)
-            return self.derive(self.data + other.data, noise, coeff_bound=bound, probable=probable)
+            return self._add_ciphertext(other, subtract=False)
         encoded, pbound = self.slot_plaintext(other, self.scale_int)
-        broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
+        batch = broadcast_batch(self.shape, tuple(encoded.shape[:-1]), "add a plaintext to")
         w = self.params.w
         bound = self.checked_bound(self.coeff_bound + pbound * w)
-        top = self.data[..., : self.dim] + encoded * w
-        data = self.scheme.backend.concatenate(
-            [
-                top,
-                self.scheme.backend.broadcast_to(
-                    self.data[..., self.dim :], (*top.shape[:-1], self.params.k)
-                ),
-            ],
-            axis=-1,
-        )
         backend = self.scheme.backend
-        noise = backend.broadcast_to(self.noise, top.shape[:-1]) + 0.0
-        probable = self.map_probable(lambda v: backend.broadcast_to(v, top.shape[:-1]) + 0.0)
+        if batch == self.shape:
+            # the plaintext fits the batch: added to the top of a copy in place, the same
+            # exact int64 sums as a new top joined to the bottom, in fewer operations
+            data = self.data.copy()
+            data[..., : self.dim] += encoded * w
+        else:
+            top = self.data[..., : self.dim] + encoded * w
+            data = backend.concatenate(
+                [top, backend.broadcast_to(self.data[..., self.dim :], (*batch, self.params.k))],
+                axis=-1,
+            )
+        noise = backend.broadcast_to(self.noise, batch) + 0.0
+        probable = self.map_probable(lambda v: backend.broadcast_to(v, batch) + 0.0)
         return self.derive(data, noise, coeff_bound=bound, probable=probable)
 
     def __radd__(self, other: Any) -> Ciphertext:
         return self.__add__(other)
+
+    def _add_ciphertext(self, other: Ciphertext, subtract: bool) -> Ciphertext:
+        """``self + other`` or ``self - other`` (as ``self + (-other)``: negation keeps every
+        bound, and ``a - b`` is ``a + (-b)`` in int64 for coefficients below 2**62, so the
+        difference needs no negated copy)."""
+        self.check_compatible(other, "add")
+        if other.scale_int != self.scale_int:
+            raise InputError(
+                f"cannot add ciphertexts of different fixed-point scales ({self.scale_int} and "
+                f"{other.scale_int}); rescale one of them first."
+            )
+        broadcast_batch(self.shape, other.shape, "add")
+        bound = self.checked_bound(self.coeff_bound + other.coeff_bound)
+        noise = (self.noise + other.noise) * SAFETY  # float sums may round down
+        probable = None
+        if self.tracks_probable_noise or other.tracks_probable_noise:
+            # the two noises may share history (x + x): sub-Gaussian parameters add, as
+            # they do under any dependence (a norm's triangle inequality), never in quadrature
+            det_a, sg_a = self.probable_parts()
+            det_b, sg_b = other.probable_parts()
+            probable = ((det_a + det_b) * SAFETY, (sg_a + sg_b) * SAFETY)
+        data = self.data - other.data if subtract else self.data + other.data
+        return self.derive(data, noise, coeff_bound=bound, probable=probable)
 
     def __neg__(self) -> Ciphertext:
         return self.derive(
@@ -501,7 +542,7 @@ class Ciphertext:
 
     def __sub__(self, other: Any) -> Ciphertext:
         if isinstance(other, Ciphertext):
-            return self + (-other)
+            return self._add_ciphertext(other, subtract=True)
         plain = np.asarray(other)
         if plain.dtype.kind in "ub":  # negating unsigned values would wrap
             plain = plain.astype(np.int64)
@@ -566,7 +607,28 @@ class Ciphertext:
         data = self.data[(*idx, slice(None))]
         noise = self.noise[idx]
         probable = self.map_probable(lambda v: v[idx])
-        return self.derive(data, noise, coeff_bound=self.coeff_bound, probable=probable)
+        return self._view(
+            self.derive(data, noise, coeff_bound=self.coeff_bound, probable=probable),
+            "index",
+            idx,
+        )
+
+    def _view(self, result: Ciphertext, kind: str, argument: Any) -> Ciphertext:
+        """``result`` (this ciphertext's batch through the view ``kind`` with ``argument``)
+        reading its message bound as the same view of this one's (``_message_bound_view``)."""
+        result._message_bound_view = (self, kind, argument)
+        return result
+
+    def _viewed(self, values: Array, kind: str, argument: Any) -> Array:
+        """``values`` (of the batch shape of the view's source) through the view ``kind``: what
+        ``__getitem__``, ``reshape``, ``transpose`` and ``broadcast_to`` do to the batch."""
+        if kind == "index":
+            return values[argument]
+        if kind == "reshape":
+            return values.reshape(*argument)
+        if kind == "transpose":
+            return values.transpose(*argument)
+        return self.scheme.backend.broadcast_to(values, argument)
 
     def sum(self, axis: int | None = None, keepdims: bool = False) -> Ciphertext:
         if axis is None:
@@ -603,21 +665,29 @@ class Ciphertext:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
         data = self.data.reshape(*shape, self.data.shape[-1])
-        return self.derive(
-            data,
-            self.noise.reshape(*shape),
-            coeff_bound=self.coeff_bound,
-            probable=self.map_probable(lambda v: v.reshape(*shape)),
+        return self._view(
+            self.derive(
+                data,
+                self.noise.reshape(*shape),
+                coeff_bound=self.coeff_bound,
+                probable=self.map_probable(lambda v: v.reshape(*shape)),
+            ),
+            "reshape",
+            shape,
         )
 
     def transpose(self, *axes: int) -> Ciphertext:
         order = list(axes) if axes else list(reversed(range(self.ndim)))
         data = self.data.transpose(*order, self.ndim)
-        return self.derive(
-            data,
-            self.noise.transpose(*order),
-            coeff_bound=self.coeff_bound,
-            probable=self.map_probable(lambda v: v.transpose(*order)),
+        return self._view(
+            self.derive(
+                data,
+                self.noise.transpose(*order),
+                coeff_bound=self.coeff_bound,
+                probable=self.map_probable(lambda v: v.transpose(*order)),
+            ),
+            "transpose",
+            order,
         )
 
     @property
@@ -627,11 +697,15 @@ class Ciphertext:
     def broadcast_to(self, shape: Sequence[int]) -> Ciphertext:
         backend = self.scheme.backend
         data = backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
-        return self.derive(
-            data,
-            backend.broadcast_to(self.noise, tuple(shape)),
-            coeff_bound=self.coeff_bound,
-            probable=self.map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
+        return self._view(
+            self.derive(
+                data,
+                backend.broadcast_to(self.noise, tuple(shape)),
+                coeff_bound=self.coeff_bound,
+                probable=self.map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
+            ),
+            "broadcast",
+            tuple(shape),
         )
 
     def copy(self) -> Ciphertext:

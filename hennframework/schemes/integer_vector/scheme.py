@@ -46,6 +46,8 @@ from hennframework.schemes.integer_vector.ciphertext import (
     Ciphertext,
     Evaluator,
     broadcast_batch,
+    elementwise_max,
+    elementwise_min,
     float_margin,
 )
 from hennframework.schemes.integer_vector.keys import (
@@ -69,6 +71,16 @@ from hennframework.schemes.integer_vector.params import (
 )
 
 __all__ = ["IntegerVectorScheme"]
+
+#: Plaintext matrices of at most this many values that ``matmul_plain`` keeps encoded ...
+PLAIN_MATRIX_VALUES = 4096
+#: ... and how many of them, at most, per scheme.
+PLAIN_MATRICES = 64
+#: A polynomial's slope coefficients, and the Horner steps and margins of the magnitude
+#: bounds of the slope and its derivative (``_with_slope_noise``).
+_Slope = tuple[list[float], list[Array], Array]
+#: What ``_plain_matrix`` gives (and keeps): see there.
+PlainMatrix = tuple[npt.NDArray[np.int64], int, int, Array, Array, Array | None]
 
 
 class IntegerVectorScheme(Evaluator):
@@ -441,16 +453,23 @@ class IntegerVectorScheme(Evaluator):
         backend = self.backend
         bounds = backend.to_numpy(ciphertext.decryption_bounds())
         max_noise = float(bounds.max()) if ciphertext.size else 0.0
-        if max_noise * 2 >= p.w:
-            bad = int((np.broadcast_to(bounds, ciphertext.shape) * 2 >= p.w).sum())
+        # "not below" rather than ">=": a NaN bound (a bound computation that overflowed) must
+        # refuse too, and every comparison with NaN is False (max() propagates a NaN)
+        if not max_noise * 2 < p.w:
+            bad = int(np.count_nonzero(~(np.broadcast_to(bounds, ciphertext.shape) * 2 < p.w)))
             if self.worst_case or not ciphertext.tracks_probable_noise:
                 which = "worst-case noise bound"
             else:
                 which = "noise bound (the smaller of the worst-case and the 2**-64 high-probability one)"
             raise NoiseBudgetExhaustedError(
                 f"refusing to decrypt: the {which} of {bad} of {ciphertext.size} ciphertexts "
-                f"(up to 2**{math.log2(max_noise):.1f}) could reach w/2 = 2**{math.log2(p.w / 2):.0f}, "
-                "so the result could be wrong. The key holder must re-encrypt (refresh) these "
+                + (
+                    f"(up to 2**{math.log2(max_noise):.1f}) could reach w/2 = "
+                    f"2**{math.log2(p.w / 2):.0f}, "
+                    if math.isfinite(max_noise)
+                    else f"is not a finite number ({max_noise}: a bound computation overflowed), "
+                )
+                + "so the result could be wrong. The key holder must re-encrypt (refresh) these "
                 "values before so many operations, or use fewer operations or a parameter set "
                 "with a larger w."
             )
@@ -583,10 +602,29 @@ class IntegerVectorScheme(Evaluator):
         out = self.backend.matmul_small_left(flat, key.matrix_t, self.params.digit_bound)
         count = int(digits.shape[-1])
         margin = float_margin(count)
-        # |digit| <= 2**31: the int64 sum is exact; squares are rounded (covered by the margin)
-        l1 = abs(digits).sum(axis=-1).astype("float64") * margin
         as_float = (digits if packed is None else packed).astype("float64")
-        l2 = ((as_float * as_float).sum(axis=-1) * margin) ** 0.5 * SAFETY
+        if packed is None:
+            # |digit| <= 2**31: the int64 sum is exact; squares are rounded (covered by the margin)
+            l1 = abs(digits).sum(axis=-1).astype("float64") * margin
+            squares = (as_float * as_float).sum(axis=-1)
+        else:
+            # bytes or words: |digit| <= digit_bound, so while count * digit_bound < 2**53
+            # every float64 partial sum of the magnitudes is an exact integer, whatever the
+            # order (a GEMV with a vector of ones included): the int64 sum's value
+            largest = self.params.digit_bound
+            if count * largest < _EXACT_FLOAT:
+                ones = self._constant(f"ones:{count}", lambda: _ones(count))
+                l1 = (abs(as_float) @ ones) * margin
+            else:
+                l1 = abs(digits).sum(axis=-1).astype("float64") * margin
+            if count * largest * largest < _EXACT_FLOAT and _vecdot is not None:
+                # every square and partial sum is an exact integer too (b <= 16 in practice),
+                # in any order and with fused multiply-adds: the dot product is the sum of the
+                # squares bit for bit
+                squares = _vecdot(as_float, as_float)
+            else:
+                squares = (as_float * as_float).sum(axis=-1)
+        l2 = (squares * margin) ** 0.5 * SAFETY
         return out.reshape(*batch_shape, key.matrix_t.shape[1]), l1, l2
 
     def _packed_digits(self, source: Array) -> Array | None:
@@ -602,15 +640,14 @@ class IntegerVectorScheme(Evaluator):
         plan = self._constant("packed-digits", self._packed_plan)
         if plan is None or type(source) is not np.ndarray:  # host arrays only, not a subclass
             return None
-        unsigned_type, signed_type, flip = plan
-        count, offset, _ = self._constant("digits", self._digit_plan)
-        assert offset is not None  # _packed_plan checked it
-        words = np.ascontiguousarray(source, dtype=np.int64).view(np.uint64) + np.uint64(offset)
+        unsigned_type, signed_type, flip, offset, count = plan
+        words = np.ascontiguousarray(source, dtype=np.int64).view(np.uint64) + offset
         balanced = (words.view(unsigned_type) ^ flip).view(signed_type)
         return balanced.reshape(*source.shape[:-1], source.shape[-1] * count)
 
-    def _packed_plan(self) -> tuple[Any, Any, Any] | None:
-        """``_packed_digits``'s word types and top bit, or None where it does not apply."""
+    def _packed_plan(self) -> tuple[Any, Any, Any, Any, int] | None:
+        """``_packed_digits``'s word types, top bit, offset H (a uint64 scalar) and digit
+        count, or None where it does not apply."""
         p = self.params
         count, offset, _ = self._digit_plan()
         if (
@@ -622,7 +659,8 @@ class IntegerVectorScheme(Evaluator):
             return None
         unsigned_type = np.dtype(f"uint{p.gadget_bits}")
         signed_type = np.dtype(f"int{p.gadget_bits}")
-        return unsigned_type, signed_type, unsigned_type.type(1 << (p.gadget_bits - 1))
+        flip = unsigned_type.type(1 << (p.gadget_bits - 1))
+        return unsigned_type, signed_type, flip, np.uint64(offset), count
 
     def _switch_bound(self, key: KeySwitchKey, source_value_bound: float) -> int:
         """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|.
@@ -706,6 +744,11 @@ class IntegerVectorScheme(Evaluator):
     @property
     def fine_scale(self) -> int:
         """Encoding scale for small plaintext constants (coefficients, learning rates): f**2 if exact."""
+        return self._constant("fine-scale", self._fine_scale)
+
+    def _fine_scale(self) -> int:
+        """``fine_scale`` from the parameter set (made once per set: every polynomial term and
+        learning rate asks for it)."""
         f = self.params.scale
         odd = (f * f) >> (((f * f) & -(f * f)).bit_length() - 1)
         return f * f if odd < (1 << 32) and f * f < (1 << 40) else f
@@ -825,7 +868,8 @@ class IntegerVectorScheme(Evaluator):
         p = self.params
         m, k = left.dim, p.k
         r = self._checked_divisor(left, right, divisor)
-        key = self.public_key(left.key_id).evaluation.get(
+        evaluation = self.public_key(left.key_id).evaluation
+        key = evaluation.keys.get(f"product:{m}") or evaluation.get(
             f"product:{m}",
             f"products of {m}-vectors need a product key; the key holder runs "
             f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
@@ -876,7 +920,8 @@ class IntegerVectorScheme(Evaluator):
         key_l1 = 1 + k * p.t_bound + (k * p.t_bound) ** 2
         # |K t| = |w mu_a mu_b / r + (noise before the switch)|: the rounding of the tensor
         # entries (key_l1 / 2) belongs to that noise, so it is part of the value bound too
-        before_switch = (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
+        cross = e_a * e_b / p.w  # shared with the high-probability bound
+        before_switch = (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = mu_a * mu_b * p.w / r + before_switch
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
@@ -886,7 +931,7 @@ class IntegerVectorScheme(Evaluator):
             )
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
-        probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2)
+        probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2, cross)
         return left.derive(
             data,
             noise,
@@ -905,6 +950,7 @@ class IntegerVectorScheme(Evaluator):
         r: int,
         key_l1: float,
         l2: Array,
+        cross: Array | None = None,
     ) -> tuple[Array, Array]:
         """The high-probability parts of a product's noise (``multiply`` and ``dot``).
 
@@ -912,16 +958,23 @@ class IntegerVectorScheme(Evaluator):
         constant); ``e_a e_b / w`` is not sub-Gaussian and is bounded deterministically by the
         worst-case bounds; the tensor rounding (``key_l1 / 2``) is deterministic; the switch
         adds ``E c*`` (parameter ``e_bound |c*|_2``), linearly since E may already be in e_a.
+        ``cross``: ``e_a e_b / w`` where the caller has it already (the same operations on the
+        same arrays, so the same bits).
         """
         p = self.params
         # both results add terms of both operands (and l2 has the batch shape), so NumPy
         # broadcasting gives them the batch shape: no operand needs broadcasting first
         det_a, sg_a = left.probable_parts()
         det_b, sg_b = right.probable_parts()
-        w_a = left.noise
-        w_b = right.noise
-        det = (h_abs * (mu_a * det_b + mu_b * det_a + w_a * w_b / p.w) / r + key_l1 / 2) * SAFETY
-        sg = (h_abs * (mu_a * sg_b + mu_b * sg_a) / r + l2 * p.e_bound) * SAFETY
+        if cross is None:
+            cross = left.noise * right.noise / p.w
+        spread = mu_a * det_b + mu_b * det_a + cross
+        scaled = mu_a * sg_b + mu_b * sg_a
+        if h_abs != 1.0:  # 1.0 * v is v, bit for bit (NaN and -0.0 included): skipped
+            spread = h_abs * spread
+            scaled = h_abs * scaled
+        det = (spread / r + key_l1 / 2) * SAFETY
+        sg = (scaled / r + l2 * p.e_bound) * SAFETY
         return det, sg
 
     def _part_bounds(self, m: int, *arrays: Array) -> list[int]:
@@ -1020,14 +1073,15 @@ class IntegerVectorScheme(Evaluator):
         e_b = right.noise
         key_l1 = h_abs * p.key_row_norm**2
         # noise before the switch, rounding of the tensor entries included (see multiply)
-        before_switch = h_abs * (mu_a * e_b + mu_b * e_a + e_a * e_b / p.w) / r + key_l1 / 2
+        cross = e_a * e_b / p.w  # shared with the high-probability bound
+        before_switch = h_abs * (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = h_abs * mu_a * mu_b * p.w / r + before_switch
         bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
         data, l1, l2 = self._switch(tensor, key, tensor_bound)
         noise = (before_switch + l1 * p.e_bound) * SAFETY
-        probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2)
+        probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2, cross)
         return left.derive(
             data,
             noise,
@@ -1084,7 +1138,9 @@ class IntegerVectorScheme(Evaluator):
         integral = array.dtype.kind in "biu" or (ciphertext.scale_int == 1 and _all_integral(array))
         scale = 1 if integral else p.scale
         rescale = not integral and ciphertext.scale_int > 1
-        encoded = self.encode(array, scale)
+        encoded, pmax, row_l1, left_b, abs_left, abs_right = self._plain_matrix(
+            array, scale, plain_on_left
+        )
         backend = self.backend
         if plain_on_left:
             if ciphertext.ndim < 1 or ciphertext.shape[0] != encoded.shape[1]:
@@ -1093,7 +1149,6 @@ class IntegerVectorScheme(Evaluator):
                 )
             data = backend.moveaxis(ciphertext.data, 0, -1)  # (..., n, K)
             noise = ciphertext.noise
-            left_matrix = encoded
         else:
             if ciphertext.ndim < 1 or ciphertext.shape[-1] != encoded.shape[0]:
                 raise InputError(
@@ -1101,14 +1156,7 @@ class IntegerVectorScheme(Evaluator):
                 )
             data = ciphertext.data  # (..., K, n)
             noise = ciphertext.noise
-            left_matrix = encoded.T  # (J, K)
         inner = encoded.shape[1] if plain_on_left else encoded.shape[0]
-        abs_encoded = np.abs(encoded)
-        pmax = int(abs_encoded.max()) if encoded.size else 0
-        # the largest sum of |P| over the inner axis, as a Python int (exact)
-        row_l1 = int(abs_encoded.sum(axis=1 if plain_on_left else 0).max()) if encoded.size else 0
-        left_b = backend.asarray(left_matrix, dtype="int64")
-        abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
         combined_bound = ciphertext.coeff_bound * row_l1
         # refuse before computing anything that could leave the exact range
         bound = ciphertext.checked_bound(
@@ -1160,9 +1208,8 @@ class IntegerVectorScheme(Evaluator):
                 [backend.broadcast_to(v, ciphertext.shape).reshape(-1, inner) for v in parts],
                 axis=0,
             )
-            products = backend.matmul_float(
-                noise_flat, backend.asarray(np.abs(encoded).astype(np.float64))
-            )  # (parts * rows, J)
+            assert abs_right is not None  # made for P on the right
+            products = backend.matmul_float(noise_flat, abs_right)  # (parts * rows, J)
             rows = products.shape[0] // len(parts)
             results = [
                 products[i * rows : (i + 1) * rows].reshape(out_shape) for i in range(len(parts))
@@ -1186,6 +1233,44 @@ class IntegerVectorScheme(Evaluator):
             coeff_bound=bound,
             probable=(results[1], results[2]) if len(results) == 3 else None,
         )
+
+    def _plain_matrix(
+        self, array: npt.NDArray[Any], scale: int, plain_on_left: bool
+    ) -> PlainMatrix:
+        """``matmul_plain``'s plaintext matrix P: encoded at ``scale``, its largest magnitude, the
+        largest sum of its magnitudes over the inner axis (Python ints, exact), the left GEMM
+        operand (P, or P^T when P is on the right) on the backend, its magnitudes as float64,
+        and (P on the right only) the magnitudes of P as float64.
+
+        A small matrix is kept per scheme (by side, scale, shape and bytes; at most
+        ``PLAIN_MATRICES``), read-only: a training step multiplies by the same inputs (and their
+        transpose) at every epoch, and encoding them again gives the same arrays. ``encode``
+        refuses what it refuses before anything is kept.
+        """
+        cache: dict[tuple[Any, ...], PlainMatrix] | None = None
+        if array.size <= PLAIN_MATRIX_VALUES:
+            cache = self._constant("plain-matrices", dict[tuple[Any, ...], PlainMatrix])
+            name = (plain_on_left, scale, array.shape, array.dtype.str, array.tobytes())
+            found = cache.get(name)
+            if found is not None:
+                return found
+        backend = self.backend
+        encoded = self.encode(array, scale)
+        abs_encoded = np.abs(encoded)
+        pmax = int(abs_encoded.max()) if encoded.size else 0
+        # the largest sum of |P| over the inner axis, as a Python int (exact)
+        row_l1 = int(abs_encoded.sum(axis=1 if plain_on_left else 0).max()) if encoded.size else 0
+        left_matrix = encoded if plain_on_left else encoded.T  # (J, K)
+        left_b = backend.asarray(left_matrix, dtype="int64")
+        abs_left = backend.asarray(np.abs(left_matrix).astype(np.float64))
+        abs_right = None if plain_on_left else backend.asarray(np.abs(encoded).astype(np.float64))
+        facts: PlainMatrix = (encoded, pmax, row_l1, left_b, abs_left, abs_right)
+        if cache is not None and len(cache) < PLAIN_MATRICES:
+            for kept in (encoded, left_b, abs_left, abs_right):
+                if isinstance(kept, np.ndarray):
+                    kept.flags.writeable = False
+            cache[name] = facts
+        return facts
 
     def matmul_cipher(self, left: Ciphertext, right: Ciphertext) -> Ciphertext:
         """Encrypted @ encrypted over the batch axes: elementwise products, then a sum."""
@@ -1215,6 +1300,14 @@ class IntegerVectorScheme(Evaluator):
         p = self.params
         if degree < 2 or ciphertext.scale_int != p.scale or not ciphertext.size:
             return 0
+        # kept on the ciphertext (its arrays never change): a sigmoid's forward pass and its
+        # derivative in the backward pass ask for the same x
+        shifts = ciphertext.polyval_shifts
+        if shifts is None:
+            shifts = ciphertext.polyval_shifts = {}
+        found = shifts.get(degree)
+        if found is not None:
+            return found
         largest = float(self.backend.to_numpy(ciphertext.message_bound()).max())
         x_bound = largest / ciphertext.scale_int
         # |y|**d below 2**59 / (w f): 8x headroom for the noise and the rounding of each product
@@ -1222,6 +1315,7 @@ class IntegerVectorScheme(Evaluator):
         shift = 0
         while shift < 30 and max((x_bound / 2**shift) ** degree, 1.0) > limit:
             shift += 1
+        shifts[degree] = shift
         return shift
 
     def polyval(self, ciphertext: Ciphertext, coefficients: Sequence[float]) -> Ciphertext:
@@ -1322,6 +1416,27 @@ class IntegerVectorScheme(Evaluator):
                 slope[degree - 1] = degree * encoded / fine * ratio**degree
         return slope
 
+    def _magnitude_plan(
+        self, slope: Sequence[float], curvature: Sequence[float]
+    ) -> tuple[list[Array], Array]:
+        """The Horner steps of ``_magnitude_on_interval`` for the slope and its derivative on
+        two rows (|coefficient| pairs from the highest degree, the shorter list led by zeros)
+        and the two rows' float margins, as backend arrays (made once per polynomial)."""
+        length = max(len(slope), len(curvature))
+        padded = [
+            [0.0] * (length - len(values)) + [abs(value) for value in reversed(values)]
+            for values in (slope, curvature)
+        ]
+        backend = self.backend
+        steps = [
+            backend.asarray([first, second], "float64")
+            for first, second in zip(padded[0], padded[1], strict=True)
+        ]
+        margins = backend.asarray(
+            [float_margin(len(slope)), float_margin(len(curvature))], "float64"
+        )
+        return steps, margins
+
     def _with_slope_noise(
         self, exact: Ciphertext, ciphertext: Ciphertext, coeffs: Sequence[float], shift: int
     ) -> Ciphertext:
@@ -1339,14 +1454,22 @@ class IntegerVectorScheme(Evaluator):
         the terms' bounds that the operations alone would give.
         """
         f = self.params.scale
-        # constants of the polynomial and the shift: found once per scheme (never written to)
-        slope = self._constant(
-            f"slope:{tuple(coeffs)!r}:{shift}", lambda: self._slope_coefficients(coeffs, shift)
-        )
-        curvature = [j * c for j, c in enumerate(slope)][1:] or [0.0]
+        # constants of the polynomial and the shift: found once per scheme (never written to),
+        # kept by the coefficients themselves (a tuple of floats hashes faster than its repr)
+        slopes = self._constant("slopes", dict[tuple[tuple[float, ...], int], _Slope])
+        name = (tuple(coeffs), shift)
+        found = slopes.get(name)
+        if found is None:
+            slope = self._slope_coefficients(coeffs, shift)
+            curvature = [j * c for j, c in enumerate(slope)][1:] or [0.0]
+            found = slopes[name] = (slope, *self._magnitude_plan(slope, curvature))
+        slope, steps, margins = found
         reach = ciphertext.message_bound() * (SAFETY / f)  # U in real units
-        steepest = _largest_on_interval(slope, reach)
-        bend = _magnitude_on_interval(curvature, reach) / f  # bounds |P''| in integer units
+        zero = reach * 0.0
+        magnitudes = _two_magnitudes(steps, margins, reach, zero)
+        signs = self._constant("signs", lambda: self.backend.asarray([1.0, -1.0], "float64"))
+        steepest = _largest_on_interval(slope, reach, signs, magnitudes[0], zero)
+        bend = magnitudes[1] / f  # bounds |P''| in integer units
         noise = ciphertext.noise
         det, sg = ciphertext.probable_parts()
         exact_det, exact_sg = exact.probable_parts()
@@ -1362,6 +1485,34 @@ class IntegerVectorScheme(Evaluator):
         )
 
 
+#: Integers below this are exact in float64, and so are their sums while they stay below it.
+_EXACT_FLOAT = 1 << 53
+#: ``numpy.vecdot`` (NumPy 2), or None before it.
+_vecdot = getattr(np, "vecdot", None)
+
+
+def _ones(count: int) -> npt.NDArray[np.float64]:
+    """A read-only float64 vector of ``count`` ones (sums as a GEMV)."""
+    ones = np.ones(count, dtype=np.float64)
+    ones.flags.writeable = False
+    return ones
+
+
+def _two_magnitudes(steps: Sequence[Array], margins: Array, reach: Array, zero: Array) -> Array:
+    """``_magnitude_on_interval`` of two coefficient lists at once, as rows 0 and 1 (the plan
+    of ``_magnitude_plan``; ``zero`` is ``reach * 0.0``).
+
+    One Horner evaluation on both rows; the shorter list is padded with leading zeros, which
+    keep the running value at +0 (or NaN, for an infinite or NaN U) exactly as the first step
+    of the shorter list alone leaves it, so each row has the bits of its own list's bound.
+    """
+    columns = (2,) + (1,) * reach.ndim
+    total = zero
+    for step in steps:
+        total = total * reach + step.reshape(columns)
+    return total * margins.reshape(columns)
+
+
 def _magnitude_on_interval(coefficients: Sequence[float], reach: Array) -> Array:
     """``sum_j |c_j| U**j`` elementwise: a bound on |polynomial(u)| for |u| <= U (``reach``)."""
     total = reach * 0.0
@@ -1370,31 +1521,45 @@ def _magnitude_on_interval(coefficients: Sequence[float], reach: Array) -> Array
     return total * float_margin(len(coefficients))
 
 
-def _largest_on_interval(coefficients: Sequence[float], reach: Array) -> Array:
+def _largest_on_interval(
+    coefficients: Sequence[float],
+    reach: Array,
+    signs: Array,
+    coarse: Array | None = None,
+    zero: Array | None = None,
+) -> Array:
     """A bound on ``max |g(u)|`` over ``|u| <= U`` for the polynomial g, elementwise in U.
 
     The maximum of |g| on an interval is at an end or at a root of g': both ends and the real
     part of every root of g' (a complex one only adds a point of the interval, never removes
     the maximum) are evaluated, with a margin for the rounding of the evaluation and of the
     roots. Never above the coarse bound ``sum_j |c_j| U**j``, which holds regardless.
+    ``signs``: the float64 array ``[1.0, -1.0]`` on reach's backend (the two ends);
+    ``coarse`` and ``zero``: ``_magnitude_on_interval(coefficients, reach)`` and ``reach *
+    0.0`` where the caller has them.
     """
-    coarse = _magnitude_on_interval(coefficients, reach)
+    if coarse is None:
+        coarse = _magnitude_on_interval(coefficients, reach)
     degree = len(coefficients) - 1
     while degree > 0 and coefficients[degree] == 0.0:
         degree -= 1
     if degree < 1:
         return coarse
-    ends = reach * 0.0
-    for sign in (1.0, -1.0):
-        value = reach * 0.0
-        for c in reversed(coefficients[: degree + 1]):
-            value = value * (reach * sign) + c
-        ends = ends.clip(min=abs(value))
+    if zero is None:
+        zero = reach * 0.0
+    # both ends at once: row 0 holds reach * 1.0, row 1 reach * -1.0, and Horner's rule runs
+    # on both rows together, each element through the same float operations as one end alone
+    ends_at = reach * signs.reshape((2,) + (1,) * reach.ndim)
+    value = zero
+    for c in reversed(coefficients[: degree + 1]):
+        value = value * ends_at + c
+    magnitude = abs(value)
+    ends = elementwise_max(elementwise_max(zero, magnitude[0]), magnitude[1])
     for point, height in _turning_points(tuple(coefficients[: degree + 1])):
         inside = (reach >= point * (1 - 1e-9)).astype("float64")  # a little wide: safe
-        ends = ends.clip(min=inside * height)
+        ends = elementwise_max(ends, inside * height)
     tight = ends * (1.0 + 1e-6) + coarse * 1e-12
-    return tight.clip(max=coarse)
+    return elementwise_min(tight, coarse)
 
 
 @functools.lru_cache(maxsize=256)

@@ -172,8 +172,9 @@ def decrypt_few(
         type(data) is not np.ndarray
         or not data.size
         or data.shape[-1] != m + k
-        or ciphertext.coeff_bound * p.key_row_norm >= LIMIT  # top + k t bottom: maybe too big
-        or ciphertext.decryption_bound * 2 >= p.w
+        # "not below": a NaN bound fails these checks too (the general path then refuses)
+        or not ciphertext.coeff_bound * p.key_row_norm < LIMIT  # top + k t bottom: maybe too big
+        or not ciphertext.decryption_bound * 2 < p.w
     ):
         return None
     t, key_t = _secret_parts(secret_key, m)

@@ -31,6 +31,7 @@ refuse alike, and the tests compare them word for word.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -46,6 +47,7 @@ __all__ = [
     "Wide",
     "mul_round_div",
     "mul_wide",
+    "plan_accepts",
     "plan_matmul",
     "round_div_wide",
     "stacked_products_round_div",
@@ -58,6 +60,8 @@ __all__ = [
 Wide = tuple[Any, Any]  # (hi: int64 array, lo: uint64 array)
 
 MASK32 = (1 << 32) - 1
+#: The one int64 value whose magnitude is 2**63 (a quotient that must be refused).
+INT64_MIN = -(1 << 63)
 LIMIT = 1 << 62
 #: A limb GEMM is exact in int64 (and so in any backend's ``matmul_int_wrap``, exact modulo
 #: 2**64) when every result is proved to have a magnitude below this.
@@ -212,12 +216,12 @@ def _products_round_div_ints(
     ``round_div_wide`` does, with the same errors; the bounds its callers prove keep both the
     products and the quotients in range, so the two paths give the same int64 results.
     """
-    a = left if left.shape == shape else np.broadcast_to(left, shape)
+    a = left if left.shape == shape else _broadcast_copy(left, shape)
     if not axis and right.size == 1:  # a scalar factor (multiply_plain)
         factor = int(right.reshape(-1)[0])
         totals = list(map(operator.mul, a.ravel().tolist(), itertools.repeat(factor)))
         return _round_div_ints(totals, divisor).reshape(shape)
-    b = right if right.shape == shape else np.broadcast_to(right, shape)
+    b = right if right.shape == shape else _broadcast_copy(right, shape)
     if axis:
         count = shape[-2]
         _check_count(count)
@@ -233,15 +237,33 @@ def _products_round_div_ints(
     return _round_div_ints(totals, divisor).reshape(out_shape)
 
 
+def _broadcast_copy(array: Any, shape: tuple[int, ...]) -> Any:
+    """A new NumPy array of ``shape`` holding ``array`` broadcast to it (the values
+    ``numpy.broadcast_to`` gives, at a third of its cost for a few values). The callers pass
+    shapes that broadcast (the batch shape both operands were checked against)."""
+    full = np.empty(shape, dtype=array.dtype)
+    full[...] = array
+    return full
+
+
 def _round_div_ints(values: list[int], divisor: int) -> Any:
     """round(v / divisor) of Python integers, halves away from zero, as a flat int64 array;
     refuses quotients of 63 bits or more (``round_div_wide``'s rule and error)."""
-    _divisor_parts(divisor)
+    shift, odd = _divisor_parts(divisor)
     half = divisor // 2
-    quotients = [(v + half) // divisor if v >= 0 else -((half - v) // divisor) for v in values]
-    if quotients and max(max(quotients), -min(quotients)) >= 1 << 63:
+    if odd == 1:  # a power of two: a shift is the floor division, and cheaper
+        quotients = [(v + half) >> shift if v >= 0 else -((half - v) >> shift) for v in values]
+    else:
+        quotients = [(v + half) // divisor if v >= 0 else -((half - v) // divisor) for v in values]
+    # NumPy refuses every value outside [-2**63, 2**63) (OverflowError) while converting, so
+    # only -2**63 itself is left to look for: |quotient| < 2**63 as round_div_wide demands
+    try:
+        array = np.array(quotients, dtype=np.int64)
+    except OverflowError:
+        raise OverflowRiskError(QUOTIENT_TOO_LARGE) from None
+    if INT64_MIN in quotients:
         raise OverflowRiskError(QUOTIENT_TOO_LARGE)
-    return np.array(quotients, dtype=np.int64)
+    return array
 
 
 def terms_round_div_small(
@@ -260,17 +282,18 @@ def terms_round_div_small(
     2**127, as on the array path); results are rounded and refused as ``round_div_wide``
     does, so both paths give the same int64 words or the same error.
     """
+    products, longest = _term_counts(terms)
     if (
         type(left) is not np.ndarray
         or type(right) is not np.ndarray
-        or math.prod(batch) * sum(len(term) for term in terms) > SMALL_TENSOR_PRODUCTS
+        or math.prod(batch) * products > SMALL_TENSOR_PRODUCTS
     ):
         return None
-    _check_count(max((len(term) for term in terms), default=1))
+    _check_count(longest)
     width_a, width_b = left.shape[-1], right.shape[-1]
     # one list per ciphertext entry (a column), so each product is one C-level map
-    full_a = left if left.shape[:-1] == batch else np.broadcast_to(left, (*batch, width_a))
-    full_b = right if right.shape[:-1] == batch else np.broadcast_to(right, (*batch, width_b))
+    full_a = left if left.shape[:-1] == batch else _broadcast_copy(left, (*batch, width_a))
+    full_b = right if right.shape[:-1] == batch else _broadcast_copy(right, (*batch, width_b))
     columns_a = full_a.reshape(-1, width_a).T.tolist()
     columns_b = full_b.reshape(-1, width_b).T.tolist()
     sums: list[int] = []
@@ -283,6 +306,13 @@ def terms_round_div_small(
         sums += total
     by_term = _round_div_ints(sums, divisor).reshape(len(terms), -1)
     return np.ascontiguousarray(by_term.T).reshape(*batch, len(terms))
+
+
+@functools.lru_cache(maxsize=64)
+def _term_counts(terms: tuple[tuple[tuple[int, int], ...], ...]) -> tuple[int, int]:
+    """The number of products in ``terms`` and the most in one term (1 if there is none):
+    the same few tuples come with every product, so they are counted once."""
+    return sum(len(term) for term in terms), max((len(term) for term in terms), default=1)
 
 
 def mul_round_div(a: Any, b: Any, divisor: int, product_bound: int | None = None) -> Any:
@@ -466,6 +496,24 @@ def plan_matmul(inner: int, left_bound: int, right_bound: int) -> tuple[LimbSpli
     return best
 
 
+def plan_accepts(inner: int, left_bound: int, right_bound: int) -> bool:
+    """True where ``plan_matmul(inner, left_bound, right_bound)`` is certain to return a plan
+    (not to raise), from two products instead of its search: the Python-integer path of a
+    small matrix product needs no limbs, only the same refusals. False: ask ``plan_matmul``.
+
+    Why it holds (``n = max(inner, 1)``): with one-bit left limbs every limb is at most 2, so
+    the search always finds a pair of splits once ``4 n < 2**63`` (one-bit right limbs keep
+    ``n * 2 * 2`` below 2**63). Any split of a bound B into limbs has ``sum_i limb_bound_i
+    2**shift_i <= 3 B`` (0 for B = 0; otherwise the low limbs sum to below ``2**top_shift``,
+    the top one to below ``B + 2**top_shift``, and ``2**top_shift <= B``), so
+    ``_split_bound`` is at most ``9 n L R`` for every plan: below 2**127 when that is.
+    """
+    if inner < 0 or left_bound < 0 or right_bound < 0:
+        return False  # plan_matmul raises ValueError
+    count = max(inner, 1)
+    return 4 * count < GEMM_LIMIT and 9 * count * left_bound * right_bound < WIDE_LIMIT
+
+
 def _shifted(product: Any, shift: int) -> Wide:
     """``product * 2**shift`` as a 128-bit value, exact modulo 2**128 (0 <= shift < 128)."""
     unsigned = product.view("uint64")
@@ -488,13 +536,16 @@ def wide_matmul_round_div(
     proved below 2**127. One GEMM when the plain int64 product is already safe.
     """
     inner = int(left.shape[-1])
-    left_split, right_split = plan_matmul(inner, left_bound, right_bound)  # refuses as always
-    if (
+    small = (
         type(left) is np.ndarray
         and type(right) is np.ndarray
         and left.ndim == right.ndim == 2
         and left.shape[0] * inner * right.shape[1] <= SMALL_PRODUCTS * 4
-    ):
+    )
+    if small and plan_accepts(inner, left_bound, right_bound):
+        return _matmul_round_div_ints(left, right, divisor)  # plan_matmul would not refuse
+    left_split, right_split = plan_matmul(inner, left_bound, right_bound)  # refuses as always
+    if small:
         return _matmul_round_div_ints(left, right, divisor)
     left_limbs = left_split.split(left)
     right_limbs = right_split.split(right)
