@@ -246,14 +246,16 @@ def _fsync_folder(folder: Path, dir_fd: int | None) -> None:
 
 def write_file(
     path: PathLike,
-    data: bytes | str,
+    data: bytes | bytearray | memoryview | str,
     *,
     private: bool = False,
     mode: int | None = None,
     durable: bool = True,
 ) -> Path:
-    """Write ``data`` (text is UTF-8) to ``path`` with :func:`atomic_write`; returns the path."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    """Write ``data`` (text is UTF-8) to ``path`` with :func:`atomic_write`; returns the path.
+
+    Binary data is written from its buffer without a copy (large keys are hundreds of MB)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else memoryview(data).cast("B")
     with atomic_write(
         path, private=private, mode=mode, durable=durable, expected_size=len(raw)
     ) as handle:

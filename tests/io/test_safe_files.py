@@ -242,3 +242,16 @@ def test_nothing_beyond_the_checked_size_is_read(tmp_path: Path) -> None:
         assert size == 10 and handle.read() == b"0123456789"
         handle.seek(-4, io.SEEK_END)
         assert handle.read(100) == b"6789"
+
+
+def test_write_file_takes_any_byte_buffer(tmp_path: Path) -> None:
+    """bytes, bytearray and memoryviews (of any item size) are written byte for byte."""
+    import numpy as np
+
+    words = np.arange(5, dtype=np.uint64)
+    for index, data in enumerate(
+        [b"abc", bytearray(b"abc"), memoryview(b"xabcx")[1:4], memoryview(words), "text"]
+    ):
+        target = write_file(tmp_path / f"f{index}", data)
+        expected = data.encode() if isinstance(data, str) else bytes(data)
+        assert target.read_bytes() == expected

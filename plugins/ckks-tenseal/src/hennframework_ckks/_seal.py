@@ -115,10 +115,6 @@ def _shuffle(body: bytes) -> bytes:
     return np.frombuffer(padded, dtype=np.uint8).reshape(-1, 8).T.tobytes()
 
 
-def _unshuffle(data: bytes, size: int) -> bytes:
-    return np.frombuffer(data, dtype=np.uint8).reshape(8, -1).T.tobytes()[:size]
-
-
 def compact_seal_bytes(seal_bytes: bytes) -> bytes:
     """SEAL's zstd serialisation re-compressed with its words' bytes grouped (see the module
     docstring); anything else (another compression mode) is returned unchanged."""
@@ -136,10 +132,11 @@ def compact_seal_bytes(seal_bytes: bytes) -> bytes:
     return _COMPACT_MAGIC + plain_header + packed
 
 
-def expand_seal_bytes(data: bytes, what: str) -> bytes:
-    """Bytes SEAL can load: the compact form expanded (SEAL's uncompressed format), anything
-    else as given. The expanded size is checked against the header (a short or overlong body
-    is refused) and bounded, so a crafted file cannot make it expand without limit."""
+def expand_seal_bytes(data: bytes, what: str) -> bytes | memoryview:
+    """Bytes SEAL can load: the compact form expanded (SEAL's uncompressed format, as a view of
+    one buffer: rotation keys reach hundreds of MB), anything else as given. The expanded size is
+    checked against the header (a short or overlong body is refused) and bounded, so a crafted
+    file cannot make it expand without limit."""
     if not data.startswith(_COMPACT_MAGIC):
         return data
     start = len(_COMPACT_MAGIC)
@@ -159,7 +156,12 @@ def expand_seal_bytes(data: bytes, what: str) -> bytes:
         raise SerializationError(
             f"the {what} is damaged: {len(shuffled):,} bytes where its header says {size:,}"
         )
-    return header + _unshuffle(shuffled, size)
+    out = np.empty(_SEAL_HEADER + len(shuffled), dtype=np.uint8)
+    out[:_SEAL_HEADER] = np.frombuffer(header, dtype=np.uint8)
+    words = np.frombuffer(shuffled, dtype=np.uint8).reshape(8, -1).T
+    out[_SEAL_HEADER:].reshape(-1, 8)[:] = words  # byte j of word i back to position 8 i + j
+    del words, shuffled
+    return out.data[: _SEAL_HEADER + size]
 
 
 def seal_to_bytes(obj: Any) -> bytes:
@@ -179,9 +181,9 @@ def seal_from_bytes(kind: Any, context: SealContext, data: bytes, what: str) -> 
     """Load a SEAL object of class ``kind`` from bytes (compact or SEAL's own), validated
     against the context."""
     obj = kind()
-    data = expand_seal_bytes(data, what)
+    loadable = expand_seal_bytes(data, what)
     with _temp_path() as path:
-        write_file(path, data, private=True, durable=False)
+        write_file(path, loadable, private=True, durable=False)
         try:
             obj.load(context.seal, path)
         except HennError:
