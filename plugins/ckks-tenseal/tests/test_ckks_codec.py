@@ -418,7 +418,7 @@ def test_compact_seal_bytes_are_smaller_and_exact(scheme4096: CKKSScheme, keys40
     assert compact_seal_bytes(_seal_original(again)) == packed
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "size", "huge"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "size", "huge", "bomb"])
 def test_damaged_compact_bytes_are_refused(keys4096: KeySet, damage: str) -> None:
     from hennframework_ckks._seal import _COMPACT_MAGIC, compact_seal_bytes, expand_seal_bytes
 
@@ -431,7 +431,14 @@ def test_damaged_compact_bytes_are_refused(keys4096: KeySet, damage: str) -> Non
     elif damage == "size":  # the header claims a different size than the body has
         size = int.from_bytes(compact[header + 8 : header + 16], "little")
         compact[header + 8 : header + 16] = (size - 64).to_bytes(8, "little")
-    else:  # a claimed size beyond any key: refused before anything is expanded
+    elif damage == "huge":  # a claimed size beyond any key: refused before anything expands
         compact[header + 8 : header + 16] = (1 << 40).to_bytes(8, "little")
+    else:  # 100 MB of zeros in a few hundred bytes: far more than any real object expands
+        import zstandard
+
+        bomb = zstandard.ZstdCompressor().compress(bytes(100_000_000))
+        size = (100_000_000 + 16).to_bytes(8, "little")
+        compact = compact[: header + 8] + bytearray(size) + bytearray(bomb)
+        assert len(compact) < 100_000
     with pytest.raises(SerializationError, match="the key is damaged"):
         expand_seal_bytes(bytes(compact), "key")

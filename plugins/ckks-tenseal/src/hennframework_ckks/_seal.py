@@ -107,6 +107,9 @@ _SEAL_ZSTD = 2
 #: then zstd (with its checksum) of the body with each 8-byte word's bytes grouped by position.
 _COMPACT_MAGIC = b"HENNSHUF1\x00"
 _ZSTD_LEVEL = 3
+#: The most a compact body may expand (bytes out per byte in) and a fixed allowance for headers.
+_MAX_EXPANSION = 8
+_EXPANSION_SLACK = 1 << 16
 
 
 def _shuffle(body: bytes) -> bytes:
@@ -144,8 +147,14 @@ def expand_seal_bytes(data: bytes, what: str) -> bytes | memoryview:
     if len(header) < _SEAL_HEADER or not header.startswith(_SEAL_MAGIC):
         raise SerializationError(f"the {what} is damaged: its SEAL header is missing")
     size = int.from_bytes(header[8:16], "little") - _SEAL_HEADER
-    if not 0 <= size <= _MAX_SEAL_BYTES:
-        raise SerializationError(f"the {what} is damaged: it claims {size:,} bytes")
+    packed = len(data) - start - _SEAL_HEADER
+    # residues modulo primes of at least 8 bits fill at least an eighth of their 64-bit words,
+    # so a real object never expands more than 8x: a file claiming more is refused before
+    # anything is expanded (a small crafted file cannot make the reader allocate gigabytes)
+    if not 0 <= size <= min(_MAX_SEAL_BYTES, _MAX_EXPANSION * packed + _EXPANSION_SLACK):
+        raise SerializationError(
+            f"the {what} is damaged: it claims {size:,} bytes from {packed:,} compressed ones"
+        )
     try:
         shuffled = zstandard.ZstdDecompressor().decompress(
             data[start + _SEAL_HEADER :], max_output_size=size + 8
