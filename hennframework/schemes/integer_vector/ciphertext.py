@@ -600,13 +600,17 @@ class Ciphertext:
     # -- batch-shape operations ----------------------------------------------------------------
     def __getitem__(self, index: Any) -> Ciphertext:
         idx = index if isinstance(index, tuple) else (index,)
-        if any(isinstance(i, Ciphertext) for i in idx):
-            raise InputError("cannot index with a ciphertext")
-        backend = self.scheme.backend
-        idx = tuple(backend.asarray(i) if isinstance(i, np.ndarray) else i for i in idx)
+        # slices, None and integers (the views of a matrix product) index as they are; arrays
+        # move to the backend, and a ciphertext is refused
+        if any(isinstance(i, Ciphertext | np.ndarray) for i in idx):
+            if any(isinstance(i, Ciphertext) for i in idx):
+                raise InputError("cannot index with a ciphertext")
+            backend = self.scheme.backend
+            idx = tuple(backend.asarray(i) if isinstance(i, np.ndarray) else i for i in idx)
         data = self.data[(*idx, slice(None))]
         noise = self.noise[idx]
-        probable = self.map_probable(lambda v: v[idx])
+        det, sg = self.noise_det, self.noise_sg
+        probable = None if det is None or sg is None else (det[idx], sg[idx])
         return self._view(
             self.derive(data, noise, coeff_bound=self.coeff_bound, probable=probable),
             "index",
@@ -762,37 +766,61 @@ class Ciphertext:
         """
         backend = self.scheme.backend
         bounds = np.asarray(offsets, dtype=np.int64)
-        if (
-            bounds.ndim != 1
-            or bounds.size < 1
-            or bounds[0] != 0
-            or bounds[-1] != self.shape[0]
-            or (np.diff(bounds) < 0).any()
-        ):
+        if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or bounds[-1] != self.shape[0]:
             raise InputError("offsets must rise from 0 to the number of rows")
-        longest = int(np.diff(bounds).max()) if bounds.size > 1 else 0
+        lengths = bounds[1:] - bounds[:-1]  # the run lengths (np.diff, without its wrapper)
+        if (lengths < 0).any():
+            raise InputError("offsets must rise from 0 to the number of rows")
+        longest = int(lengths.max()) if lengths.size else 0
         bound = self.checked_bound(self.coeff_bound * max(longest, 1))
-        zero_data = backend.zeros((1, *self.data.shape[1:]), dtype="int64")
-        prefix = backend.concatenate([zero_data, self.data.cumsum(axis=0)], axis=0)
+        rows = self.shape[0]
         index = backend.asarray(bounds)
-        data = prefix[index[1:]] - prefix[index[:-1]]
-        rows, size = self.shape[0], self.size
+        starts, stops = index[:-1], index[1:]
+        prefix = self._prefix_sums([self.data], "int64")[0]
+        data = prefix[stops] - prefix[starts]
+        parts = [self.noise]
+        if self.noise_det is not None and self.noise_sg is not None:
+            parts += [self.noise_det, self.noise_sg]
+        # the noise bounds of one shape share one array of prefix sums; each part's own
+        # cumulative sum and slack, so every part gets the bits it would get alone
+        same = all(part.shape == self.noise.shape for part in parts)
+        groups = [parts] if same else [[part] for part in parts]
+        sums = []
+        for group in groups:
+            prefixes = self._prefix_sums(group, "float64")
+            runs = prefixes[:, stops] - prefixes[:, starts]
+            if self.size:
+                # float prefix sums round: widen by the largest possible accumulated rounding
+                # error (each part's largest total, as a float64, times the same constants)
+                totals = backend.to_numpy(prefixes[:, -1]).reshape(len(group), -1).max(axis=1)
+                slack = totals * 2.0**-50 * max(rows, 1)
+                runs = runs * SAFETY + backend.asarray(
+                    slack.reshape((-1,) + (1,) * (runs.ndim - 1))
+                )
+            else:
+                runs = runs * SAFETY + 0.0
+            sums += list(runs)
+        probable = (sums[1], sums[2]) if len(sums) == 3 else None
+        return self.derive(data, sums[0], coeff_bound=bound, probable=probable)
 
-        def runs(values: Array) -> Array:
-            zero = backend.zeros((1, *values.shape[1:]), dtype="float64")
-            noise_prefix = backend.concatenate([zero, values.cumsum(axis=0)], axis=0)
-            sums = noise_prefix[index[1:]] - noise_prefix[index[:-1]]
-            # float prefix sums round: widen by the largest possible accumulated rounding error
-            slack = (
-                float(backend.to_numpy(noise_prefix[-1]).max()) * 2.0**-50 * max(rows, 1)
-                if size
-                else 0.0
-            )
-            return sums * SAFETY + slack
+    def _prefix_sums(self, arrays: Sequence[Array], dtype: str) -> Array:
+        """The cumulative sums along axis 0 of arrays of one shape, each after a row of zeros,
+        stacked on a new leading axis (``segment_sum``'s run sums are their differences).
 
-        return self.derive(
-            data, runs(self.noise), coeff_bound=bound, probable=self.map_probable(runs)
-        )
+        NumPy arrays are summed straight into the result (no stacked copy, no joined one); a
+        cumulative sum adds each column in order wherever it is written, so the bits are those
+        of each array's own ``cumsum``.
+        """
+        backend = self.scheme.backend
+        rows, rest = arrays[0].shape[0], tuple(arrays[0].shape[1:])
+        if all(type(array) is np.ndarray and array.dtype == dtype for array in arrays):
+            prefix = np.empty((len(arrays), rows + 1, *rest), dtype=dtype)
+            prefix[:, 0] = 0
+            for array, target in zip(arrays, prefix, strict=True):
+                np.cumsum(array, axis=0, out=target[1:])
+            return prefix
+        zero = backend.zeros((len(arrays), 1, *rest), dtype=dtype)
+        return backend.concatenate([zero, backend.stack(arrays).cumsum(axis=1)], axis=1)
 
     def decrypt(self, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt with the secret key (real values: the integer message divided by the scale)."""
@@ -806,12 +834,20 @@ def broadcast_batch(left: tuple[int, ...], right: tuple[int, ...], what: str) ->
     if not left:
         return tuple(right)
     try:
-        return tuple(np.broadcast_shapes(left, right))
+        return _broadcast_shapes(tuple(left), tuple(right))
     except ValueError:
         raise InputError(
             f"cannot {what} batches of shapes {left} and {right}: they do not broadcast together "
             "(NumPy rules); reshape or index one of them first."
         ) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _broadcast_shapes(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...]:
+    """``numpy.broadcast_shapes`` as a tuple, kept per pair of shapes: a training step
+    combines the same few shapes at every step (ValueError, uncached, where they do not
+    broadcast)."""
+    return tuple(np.broadcast_shapes(left, right))
 
 
 def _is_int_like(value: Any) -> bool:

@@ -881,19 +881,19 @@ class IntegerVectorScheme(Evaluator):
         # source, which is proved here from the coefficient bounds before anything runs.
         # The tracked coefficient bounds (|every coefficient| <= coeff_bound) usually settle
         # it at no cost; otherwise the actual magnitudes (exact, and often far below them) do.
-        tensor_bound = _round_div_bound(2 * left.coeff_bound * right.coeff_bound, divisor_total)
+        # ``magnitude`` bounds the sum of the magnitudes of each entry's (up to two) products
+        magnitude = 2 * left.coeff_bound * right.coeff_bound
+        tensor_bound = _round_div_bound(magnitude, divisor_total)
         if tensor_bound >= LIMIT:
             top_bound_a, bot_bound_a, top_bound_b, bot_bound_b = self._part_bounds(
                 m, left.data, right.data
             )
-            tensor_bound = _round_div_bound(
-                max(
-                    top_bound_a * top_bound_b,
-                    top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
-                    bot_bound_a * bot_bound_b,
-                ),
-                divisor_total,
+            magnitude = max(
+                top_bound_a * top_bound_b,
+                top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
+                bot_bound_a * bot_bound_b,
             )
+            tensor_bound = _round_div_bound(magnitude, divisor_total)
         if tensor_bound >= LIMIT:
             raise OverflowRiskError(
                 "the product's tensor entries could exceed 62 bits (values too large for this "
@@ -901,15 +901,37 @@ class IntegerVectorScheme(Evaluator):
                 "smaller w or scale."
             )
         # a few ciphertexts: Python integers, entry by entry; otherwise every tensor entry at
-        # once, the factors of its (up to two) products stacked on one axis
+        # once, the factors of its (up to two) products stacked on one axis. With a divisor
+        # 2**s (w and the scale powers of two) on the host and ``magnitude`` small enough, the
+        # stacked quotients come from their low words and a float64 estimate
+        # (``wide.stacked_round_div_pow2``), not from 128-bit arithmetic, and the Python
+        # integers take fewer products. Every path gives the same words.
         terms = self._constant(f"tensor-terms:{m}", lambda: self._tensor_terms(m))
-        tensor = wide.terms_round_div_small(left.data, right.data, batch, terms, divisor_total)
+        shift = divisor_total.bit_length() - 1
+        estimate = (
+            divisor_total == 1 << shift
+            and type(left.data) is np.ndarray
+            and type(right.data) is np.ndarray
+            and left.data.dtype == right.data.dtype == np.int64
+            and wide.estimate_applies(2, magnitude, shift)
+        )
+        tensor = wide.terms_round_div_small(
+            left.data,
+            right.data,
+            batch,
+            terms,
+            divisor_total,
+            wide.ESTIMATE_SMALL_PRODUCTS if estimate else None,
+        )
         if tensor is None:
             left_index, right_index, used = self._constant(
                 f"tensor:{m}", lambda: self._tensor_factors(m)
             )
-            tensor = wide.stacked_products_round_div(
-                left.data[..., left_index] * used, right.data[..., right_index], divisor_total
+            factors = (left.data[..., left_index] * used, right.data[..., right_index])
+            tensor = (
+                wide.stacked_round_div_pow2(*factors, shift)
+                if estimate
+                else wide.stacked_products_round_div(*factors, divisor_total)
             )
         # Each bound below adds terms of both operands (mu_a e_b, mu_b e_a, ...), so NumPy
         # broadcasting gives them the batch shape without broadcasting each operand first.

@@ -21,6 +21,9 @@ Every function states the bounds its inputs must satisfy and why each intermedia
   32-bit chunks (every step < 2**64); a quotient of 63 bits or more raises.
 * ``mul_round_div`` with a proved product bound, one factor and a divisor ``2**s``: int64 pieces
   proved below 2**63 (``_scalar_round_div_pow2``), no 128-bit value at all.
+* ``stacked_round_div_pow2`` (sums of products over ``2**s``, NumPy): the low ``64 - s`` bits of
+  each quotient from the int64 sums (exact modulo 2**64), the rest from a float64 estimate whose
+  error ``estimate_applies`` proves below ``2**(63 - s) - 1``, so only one quotient fits both.
 
 These functions work on NumPy and CuPy arrays alike: they only use operators and ``.astype`` /
 ``.view``, so they stay on the device. For a few values in NumPy arrays (batch-1 training),
@@ -45,12 +48,14 @@ from hennframework.exceptions import OverflowRiskError
 __all__ = [
     "LimbSplit",
     "Wide",
+    "estimate_applies",
     "mul_round_div",
     "mul_wide",
     "plan_accepts",
     "plan_matmul",
     "round_div_wide",
     "stacked_products_round_div",
+    "stacked_round_div_pow2",
     "sum_products_round_div",
     "terms_round_div_small",
     "wide_add",
@@ -187,6 +192,8 @@ SMALL_PRODUCTS = 64
 #: The same for the tensor of a ciphertext product (``terms_round_div_small``), which reads
 #: each operand once and forms its products with C-level ``map`` calls: faster up to here.
 SMALL_TENSOR_PRODUCTS = 192
+#: ... and up to here where ``stacked_round_div_pow2`` applies (cheaper than the 128-bit path).
+ESTIMATE_SMALL_PRODUCTS = 96
 
 
 def _small_on_host(left: Any, right: Any) -> tuple[int, ...] | None:
@@ -272,11 +279,14 @@ def terms_round_div_small(
     batch: tuple[int, ...],
     terms: tuple[tuple[tuple[int, int], ...], ...],
     divisor: int,
+    limit: int | None = None,
 ) -> Any | None:
     """``round(sum(left[..., i] * right[..., j] for i, j in term) / divisor)`` for every term,
     over the broadcast ``batch`` (the last axis holds the terms), with Python integers: for a
-    few NumPy ciphertexts (at most ``SMALL_TENSOR_PRODUCTS`` products); None otherwise, where the
-    array path (``stacked_products_round_div``) is the faster.
+    few NumPy ciphertexts (at most ``limit`` products, ``SMALL_TENSOR_PRODUCTS`` unless
+    given); None otherwise, where an array path
+    (``stacked_products_round_div``, or ``stacked_round_div_pow2`` where it applies, whose
+    caller lowers the limit) is the faster.
 
     A term has at most ``MAX_PRODUCTS`` products of factors below 2**62 (its sum is then below
     2**127, as on the array path); results are rounded and refused as ``round_div_wide``
@@ -286,7 +296,7 @@ def terms_round_div_small(
     if (
         type(left) is not np.ndarray
         or type(right) is not np.ndarray
-        or math.prod(batch) * products > SMALL_TENSOR_PRODUCTS
+        or math.prod(batch) * products > (SMALL_TENSOR_PRODUCTS if limit is None else limit)
     ):
         return None
     _check_count(longest)
@@ -406,6 +416,62 @@ def stacked_products_round_div(left: Any, right: Any, divisor: int) -> Any:
     for index in range(1, count):
         total = wide_add(total, (hi[..., index, :], lo[..., index, :]))
     return round_div_wide(total, divisor)
+
+
+def estimate_applies(count: int, magnitude: int, shift: int) -> bool:
+    """Whether ``stacked_round_div_pow2`` is exact for sums of ``count`` products whose
+    magnitudes add up to at most ``magnitude`` (each sum), divided by ``2**shift``.
+
+    The float64 estimate of a sum of products (factors rounded to float64, products, a sum in
+    any order) is off by at most ``gamma(count + 2) * magnitude`` (``gamma(n) = n u / (1 - n
+    u) < 1.01 n u`` with ``u = 2**-53``, the standard bound of forward error analysis), so the
+    estimated quotient is off by that over ``2**shift``; the integer nearest to it is then
+    within that plus 1 of the rounded quotient, which must stay below half the modulus
+    ``2**(64 - shift)`` of the exactly known low bits. In integers: ``101 (count + 2)
+    magnitude < 100 * 2**(53 + shift) * (2**(63 - shift) - 1)``.
+    """
+    if not 1 <= shift <= 62 or not 1 <= count <= MAX_PRODUCTS or magnitude < 0:
+        return False
+    return 101 * (count + 2) * magnitude < 100 * (1 << (53 + shift)) * ((1 << (63 - shift)) - 1)
+
+
+def stacked_round_div_pow2(left: Any, right: Any, shift: int) -> Any:
+    """What ``stacked_products_round_div(left, right, 2**shift)`` returns, for NumPy int64
+    arrays whose products the caller has proved in range: with ``magnitude`` a bound on each
+    sum of the products' magnitudes, ``estimate_applies(count, magnitude, shift)`` for the
+    stacked product count, and ``magnitude / 2**shift`` below 2**62 (so every quotient and
+    its estimate fit in int64, and none is refused).
+
+    A quotient is not formed in 128 bits but read off two cheaper pieces: its low ``64 -
+    shift`` bits exactly, from the int64 sum of the products (exact modulo 2**64, which
+    2**(64 - shift) divides), and its size from the float64 sum of the products, close enough
+    (``estimate_applies``) that one quotient has both. With ``h = 2**(shift - 1)``, ``F =
+    floor((v + h) / 2**shift)`` is the rounding half up; it differs from rounding halves away
+    from zero only at the tie of a negative value, where F is at most 0 and is one too large
+    (as in ``_scalar_round_div_pow2``).
+    """
+    modulus = 1 << (64 - shift)
+    centre = modulus >> 1
+    half = 1 << (shift - 1)
+    # the exact low words: int64 products and sums wrap modulo 2**64
+    words = _sum_rows(left * right).view(np.uint64)
+    floor_low = ((words + np.uint64(half)) >> np.uint64(shift)).view(np.int64)  # F mod modulus
+    tie = (words & np.uint64((1 << shift) - 1)) == np.uint64(half)
+    totals = _sum_rows(left.astype(np.float64) * right.astype(np.float64))
+    estimate = np.rint(totals * 2.0**-shift).astype(np.int64)
+    # F is the one value of its residue class within half the modulus of the estimate; the
+    # int64 steps may wrap, but only modulo 2**64, which the modulus divides
+    floor = estimate + (((floor_low - estimate + centre) & (modulus - 1)) - centre)
+    return floor - (tie & (floor <= 0))
+
+
+def _sum_rows(stacked: Any) -> Any:
+    """The sum over the second-to-last axis, one row at a time (NumPy's reduction over a
+    short inner axis costs several times more on the small arrays of a product)."""
+    total = stacked[..., 0, :]
+    for index in range(1, stacked.shape[-2]):
+        total = total + stacked[..., index, :]
+    return total
 
 
 # -- plaintext matrix @ ciphertexts, exactly ----------------------------------------------------
