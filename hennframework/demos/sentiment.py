@@ -121,7 +121,8 @@ def batch_and_rate(settings: SentimentSettings, scheme_name: str | None) -> tupl
 
 def prepare(settings: SentimentSettings) -> PreparedData:
     """Load, interleave, split, build the vocabulary on the training part, encode as CSR batches
-    (of ``settings.batch_size``; None: the integer-vector scheme's default, 32)."""
+    (of ``settings.batch_size``; None: the default of ``settings.scheme`` in
+    :data:`SCHEME_DEFAULTS`, 32 where no scheme is named)."""
     batch_size, _ = batch_and_rate(settings, settings.scheme)
     if settings.data is None:
         loaded = load_rt_polarity()
