@@ -157,7 +157,7 @@ def expand_seal_bytes(data: bytes, what: str) -> bytes | memoryview:
         )
     try:
         shuffled = zstandard.ZstdDecompressor().decompress(
-            data[start + _SEAL_HEADER :], max_output_size=size + 8
+            memoryview(data)[start + _SEAL_HEADER :], max_output_size=size + 8
         )
     except zstandard.ZstdError as exc:
         raise SerializationError(f"the {what} is damaged: {exc}") from exc
