@@ -43,7 +43,7 @@ import numpy as np
 import pytest
 from benchutil import ReferenceTimer, measure
 
-from hennframework.demos.sentiment import SCHEME_DEFAULTS
+from hennframework.nn import word_model_defaults
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tenseal") is None
@@ -63,7 +63,7 @@ XOR_RATE = 0.5
 #: Sentiment: batch size and learning rate, the CKKS defaults of ``henn demo sentiment`` (256 and
 #: 0.05: one epoch gives the accuracy of batches of 32 at rate 0.1, at about twice the reviews/s
 #: of batch 32 encrypted). The timed call is one whole epoch.
-SENTIMENT_BATCH, SENTIMENT_RATE = SCHEME_DEFAULTS["ckks"]
+SENTIMENT_BATCH, SENTIMENT_RATE = word_model_defaults("ckks")
 #: Logistic regression: the parameter set of both sides (n8192: N = 8192, 5 levels, 128-bit; one
 #: SGD step of either side fits in its levels); per-sample SGD (TenSEAL by hand, and ours at
 #: batch 1): samples per timed call and learning rate; ours in mini-batches: batch size (one batch

@@ -286,12 +286,13 @@ def register(subparsers: Any) -> None:
         force="replace --out (or --history-out) if it exists, even when it is the --model file",
     )
     p.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the data (1)")
-    common.add_learning_rate(p, 0.1, "0.1")
+    common.add_learning_rate(p, None, "0.1; 0.05 for a sentiment model under CKKS")
     p.add_argument(
         "--batch-size",
         type=common.positive_int,
         default=None,
-        help="rows per SGD step (default: all rows for CSV/xor, 32 reviews for sentiment)",
+        help="rows per SGD step (default: all rows for CSV/xor; for sentiment 32 reviews, "
+        "256 under CKKS)",
     )
     _folder(
         p,
@@ -634,7 +635,9 @@ def run_train(args: argparse.Namespace) -> int:
         bar.close()
     text = (
         f"{outcome.status}: {outcome.steps} steps here ({outcome.completed_steps}/{outcome.planned_steps} "
-        f"of the plan), {outcome.refreshes} owner refreshes, {outcome.seconds:.1f} s -> {summary['model']}"
+        f"of the plan), {outcome.refreshes} owner refreshes, {outcome.seconds:.1f} s "
+        f"(batches of {summary['batch_size'] or 'all rows'}, learning rate "
+        f"{summary['learning_rate']:g}) -> {summary['model']}"
     )
     if outcome.status == "refused":
         print(f"henn: training stopped: {outcome.message}", file=sys.stderr)

@@ -41,21 +41,21 @@ from hennframework.exceptions import (
     NoiseBudgetExhaustedError,
     OverflowRiskError,
 )
-from hennframework.nn import BagOfWords, Batch, OwnerRefresher, Progress, Sequential, make_batches
+from hennframework.nn import (
+    BagOfWords,
+    Batch,
+    OwnerRefresher,
+    Progress,
+    Sequential,
+    make_batches,
+    word_model_defaults,
+)
 from hennframework.nn.training import count_correct
 
 #: Steps between logged (kept) training records. The demo reads no loss, and the training loop
 #: keeps only a logged step's encrypted loss decryptable, so logging every step would spend
 #: owner refreshes on losses nobody decrypts.
 LOG_EVERY = 10
-
-#: (batch size, learning rate) per scheme where the settings leave them None. The loss sums over
-#: the batch, so a larger batch takes a larger step at the same rate. On CKKS at 128-bit a step's
-#: cost grows far slower than its batch (the batch shares the slots of a few ciphertexts): 256
-#: reviews at rate 0.05 train about twice as many reviews per second as 32 at 0.1 and reach the
-#: same held-out accuracy in one epoch on rt-polarity (72.8 % and 72.6 % unencrypted).
-SCHEME_DEFAULTS = {"integer-vector": (32, 0.1), "ckks": (256, 0.05)}
-FALLBACK_DEFAULTS = (32, 0.1)
 
 
 @dataclass
@@ -76,8 +76,8 @@ class SentimentSettings:
     lowercase: bool | None = None
     params: str | None = None
     epochs: int = 1
-    learning_rate: float | None = None  # None: the scheme's default (SCHEME_DEFAULTS)
-    batch_size: int | None = None  # None: the scheme's default (SCHEME_DEFAULTS)
+    learning_rate: float | None = None  # None: the scheme's default (word_model_defaults)
+    batch_size: int | None = None  # None: the scheme's default (word_model_defaults)
     hidden: int = 8
     min_count: int = 10
     polarity_cutoff: float = 0.1
@@ -111,8 +111,8 @@ def _batches(encoded: EncodedReviews, batch_size: int) -> list[Batch]:
 
 def batch_and_rate(settings: SentimentSettings, scheme_name: str | None) -> tuple[int, float]:
     """The batch size and learning rate to train with: the settings', or the scheme's defaults
-    (:data:`SCHEME_DEFAULTS`) where they are None."""
-    batch_size, learning_rate = SCHEME_DEFAULTS.get(scheme_name or "", FALLBACK_DEFAULTS)
+    (:func:`hennframework.nn.word_model_defaults`) where they are None."""
+    batch_size, learning_rate = word_model_defaults(scheme_name)
     return (
         batch_size if settings.batch_size is None else settings.batch_size,
         learning_rate if settings.learning_rate is None else settings.learning_rate,
@@ -121,8 +121,8 @@ def batch_and_rate(settings: SentimentSettings, scheme_name: str | None) -> tupl
 
 def prepare(settings: SentimentSettings) -> PreparedData:
     """Load, interleave, split, build the vocabulary on the training part, encode as CSR batches
-    (of ``settings.batch_size``; None: the default of ``settings.scheme`` in
-    :data:`SCHEME_DEFAULTS`, 32 where no scheme is named)."""
+    (of ``settings.batch_size``; None: the default of ``settings.scheme``, see
+    :func:`hennframework.nn.word_model_defaults`)."""
     batch_size, _ = batch_and_rate(settings, settings.scheme)
     if settings.data is None:
         loaded = load_rt_polarity()

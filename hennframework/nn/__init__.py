@@ -8,7 +8,12 @@ A model is a :class:`Sequential` of layers (:class:`Dense`, :class:`EmbeddingSum
 from hennframework.nn.activations import SIGMOID_APPROXIMATIONS, SigmoidApproximation, get_sigmoid
 from hennframework.nn.batches import BagOfWords, Batch, make_batches
 from hennframework.nn.layers import Dense, EmbeddingSum, Layer, Sigmoid, layer_from_config
-from hennframework.nn.model import OwnerRefresher, Sequential
+from hennframework.nn.model import (
+    WORD_MODEL_DEFAULTS,
+    OwnerRefresher,
+    Sequential,
+    word_model_defaults,
+)
 from hennframework.nn.training import (
     History,
     Progress,
@@ -23,6 +28,7 @@ from hennframework.nn.training import (
 
 __all__ = [
     "SIGMOID_APPROXIMATIONS",
+    "WORD_MODEL_DEFAULTS",
     "BagOfWords",
     "Batch",
     "Dense",
@@ -44,4 +50,5 @@ __all__ = [
     "layer_from_config",
     "make_batches",
     "train",
+    "word_model_defaults",
 ]

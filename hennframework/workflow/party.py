@@ -26,7 +26,14 @@ from hennframework.io.bundles import (
     save_predictions,
 )
 from hennframework.io.models import ModelBundle
-from hennframework.nn import Batch, Progress, TrainingState, TrainOutcome, make_batches
+from hennframework.nn import (
+    Batch,
+    Progress,
+    TrainingState,
+    TrainOutcome,
+    make_batches,
+    word_model_defaults,
+)
 from hennframework.nn import train as nn_train
 from hennframework.nn.training import count_correct
 from hennframework.scheme import Capability, require
@@ -97,7 +104,7 @@ def _batches(
         batches = review_batches(
             reviews,
             bundle.vocabulary,
-            batch_size or 32,
+            batch_size or word_model_defaults(None)[0],
             tokenizer=data.tokenizer,
             lowercase=data.lowercase,
         )
@@ -114,6 +121,22 @@ def _batches(
     }
 
 
+def training_defaults(
+    bundle: ModelBundle, batch_size: int | None, learning_rate: float | None
+) -> tuple[int | None, float]:
+    """The batch size (None: all rows in one step) and learning rate a party trains with: those
+    given, else a word model's defaults for the model's scheme
+    (:func:`~hennframework.nn.word_model_defaults`: 32 reviews at 0.1, 256 at 0.05 under CKKS),
+    else all rows at 0.1."""
+    if bundle.model.reads_words:
+        scheme_name = bundle.scheme.name if bundle.encrypted and bundle.scheme else None
+        default_batch, default_rate = word_model_defaults(scheme_name)
+        batch_size = default_batch if batch_size is None else batch_size
+    else:
+        default_rate = 0.1
+    return batch_size, default_rate if learning_rate is None else learning_rate
+
+
 def train(
     model_path: PathLike,
     public_path: PathLike | None,
@@ -121,7 +144,7 @@ def train(
     out: PathLike,
     *,
     epochs: int = 1,
-    learning_rate: float = 0.1,
+    learning_rate: float | None = None,
     batch_size: int | None = None,
     exchange: PathLike | None = None,
     refresh_timeout: float = 600.0,
@@ -135,9 +158,11 @@ def train(
     """Train a model on the party's data and write the result (see :func:`hennframework.nn.train`).
 
     Stops cleanly (the model saved and still decryptable, ``--resume`` continues) when the noise
-    budget runs out and the owner cannot refresh.
+    budget runs out and the owner cannot refresh. ``learning_rate`` and ``batch_size`` None:
+    :func:`training_defaults`.
     """
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
+    batch_size, learning_rate = training_defaults(bundle, batch_size, learning_rate)
     batches, info = _batches(bundle, data, batch_size)
     refresher = None
     if exchange is not None and bundle.encrypted:
@@ -168,6 +193,8 @@ def train(
         "key_id": bundle.key_id,
         "encrypted": bundle.encrypted,
         "batches_per_epoch": len(batches),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
         **info,
         "total_steps": bundle.history.steps,
         "total_refreshes": bundle.history.refreshes,

@@ -394,3 +394,26 @@ def test_inspect_verifies_key_fingerprints_and_only_then_says_so(
     encrypt = ["encrypt-model", "--public", str(path), "--arch", "xor", "--out"]
     assert henn([*encrypt, str(tmp_path / "never.henn")]) == 1
     assert not (tmp_path / "never.henn").exists()
+
+
+def test_party_training_defaults_follow_the_model_and_its_scheme() -> None:
+    """Word models: 32 reviews at 0.1, 256 at 0.05 under CKKS; tables: all rows at 0.1; given
+    values always win."""
+    from types import SimpleNamespace
+
+    words = Sequential.bag_of_words(20, 4, seed=0)
+    table = Sequential.mlp([3, 4, 1], seed=0)
+    plain_words = ModelBundle(words)
+    assert party.training_defaults(plain_words, None, None) == (32, 0.1)
+    assert party.training_defaults(ModelBundle(table), None, None) == (None, 0.1)
+    assert party.training_defaults(ModelBundle(table), 4, 0.5) == (4, 0.5)
+    ckks_words = SimpleNamespace(  # a bundle of a CKKS word model: only these fields are read
+        model=words, encrypted=True, scheme=SimpleNamespace(name="ckks")
+    )
+    assert party.training_defaults(ckks_words, None, None) == (256, 0.05)  # type: ignore[arg-type]
+    assert party.training_defaults(ckks_words, 8, None) == (8, 0.05)  # type: ignore[arg-type]
+    iv = IntegerVectorScheme("default")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encrypted_words = ModelBundle(words.encrypt(iv.keygen(seed=3, max_dim=1)))
+    assert party.training_defaults(encrypted_words, None, None) == (32, 0.1)
