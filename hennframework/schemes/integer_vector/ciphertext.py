@@ -607,19 +607,18 @@ class Ciphertext:
                 raise InputError("cannot index with a ciphertext")
             backend = self.scheme.backend
             idx = tuple(backend.asarray(i) if isinstance(i, np.ndarray) else i for i in idx)
-        data = self.data[(*idx, slice(None))]
-        noise = self.noise[idx]
-        det, sg = self.noise_det, self.noise_sg
-        probable = None if det is None or sg is None else (det[idx], sg[idx])
-        return self._view(
-            self.derive(data, noise, coeff_bound=self.coeff_bound, probable=probable),
-            "index",
-            idx,
-        )
+        return self._view(self.data[(*idx, slice(None))], "index", idx)
 
-    def _view(self, result: Ciphertext, kind: str, argument: Any) -> Ciphertext:
-        """``result`` (this ciphertext's batch through the view ``kind`` with ``argument``)
-        reading its message bound as the same view of this one's (``_message_bound_view``)."""
+    def _view(self, data: Array, kind: str, argument: Any) -> Ciphertext:
+        """This ciphertext's batch through the view ``kind`` with ``argument`` (``data``: the
+        ciphertext words so viewed): the noise bounds through the same view (``_viewed``), and
+        the message bound read as the same view of this one's (``_message_bound_view``)."""
+        result = self.derive(
+            data,
+            self._viewed(self.noise, kind, argument),
+            coeff_bound=self.coeff_bound,
+            probable=self.map_probable(lambda values: self._viewed(values, kind, argument)),
+        )
         result._message_bound_view = (self, kind, argument)
         return result
 
@@ -668,49 +667,19 @@ class Ciphertext:
     def reshape(self, *shape: Any) -> Ciphertext:
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        data = self.data.reshape(*shape, self.data.shape[-1])
-        return self._view(
-            self.derive(
-                data,
-                self.noise.reshape(*shape),
-                coeff_bound=self.coeff_bound,
-                probable=self.map_probable(lambda v: v.reshape(*shape)),
-            ),
-            "reshape",
-            shape,
-        )
+        return self._view(self.data.reshape(*shape, self.data.shape[-1]), "reshape", shape)
 
     def transpose(self, *axes: int) -> Ciphertext:
         order = list(axes) if axes else list(reversed(range(self.ndim)))
-        data = self.data.transpose(*order, self.ndim)
-        return self._view(
-            self.derive(
-                data,
-                self.noise.transpose(*order),
-                coeff_bound=self.coeff_bound,
-                probable=self.map_probable(lambda v: v.transpose(*order)),
-            ),
-            "transpose",
-            order,
-        )
+        return self._view(self.data.transpose(*order, self.ndim), "transpose", order)
 
     @property
     def T(self) -> Ciphertext:
         return self.transpose()
 
     def broadcast_to(self, shape: Sequence[int]) -> Ciphertext:
-        backend = self.scheme.backend
-        data = backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
-        return self._view(
-            self.derive(
-                data,
-                backend.broadcast_to(self.noise, tuple(shape)),
-                coeff_bound=self.coeff_bound,
-                probable=self.map_probable(lambda v: backend.broadcast_to(v, tuple(shape))),
-            ),
-            "broadcast",
-            tuple(shape),
-        )
+        data = self.scheme.backend.broadcast_to(self.data, (*shape, self.data.shape[-1]))
+        return self._view(data, "broadcast", tuple(shape))
 
     def copy(self) -> Ciphertext:
         return self.derive(
