@@ -310,17 +310,12 @@ class HandWrittenTenSEAL:
         return np.asarray(self.weights.decrypt(), dtype=np.float64)
 
 
-def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    predicted = np.asarray(model.predict(x), dtype=np.float64).ravel() > 0.5
-    return float(np.mean(predicted == (y > 0.5)))
-
-
 def test_secure_logistic_regression(benchmark: Any, ckks_lr: Ckks) -> None:
     """Samples/s of ours (mini-batches of LR_BATCH, packed in the slots) against
     HandWrittenTenSEAL (per-sample SGD, as TenSEAL's users write it), interleaved; ours at batch 1
     is timed in the same rounds for the like-for-like ratio. Held-out accuracy after one epoch of
     each side's arithmetic (plaintext replays, which the encrypted runs are checked against)."""
-    from hennframework.nn import Sequential
+    from hennframework.nn import Sequential, make_batches
     from hennframework.nn.activations import get_sigmoid
 
     x, y = breast_cancer()
@@ -410,6 +405,7 @@ def test_secure_logistic_regression(benchmark: Any, ckks_lr: Ckks) -> None:
     one_by_one.fit(x[:train], y[:train, None], batch_size=1, learning_rate=LR_RATE)
     in_batches = copy.deepcopy(plain)
     in_batches.fit(x[:train], y[:train, None], batch_size=LR_BATCH, learning_rate=LR_BATCH_RATE)
+    held_out = make_batches(x[train:], y[train:, None], None)
     benchmark.extra_info.update(
         samples_checked=position["batched"],
         max_abs_error=batched_error,
@@ -423,8 +419,8 @@ def test_secure_logistic_regression(benchmark: Any, ckks_lr: Ckks) -> None:
         ),
         accuracy_run=f"one epoch on the first {train} samples (plaintext, the same arithmetic "
         f"as each side), tested on the other {len(y) - train}",
-        batched_accuracy=_accuracy(in_batches, x[train:], y[train:]),
-        per_sample_accuracy=_accuracy(one_by_one, x[train:], y[train:]),
+        batched_accuracy=in_batches.evaluate(held_out),
+        per_sample_accuracy=one_by_one.evaluate(held_out),
         reference=reference.describe(
             implementation="tenseal",
             operation="hand-written per-sample SGD step on ckks_vector, owner refresh every step",
