@@ -223,12 +223,17 @@ def test_secure_xor_iteration(benchmark: Any, ckks: Ckks) -> None:
 def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
     """Reviews/s over one epoch of the full training set (owner refreshes included), then the
     held-out accuracy against the same network trained unencrypted on the same batches."""
-    from hennframework.nn import Sequential
+    from hennframework.nn import OwnerRefresher, Sequential
+    from hennframework.workflow.owner import keygen_options_for_model
 
     data = sentiment_data(SENTIMENT_BATCH)
     plain = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
-    model = copy.deepcopy(plain).encrypt(ckks.keys, ckks.scheme)
-    refresher = ckks.refresher()
+    # the keys the owner makes for this model (`henn keygen --for sentiment`, the keys row):
+    # its default of 4 rotation keys, other rotations made as sums of them
+    options = keygen_options_for_model(ckks.scheme, plain, SENTIMENT_BATCH)
+    keys = ckks.scheme.keygen(**options)
+    model = copy.deepcopy(plain).encrypt(keys, ckks.scheme)
+    refresher = OwnerRefresher(ckks.scheme, keys)
 
     def epoch() -> None:
         model.fit(data.train, learning_rate=SENTIMENT_RATE, refresh=refresher)
@@ -250,11 +255,17 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
         test_reviews=data.test_reviews,
         subset=f"one epoch of all {trained:,} training reviews ({len(data.train)} batches, "
         "owner refreshes included)",
+        rotation_keys=options["rotations"],
+        keys=f"made for the model (henn keygen --for sentiment): rotation keys for steps "
+        f"{', '.join(map(str, options['rotations']))}",
     )
     plain.fit(data.train, learning_rate=SENTIMENT_RATE)
     started = time.perf_counter()
     model.refresh(refresher)  # the last step leaves few levels: fresh weights to predict
-    encrypted_accuracy = model.evaluate(data.test, decrypt=ckks.decrypt)
+    encrypted_accuracy = model.evaluate(
+        data.test,
+        decrypt=lambda t: np.asarray(ckks.scheme.decrypt_tensor(t, keys.secret), dtype=np.float64),
+    )
     plain_accuracy = plain.evaluate(data.test)
     benchmark.extra_info.update(
         accuracy_run=f"encrypted and plain networks (same initial weights) trained for one "

@@ -784,6 +784,7 @@ def _secure_section(records: Sequence[BenchRecord]) -> str:
             f"{_count(sentiment.extra.get('test_reviews'))} held-out reviews, bag-of-words network "
             f"with 8 hidden units, learning rate {sentiment.extra.get('learning_rate', '?')}): "
             f"speed on {sentiment.extra.get('subset', '?')}"
+            + (f"; keys {sentiment.extra['keys']}" if sentiment.extra.get("keys") else "")
             + f"; accuracy: {sentiment.extra.get('accuracy_run', 'not recorded')}."
             + (
                 f" {results['secure-sentiment'].missing[0].upper()}"

@@ -49,8 +49,13 @@ def register(subparsers: Any) -> None:
         help="SGD steps per party per round (default: one pass over the data in all rounds; "
         "1 with --scheme ckks)",
     )
-    common.add_learning_rate(run, 0.1, "0.1")
-    run.add_argument("--batch-size", type=common.integer(1, 100_000), default=32, help="(32)")
+    common.add_learning_rate(run, None, "default: 0.1, or 0.05 with --scheme ckks")
+    run.add_argument(
+        "--batch-size",
+        type=common.integer(1, 100_000),
+        default=None,
+        help="reviews per SGD step (default: 32, or 256 with --scheme ckks)",
+    )
     common.add_hidden(run, 8)
     run.add_argument(
         "--limit", type=common.integer(4), default=None, help="use only the first N reviews"
@@ -81,7 +86,8 @@ def register(subparsers: Any) -> None:
 def _format(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['parties']} parties, {summary['rounds_planned']} rounds, "
-        f"{summary['local_steps']} local step(s) per round, split {summary['split']}; "
+        f"{summary['local_steps']} local step(s) per round of {summary['batch_size']} reviews at "
+        f"learning rate {summary['learning_rate']:g}, split {summary['split']}; "
         f"scheme {summary['scheme']} ({summary['security']}); vocabulary "
         f"{summary['vocabulary']:,} words, {summary['held_out']:,} held-out reviews (the owner's)",
         "round  parties  reviews  accuracy  centralized  to parties  from parties  seconds  refresh",

@@ -211,8 +211,9 @@ def register(subparsers: Any) -> None:
         metavar="N",
         type=common.positive_int,
         default=None,
-        help="with --for: rows per training step the party will use (xor: 4, sentiment: 32; "
-        "required for mlp); smaller batches are covered too",
+        help="with --for: rows per training step the party will use (xor: 4; sentiment: what "
+        "`henn train` uses by default, 256 under CKKS; required for mlp); smaller batches are "
+        "covered too",
     )
     common.add_hidden(model, 8, "with --for sentiment: ")
     model.add_argument(
@@ -221,6 +222,15 @@ def register(subparsers: Any) -> None:
         type=common.positive_int,
         default=None,
         help="with --for sentiment: words in the vocabulary (required)",
+    )
+    model.add_argument(
+        "--rotation-keys",
+        metavar="N",
+        type=common.positive_int,
+        default=None,
+        help="with --for (CKKS): at most N rotation keys, 11.7 MB each at n16384 (default 4: "
+        "a public key near 60 MB); other rotations are made as sums of them, so more keys "
+        "train faster",
     )
     common.add_output_options(p)
 
@@ -465,6 +475,7 @@ def run_keygen(args: argparse.Namespace) -> int:
         overwrite=args.force,
         for_model=model,
         batch_size=batch_size,
+        rotation_keys=args.rotation_keys,
     )
     text = (
         f"key {summary['key_id']} ({summary['scheme']} / {summary['parameter_set']}, {summary['security']})\n"
@@ -489,12 +500,14 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 def _keygen_model(args: argparse.Namespace) -> tuple[Any, int | None]:
     """The plain model and batch size of ``keygen --for`` (None, None without it)."""
+    from hennframework.nn import word_model_defaults
     from hennframework.workflow.owner import make_model
 
     if args.for_arch is None:
         for option, value in (
             ("--batch-size", args.batch_size),
             ("--vocabulary-size", args.vocabulary_size),
+            ("--rotation-keys", args.rotation_keys),
         ):
             if value is not None:
                 common.usage_error(_prog(args), f"{option} describes the model of --for; add --for")
@@ -502,7 +515,12 @@ def _keygen_model(args: argparse.Namespace) -> tuple[Any, int | None]:
     arch = args.for_arch
     if arch == "sentiment" and args.vocabulary_size is None:
         common.usage_error(_prog(args), "--for sentiment needs --vocabulary-size N")
-    batch_size = args.batch_size or {"xor": 4, "sentiment": 32}.get(arch)
+    if args.batch_size is not None:
+        batch_size: int | None = args.batch_size
+    elif arch == "sentiment":  # the batch `henn train` uses by default under this scheme
+        batch_size = word_model_defaults(common.chosen(args)["scheme"])[0]
+    else:
+        batch_size = {"xor": 4}.get(arch)
     if batch_size is None:
         common.usage_error(_prog(args), f"--for {arch} needs --batch-size (rows per training step)")
     model = make_model(arch, hidden=args.hidden, vocabulary_size=args.vocabulary_size)

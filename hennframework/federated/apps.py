@@ -44,7 +44,7 @@ from hennframework.federated.records import (
 from hennframework.io.bundles import KeyFile
 from hennframework.io.codecs import adopt_scheme
 from hennframework.io.models import ModelBundle
-from hennframework.nn import OwnerRefresher, Sequential, train
+from hennframework.nn import OwnerRefresher, Sequential, train, word_model_defaults
 from hennframework.nn.training import FIRST_STEP_MARGIN
 
 __all__ = [
@@ -65,8 +65,8 @@ class FederatedSettings:
     parties: int = 2
     rounds: int = 3
     local_steps: int | None = None
-    learning_rate: float = 0.1
-    batch_size: int = 32
+    learning_rate: float | None = None  # None: word_model_defaults(scheme)
+    batch_size: int | None = None  # None: word_model_defaults(scheme)
     hidden: int = 8
     split: str = "iid"
     scheme: str | None = None
@@ -82,10 +82,25 @@ class FederatedSettings:
             raise InputError("--parties and --rounds must be at least 1.")
         if self.local_steps is not None and self.local_steps < 1:
             raise InputError("--local-steps must be at least 1.")
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.hidden < 1:
+        if (
+            (self.learning_rate is not None and not self.learning_rate > 0)
+            or (self.batch_size is not None and self.batch_size < 1)
+            or self.hidden < 1
+        ):
             raise InputError("--lr must be > 0, --batch-size and --hidden at least 1.")
         if self.refresh not in ("auto", "always"):
             raise InputError(f"--refresh {self.refresh!r}: use auto or always.")
+
+    def training(self, scheme_name: str) -> tuple[int, float]:
+        """(batch size, learning rate) the parties train with: those given, else the defaults
+        for a word model under ``scheme_name`` (:func:`~hennframework.nn.word_model_defaults`:
+        32 reviews at 0.1, 256 at 0.05 under CKKS), the same as ``henn demo sentiment`` and
+        ``henn train``."""
+        batch, rate = word_model_defaults(scheme_name)
+        return (
+            batch if self.batch_size is None else self.batch_size,
+            rate if self.learning_rate is None else self.learning_rate,
+        )
 
 
 @dataclass
@@ -115,6 +130,8 @@ class OwnerResult:
     vocabulary: int
     held_out: int
     local_steps: int
+    batch_size: int
+    learning_rate: float
     rounds: list[RoundResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -147,12 +164,12 @@ def _float(value: Any, what: str) -> float:
     return number
 
 
-def _local_steps(settings: FederatedSettings, train_reviews: int) -> int:
+def _local_steps(settings: FederatedSettings, train_reviews: int, batch_size: int) -> int:
     if settings.local_steps is not None:
         return settings.local_steps
     if settings.scheme == "ckks":
         return 1  # levels carry about one SGD step; the owner refreshes after each round
-    batches = math.ceil(train_reviews / settings.parties / settings.batch_size)
+    batches = math.ceil(train_reviews / settings.parties / batch_size)
     return max(1, math.ceil(batches / settings.rounds))
 
 
@@ -187,7 +204,8 @@ def run_owner(
     refresher = OwnerRefresher(scheme, keys)
     test_batches = party_batches(settings.data, held_out, words, 256)
     public_entry = encode_public_key(keys, scheme)
-    steps = _local_steps(settings, len(train_part))
+    batch_size, learning_rate = settings.training(scheme.name)
+    steps = _local_steps(settings, len(train_part), batch_size)
     result = OwnerResult(
         keys.key_id,
         scheme.name,
@@ -195,6 +213,8 @@ def run_owner(
         len(words),
         len(held_out),
         steps,
+        batch_size,
+        learning_rate,
     )
     nodes = _wait_for_parties(grid, settings)
     step_cost = 0.0
@@ -205,8 +225,8 @@ def run_owner(
             {
                 "round": round_number,
                 "local-steps": steps,
-                "learning-rate": settings.learning_rate,
-                "batch-size": settings.batch_size,
+                "learning-rate": learning_rate,
+                "batch-size": batch_size,
                 "split": settings.split,
                 "key-id": keys.key_id,
                 **settings.data.to_config(),
@@ -331,14 +351,18 @@ def settings_from_run_config(config: Any) -> FederatedSettings:
     def get(name: str, default: Any) -> Any:
         return config.get(name, default)
 
+    def optional(name: str, convert: Callable[[Any], Any]) -> Any:
+        value = config.get(name)
+        return None if value is None else convert(value)
+
     local = int(get("local-steps", 0))
     seed = int(get("seed", -1))
     return FederatedSettings(
         parties=int(get("parties", 2)),
         rounds=int(get("rounds", 3)),
         local_steps=None if local <= 0 else local,
-        learning_rate=float(get("learning-rate", 0.1)),
-        batch_size=int(get("batch-size", 32)),
+        learning_rate=optional("learning-rate", float),  # absent: the scheme's default
+        batch_size=optional("batch-size", int),
         split=str(get("split", "iid")),
         scheme=str(get("scheme", "")) or None,
         params=str(get("params", "")) or None,

@@ -101,9 +101,10 @@ def centralized_baseline(settings: FederatedSettings) -> dict[str, Any]:
     adopt_scheme(scheme)
     network = Sequential.bag_of_words(len(words), settings.hidden, seed=settings.seed)
     model = network.encrypt(keys, scheme)
-    batches = party_batches(settings.data, train_part, words, settings.batch_size)
+    batch_size, learning_rate = settings.training(scheme.name)
+    batches = party_batches(settings.data, train_part, words, batch_size)
     test = party_batches(settings.data, held_out, words, 256)
-    per_round = settings.parties * _local_steps(settings, len(train_part))
+    per_round = settings.parties * _local_steps(settings, len(train_part), batch_size)
     total = per_round * settings.rounds
     refresher = OwnerRefresher(scheme, keys)
     accuracies: list[float] = []
@@ -116,7 +117,7 @@ def centralized_baseline(settings: FederatedSettings) -> dict[str, Any]:
             model,
             batches,
             epochs=-(-total // len(batches)),
-            learning_rate=settings.learning_rate,
+            learning_rate=learning_rate,
             refresh=refresher,
             history=model.history,
             state=model.state,

@@ -46,6 +46,7 @@ __all__ = [
     "decrypt_predictions",
     "encrypt_model",
     "generate_keys",
+    "keygen_options_for_model",
     "make_model",
     "make_switch_key",
     "reencrypt_model",
@@ -67,6 +68,7 @@ def generate_keys(
     overwrite: bool = False,
     for_model: Any = None,
     batch_size: int | None = None,
+    rotation_keys: int | None = None,
 ) -> dict[str, Any]:
     """``OUT_DIR/secret.henn`` (mode 0600) and ``OUT_DIR/public.henn`` for a new key pair.
 
@@ -74,6 +76,9 @@ def generate_keys(
     with only the evaluation material that model uses, for schemes whose codec can tell
     (``keygen_options_for``; CKKS: the rotation keys its training and prediction use, a fraction
     of the file for small networks). Other schemes' keys are the same for every model.
+    ``rotation_keys``: with ``for_model``, at most this many rotation keys (None: the scheme's
+    default; CKKS: 4, a public key near 60 MB at ``n16384``); fewer keys make smaller files and
+    more key switches per step.
     """
     instance = hennframework.get_scheme(scheme, params=params, backend=backend)
     options: dict[str, Any] = {}
@@ -82,7 +87,9 @@ def generate_keys(
     if max_dim is not None:
         options["max_dim"] = max_dim
     if for_model is not None:
-        options.update(_keygen_options_for(instance, for_model, batch_size))
+        options.update(keygen_options_for_model(instance, for_model, batch_size, rotation_keys))
+    elif rotation_keys is not None:
+        raise InputError("rotation keys are chosen for a model: give the model too (--for).")
     keys = instance.keygen(**options)
     adopt_scheme(instance)
     secret_path, public_path = save_keys(out_dir, keys, overwrite=overwrite)
@@ -103,8 +110,12 @@ def generate_keys(
     return summary
 
 
-def _keygen_options_for(instance: Any, model: Any, batch_size: int | None) -> dict[str, Any]:
-    """The scheme codec's keygen options for ``model`` trained in batches of ``batch_size``.
+def keygen_options_for_model(
+    instance: Any, model: Any, batch_size: int | None, rotation_keys: int | None = None
+) -> dict[str, Any]:
+    """The scheme codec's keygen options for ``model`` trained in batches of ``batch_size``
+    (what ``henn keygen --for`` passes to ``scheme.keygen``; ``rotation_keys`` as in
+    :func:`generate_keys`).
 
     The codec tries the model on random data of each batch size the party may use: the size
     itself and every smaller power of two (a last, partial batch).
@@ -129,7 +140,10 @@ def _keygen_options_for(instance: Any, model: Any, batch_size: int | None) -> di
         else:  # no zeros: a zero input drops diagonals (and rotations) from the linear maps
             inputs = rng.uniform(0.5, 1.0, (size, model.input_width))
             batches.append(Batch(inputs * rng.choice([-1.0, 1.0], inputs.shape), targets))
-    options = hook(instance, model, batches)
+    if rotation_keys is not None and rotation_keys < 1:
+        raise InputError(f"at least one rotation key is needed (got {rotation_keys})")
+    extra = {} if rotation_keys is None else {"rotation_keys": rotation_keys}
+    options = hook(instance, model, batches, **extra)
     return dict(options)
 
 

@@ -111,3 +111,23 @@ def test_party_refuses_a_key_that_is_not_the_published_one(owner: dict[str, Any]
         _party_train(_message(owner, key=owner["other"]), _context())
     with pytest.raises(KeyMismatchError, match="published key id"):
         _party_train(_message(owner), _context(**{"key-id": owner["other"].key_id}))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "expected"), [("integer-vector", (32, 0.1)), ("ckks", (256, 0.05))]
+)
+def test_batch_and_rate_left_out_follow_the_scheme(
+    scheme: str, expected: tuple[int, float]
+) -> None:
+    """The same defaults as `henn demo sentiment` and `henn train` (word_model_defaults)."""
+    from hennframework.federated.apps import FederatedSettings, settings_from_run_config
+
+    settings = settings_from_run_config({"rounds": 2, "scheme": scheme})
+    assert (settings.batch_size, settings.learning_rate) == (None, None)
+    assert settings.training(scheme) == expected
+    given = settings_from_run_config({"batch-size": 8, "learning-rate": 0.3})
+    assert given.training(scheme) == (8, 0.3)
+    with pytest.raises(InputError, match="--lr must be > 0"):
+        FederatedSettings(learning_rate=0.0).check()
+    with pytest.raises(InputError, match="--batch-size"):
+        FederatedSettings(batch_size=0).check()

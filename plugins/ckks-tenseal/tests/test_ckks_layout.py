@@ -106,8 +106,14 @@ def test_rotation_decomposition() -> None:
     both = pow2 | frozenset(-(1 << k) for k in range(12))
     assert decompose_rotation(7, 4096, both) == [-1, 8]  # non-adjacent form is shorter
     assert decompose_rotation(-1, 4096, both) == [-1]
+    # keys for a few steps: the shortest sum of them, modulo the slots
+    assert decompose_rotation(3, 4096, frozenset({1})) == [1, 1, 1]
+    assert decompose_rotation(24, 4096, frozenset({1, 8, 128})) == [8, 8, 8]
+    assert decompose_rotation(2050, 4096, frozenset({1, 2048})) == [1, 1, 2048]
+    assert decompose_rotation(3, 4096, frozenset({1, -1, 8})) == [1, 1, 1]
+    assert decompose_rotation(7, 4096, frozenset({-1, 8})) == [-1, 8]
     with pytest.raises(InputError, match="rotation key"):
-        decompose_rotation(3, 4096, frozenset({1}))
+        decompose_rotation(3, 4096, frozenset({2, 4}))  # even steps never make an odd one
 
 
 def test_sentiment_linear_map_needs_32_diagonals() -> None:

@@ -3,8 +3,10 @@
 A public key with rotation keys for every power of two is 396 MB at n16384; a model whose
 packed tensors occupy few slot bits rotates by a few small steps only (the 3-4-1 XOR network: 1,
 2, 4 and 8). ``henn keygen --for ARCH`` tries the model under a throwaway key that records its
-rotations and makes keys for the powers of two up to the widest. A rotation that needs a key
-the set lacks is refused with a message naming the step, never computed wrong.
+rotations and makes keys for the powers of two up to the widest, or for the few of them that
+make its rotations with the fewest key switches (``--rotation-keys``, 4 by default). A rotation
+is then the shortest sum of the key steps; one that no sum makes is refused with a message
+naming the step, never computed wrong.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from hennframework.nn import Batch, Sequential
 from hennframework.scheme import KeySet
 
 from hennframework_ckks import CKKSScheme
-from hennframework_ckks._seal import seal_to_bytes
+from hennframework_ckks._seal import rotation_distances, seal_to_bytes
 from hennframework_ckks.codec import CODEC
-from hennframework_ckks.keys import CKKSPublicKey, powers_of_two_through
+from hennframework_ckks.keys import CKKSPublicKey, choose_rotation_keys, powers_of_two_through
 
 X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
 Y = np.array([[0], [1], [1], [0]], dtype=float)
@@ -45,7 +47,11 @@ def test_keys_made_for_a_model_train_it_as_the_full_keys_do(scheme8192: CKKSSche
     assert steps == powers_of_two_through(steps) and 0 < len(steps) < 12
     keys = scheme8192.keygen(rotations=steps)
     assert keys.public.rotation_steps == steps
-    model = _network().encrypt(keys, scheme8192)
+    _trains_as_plaintext(scheme8192, keys)
+
+
+def _trains_as_plaintext(scheme: CKKSScheme, keys: KeySet) -> None:
+    model = _network().encrypt(keys, scheme)
     model.train_step(Batch(X, Y), 0.3)
     plain = _network()
     plain.train_step(Batch(X, Y), 0.3)
@@ -54,15 +60,40 @@ def test_keys_made_for_a_model_train_it_as_the_full_keys_do(scheme8192: CKKSSche
         np.testing.assert_allclose(a, b, atol=2e-3)
 
 
-def test_a_missing_rotation_key_is_refused_by_name(scheme8192: CKKSScheme) -> None:
+def test_fewer_keys_make_the_other_rotations_as_sums(scheme8192: CKKSScheme) -> None:
+    """Keys for step 1 only: the rotations by 2 become two rotations by 1, same results."""
     steps = CODEC.model_rotation_steps(scheme8192, _network(), [Batch(X, Y)])
-    widest = max(steps)
-    keys = scheme8192.keygen(rotations=steps - {widest})
+    assert 2 in steps
+    assert CODEC.model_rotation_steps(scheme8192, _network(), [Batch(X, Y)], most=1) == {1}
+    _trains_as_plaintext(scheme8192, scheme8192.keygen(rotations=[1]))
+
+
+def test_a_rotation_no_key_makes_is_refused_by_name(scheme8192: CKKSScheme) -> None:
+    """Keys for even steps only cannot make a rotation by 1: refused, nothing changed."""
+    keys = scheme8192.keygen(rotations=[2, 4])
     model = _network().encrypt(keys, scheme8192)
     before = [w.ciphertexts for w in model.weights()]
-    with pytest.raises(InputError, match=rf"no rotation key for step\(s\) \[{widest}\]"):
+    with pytest.raises(InputError, match=r"no rotation key for step\(s\) \[1\].*no combination"):
         model.train_step(Batch(X, Y), 0.3)
     assert [w.ciphertexts for w in model.weights()] == before  # no weight changed
+
+
+def test_choose_rotation_keys_minimises_key_switches() -> None:
+    # a linear map's baby and giant steps dominate; sums over slot bits use the rest
+    calls = {8: 47, 128: 47, 1: 2, 2: 2, 4: 2, 16: 2, 1024: 2, 2048: 1, 4096: 1}
+    assert choose_rotation_keys(8192, calls, None) == powers_of_two_through([4096])
+    chosen = choose_rotation_keys(8192, calls, 4)
+    assert len(chosen) == 4 and {1, 8, 128} <= chosen
+    distance = rotation_distances(8192, chosen)
+    assert all(distance[step] > 0 for step in range(1, 8192))  # 1 is in: every rotation made
+    for other in ({1, 2, 4, 8}, {1, 8, 64, 4096}):
+        cost = rotation_distances(8192, frozenset(other))
+        assert sum(n * distance[s] for s, n in calls.items()) <= sum(
+            n * cost[s] for s, n in calls.items()
+        )
+    assert choose_rotation_keys(8192, {3: 5}, 1) == {1}
+    with pytest.raises(InputError, match="at least one rotation key"):
+        choose_rotation_keys(8192, calls, 0)
 
 
 def test_key_switching_keys_are_stored_seeded(keys8192: KeySet) -> None:
@@ -108,6 +139,9 @@ def test_henn_keygen_for_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert info["public_material_bytes"] == sum(info[p] for p in parts) < public.stat().st_size
     listed = f"rotation keys for steps {', '.join(map(str, steps))} ("
     assert any(item.startswith(listed) for item in info["fingerprint_covers"])
+    few = ["--out", str(tmp_path / "one"), "--for", "mlp:3,1", "--batch-size", "4"]
+    assert henn([*base, *few, "--rotation-keys", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["rotations"] == [1]
 
 
 def test_henn_keygen_for_a_model_refuses_what_cannot_work(
@@ -121,6 +155,10 @@ def test_henn_keygen_for_a_model_refuses_what_cannot_work(
     assert "--for mlp:3,1 needs --batch-size" in capsys.readouterr().err
     assert henn([*base, "--out", str(tmp_path / "c"), "--batch-size", "4"]) != 0
     assert "add --for" in capsys.readouterr().err
+    assert henn([*base, "--out", str(tmp_path / "c"), "--rotation-keys", "4"]) != 0
+    assert "--rotation-keys describes the model of --for" in capsys.readouterr().err
+    assert henn([*base, "--out", str(tmp_path / "c"), "--for", "xor", "--rotation-keys", "0"]) != 0
+    assert "--rotation-keys" in capsys.readouterr().err
     assert henn([*base, "--out", str(tmp_path / "d"), "--for", "sentiment"]) != 0
     assert "--vocabulary-size" in capsys.readouterr().err
     plain = ["keygen", "--out", str(tmp_path / "e"), "--for", "xor"]  # integer-vector scheme

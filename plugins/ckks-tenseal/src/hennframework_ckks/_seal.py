@@ -31,6 +31,7 @@ object against the context.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import secrets
 import shutil
@@ -423,7 +424,10 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
 
     A key for the step itself is used when present; otherwise the binary expansion of the step
     (positive powers of two), or its non-adjacent form when negative power-of-two keys exist and
-    that needs fewer rotations.
+    that needs fewer rotations. Where those keys are missing (a key set made with a few chosen
+    steps, see :func:`~hennframework_ckks.keys.choose_rotation_keys`), the shortest sequence of
+    available steps that adds up to ``step`` modulo ``slots`` (a breadth-first search over the
+    ``slots`` residues, made once per key set).
     """
     step %= slots
     if step == 0:
@@ -436,9 +440,13 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
     if all((p in available) or (p % slots in available) for p in naf) and len(naf) < len(binary):
         parts = naf
     missing = [p for p in parts if p not in available and (p % slots) not in available]
-    if missing:
+    if not missing:
+        return [p if p in available else p % slots for p in parts]
+    shortest = _shortest_rotations(slots, available, step)
+    if shortest is None:
         raise InputError(
-            f"no rotation key for step(s) {missing} (needed for a rotation by {step}): the keys "
+            f"no rotation key for step(s) {missing} (needed for a rotation by {step}), and no "
+            f"combination of the key's steps {sorted(available)} adds up to it: the keys "
             "lack these steps (for example, they were made with `--for` for another model or "
             "batch size). The key holder makes keys that cover them: `henn keygen --scheme ckks "
             "--out DIR` (every power of two), or with `--for xor|sentiment|mlp:SIZES "
@@ -446,7 +454,58 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
             "largest batch it will see; in Python, CKKSScheme.keygen(rotations='pow2') or a "
             "list that includes these steps."
         )
-    return [p if p in available else p % slots for p in parts]
+    return shortest
+
+
+def rotation_distances(slots: int, available: frozenset[int]) -> list[int]:
+    """For every left rotation ``0 .. slots - 1``, the fewest rotations by ``available`` steps
+    that make it (-1 where none does): what a rotation costs in key switches with these keys.
+
+    >>> rotation_distances(8, frozenset({1, 4}))
+    [0, 1, 2, 3, 1, 2, 3, 4]
+    """
+    return list(_rotation_tree(slots, available)[0])
+
+
+def _shortest_rotations(slots: int, available: frozenset[int], step: int) -> list[int] | None:
+    distance, via = _rotation_tree(slots, available)
+    if distance[step] < 0:
+        return None
+    parts = []
+    while step:
+        key = via[step]
+        parts.append(key)
+        step = (step - key) % slots
+    return sorted(parts)
+
+
+def _rotation_tree(slots: int, available: frozenset[int]) -> tuple[list[int], list[int]]:
+    return _kept_rotation_tree(slots, available)
+
+
+def _search_rotation_tree(slots: int, available: frozenset[int]) -> tuple[list[int], list[int]]:
+    """Breadth-first search from 0 over the residues modulo ``slots``, one edge per key step:
+    the distance of each residue and the key step of the last edge on a shortest path."""
+    keys = sorted(available, key=lambda key: (key % slots, key))
+    distance = [-1] * slots
+    via = [0] * slots
+    distance[0] = 0
+    frontier = [0]
+    while frontier:
+        following = []
+        for node in frontier:
+            for key in keys:
+                reached = (node + key) % slots
+                if distance[reached] < 0:
+                    distance[reached] = distance[node] + 1
+                    via[reached] = key
+                    following.append(reached)
+        frontier = following
+    return distance, via
+
+
+#: The trees of the key sets in use (a process uses one or two); a search takes ~10 ms.
+_kept_rotation_tree = functools.lru_cache(maxsize=8)(_search_rotation_tree)
 
 
 def _non_adjacent_form(value: int) -> list[int]:

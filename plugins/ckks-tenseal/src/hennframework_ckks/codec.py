@@ -67,7 +67,7 @@ from hennframework_ckks.keys import (
     CKKSPublicKey,
     CKKSSecretKey,
     check_key_id,
-    powers_of_two_through,
+    choose_rotation_keys,
     record_rotations,
 )
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
@@ -75,6 +75,11 @@ from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
 from hennframework_ckks.shared import SCHEME_NAME, params_json, scheme_for
 from hennframework_ckks.tensor import CKKSTensor, LazyLinear
+
+#: Rotation keys a key set made for one model holds at most, unless told otherwise: four keep an
+#: ``n16384`` public key file near 60 MB (11.7 MB per rotation key, with the public and
+#: relinearisation keys); a model whose rotations need more powers of two makes them as sums.
+DEFAULT_ROTATION_KEYS = 4
 
 # scheme_for is defined in hennframework_ckks.shared (below the tensor module, which uses it)
 __all__ = ["CODEC", "CKKSCodec", "scheme_for"]
@@ -271,20 +276,20 @@ class CKKSCodec:
 
     # -- keys for one model ---------------------------------------------------------------------
     def model_rotation_steps(
-        self, scheme: Any, model: Any, batches: Sequence[Any]
+        self, scheme: Any, model: Any, batches: Sequence[Any], most: int | None = None
     ) -> frozenset[int]:
         """The rotation steps to make keys for so that ``model`` can train on and predict
-        ``batches``: every power of two up to the widest rotation key a trial run uses.
+        ``batches``: every power of two up to the widest rotation a trial run uses, or, when
+        those are more than ``most``, the ``most`` of them that make the trial's rotations with
+        the fewest key switches (:func:`~hennframework_ckks.keys.choose_rotation_keys`).
 
         The trial encrypts ``model`` under a throwaway key without rotation keys whose rotations
         are recorded, not computed (:func:`~hennframework_ckks.keys.record_rotations`), and runs
         one training step and one prediction per batch on fresh weights: the rotations are those
         the layout and linear-map code chooses for the model's shapes. Which diagonals a
         plaintext linear map has depends on the data's zeros, so rather than the steps seen the
-        result is every power of two up to the widest (see
-        :func:`~hennframework_ckks.keys.powers_of_two_through`). A rotation that needs a key
-        beyond them (other data, a larger batch) fails with a clear error naming the step; it is
-        never computed wrong.
+        result is powers of two, 1 among them: every rotation other data or a larger batch may
+        need is then a sum of them (more key switches, never a wrong result).
         """
         trial = scheme.keygen(rotations="none")
         used = record_rotations(trial.public)
@@ -311,12 +316,20 @@ class CKKSCodec:
                 "only. For training, use a parameter set with more levels.",
                 stacklevel=2,
             )
-        return powers_of_two_through(used)
+        return choose_rotation_keys(trial.public.context.slots, used, most)
 
-    def keygen_options_for(self, scheme: Any, model: Any, batches: Sequence[Any]) -> dict[str, Any]:
+    def keygen_options_for(
+        self,
+        scheme: Any,
+        model: Any,
+        batches: Sequence[Any],
+        rotation_keys: int | None = DEFAULT_ROTATION_KEYS,
+    ) -> dict[str, Any]:
         """``keygen`` options for keys with only the rotation keys ``model`` uses on ``batches``
-        (:meth:`model_rotation_steps`): ``{"rotations": [...]}``."""
-        return {"rotations": sorted(self.model_rotation_steps(scheme, model, batches))}
+        (:meth:`model_rotation_steps`), at most ``rotation_keys`` of them (None: every power of
+        two the model's rotations reach): ``{"rotations": [...]}``."""
+        steps = self.model_rotation_steps(scheme, model, batches, rotation_keys)
+        return {"rotations": sorted(steps)}
 
     # -- tensors ------------------------------------------------------------------------------
     def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:

@@ -29,15 +29,19 @@ versions wrote (both still load).
 
 Rotation keys cost the most, so a key set can hold only those a model uses: trial runs under a
 key from :func:`record_rotations` find them (see ``CKKSCodec.model_rotation_steps``), and
-:func:`powers_of_two_through` turns them into the steps to make keys for.
+:func:`powers_of_two_through` turns them into the steps to make keys for, or
+:func:`choose_rotation_keys` into at most a given number of them (every rotation is then the
+shortest sum of the chosen steps).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import struct
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,8 +50,8 @@ from hennframework.plugin import InputError, KeyMismatchError, SerializationErro
 
 from hennframework_ckks._seal import (
     SealContext,
-    decompose_rotation,
     get_context,
+    rotation_distances,
     sa,
     seal_from_bytes,
     seal_to_bytes,
@@ -58,6 +62,7 @@ __all__ = [
     "CKKSPublicKey",
     "CKKSSecretKey",
     "check_key_id",
+    "choose_rotation_keys",
     "generate_keys",
     "key_fingerprint",
     "powers_of_two_through",
@@ -159,16 +164,51 @@ def powers_of_two_through(steps: Iterable[int]) -> frozenset[int]:
     return frozenset(1 << bit for bit in range(int(widest).bit_length()))
 
 
+def choose_rotation_keys(
+    slots: int, rotations: Mapping[int, int], most: int | None
+) -> frozenset[int]:
+    """At most ``most`` rotation steps to make keys for, for a run that rotates by each step of
+    ``rotations`` (left, modulo ``slots``) as many times as it says.
+
+    Every rotation key at ``n16384`` adds 11.7 MB to the public key, and a model's rotations
+    are mostly a few steps repeated (a linear map's baby and giant steps) plus a few sums over
+    slot bits. When the powers of two through the widest step (:func:`powers_of_two_through`)
+    are more than ``most`` (None: no limit), this picks the ``most`` powers of two, 1 among
+    them (so that every rotation can still be made, whatever the data), that make the run's
+    rotations with the fewest key switches: each rotation becomes the shortest sum of the chosen
+    steps (:func:`~hennframework_ckks._seal.decompose_rotation`). Fewer keys, smaller files,
+    more key switches per step.
+
+    >>> sorted(choose_rotation_keys(8192, {8: 47, 128: 47, 1: 2, 2: 2, 4: 2, 4096: 1}, 3))
+    [1, 8, 128]
+    """
+    if most is not None and most < 1:
+        raise InputError(f"at least one rotation key is needed (got {most})")
+    used = {step % slots: count for step, count in rotations.items() if step % slots}
+    every = powers_of_two_through(used)
+    if most is None or len(every) <= most:
+        return every
+    others = sorted(every - {1})
+    best: tuple[int, tuple[int, ...]] | None = None
+    for chosen in itertools.combinations(others, most - 1):
+        keys = frozenset({1, *chosen})
+        distance = rotation_distances(slots, keys)
+        cost = sum(count * distance[step] for step, count in used.items())
+        if best is None or cost < best[0]:
+            best = (cost, chosen)
+    assert best is not None  # others has at least ``most`` elements here
+    return frozenset({1, *best[1]})
+
+
 class _RotationRecorder:
-    """Stands in for a key's SEAL context during a trial run: records the power-of-two rotation
-    keys every rotation would use (as :func:`~hennframework_ckks._seal.decompose_rotation` splits
-    it with ``"pow2"`` keys) and returns the ciphertext unrotated; everything else is the real
+    """Stands in for a key's SEAL context during a trial run: counts the rotations by step and
+    returns the ciphertext unrotated; everything else is the real
     context's. The trial's values are meaningless; its sequence of operations is the real one."""
 
     def __init__(self, context: SealContext) -> None:
         self._context = context
         self.pow2 = rotation_steps(context.slots, "pow2")
-        self.used: set[int] = set()
+        self.calls: Counter[int] = Counter()  # every rotation the run asked for, by step
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -179,14 +219,15 @@ class _RotationRecorder:
         step %= self._context.slots
         if step == 0:
             return ct
-        self.used.update(decompose_rotation(step, self._context.slots, self.pow2))
+        self.calls[step] += 1
         return self._context.relin(ct, relin_keys)  # what a rotation returns, but unrotated
 
 
-def record_rotations(public: CKKSPublicKey) -> set[int]:
+def record_rotations(public: CKKSPublicKey) -> Counter[int]:
     """Turn ``public`` into a trial key: from now on its tensors' rotations are recorded in the
-    returned set (the power-of-two steps they need) instead of computed. For a throwaway key
-    only (its results are wrong); :meth:`CKKSCodec.model_rotation_steps
+    returned counter (how many times each left rotation step was asked for) instead of
+    computed. For a throwaway key only (its results are wrong);
+    :meth:`CKKSCodec.model_rotation_steps
     <hennframework_ckks.codec.CKKSCodec.model_rotation_steps>` makes one."""
     recorder = _RotationRecorder(public.context)
     public.context = recorder  # type: ignore[assignment]  # duck-typed: rotate() differs only
@@ -194,7 +235,7 @@ def record_rotations(public: CKKSPublicKey) -> set[int]:
     # steps): a tensor chooses between plans by the steps its key has, so a key with none would
     # take a different (re-packing) path than the real run
     public.rotation_steps = recorder.pow2
-    return recorder.used
+    return recorder.calls
 
 
 class CKKSPublicKey:
