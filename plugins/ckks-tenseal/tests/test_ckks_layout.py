@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hennframework.exceptions import InputError
@@ -11,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from hennframework_ckks._seal import decompose_rotation
 from hennframework_ckks.layout import Layout, ceil_log2
-from hennframework_ckks.linear import plan_linear
+from hennframework_ckks.linear import LinearPlan, plan_linear
 
 
 def test_ceil_log2() -> None:
@@ -116,20 +118,50 @@ def test_rotation_decomposition() -> None:
         decompose_rotation(3, 4096, frozenset({2, 4}))  # even steps never make an odd one
 
 
-def test_sentiment_linear_map_needs_32_diagonals() -> None:
-    """S (32 x 2000 bag-of-words) @ W (2000 x 8): 32 diagonals and ~16 rotations, not 320."""
-    rng = np.random.default_rng(0)
-    words = [np.unique(rng.integers(0, 2000, size=20)) for _ in range(32)]
+def _bag_of_words_map(seed: int, reviews: int, words: int) -> tuple[Any, ...]:
+    """``plan_linear``'s arguments for S (reviews x 2000 bag-of-words, up to ``words`` distinct
+    random words each) @ W (2000 x 8 weights at N = 16384)."""
+    rng = np.random.default_rng(seed)
+    chosen = [np.unique(rng.integers(0, 2000, size=words)) for _ in range(reviews)]
     inner = Layout.default((2000, 8), 13)
-    out = Layout((32, 8), ((3, 5), (0, 3)), 13)
-    rows = np.concatenate([np.full(len(w), b) for b, w in enumerate(words)])
-    cols = np.concatenate(words)
+    out = Layout((reviews, 8), ((3, ceil_log2(reviews)), (0, 3)), 13)
+    rows = np.concatenate([np.full(len(w), b) for b, w in enumerate(chosen)])
+    cols = np.concatenate(chosen)
     out_flat = (rows[:, None] * 8 + np.arange(8)).reshape(-1)
     in_flat = (cols[:, None] * 8 + np.arange(8)).reshape(-1)
-    plan = plan_linear(inner, out, out_flat, in_flat, np.ones(out_flat.size))
+    return inner, out, out_flat, in_flat, np.ones(out_flat.size)
+
+
+def test_sentiment_linear_map_needs_32_diagonals() -> None:
+    """S (32 x 2000 bag-of-words) @ W (2000 x 8): 32 diagonals and ~16 rotations, not 320."""
+    plan = plan_linear(*_bag_of_words_map(seed=0, reviews=32, words=20))
     diagonals = {d for pair in plan.diagonals.values() for d in pair}
     assert len(diagonals) == 32
     assert plan.rotations <= 40
+
+
+def test_linear_plans_count_key_switches_with_the_keys_there_are() -> None:
+    """With keys for a few steps, the baby/giant split is chosen by what a rotation costs with
+    those keys (the shortest sum of them), not by its popcount; the same diagonals either way."""
+    from hennframework_ckks.linear import _bsgs_cost, rotation_cost
+
+    few = frozenset({1, 8, 64, 512})
+    by_popcount = plan_linear(*_bag_of_words_map(seed=1, reviews=256, words=12))
+    by_keys = plan_linear(*_bag_of_words_map(seed=1, reviews=256, words=12), few)
+    assert by_keys is not by_popcount  # the key steps are part of the cached plan's key
+    assert rotation_cost(8192, None)(4096 + 8) == 2 == rotation_cost(8192, few)(520)
+    assert rotation_cost(8192, few)(4096) == 8 and rotation_cost(8192, frozenset({2}))(1) == 8192
+    for plan in (by_popcount, by_keys):
+        assert {d for pair in plan.diagonals.values() for d in pair} == {
+            d for pair in by_popcount.diagonals.values() for d in pair
+        }
+
+    def cost_with_few_keys(plan: LinearPlan) -> int:
+        diagonals = sorted({d for pair in plan.diagonals.values() for d in pair})
+        outputs = len({o for o, _ in plan.diagonals})
+        return _bsgs_cost(diagonals, plan.giant, outputs, rotation_cost(8192, few))
+
+    assert cost_with_few_keys(by_keys) < cost_with_few_keys(by_popcount)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -47,6 +47,7 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -280,8 +281,9 @@ class CKKSCodec:
     ) -> frozenset[int]:
         """The rotation steps to make keys for so that ``model`` can train on and predict
         ``batches``: every power of two up to the widest rotation a trial run uses, or, when
-        those are more than ``most``, the ``most`` of them that make the trial's rotations with
-        the fewest key switches (:func:`~hennframework_ckks.keys.choose_rotation_keys`).
+        those are more than ``most``, the ``most`` of them that make the rotations of the trial's
+        largest batch (a party's steps are full batches but for the last) with the fewest key
+        switches (:func:`~hennframework_ckks.keys.choose_rotation_keys`).
 
         The trial encrypts ``model`` under a throwaway key without rotation keys whose rotations
         are recorded, not computed (:func:`~hennframework_ckks.keys.record_rotations`), and runs
@@ -294,7 +296,11 @@ class CKKSCodec:
         trial = scheme.keygen(rotations="none")
         used = record_rotations(trial.public)
         training: NoiseBudgetExhaustedError | None = None
+        # a party's steps are full batches but for one: the rotations of the largest batch
+        # decide which keys are worth having; the smaller ones only need to be possible
+        largest: tuple[int, Counter[int]] = (-1, Counter())
         for batch in batches:
+            before = Counter(used)
             try:
                 model.encrypt(trial, scheme).predict(batch.inputs)
             except NoiseBudgetExhaustedError as exc:  # deeper than a fresh ciphertext
@@ -309,6 +315,8 @@ class CKKSCodec:
                     model.encrypt(trial, scheme).train_step(batch, 0.1)  # any rate: values unused
                 except NoiseBudgetExhaustedError as exc:
                     training = exc
+            if batch.size > largest[0]:
+                largest = (batch.size, used - before)
         if training is not None:
             warnings.warn(
                 f"one training step of this model needs more levels than the parameter set "
@@ -316,7 +324,7 @@ class CKKSCodec:
                 "only. For training, use a parameter set with more levels.",
                 stacklevel=2,
             )
-        return choose_rotation_keys(trial.public.context.slots, used, most)
+        return choose_rotation_keys(trial.public.context.slots, largest[1], most, reach=used)
 
     def keygen_options_for(
         self,

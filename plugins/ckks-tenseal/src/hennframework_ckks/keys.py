@@ -165,7 +165,10 @@ def powers_of_two_through(steps: Iterable[int]) -> frozenset[int]:
 
 
 def choose_rotation_keys(
-    slots: int, rotations: Mapping[int, int], most: int | None
+    slots: int,
+    rotations: Mapping[int, int],
+    most: int | None,
+    reach: Iterable[int] = (),
 ) -> frozenset[int]:
     """At most ``most`` rotation steps to make keys for, for a run that rotates by each step of
     ``rotations`` (left, modulo ``slots``) as many times as it says.
@@ -173,7 +176,8 @@ def choose_rotation_keys(
     Every rotation key at ``n16384`` adds 11.7 MB to the public key, and a model's rotations
     are mostly a few steps repeated (a linear map's baby and giant steps) plus a few sums over
     slot bits. When the powers of two through the widest step (:func:`powers_of_two_through`)
-    are more than ``most`` (None: no limit), this picks the ``most`` powers of two, 1 among
+    (of these and of ``reach``, further steps that only need to be possible) are more than
+    ``most`` (None: no limit), this picks the ``most`` powers of two, 1 among
     them (so that every rotation can still be made, whatever the data), that make the run's
     rotations with the fewest key switches: each rotation becomes the shortest sum of the chosen
     steps (:func:`~hennframework_ckks._seal.decompose_rotation`). Fewer keys, smaller files,
@@ -185,7 +189,7 @@ def choose_rotation_keys(
     if most is not None and most < 1:
         raise InputError(f"at least one rotation key is needed (got {most})")
     used = {step % slots: count for step, count in rotations.items() if step % slots}
-    every = powers_of_two_through(used)
+    every = powers_of_two_through([*used, *(step % slots for step in reach)])
     if most is None or len(every) <= most:
         return every
     others = sorted(every - {1})

@@ -32,14 +32,14 @@ import itertools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from hennframework_ckks._seal import sa
+from hennframework_ckks._seal import rotation_distances, sa
 from hennframework_ckks.layout import Layout
 
 __all__ = [
@@ -71,6 +71,25 @@ def _popcount(value: int) -> int:
     return bin(value).count("1")
 
 
+RotationCost = Callable[[int], int]
+
+
+def rotation_cost(slots: int, steps: frozenset[int] | None) -> RotationCost:
+    """Key switches a left rotation costs with keys for ``steps`` (None: every power of two,
+    where it is the popcount): the shortest sum of the steps modulo ``slots``
+    (:func:`~hennframework_ckks._seal.rotation_distances`); a rotation no sum makes costs
+    ``slots``, more than any plan that avoids it."""
+    if steps is None:
+        return _popcount
+    distance = rotation_distances(slots, steps)
+
+    def cost(step: int) -> int:
+        found = distance[step % slots]
+        return found if found >= 0 else slots
+
+    return cost
+
+
 def _free_offsets(layout: Layout, below: int) -> npt.NDArray[np.int64]:
     """All combinations of the output's free slot bits below ``below`` (copy offsets)."""
     bits = [b for b in range(layout.slot_bits) if layout.free >> b & 1 and (1 << b) < below]
@@ -80,13 +99,13 @@ def _free_offsets(layout: Layout, below: int) -> npt.NDArray[np.int64]:
     return offsets
 
 
-def _bsgs_cost(indices: Sequence[int], giant: int, outputs: int) -> int:
+def _bsgs_cost(indices: Sequence[int], giant: int, outputs: int, rotate: RotationCost) -> int:
     babies = sorted({i % giant for i in indices})
     giants = sorted({i // giant for i in indices})
-    cost = sum(_popcount(b - a) for a, b in itertools.pairwise([0, *babies]) if b != a)
-    cost += outputs * sum(_popcount(giant * (b - a)) for a, b in itertools.pairwise(giants))
+    cost = sum(rotate(b - a) for a, b in itertools.pairwise([0, *babies]) if b != a)
+    cost += outputs * sum(rotate(giant * (b - a)) for a, b in itertools.pairwise(giants))
     if giants and giants[0]:
-        cost += outputs * _popcount(giant * giants[0])
+        cost += outputs * rotate(giant * giants[0])
     return cost
 
 
@@ -148,18 +167,19 @@ def plan_linear(
     out_flat: npt.NDArray[np.int64],
     in_flat: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
+    steps: frozenset[int] | None = None,
 ) -> LinearPlan:
     """:func:`make_plan`, reusing the plan of an identical map made before (plans are read-only:
-    the same layouts, triples and weights always give the same diagonals)."""
+    the same layouts, triples, weights and key steps always give the same diagonals)."""
     digest = hashlib.blake2b(digest_size=20)
     for array in (out_flat, in_flat, weights):
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
         digest.update(contiguous.tobytes())
-    key = (in_layout, out_layout, digest.digest())
+    key = (in_layout, out_layout, digest.digest(), steps)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = make_plan(in_layout, out_layout, out_flat, in_flat, weights)
+        plan = make_plan(in_layout, out_layout, out_flat, in_flat, weights, steps)
         entries = sum(len(diags) for diags in plan.diagonals.values()) * in_layout.slots
         if entries <= _CACHED_ENTRIES:
             plan.serial = next(_SERIALS)
@@ -199,9 +219,14 @@ def make_plan(
     out_flat: npt.NDArray[np.int64],
     in_flat: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
+    steps: frozenset[int] | None = None,
 ) -> LinearPlan:
-    """Choose the copy strategy and the baby-step size, and build the diagonals."""
+    """Choose the copy strategy and the baby-step size, and build the diagonals.
+
+    The choice counts key switches with keys for ``steps`` (None: every power of two), so a key
+    set with a few chosen steps gets the baby and giant steps it makes cheaply."""
     slots = in_layout.slots
+    rotate = rotation_cost(slots, steps)
     in_cell, in_pos = in_layout.canonical
     out_cell, out_pos = out_layout.canonical
     keep = weights != 0
@@ -233,11 +258,14 @@ def make_plan(
             continue
         all_diags = sorted({int(d) for d in unique[:, 2]})
         outputs = len({int(x) for x in unique[:, 0]})
-        top_sum = (slots.bit_length() - 1) - (cut.bit_length() - 1)
-        giant, best_giant, best_cost = 1, 1, _bsgs_cost(all_diags, 1, outputs) if all_diags else 0
+        top_sum = sum(
+            rotate(1 << bit) for bit in range(cut.bit_length() - 1, slots.bit_length() - 1)
+        )
+        giant, best_giant = 1, 1
+        best_cost = _bsgs_cost(all_diags, 1, outputs, rotate) if all_diags else 0
         while giant <= max(all_diags, default=0):
             giant *= 2
-            cost = _bsgs_cost(all_diags, giant, outputs)
+            cost = _bsgs_cost(all_diags, giant, outputs, rotate)
             if cost < best_cost:
                 best_giant, best_cost = giant, cost
         total = best_cost + outputs * top_sum + len(unique) // 8
@@ -304,7 +332,7 @@ def apply_linear(
     Uses one level; the outputs are at the inputs' lowest level minus one, at ``target_scale``,
     and clean (zero at every slot that is not a valid position of ``out_layout``).
     """
-    plan = plan_linear(in_layout, out_layout, out_flat, in_flat, weights)
+    plan = plan_linear(in_layout, out_layout, out_flat, in_flat, weights, key.rotation_steps)
     return evaluate_linear(key, plan, in_cts, out_layout, target_scale)
 
 

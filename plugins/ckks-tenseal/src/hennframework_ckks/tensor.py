@@ -709,7 +709,9 @@ class CKKSTensor:
         replication = self._replication_steps(bits)
         if replication is not None:
             flat = np.arange(self.size, dtype=np.int64)
-            repack = plan_linear(self.layout, target, flat, flat, np.ones(self.size)).rotations
+            repack = plan_linear(
+                self.layout, target, flat, flat, np.ones(self.size), self.key.rotation_steps
+            ).rotations
             if replication[1] > repack + (count if self.clean else 0):
                 replication = None
         if replication is None:
@@ -1118,7 +1120,9 @@ class CKKSTensor:
     ) -> CKKSTensor:
         """``out[o] = sum w * self[i]`` over the triples (one level), refused before any
         ciphertext work if an output could wrap."""
-        plan: LinearPlan = plan_linear(self.layout, out_layout, out_flat, in_flat, weights)
+        plan: LinearPlan = plan_linear(
+            self.layout, out_layout, out_flat, in_flat, weights, self.key.rotation_steps
+        )
         n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
         # element by element: the interval of a linear map
         element_bounds = np.zeros(math.prod(out_layout.shape))
