@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     )
     common.add_params(sentiment)
     sentiment.add_argument("--epochs", type=common.positive_int, default=1, help="epochs (1)")
-    common.add_learning_rate(sentiment, None, "0.1; 0.05 with --scheme ckks")
+    common.add_learning_rate(sentiment, None, "0.1; 0.025 with --scheme ckks")
     sentiment.add_argument(
         "--batch-size",
         type=common.positive_int,

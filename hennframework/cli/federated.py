@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
         help="SGD steps per party per round (default: one pass over the data in all rounds; "
         "1 with --scheme ckks)",
     )
-    common.add_learning_rate(run, None, "default: 0.1, or 0.05 with --scheme ckks")
+    common.add_learning_rate(run, None, "default: 0.1, or 0.025 with --scheme ckks")
     run.add_argument(
         "--batch-size",
         type=common.integer(1, 100_000),

@@ -296,7 +296,7 @@ def register(subparsers: Any) -> None:
         force="replace --out (or --history-out) if it exists, even when it is the --model file",
     )
     p.add_argument("--epochs", type=common.positive_int, default=1, help="passes over the data (1)")
-    common.add_learning_rate(p, None, "0.1; 0.05 for a sentiment model under CKKS")
+    common.add_learning_rate(p, None, "0.1; 0.025 for a sentiment model under CKKS")
     p.add_argument(
         "--batch-size",
         type=common.positive_int,

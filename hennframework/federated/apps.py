@@ -94,7 +94,7 @@ class FederatedSettings:
     def training(self, scheme_name: str) -> tuple[int, float]:
         """(batch size, learning rate) the parties train with: those given, else the defaults
         for a word model under ``scheme_name`` (:func:`~hennframework.nn.word_model_defaults`:
-        32 reviews at 0.1, 256 at 0.05 under CKKS), the same as ``henn demo sentiment`` and
+        32 reviews at 0.1, 256 at 0.025 under CKKS), the same as ``henn demo sentiment`` and
         ``henn train``."""
         batch, rate = word_model_defaults(scheme_name)
         return (

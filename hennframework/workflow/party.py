@@ -126,7 +126,7 @@ def training_defaults(
 ) -> tuple[int | None, float]:
     """The batch size (None: all rows in one step) and learning rate a party trains with: those
     given, else a word model's defaults for the model's scheme
-    (:func:`~hennframework.nn.word_model_defaults`: 32 reviews at 0.1, 256 at 0.05 under CKKS),
+    (:func:`~hennframework.nn.word_model_defaults`: 32 reviews at 0.1, 256 at 0.025 under CKKS),
     else all rows at 0.1."""
     if bundle.model.reads_words:
         scheme_name = bundle.scheme.name if bundle.encrypted and bundle.scheme else None

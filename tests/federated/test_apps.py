@@ -114,7 +114,7 @@ def test_party_refuses_a_key_that_is_not_the_published_one(owner: dict[str, Any]
 
 
 @pytest.mark.parametrize(
-    ("scheme", "expected"), [("integer-vector", (32, 0.1)), ("ckks", (256, 0.05))]
+    ("scheme", "expected"), [("integer-vector", (32, 0.1)), ("ckks", (256, 0.025))]
 )
 def test_batch_and_rate_left_out_follow_the_scheme(
     scheme: str, expected: tuple[int, float]

@@ -397,7 +397,7 @@ def test_inspect_verifies_key_fingerprints_and_only_then_says_so(
 
 
 def test_party_training_defaults_follow_the_model_and_its_scheme() -> None:
-    """Word models: 32 reviews at 0.1, 256 at 0.05 under CKKS; tables: all rows at 0.1; given
+    """Word models: 32 reviews at 0.1, 256 at 0.025 under CKKS; tables: all rows at 0.1; given
     values always win."""
     from types import SimpleNamespace
 
@@ -410,8 +410,8 @@ def test_party_training_defaults_follow_the_model_and_its_scheme() -> None:
     ckks_words = SimpleNamespace(  # a bundle of a CKKS word model: only these fields are read
         model=words, encrypted=True, scheme=SimpleNamespace(name="ckks")
     )
-    assert party.training_defaults(ckks_words, None, None) == (256, 0.05)  # type: ignore[arg-type]
-    assert party.training_defaults(ckks_words, 8, None) == (8, 0.05)  # type: ignore[arg-type]
+    assert party.training_defaults(ckks_words, None, None) == (256, 0.025)  # type: ignore[arg-type]
+    assert party.training_defaults(ckks_words, 8, None) == (8, 0.025)  # type: ignore[arg-type]
     iv = IntegerVectorScheme("default")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

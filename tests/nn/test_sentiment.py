@@ -134,7 +134,7 @@ def test_batch_size_and_rate_default_per_scheme() -> None:
     from hennframework.demos.sentiment import batch_and_rate, prepare
 
     assert batch_and_rate(SentimentSettings(), "integer-vector") == (32, 0.1)
-    assert batch_and_rate(SentimentSettings(), "ckks") == (256, 0.05)
+    assert batch_and_rate(SentimentSettings(), "ckks") == (256, 0.025)
     assert batch_and_rate(SentimentSettings(), "some-plugin") == (32, 0.1)
     chosen = SentimentSettings(batch_size=8, learning_rate=0.2)
     assert batch_and_rate(chosen, "ckks") == (8, 0.2)
