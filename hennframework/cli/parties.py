@@ -466,6 +466,15 @@ def run_keygen(args: argparse.Namespace) -> int:
             "to replace them.",
         )
     model, batch_size = _keygen_model(args)
+    if model is not None and not args.json and common.chosen(args)["scheme"] != "integer-vector":
+        # the only long part (about 30 s for sentiment at n16384), said before it starts; the
+        # integer-vector scheme refuses --for at once (its keys are the same for every model)
+        print(
+            f"henn keygen: trying one training step and one prediction of the model on random "
+            f"batches of 1 to {batch_size} rows to find the rotation keys it needs...",
+            file=sys.stderr,
+            flush=True,
+        )
     summary = generate_keys(
         args.out,
         **common.chosen(args),

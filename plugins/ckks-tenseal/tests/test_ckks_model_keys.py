@@ -150,7 +150,9 @@ def test_henn_keygen_for_a_model_refuses_what_cannot_work(
     base = ["--scheme", "ckks", "keygen", "--params", "n8192"]
     # the XOR network's forward pass needs more than n8192's 5 levels
     assert henn([*base, "--out", str(tmp_path / "a"), "--for", "xor"]) != 0
-    assert "needs more levels than the parameter set 'n8192'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "to find the rotation keys it needs" in err  # said before the trial run starts
+    assert "needs more levels than the parameter set 'n8192'" in err
     assert henn([*base, "--out", str(tmp_path / "b"), "--for", "mlp:3,1"]) != 0
     assert "--for mlp:3,1 needs --batch-size" in capsys.readouterr().err
     assert henn([*base, "--out", str(tmp_path / "c"), "--batch-size", "4"]) != 0
