@@ -479,11 +479,8 @@ def _shortest_rotations(slots: int, available: frozenset[int], step: int) -> lis
     return sorted(parts)
 
 
+@functools.lru_cache(maxsize=8)  # the key sets in use: a process has one or two; ~10 ms each
 def _rotation_tree(slots: int, available: frozenset[int]) -> tuple[list[int], list[int]]:
-    return _kept_rotation_tree(slots, available)
-
-
-def _search_rotation_tree(slots: int, available: frozenset[int]) -> tuple[list[int], list[int]]:
     """Breadth-first search from 0 over the residues modulo ``slots``, one edge per key step:
     the distance of each residue and the key step of the last edge on a shortest path."""
     keys = sorted(available, key=lambda key: (key % slots, key))
@@ -502,10 +499,6 @@ def _search_rotation_tree(slots: int, available: frozenset[int]) -> tuple[list[i
                     following.append(reached)
         frontier = following
     return distance, via
-
-
-#: The trees of the key sets in use (a process uses one or two); a search takes ~10 ms.
-_kept_rotation_tree = functools.lru_cache(maxsize=8)(_search_rotation_tree)
 
 
 def _non_adjacent_form(value: int) -> list[int]:
