@@ -112,11 +112,7 @@ def _batches(encoded: EncodedReviews, batch_size: int) -> list[Batch]:
 def batch_and_rate(settings: SentimentSettings, scheme_name: str | None) -> tuple[int, float]:
     """The batch size and learning rate to train with: the settings', or the scheme's defaults
     (:func:`hennframework.nn.word_model_defaults`) where they are None."""
-    batch_size, learning_rate = word_model_defaults(scheme_name)
-    return (
-        batch_size if settings.batch_size is None else settings.batch_size,
-        learning_rate if settings.learning_rate is None else settings.learning_rate,
-    )
+    return word_model_defaults(scheme_name, settings.batch_size, settings.learning_rate)
 
 
 def prepare(settings: SentimentSettings) -> PreparedData:

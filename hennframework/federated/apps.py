@@ -96,11 +96,7 @@ class FederatedSettings:
         for a word model under ``scheme_name`` (:func:`~hennframework.nn.word_model_defaults`:
         32 reviews at 0.1, 256 at 0.025 under CKKS), the same as ``henn demo sentiment`` and
         ``henn train``."""
-        batch, rate = word_model_defaults(scheme_name)
-        return (
-            batch if self.batch_size is None else self.batch_size,
-            rate if self.learning_rate is None else self.learning_rate,
-        )
+        return word_model_defaults(scheme_name, self.batch_size, self.learning_rate)
 
 
 @dataclass

@@ -68,16 +68,25 @@ WORD_MODEL_DEFAULTS: dict[str, tuple[int, float]] = {
 WORD_MODEL_FALLBACK = (32, 0.1)
 
 
-def word_model_defaults(scheme_name: str | None) -> tuple[int, float]:
+def word_model_defaults(
+    scheme_name: str | None, batch_size: int | None = None, learning_rate: float | None = None
+) -> tuple[int, float]:
     """(batch size, learning rate) for training a word model under ``scheme_name`` (None:
-    unencrypted), from :data:`WORD_MODEL_DEFAULTS`.
+    unencrypted): those given, else the scheme's from :data:`WORD_MODEL_DEFAULTS`. The demo,
+    ``henn train`` and ``henn federated run`` all resolve theirs here.
 
     >>> word_model_defaults("ckks")
     (256, 0.025)
     >>> word_model_defaults(None)
     (32, 0.1)
+    >>> word_model_defaults("ckks", batch_size=8)
+    (8, 0.025)
     """
-    return WORD_MODEL_DEFAULTS.get(scheme_name or "", WORD_MODEL_FALLBACK)
+    default_batch, default_rate = WORD_MODEL_DEFAULTS.get(scheme_name or "", WORD_MODEL_FALLBACK)
+    return (
+        default_batch if batch_size is None else batch_size,
+        default_rate if learning_rate is None else learning_rate,
+    )
 
 
 NEEDED_FOR_TRAINING = (

@@ -104,7 +104,7 @@ def _batches(
         batches = review_batches(
             reviews,
             bundle.vocabulary,
-            batch_size or word_model_defaults(None)[0],
+            word_model_defaults(_scheme_name(bundle), batch_size)[0],
             tokenizer=data.tokenizer,
             lowercase=data.lowercase,
         )
@@ -129,12 +129,13 @@ def training_defaults(
     (:func:`~hennframework.nn.word_model_defaults`: 32 reviews at 0.1, 256 at 0.025 under CKKS),
     else all rows at 0.1."""
     if bundle.model.reads_words:
-        scheme_name = bundle.scheme.name if bundle.encrypted and bundle.scheme else None
-        default_batch, default_rate = word_model_defaults(scheme_name)
-        batch_size = default_batch if batch_size is None else batch_size
-    else:
-        default_rate = 0.1
-    return batch_size, default_rate if learning_rate is None else learning_rate
+        return word_model_defaults(_scheme_name(bundle), batch_size, learning_rate)
+    return batch_size, 0.1 if learning_rate is None else learning_rate
+
+
+def _scheme_name(bundle: ModelBundle) -> str | None:
+    """The scheme of an encrypted model (None: a plain one)."""
+    return bundle.scheme.name if bundle.encrypted and bundle.scheme else None
 
 
 def train(
