@@ -446,13 +446,12 @@ def decompose_rotation(step: int, slots: int, available: frozenset[int]) -> list
     if shortest is None:
         raise InputError(
             f"no rotation key for step(s) {missing} (needed for a rotation by {step}), and no "
-            f"combination of the key's steps {sorted(available)} adds up to it: the keys "
-            "lack these steps (for example, they were made with `--for` for another model or "
-            "batch size). The key holder makes keys that cover them: `henn keygen --scheme ckks "
-            "--out DIR` (every power of two), or with `--for xor|sentiment|mlp:SIZES "
-            "--batch-size N` (and `--vocabulary-size` for sentiment) for this model and the "
-            "largest batch it will see; in Python, CKKSScheme.keygen(rotations='pow2') or a "
-            "list that includes these steps."
+            f"combination of the key's steps {sorted(available)} adds up to it (steps that "
+            "share a factor, all even for example, never make a rotation without it). The key "
+            "holder makes keys that do: `henn keygen --scheme ckks --out DIR` (every power of "
+            "two), or with `--for xor|sentiment|mlp:SIZES` (its keys always include step 1, so "
+            "every rotation is a sum of them); in Python, CKKSScheme.keygen(rotations='pow2') "
+            "or a list that includes step 1."
         )
     return shortest
 

@@ -127,8 +127,8 @@ def rotation_steps(slots: int, rotations: str | Iterable[int]) -> frozenset[int]
 
     ``"pow2"``: left rotations by 1, 2, 4, ..., slots/2 (every rotation is a product of these);
     ``"pow2+neg"``: also right rotations by powers of two (shorter rotation chains; a sum is
-    replicated without a level with left rotations alone); ``"none"``: no rotation keys (sums over packed axes then fail with
-    a clear error); or an explicit iterable of steps.
+    replicated without a level with left rotations alone); ``"none"``: no rotation keys (sums
+    over packed axes then fail with a clear error); or an explicit iterable of steps.
     """
     if isinstance(rotations, str):
         positive = {1 << k for k in range(slots.bit_length() - 1)}
@@ -175,13 +175,14 @@ def choose_rotation_keys(
 
     Every rotation key at ``n16384`` adds 11.7 MB to the public key, and a model's rotations
     are mostly a few steps repeated (a linear map's baby and giant steps) plus a few sums over
-    slot bits. When the powers of two through the widest step (:func:`powers_of_two_through`)
-    (of these and of ``reach``, further steps that only need to be possible) are more than
-    ``most`` (None: no limit), this picks the ``most`` powers of two, 1 among
-    them (so that every rotation can still be made, whatever the data), that make the run's
-    rotations with the fewest key switches: each rotation becomes the shortest sum of the chosen
-    steps (:func:`~hennframework_ckks._seal.decompose_rotation`). Fewer keys, smaller files,
-    more key switches per step.
+    slot bits. The candidates are the powers of two through the widest step of ``rotations``
+    and ``reach`` (steps that only need to be possible, not cheap; see
+    :func:`powers_of_two_through`). If they are at most ``most`` (None: no limit), they are the
+    answer; otherwise this picks the ``most`` of them, 1 among them (so that every rotation can
+    still be made, whatever the data), that make ``rotations`` with the fewest key switches:
+    each rotation becomes the shortest sum of the chosen steps
+    (:func:`~hennframework_ckks._seal.decompose_rotation`). Fewer keys, smaller files, more key
+    switches per step.
 
     >>> sorted(choose_rotation_keys(8192, {8: 47, 128: 47, 1: 2, 2: 2, 4: 2, 4096: 1}, 3))
     [1, 8, 128]
@@ -235,9 +236,10 @@ def record_rotations(public: CKKSPublicKey) -> Counter[int]:
     <hennframework_ckks.codec.CKKSCodec.model_rotation_steps>` makes one."""
     recorder = _RotationRecorder(public.context)
     public.context = recorder  # type: ignore[assignment]  # duck-typed: rotate() differs only
-    # plan as a key with every power-of-two step would (the keys made from the record are such
-    # steps): a tensor chooses between plans by the steps its key has, so a key with none would
-    # take a different (re-packing) path than the real run
+    # plan as a key with every power-of-two step would: a tensor chooses between plans by the
+    # steps its key has, so a key with none would take a different (re-packing) path. A key
+    # made with fewer steps plans for those (linear.rotation_cost), so its run may rotate
+    # differently from the record; every rotation is still a sum of its steps
     public.rotation_steps = recorder.pow2
     return recorder.calls
 
