@@ -185,7 +185,8 @@ def _run_flow(
     inspected = henn(party_a, "inspect", "public.henn")
     assert inspected["fingerprint_verified"] is True and inspected["key_id"] == key_ids["A"]
 
-    # party A trains with only public files and its data; the owner serves refreshes
+    # party A trains with only public files and its data; the owner serves refreshes (A
+    # tracks the noise forward, so that it needs them; B absorbs it, the default)
     server = RefreshServer(owner, "keyA/secret.henn", exchange_a)
     try:
         trained_a = henn(
@@ -195,6 +196,7 @@ def _run_flow(
             "model.henn",
             "--public",
             "public.henn",
+            "--track-noise",
             *train_a,
             "--exchange",
             str(exchange_a),
@@ -268,6 +270,7 @@ def _run_flow(
         server.kill()
     assert trained_b["status"] == "complete" and trained_b["key_id"] == key_ids["B"]
     assert trained_b["total_steps"] == trained_b["steps"]  # A's history did not travel to B
+    assert trained_b["absorbed_noise"]["steps"] == trained_b["steps"]
 
     # B's encrypted predictions: only the owner can read them
     predictions = henn(

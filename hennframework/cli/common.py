@@ -182,6 +182,17 @@ def add_hidden(parser: Any, default: int, lead: str = "") -> None:
     )
 
 
+def add_track_noise(parser: Any) -> None:
+    """``--track-noise``: keep the forward noise bound of the weights instead of absorbing it."""
+    parser.add_argument(
+        "--track-noise",
+        action="store_true",
+        help="track the weights' noise forward from the last refresh instead of absorbing it "
+        "into the weights after every step (a forward error bound; far more owner refreshes; "
+        "see docs/numerics.md)",
+    )
+
+
 def file_size(size: int) -> str:
     """A byte count for people: ``812 bytes``, ``3.4 KB``, ``72.5 MB`` (powers of 1000)."""
     for unit, factor in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):

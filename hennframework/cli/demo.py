@@ -54,6 +54,7 @@ def register(subparsers: Any) -> None:
     xor.add_argument(
         "--plain", action="store_true", help="train the same network unencrypted, for comparison"
     )
+    common.add_track_noise(xor)
     common.add_output_options(xor, SUMMARY_JSON, progress=True)
     xor.set_defaults(func=run_xor)
 
@@ -113,6 +114,7 @@ def register(subparsers: Any) -> None:
     sentiment.add_argument(
         "--compare", action="store_true", help="also train the unencrypted network the same way"
     )
+    common.add_track_noise(sentiment)
     common.add_output_options(sentiment, SUMMARY_JSON, progress=True)
     sentiment.set_defaults(func=run_sentiment)
 
@@ -142,6 +144,7 @@ def run_xor(args: argparse.Namespace) -> int:
         **common.chosen(args),
         params=args.params,
         encrypted=not args.plain,
+        absorb_noise=not args.track_noise,
     )
     summary = train(settings, show_progress=common.show_progress(args))
     common.emit(args, summary, lambda: format_summary(summary))
@@ -170,6 +173,7 @@ def run_sentiment(args: argparse.Namespace) -> int:
         seed=args.seed,
         encrypted=not args.plain,
         compare=args.compare,
+        absorb_noise=not args.track_noise,
         **common.chosen(args),
     )
     with command_line_names():  # data errors name --skip-empty, not skip_empty=True

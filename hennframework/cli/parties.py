@@ -337,6 +337,7 @@ def register(subparsers: Any) -> None:
         type=common.output_file,
         help="also write the training history to its own file",
     )
+    common.add_track_noise(p)
     _data_options(p)
     common.add_output_options(p, progress=True)
 
@@ -654,6 +655,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             max_steps=args.max_steps,
             log_every=args.log_every,
+            absorb_noise=not args.track_noise,
             history_out=args.history_out,
             backend=_backend(args),
             progress=progress,
@@ -666,6 +668,11 @@ def run_train(args: argparse.Namespace) -> int:
         f"(batches of {summary['batch_size'] or 'all rows'}, learning rate "
         f"{summary['learning_rate']:g}) -> {summary['model']}"
     )
+    from hennframework.nn.training import describe_absorbed
+
+    absorbed = describe_absorbed(summary.get("absorbed_noise"))
+    if absorbed:
+        text += f"\n{absorbed}"
     if outcome.status == "refused":
         print(f"henn: training stopped: {outcome.message}", file=sys.stderr)
     elif outcome.status != "complete":

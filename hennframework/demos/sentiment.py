@@ -50,7 +50,7 @@ from hennframework.nn import (
     make_batches,
     word_model_defaults,
 )
-from hennframework.nn.training import count_correct
+from hennframework.nn.training import count_correct, describe_absorbed
 
 #: Steps between logged (kept) training records. The demo reads no loss, and the training loop
 #: keeps only a logged step's encrypted loss decryptable, so logging every step would spend
@@ -89,6 +89,7 @@ class SentimentSettings:
     compare: bool = False
     scheme: str | None = None
     backend: str | None = None
+    absorb_noise: bool = True  # False: track the weights' noise forward (more refreshes)
 
 
 @dataclass
@@ -273,6 +274,7 @@ def run_sentiment(
                 refresh=refresher,
                 progress=update,
                 log_every=LOG_EVERY,
+                absorb_noise=settings.absorb_noise,
             )
         finally:
             bar.close()
@@ -311,6 +313,7 @@ def run_sentiment(
                 "encrypted_reviews_per_second": history.samples_per_second,
                 "encrypted_train_seconds": history.seconds,
                 "owner_refreshes": history.refreshes,
+                "absorbed_noise": history.absorbed_summary(),
                 "evaluate_seconds": time.perf_counter() - started,
             }
         )
@@ -346,6 +349,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{'not available' if accuracy is None else f'{accuracy:.1%}'}, "
             f"{summary['encrypted_reviews_per_second']:,.0f} reviews/s, {summary['owner_refreshes']} owner refreshes"
         )
+        absorbed = describe_absorbed(summary.get("absorbed_noise"))
+        if absorbed:
+            lines.append(f"  {absorbed}")
     if "plain_test_accuracy" in summary:
         lines.append(
             f"unencrypted, trained the same way: test accuracy {summary['plain_test_accuracy']:.1%}, "

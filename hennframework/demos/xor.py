@@ -25,6 +25,7 @@ from hennframework.demos.common import (
 )
 from hennframework.exceptions import InputError, InsecureParametersWarning
 from hennframework.nn import OwnerRefresher, Progress, Sequential
+from hennframework.nn.training import describe_absorbed
 
 #: (iterations, learning rate) per scheme: the post's 0.015 needs ~3,000 iterations, which is
 #: seconds on the integer-vector scheme but ~30 minutes on CKKS at 128-bit security (0.5 s per
@@ -50,6 +51,7 @@ class XorSettings:
     params: str | None = None
     backend: str | None = None
     encrypted: bool = True
+    absorb_noise: bool = True  # False: track the weights' noise forward (more refreshes)
 
 
 def run_xor(
@@ -118,6 +120,7 @@ def run_xor(
         monitor=monitor if settings.encrypted else None,
         log_every=log_every,
         progress=on_progress,
+        absorb_noise=settings.absorb_noise,
     )
     bar.update(iterations - bar.n)
     bar.close()
@@ -147,6 +150,7 @@ def run_xor(
         "targets": [float(v) for v in XOR_TARGETS.reshape(-1)],
         "learned": learned,
         "refreshes": history.refreshes,
+        "absorbed_noise": history.absorbed_summary(),
         "seconds_per_iteration": timings["train_s"] / max(history.steps, 1),
         "timings": timings,
     }
@@ -171,6 +175,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"{row[0]:.0f} {row[1]:.0f} (+1)   {truth:.0f}      {prediction:.4f} -> {round(prediction)}"
         )
+    absorbed = describe_absorbed(summary.get("absorbed_noise"))
+    if absorbed:
+        lines.append(absorbed)
     lines.append("")
     lines.append(
         "learned XOR: yes"

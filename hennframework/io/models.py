@@ -193,6 +193,8 @@ def encode_history(
         "seconds": float(history.seconds),
         "samples": int(history.samples),
     }
+    if history.absorbed_steps:
+        meta["absorbed_noise"] = history.absorbed_summary()
     return meta, encrypted
 
 
@@ -206,6 +208,15 @@ def decode_history(meta: Any, encrypted: Sequence[Any], where: str) -> History:
         history.steps = int(meta.get("steps", 0))
         history.seconds = float(meta.get("seconds", 0.0))
         history.samples = int(meta.get("samples", 0))
+        absorbed = meta.get("absorbed_noise")
+        if absorbed is not None:
+            history.absorbed_steps = int(absorbed["steps"])
+            history.largest_absorbed = float(absorbed["largest_per_step"])
+            history.total_absorbed = float(absorbed["total"])
+            if history.absorbed_steps < 0 or not (
+                0.0 <= history.largest_absorbed <= history.total_absorbed < math.inf
+            ):
+                raise ValueError("bad absorbed-noise figures")
         used: set[int] = set()
         for item in meta["records"]:
             index = item.get("encrypted_loss")

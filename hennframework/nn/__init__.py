@@ -23,6 +23,7 @@ from hennframework.nn.training import (
     TrainingRecord,
     TrainingState,
     TrainOutcome,
+    absorb_weight_noise,
     train,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "Trainable",
     "TrainingRecord",
     "TrainingState",
+    "absorb_weight_noise",
     "get_sigmoid",
     "layer_from_config",
     "make_batches",

@@ -372,6 +372,7 @@ class Sequential:
         log_every: int = 1,
         progress: Callable[[Progress], None] | None = None,
         min_noise_budget: float | None = None,
+        absorb_noise: bool = True,
     ) -> History:
         """Train with SGD on squared error (scikit-learn-like; returns the history).
 
@@ -380,8 +381,10 @@ class Sequential:
         :class:`~hennframework.nn.Batch` with ``targets=None``. For encrypted models,
         ``refresh`` is the key holder's refresh provider (called before a step the noise budget
         would not carry) and ``monitor`` a key-holder callback that decrypts the loss for the
-        records. Runs :func:`hennframework.nn.train`; raises when the budget runs out and no
-        refresh is possible, with the weights still decryptable.
+        records. ``absorb_noise`` absorbs the weights' noise after every step where the scheme
+        can (:func:`hennframework.nn.absorb_weight_noise`; False: track it forward). Runs
+        :func:`hennframework.nn.train`; raises when the budget runs out and no refresh is
+        possible, with the weights still decryptable.
         """
         if targets is None:
             if not isinstance(inputs, Sequence) or not all(isinstance(b, Batch) for b in inputs):
@@ -404,6 +407,7 @@ class Sequential:
             log_every=log_every,
             monitor=monitor,
             progress=progress,
+            absorb_noise=absorb_noise,
         )
         return self.history
 

@@ -57,6 +57,8 @@ __all__ = [
     "Trainable",
     "TrainingRecord",
     "TrainingState",
+    "absorb_weight_noise",
+    "describe_absorbed",
     "train",
 ]
 
@@ -127,10 +129,26 @@ class History:
     steps: int = 0
     seconds: float = 0.0
     samples: int = 0
+    #: Steps after which the weights' noise was absorbed (:func:`absorb_weight_noise`), the
+    #: farthest one such step moved a weight, and the sum over those steps of that farthest
+    #: move: no weight moved farther in all (in the weights' own units).
+    absorbed_steps: int = 0
+    largest_absorbed: float = 0.0
+    total_absorbed: float = 0.0
 
     @property
     def losses(self) -> list[float | None]:
         return [record.loss for record in self.records]
+
+    def absorbed_summary(self) -> dict[str, Any] | None:
+        """The absorbed-noise figures as JSON (None where no step's noise was absorbed)."""
+        if not self.absorbed_steps:
+            return None
+        return {
+            "steps": self.absorbed_steps,
+            "largest_per_step": self.largest_absorbed,
+            "total": self.total_absorbed,
+        }
 
     @property
     def samples_per_second(self) -> float:
@@ -156,6 +174,22 @@ class History:
                         raise
             values.append(float(record.loss) if record.loss is not None else float("nan"))
         return values
+
+
+def describe_absorbed(figures: Mapping[str, Any] | None) -> str:
+    """One line on the noise absorbed into the weights (:meth:`History.absorbed_summary`'s
+    figures; "" where none was absorbed)."""
+    if not figures:
+        return ""
+
+    def power(value: float) -> str:
+        return f"2**{math.log2(value):.1f}" if value > 0 else "0"
+
+    return (
+        f"weights' noise absorbed after {figures['steps']} steps: each moved a weight by at "
+        f"most {power(figures['largest_per_step'])}, {power(figures['total'])} in all "
+        "(docs/numerics.md, 'Absorbing the noise')"
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -293,6 +327,35 @@ def takes_with_loss(step: Callable[..., Any]) -> bool:
     )
 
 
+def absorb_weight_noise(model: Trainable, history: History) -> bool:
+    """Re-read each encrypted weight as an exact encryption of its current value, where its
+    scheme can (``scheme.absorb_noise(tensor)``, e.g. the integer-vector scheme), and record
+    how far that moved a weight in ``history``. Returns whether any weight was absorbed.
+
+    The weights' noise bound, tracked forward from the start, grows every step by the factor
+    ``1 + lr |H|`` (``|H|``: the loss's Hessian with every entry made positive, since a party
+    cannot know the signs) although SGD does not amplify errors that way; absorbing it after
+    every step leaves each step only its own noise. The run is then exactly SGD with every
+    update moved by at most ``history.largest_absorbed`` (a backward error, proved by the
+    worst-case bound), and the weights need an owner refresh only when values grow.
+    """
+    renewed, moved, absorbed = [], 0.0, False
+    for tensor in model.weights():
+        absorb = getattr(getattr(tensor, "scheme", None), "absorb_noise", None)
+        result = absorb(tensor) if callable(absorb) and is_encrypted(tensor) else None
+        if result is None:
+            renewed.append(tensor)
+            continue
+        renewed.append(result[0])
+        moved, absorbed = max(moved, float(result[1])), True
+    if absorbed:
+        model.set_weights(renewed)
+        history.absorbed_steps += 1
+        history.largest_absorbed = max(history.largest_absorbed, moved)
+        history.total_absorbed += moved
+    return absorbed
+
+
 def refresh_weights(model: Trainable, refresh: Refresher, history: History) -> None:
     """Replace the weights by the key holder's fresh encryptions of them (counted in ``history``).
 
@@ -359,6 +422,7 @@ def train(
     monitor: Callable[[Any], float] | None = None,
     progress: Callable[[Progress], None] | None = None,
     when_exhausted: Literal["raise", "stop"] = "raise",
+    absorb_noise: bool = True,
 ) -> TrainOutcome:
     """Train ``model`` with SGD over ``batches`` for ``epochs`` (or resume a stopped plan).
 
@@ -369,6 +433,8 @@ def train(
     ``when_exhausted="raise"`` a run that cannot go on raises
     :class:`~hennframework.exceptions.NoiseBudgetExhaustedError` (or the scheme's refusal);
     with ``"stop"`` it returns with that status; either way no weight is left half-updated.
+    ``absorb_noise`` (default) absorbs the weights' noise after every step where the scheme can
+    (:func:`absorb_weight_noise`); False tracks it forward from the last refresh instead.
 
     >>> import numpy as np
     >>> from hennframework.nn import Sequential, make_batches
@@ -511,6 +577,8 @@ def train(
             loss_budget = _number(getattr(result.loss, "noise_budget", None))
             if loss_budget is not None:
                 state.loss_gap = max(budget - loss_budget, 0.0)
+        if encrypted and absorb_noise:
+            absorb_weight_noise(model, history)
         done += 1
         steps_here += 1
         state.completed_steps = done

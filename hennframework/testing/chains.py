@@ -4,7 +4,8 @@ A chain encrypts random values (log-uniform magnitudes, zeros, halves, the large
 set accepts), applies random operations through the public API (``+ - *`` with ciphertexts and
 plaintexts, ``@`` in both orders with plaintext matrices of large entries and long inner
 dimensions, ``dot``, ``linear_transform``, ``sum``, indexing, ``polyval``, ``rescale``,
-``scatter_add``, ``segment_sum``, key switching) and, after every operation, checks the result
+``scatter_add``, ``segment_sum``, key switching, ``absorb_noise``, whose moved messages are
+checked against the distance it states) and, after every operation, checks the result
 against an independent model of the exact messages (Python integers and Fractions):
 
 * **wrong**: ``decrypt`` returned a value farther than ``1/2 + tracked/w`` from the exact message
@@ -51,6 +52,7 @@ from hennframework.scheme import KeySet
 from hennframework.schemes.integer_vector import IntegerVectorParams, IntegerVectorScheme
 from hennframework.schemes.integer_vector.ciphertext import Ciphertext
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
+from hennframework.schemes.integer_vector.scheme import ABSORB_MOST
 
 __all__ = ["CHAIN_PARAMETER_SETS", "ChainReport", "main", "run_chains"]
 
@@ -568,6 +570,7 @@ class ChainRunner:
             ("polyval", lambda: self.op_polyval(entry)),
             ("dot", lambda: self.op_dot(entry, other)),
             ("linear_transform", lambda: self.op_linear(entry)),
+            ("absorb_noise", lambda: self.op_absorb(entry)),
         ]
         if m == 1:
             choices += [
@@ -752,6 +755,41 @@ class ChainRunner:
             return None
         moved = entry.ciphertext.switch_key(ctx["switches"][entry.dim])
         return Entry(moved, entry.messages, entry.scale, ctx["other"])
+
+    def op_absorb(self, entry: Entry) -> Entry | None:
+        """``absorb_noise``: the new exact messages are ``S c / w``; each may be at most the
+        distance the scheme returned (times the scale) from the old one, else a bound
+        violation. Limits: the default, and a wide one so that noisy results are absorbed too."""
+        ct = entry.ciphertext
+        scheme = ct.scheme
+        assert isinstance(scheme, IntegerVectorScheme)
+        most = ABSORB_MOST if self.rng.random() < 0.5 else 0.25
+        result = scheme.absorb_noise(ct, most)
+        if result is None:
+            self.report.refusals["absorb_noise:too-noisy"] += 1
+            return None
+        absorbed, moved = result
+        params = scheme.params
+        t_matrix = self.context(params)["secrets"][ct.key_id]
+        data = np.asarray(scheme.backend.to_numpy(ct.data))
+        m = entry.dim
+        allowed = Fraction(moved) * ct.scale_int
+        messages = np.empty(entry.messages.shape, dtype=object)
+        for index in np.ndindex(*ct.shape):
+            c = [int(v) for v in data[index]]
+            bottom = c[m:]
+            for i in range(m):
+                s_c = c[i] + sum(int(t) * b for t, b in zip(t_matrix[i], bottom, strict=True))
+                value = Fraction(s_c, params.w)
+                messages[(*index, i)] = value
+                if abs(value - entry.messages[(*index, i)]) > allowed:
+                    self.report.fail(
+                        "bound_violations",
+                        f"absorb_noise ({params.name}): moved a message by "
+                        f"{float(abs(value - entry.messages[(*index, i)])):.6g} > stated "
+                        f"{float(allowed):.6g} at {index}",
+                    )
+        return self._with(entry, absorbed, messages, entry.scale)
 
     def op_polyval(self, entry: Entry) -> Entry | None:
         params = entry.ciphertext.scheme.params

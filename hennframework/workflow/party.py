@@ -155,6 +155,7 @@ def train(
     history_out: PathLike | None = None,
     backend: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    absorb_noise: bool = True,
 ) -> tuple[TrainOutcome, dict[str, Any]]:
     """Train a model on the party's data and write the result (see :func:`hennframework.nn.train`).
 
@@ -184,6 +185,7 @@ def train(
         history=bundle.history,
         state=bundle.training,
         when_exhausted="stop",
+        absorb_noise=absorb_noise,
     )
     save_model(out, bundle)
     if history_out is not None:
@@ -198,6 +200,7 @@ def train(
         "learning_rate": learning_rate,
         **info,
         "total_steps": bundle.history.steps,
+        "absorbed_noise": bundle.history.absorbed_summary(),
         "total_refreshes": bundle.history.refreshes,
         "waited_for_owner_s": round(refresher.waited, 3) if refresher is not None else 0.0,
     }

@@ -113,7 +113,9 @@ def test_training_with_the_exchange_matches_in_process_refresh(
     bundle = _encrypted_xor(keys)
     refresher = FileRefresher(exchange, scheme=scheme, key_id=keys.key_id, timeout=20, poll=0.01)
     batches = [Batch(XOR_INPUTS, XOR_TARGETS)]
-    outcome = party_training(bundle, batches, epochs=60, learning_rate=0.1, refresh=refresher)
+    outcome = party_training(
+        bundle, batches, epochs=60, learning_rate=0.1, refresh=refresher, absorb_noise=False
+    )
     assert outcome.status == "complete" and outcome.completed_steps == 60
     assert outcome.refreshes >= 1 and refresher.calls == outcome.refreshes
     plain = Sequential.mlp([3, 4, 1], seed=0, init_scale=4.0)
@@ -132,7 +134,7 @@ def test_training_stops_cleanly_without_refresh_and_resumes(
     keys = owner_files["keys_a"]
     bundle = _encrypted_xor(keys)
     batches = [Batch(XOR_INPUTS, XOR_TARGETS)]
-    outcome = party_training(bundle, batches, epochs=80, learning_rate=0.1)
+    outcome = party_training(bundle, batches, epochs=80, learning_rate=0.1, absorb_noise=False)
     assert outcome.status == "needs-refresh" and 0 < outcome.completed_steps < 80
     assert bundle.training.needs_refresh is True and "henn refresh" in outcome.message
     bundle.model.decrypt(keys.secret)  # still decryptable: it stopped before the budget ran out
@@ -163,7 +165,12 @@ def test_no_owner_answer_times_out_and_cleans_up(
     assert list(exchange.iterdir()) == []
     bundle = _encrypted_xor(keys)
     outcome = party_training(
-        bundle, [Batch(XOR_INPUTS, XOR_TARGETS)], epochs=80, learning_rate=0.1, refresh=refresher
+        bundle,
+        [Batch(XOR_INPUTS, XOR_TARGETS)],
+        epochs=80,
+        learning_rate=0.1,
+        refresh=refresher,
+        absorb_noise=False,
     )
     assert outcome.status == "needs-refresh"
     with pytest.raises(Exception, match="does not exist"):

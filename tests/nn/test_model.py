@@ -167,14 +167,19 @@ def test_noise_budget_exhaustion_raises_without_refresh(
 ) -> None:
     encrypted = Sequential.mlp([3, 4, 1], seed=0, init_scale=4.0).encrypt(keys)
     with pytest.raises(NoiseBudgetExhaustedError, match="refresh"):
-        encrypted.fit(XOR_INPUTS, XOR_TARGETS, epochs=2000, learning_rate=0.015)
+        encrypted.fit(XOR_INPUTS, XOR_TARGETS, epochs=2000, learning_rate=0.015, absorb_noise=False)
 
 
 def test_refreshes_are_counted(scheme: IntegerVectorScheme, keys: Any) -> None:
     encrypted = Sequential.mlp([3, 4, 1], seed=0, init_scale=4.0).encrypt(keys)
     refresher = OwnerRefresher(scheme, keys)
     history = encrypted.fit(
-        XOR_INPUTS, XOR_TARGETS, epochs=250, learning_rate=0.015, refresh=refresher
+        XOR_INPUTS,
+        XOR_TARGETS,
+        epochs=250,
+        learning_rate=0.015,
+        refresh=refresher,
+        absorb_noise=False,
     )
     assert history.refreshes == refresher.calls >= 1
     assert encrypted.min_noise_budget() is not None and encrypted.min_noise_budget() > 0

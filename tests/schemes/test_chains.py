@@ -47,6 +47,7 @@ OPERATIONS = {
     "matmul_long",
     "matmul_cipher",
     "transpose",
+    "absorb_noise",
 }
 
 
@@ -58,6 +59,9 @@ def test_fast_profile() -> None:
     assert set(report.operation_counts) == OPERATIONS
     # most operations succeed: the generator aims at the edges, not only past them
     assert sum(report.refusals.values()) < report.operations / 2, report.summary()
+    # absorbed ciphertexts (whose new messages are checked) go on into later operations
+    absorbed = report.operation_counts["absorb_noise"] - report.refusals["absorb_noise:too-noisy"]
+    assert absorbed > 10, report.summary()
 
 
 @pytest.mark.skipif(

@@ -76,6 +76,9 @@ __all__ = ["IntegerVectorScheme"]
 PLAIN_MATRIX_VALUES = 4096
 #: ... and how many of them, at most, per scheme.
 PLAIN_MATRICES = 64
+#: The farthest ``absorb_noise`` moves a value by default, in fixed-point units of the message
+#: (``1 / scale`` of the value): a step's own noise with the ``default`` set is about 2**-30.
+ABSORB_MOST = 2.0**-16
 #: A polynomial's slope coefficients, and the Horner steps and margins of the magnitude
 #: bounds of the slope and its derivative (``_with_slope_noise``).
 _Slope = tuple[list[float], list[Array], Array]
@@ -740,6 +743,35 @@ class IntegerVectorScheme(Evaluator):
             coeff_bound=ciphertext.coeff_bound // d + 1,
             probable=((det / d + rounding) * SAFETY, sg / d * SAFETY),
         )
+
+    def absorb_noise(
+        self, ciphertext: Ciphertext, most: float = ABSORB_MOST
+    ) -> tuple[Ciphertext, float] | None:
+        """The same ciphertext re-read as an exact encryption of its current value, and how far
+        that value can be from its message; None where it could be farther than ``most``.
+
+        Any ciphertext encrypts ``v = S c / w`` with no noise at all; with the message ``mu``
+        and ``S c = w mu + e``, ``v = mu + e / w``, so ``|v - mu|`` is at most the worst-case
+        noise bound over ``w``: a fraction of one fixed-point unit (``1 / scale``) that the
+        bound proves, with no failure probability. Training uses it on the weights after every
+        step (backward error: the run is exactly SGD whose updates were each moved by at most
+        that much; see docs/numerics.md), because the forward bound grows by ``1 + lr |H|`` per
+        step with the absolute Hessian ``|H|`` while the weights' real error does not.
+
+        ``most`` is in fixed-point units of the message (default :data:`ABSORB_MOST`,
+        2**-16 of a unit); the distance returned is in the value's own units (divided by the
+        scale), 0.0 for a noiseless ciphertext. The data are unchanged; the coefficient
+        bound becomes the largest actual coefficient.
+        """
+        p = self.params
+        units = ciphertext.max_noise / p.w * SAFETY  # SAFETY: above the float roundings
+        if not math.isfinite(units) or units > most:
+            return None
+        zero = ciphertext.noise * 0.0
+        # the coefficient bound is renewed too, to the largest actual coefficient (one pass):
+        # the bounds of sums add up, while the coefficients of many updates partly cancel
+        absorbed = ciphertext.derive(ciphertext.data, zero, probable=(zero, zero))
+        return absorbed, units / ciphertext.scale_int * SAFETY
 
     @property
     def fine_scale(self) -> int:
