@@ -213,7 +213,7 @@ def run_owner(
         learning_rate,
     )
     nodes = _wait_for_parties(grid, settings)
-    step_cost = 0.0
+    round_cost = 0.0  # the most budget one party's local training used in the last round
     keyed: set[int] = set()
     for round_number in range(1, settings.rounds + 1):
         started = time.perf_counter()
@@ -263,7 +263,7 @@ def run_owner(
                 metrics = reply.content.metric_records["metrics"]
                 samples = _int(metrics["num-examples"], "a party's sample count")
                 stopped = stopped or bool(_int(metrics.get("needs-refresh", 0), "needs-refresh"))
-                cost = _float(metrics.get("step-cost-bits", 0.0), "step-cost-bits")
+                cost = _float(metrics.get("round-cost-bits", 0.0), "round-cost-bits")
                 if samples <= 0:
                     failures.append(f"party {party}: no update ({samples} samples)")
                     continue
@@ -274,7 +274,7 @@ def run_owner(
             except HennError as exc:
                 failures.append(f"party {party}: {exc}")
                 continue
-            step_cost = max(step_cost, cost)
+            round_cost = max(round_cost, cost)
             updates.append(update.model.weights())
             counts.append(samples)
         if not updates:
@@ -284,7 +284,10 @@ def run_owner(
             )
         bundle.model.set_weights(fedavg(updates, counts))
         budget = bundle.model.min_noise_budget()
-        needed = 2.0 + max(FIRST_STEP_MARGIN, 1.5 * steps * step_cost)
+        # the next round must fit in the aggregate's budget: as much as the last round used
+        # (the weights' noise absorbed after each step, a round uses about one step's worth;
+        # tracked forward, the sum of its steps), with the loop's margin
+        needed = 2.0 + max(FIRST_STEP_MARGIN, 1.5 * round_cost)
         refreshed = (
             settings.refresh == "always" or stopped or budget is None or budget < needed
         ) and round_number < settings.rounds
@@ -431,6 +434,7 @@ def _party_train(msg: Message, context: Context) -> Message:
     offset = ((_int(config["round"], "round") - 1) * steps) % len(batches)
     rotated = batches[offset:] + batches[:offset]
     bundle.drop_history()
+    start = bundle.model.min_noise_budget()
     outcome = train(
         bundle.model,
         rotated,
@@ -443,7 +447,13 @@ def _party_train(msg: Message, context: Context) -> Message:
         when_exhausted="stop",
     )
     samples = bundle.history.samples
-    cost = bundle.training.step_cost
+    # the budget this round used: from the start to the lowest after any step (every step is
+    # recorded: log_every is 1)
+    lowest = min(
+        (r.noise_budget for r in bundle.history.records if r.noise_budget is not None),
+        default=None,
+    )
+    cost = None if start is None or lowest is None else max(start - lowest, 0.0)
     # only the weights go back: no encrypted losses, no training state
     bundle.drop_history()
     reply = RecordDict(
@@ -454,7 +464,7 @@ def _party_train(msg: Message, context: Context) -> Message:
                     "num-examples": samples,
                     "steps": outcome.steps,
                     "needs-refresh": int(outcome.status == "needs-refresh"),
-                    "step-cost-bits": 0.0 if cost is None else float(cost),
+                    "round-cost-bits": 0.0 if cost is None else float(cost),
                 }
             ),
         }

@@ -84,7 +84,7 @@ def test_party_trains_and_keeps_the_key(owner: dict[str, Any]) -> None:
     reply = _party_train(_message(owner), context)
     metrics = reply.content.metric_records["metrics"]
     assert metrics["num-examples"] == 32 and metrics["steps"] == 2
-    assert metrics["needs-refresh"] == 0 and metrics["step-cost-bits"] > 0
+    assert metrics["needs-refresh"] == 0 and metrics["round-cost-bits"] > 0
     # only the weights go back: no encrypted losses, no training plan
     update = decode_model(
         reply.content.array_records[RECORD], _owner_key(owner["keys"], owner["scheme"])
