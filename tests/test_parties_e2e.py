@@ -371,3 +371,31 @@ def test_sentiment_owner_party_a_party_b(world: dict[str, Any]) -> None:
     assert held_out["accuracy"] > 0.58  # chance is 0.5; the same run in plaintext gives about 0.63
     # B's encrypted predictions on the held-out reviews, decrypted by the owner, agree with the plain model
     np.testing.assert_allclose(seen["predictions"], held_out["predictions"], atol=2e-3)
+
+
+def test_a_stopped_run_says_what_to_run_and_resumes(world: dict[str, Any]) -> None:
+    """Without --exchange, a run that tracks its noise stops cleanly (exit status 3); the message
+    names the commands that continue it, never a Python call, and they do continue it."""
+    root, owner = world["root"], world["owner"]
+    party = root / "stop-A"
+    party.mkdir()
+    henn(owner, "encrypt-model", "--public", "keyA/public.henn", "--arch", "xor", "--seed", "0",
+         "--out", "stop-model.henn")  # fmt: skip
+    send(owner / "stop-model.henn", party, "model.henn")
+    send(owner / "keyA" / "public.henn", party)
+    args = ["--public", "public.henn", "--data", "xor", "--lr", "0.1"]
+    stopped = henn(party, "train", "--model", "model.henn", *args, "--epochs", "250",
+                   "--track-noise", "--out", "stopped.henn", expect=3)["stderr"]  # fmt: skip
+    assert "needs owner refresh: stopped after" in stopped
+    assert "henn refresh --secret SECRET.henn --model stopped.henn" in stopped
+    assert "henn train --model FRESH.henn --resume" in stopped
+    assert "OwnerRefresher" not in stopped and "refresh=" not in stopped
+    send(party / "stopped.henn", owner, "stop-stopped.henn")
+    henn(owner, "refresh", "--secret", "keyA/secret.henn", "--model", "stop-stopped.henn",
+         "--out", "stop-fresh.henn")  # fmt: skip
+    send(owner / "stop-fresh.henn", party, "fresh.henn")
+    # resumed without --track-noise: the rest of the plan absorbs the noise and completes
+    resumed = henn(party, "train", "--model", "fresh.henn", *args, "--resume", "--out",
+                   "done.henn")  # fmt: skip
+    assert resumed["status"] == "complete" and resumed["completed_steps"] == 250
+    assert resumed["absorbed_noise"]["steps"] == resumed["steps"] > 0

@@ -676,7 +676,15 @@ def run_train(args: argparse.Namespace) -> int:
     if outcome.status == "refused":
         print(f"henn: training stopped: {outcome.message}", file=sys.stderr)
     elif outcome.status != "complete":
-        print(f"henn: needs owner refresh: {outcome.message}", file=sys.stderr)
+        print(
+            f"henn: needs owner refresh: stopped after {outcome.completed_steps} of "
+            f"{outcome.planned_steps} steps: {outcome.reason or outcome.message}. The model is "
+            f"saved to {summary['model']} and still decryptable. The owner runs `henn refresh "
+            f"--secret SECRET.henn --model {summary['model']} --out FRESH.henn`; then continue "
+            "with `henn train --model FRESH.henn --resume` and the same data options (or train "
+            "with --exchange DIR while the owner runs `henn serve-refresh`).",
+            file=sys.stderr,
+        )
     common.emit(args, summary, text)
     return 0 if outcome.status == "complete" else EXIT_NEEDS_REFRESH
 

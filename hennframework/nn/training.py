@@ -287,6 +287,9 @@ class TrainOutcome:
     noise_budget: float | None
     message: str
     history: History
+    #: what stopped a run that did not complete, without the advice ``message`` gives to Python
+    #: callers (the command line phrases its own)
+    reason: str = ""
 
 
 def lowest_noise_budget(tensors: Sequence[Any]) -> float | None:
@@ -465,6 +468,7 @@ def train(
     refreshes_before, steps_here = history.refreshes, 0
     retrying = False  # the weights were refreshed because the step was refused
     status, message = "complete", f"trained {planned} steps"
+    reason = ""  # what stopped the run, without advice (callers phrase their own)
     failure: Exception | None = None  # the scheme's refusal that stopped the run, if any
 
     def do_refresh() -> None:
@@ -504,6 +508,7 @@ def train(
             if refresh_due(budget, cost, floor, FIRST_STEP_MARGIN, fresh_budget) or loss_short:
                 if refresh is None:
                     status = "needs-refresh"
+                    reason = f"the noise budget ({budget:.1f} bits) will not carry another step"
                     message = (
                         f"stopped after {done} of {planned} steps: the noise budget "
                         f"({budget:.1f} bits) will not carry another step, and no refresh "
@@ -516,10 +521,8 @@ def train(
                 try:
                     do_refresh()
                 except NoiseBudgetExhaustedError as exc:
-                    status, message = (
-                        "needs-refresh",
-                        f"stopped after {done} of {planned} steps: {exc}",
-                    )
+                    status, reason = "needs-refresh", str(exc)
+                    message = f"stopped after {done} of {planned} steps: {exc}"
                     break
                 budget = min_noise_budget_of(model)
         epoch, position = divmod(done, len(batches))
@@ -543,6 +546,10 @@ def train(
                 break
             if refresh is None or retrying:
                 status = "needs-refresh" if refresh is None else "refused"
+                reason = (
+                    f"step {done + 1} was refused by the encryption scheme: "
+                    f"{exc}{_largest_input(batch)}"
+                )
                 message = (
                     f"stopped after {done} of {planned} steps: step {done + 1} was refused by "
                     f"the encryption scheme (the weights are unchanged and still decryptable): "
@@ -562,10 +569,8 @@ def train(
             try:
                 do_refresh()
             except NoiseBudgetExhaustedError as refused:
-                status, message = (
-                    "needs-refresh",
-                    f"stopped after {done} of {planned} steps: {refused}",
-                )
+                status, reason = "needs-refresh", str(refused)
+                message = f"stopped after {done} of {planned} steps: {refused}"
                 break
             retrying, state.step_cost, failure = True, None, None
             history.seconds += time.perf_counter() - step_started
@@ -611,6 +616,7 @@ def train(
         min_noise_budget_of(model) if encrypted else None,
         message,
         history,
+        reason,
     )
     if status != "complete" and when_exhausted == "raise":
         if failure is not None:
