@@ -22,7 +22,7 @@ from hennframework.exceptions import SerializationError
 from hennframework.io.models import decode_history, encode_history
 from hennframework.nn import History, OwnerRefresher, Sequential, absorb_weight_noise
 from hennframework.schemes.integer_vector import IntegerVectorScheme
-from hennframework.schemes.integer_vector.scheme import ABSORB_MOST
+from hennframework.schemes.integer_vector.scheme import ABSORB_MOST, RENEW_COEFFICIENTS_ABOVE
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::hennframework.exceptions.InsecureParametersWarning"
@@ -37,7 +37,7 @@ def keys(scheme: IntegerVectorScheme) -> Any:
 def test_absorbing_keeps_the_value_and_states_how_far_it_moved(
     scheme: IntegerVectorScheme, keys: Any
 ) -> None:
-    values = np.array([[0.75, -1.5], [2.25, 0.125]])
+    values = np.array([[0.75, -0.5], [0.25, 0.125]])
     product = scheme.encrypt_tensor(values, keys.public) * scheme.encrypt_tensor(
         values, keys.public
     )
@@ -55,9 +55,13 @@ def test_absorbing_keeps_the_value_and_states_how_far_it_moved(
     # the distance is the worst-case bound over w, in the value's own units
     expected = product.max_noise / scheme.params.w / product.scale_int
     assert expected <= moved <= expected * (1 + 1e-8)
-    # the coefficient bound is the actual largest coefficient, never below it
-    assert absorbed.coeff_bound == int(np.abs(np.asarray(product.data)).max())
-    assert absorbed.coeff_bound <= product.coeff_bound
+    # a coefficient bound with headroom is kept; one near the exact range (as the summed
+    # bounds of many updates become) is renewed to the actual largest coefficient
+    largest = int(np.abs(np.asarray(product.data)).max())
+    assert absorbed.coeff_bound == product.coeff_bound >= largest
+    inflated = product.derive(product.data, product.noise, coeff_bound=RENEW_COEFFICIENTS_ABOVE + 1)
+    renewed = scheme.absorb_noise(inflated)
+    assert renewed is not None and renewed[0].coeff_bound == largest
 
 
 def test_absorbing_is_refused_beyond_the_limit(scheme: IntegerVectorScheme, keys: Any) -> None:

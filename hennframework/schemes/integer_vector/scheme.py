@@ -79,6 +79,8 @@ PLAIN_MATRICES = 64
 #: The farthest ``absorb_noise`` moves a value by default, in fixed-point units of the message
 #: (``1 / scale`` of the value): a step's own noise with the ``default`` set is about 2**-30.
 ABSORB_MOST = 2.0**-16
+#: ``absorb_noise`` renews a coefficient bound above this (8 bits below the exact range).
+RENEW_COEFFICIENTS_ABOVE = LIMIT >> 8
 #: A polynomial's slope coefficients, and the Horner steps and margins of the magnitude
 #: bounds of the slope and its derivative (``_with_slope_noise``).
 _Slope = tuple[list[float], list[Array], Array]
@@ -760,17 +762,25 @@ class IntegerVectorScheme(Evaluator):
 
         ``most`` is in fixed-point units of the message (default :data:`ABSORB_MOST`,
         2**-16 of a unit); the distance returned is in the value's own units (divided by the
-        scale), 0.0 for a noiseless ciphertext. The data are unchanged; the coefficient
-        bound becomes the largest actual coefficient.
+        scale), 0.0 for a noiseless ciphertext. The data are unchanged; a coefficient bound
+        above :data:`RENEW_COEFFICIENTS_ABOVE` becomes the largest actual coefficient.
         """
         p = self.params
         units = ciphertext.max_noise / p.w * SAFETY  # SAFETY: above the float roundings
         if not math.isfinite(units) or units > most:
             return None
         zero = ciphertext.noise * 0.0
-        # the coefficient bound is renewed too, to the largest actual coefficient (one pass):
-        # the bounds of sums add up, while the coefficients of many updates partly cancel
-        absorbed = ciphertext.derive(ciphertext.data, zero, probable=(zero, zero))
+        # the coefficient bound is renewed too, to the largest actual coefficient (one pass),
+        # once it leaves less than 8 bits of headroom (for long sums): the bounds of summed
+        # updates add up, while the coefficients themselves partly cancel
+        renew = ciphertext.coeff_bound > RENEW_COEFFICIENTS_ABOVE
+        absorbed = ciphertext.derive(
+            ciphertext.data,
+            zero,
+            coeff_bound=None if renew else ciphertext.coeff_bound,
+            probable=(zero, zero),
+        )
+        absorbed._decryption_bound = (self.worst_case, 0.0)  # no noise: both bounds are 0
         return absorbed, units / ciphertext.scale_int * SAFETY
 
     @property
