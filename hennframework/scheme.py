@@ -270,6 +270,18 @@ class HEScheme(abc.ABC):
         """Owner-side refresh: a fresh encryption of the same values (decrypt + re-encrypt)."""
         return self.encrypt_tensor(self.decrypt_tensor(tensor, keys.secret), keys.public)
 
+    def absorb_noise(self, tensor: Any) -> tuple[Any, float] | None:
+        """``tensor`` re-read as an exact encryption of its current value, and the most that
+        moved any value (in the values' own units); None (default) where the scheme cannot.
+
+        The training loop calls it on the weights after every step
+        (:func:`hennframework.nn.absorb_weight_noise`): a scheme whose noise bound is tracked
+        forward and compounds over SGD steps can reset it, stating the backward error instead.
+        The integer-vector scheme does (see docs/numerics.md); a leveled scheme such as CKKS,
+        whose budget is levels, not a bound on an error, returns None.
+        """
+        return None
+
     def owner_refresher(self, keys: KeySet) -> Callable[[list[Any]], list[Any]] | None:
         """The scheme's own in-process refresh provider for the key holder, or None (default).
 
