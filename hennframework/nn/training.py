@@ -24,6 +24,13 @@ weights where the step's own noise dominates, overstates it). Weights that have 
 encryption's budget (stated by the scheme, e.g. CKKS's top level, or learned from refreshes) are
 never sent for a refresh: it could not give more; a step that does not fit in a fresh budget
 stops as ``"refused"``.
+
+After every step the weights' noise is absorbed where their scheme can (:func:`absorb_weight_noise`;
+``absorb_noise=False`` keeps it): each weight is re-read as an exact encryption of its current
+value, so the next step starts from no noise and the run is exactly SGD whose updates were each
+moved by at most the recorded ``History.largest_absorbed`` (a backward error). With the
+integer-vector scheme that leaves the refresh rule little to do: a forward bound of the weights'
+noise compounds by ``1 + lr |H|`` per step, a step's own noise does not.
 """
 
 from __future__ import annotations
