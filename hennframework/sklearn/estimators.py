@@ -38,6 +38,7 @@ from hennframework.exceptions import (
 )
 from hennframework.nn import OwnerRefresher, Progress, Sequential
 from hennframework.nn.activations import SIGMOID_APPROXIMATIONS, sigmoid
+from hennframework.nn.training import lowest_noise_budget
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -288,8 +289,14 @@ class _EncryptedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             if refresher is not None:
                 # fresh weights with the most noise budget (all levels, for CKKS: not the
                 # training refresher's "levels a step uses") for predictions and for a party
-                # that receives the exported model
-                model.refresh(lambda tensors: [scheme.refresh(t, keys) for t in tensors])
+                # that receives the exported model; kept only if they have more budget than
+                # the trained weights (integer-vector weights whose noise was absorbed have
+                # none to gain, and a refresh would round them to the fixed-point unit)
+                weights = model.weights()
+                fresh = [scheme.refresh(t, keys) for t in weights]
+                gained = lowest_noise_budget(fresh), lowest_noise_budget(weights)
+                if gained[0] is not None and (gained[1] is None or gained[0] > gained[1]):
+                    model.refresh(lambda tensors: fresh)
         except OverflowRiskError as exc:
             raise self._overflow(exc, "training", X, scheme) from exc
         # fitted state, all at once (a failed refit leaves the previous fit usable)

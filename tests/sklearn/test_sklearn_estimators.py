@@ -158,6 +158,10 @@ def test_encrypted_training_matches_plain_training(cancer: tuple[np.ndarray, np.
     assert encrypted.n_iter_ == 15 and len(encrypted.loss_curve_) == 15
     np.testing.assert_allclose(encrypted.loss_curve_, plain.loss_curve_, rtol=1e-2, atol=1e-4)
     assert encrypted.loss_curve_[-1] < encrypted.loss_curve_[0]
+    # the weights' noise was absorbed after every step: no refresh, not even the final one
+    # (it would give no budget and round the weights to the fixed-point unit)
+    history = encrypted.history_
+    assert history.refreshes == 0 and history.absorbed_steps == history.steps > 0
 
 
 def test_same_random_state_same_model_but_fresh_keys(cancer: tuple[np.ndarray, np.ndarray]) -> None:
