@@ -281,6 +281,54 @@ class IntegerVectorExactTests:
 
     @kit_settings()
     @given(data=st.data())
+    def test_absorb_noise_moves_no_message_farther_than_stated(
+        self, scheme: Any, keys: KeySet, data: st.DataObject
+    ) -> None:
+        """``absorb_noise`` after a product: the new messages ``S c / w`` (exact Fractions) are
+        within the stated distance of the exact product, the result has no noise, and a later
+        product from it stays under its tracked bound against those messages."""
+        m = data.draw(st.integers(1, MAX_DIM), label="m")
+        x = data.draw(hst.integer_arrays((2, m), 6), label="x")
+        y = data.draw(hst.integer_arrays((2, m), 6), label="y")
+        try:
+            product = self.encrypt_vectors(scheme, x, keys.public, m) * self.encrypt_vectors(
+                scheme, y, keys.public, m
+            )
+        except OverflowRiskError:
+            return
+        result = scheme.absorb_noise(product, most=0.5)
+        if result is None:  # more noise than half a unit: nothing to check
+            assert product.max_noise / scheme.params.w > 0.5
+            return
+        absorbed, moved = result
+        assert absorbed.max_noise == 0.0 and absorbed.decryption_bound == 0.0
+        exact = exact_messages(x) * exact_messages(y)
+        w = scheme.params.w
+        # S c / w per item and slot, exactly: the noise against the exact product over w
+        distance = measured_noise_exact(product, exact, keys.secret)
+        allowed = Fraction(moved) * product.scale_int
+        for index in np.ndindex(*distance.shape):
+            assert distance[index] / w <= allowed, (
+                f"absorb_noise moved a message by {float(distance[index] / w):.6g} > stated "
+                f"{float(allowed):.6g} at {index}"
+            )
+        # the absorbed messages, exactly: S c / w (the noise against them is 0)
+        data_ints = np.asarray(scheme.backend.to_numpy(absorbed.data))
+        key = _ints(keys.secret.matrix(m))
+        messages = np.empty((*absorbed.shape, m), dtype=object)
+        for index in np.ndindex(*absorbed.shape):
+            c = [int(v) for v in data_ints[index]]
+            for i in range(m):
+                messages[(*index, i)] = Fraction(sum(key[i][j] * c[j] for j in range(len(c))), w)
+        self.assert_noise_bounded(absorbed, messages, keys.secret, "absorbed")
+        try:
+            again = absorbed * self.encrypt_vectors(scheme, x, keys.public, m)
+        except OverflowRiskError:
+            return
+        self.assert_noise_bounded(again, messages * exact_messages(x), keys.secret, "after")
+
+    @kit_settings()
+    @given(data=st.data())
     def test_dot_exact(
         self, scheme: Any, keys: KeySet, product_bound: int, data: st.DataObject
     ) -> None:
