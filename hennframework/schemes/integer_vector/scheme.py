@@ -769,18 +769,13 @@ class IntegerVectorScheme(Evaluator):
         units = ciphertext.max_noise / p.w * SAFETY  # SAFETY: above the float roundings
         if not math.isfinite(units) or units > most:
             return None
-        zero = ciphertext.noise * 0.0
+        absorbed = self._noiseless(ciphertext)
+        absorbed._decryption_bound = (self.worst_case, 0.0)  # no noise: both bounds are 0
         # the coefficient bound is renewed too, to the largest actual coefficient (one pass),
         # once it leaves less than 8 bits of headroom (for long sums): the bounds of summed
         # updates add up, while the coefficients themselves partly cancel
-        renew = ciphertext.coeff_bound > RENEW_COEFFICIENTS_ABOVE
-        absorbed = ciphertext.derive(
-            ciphertext.data,
-            zero,
-            coeff_bound=None if renew else ciphertext.coeff_bound,
-            probable=(zero, zero),
-        )
-        absorbed._decryption_bound = (self.worst_case, 0.0)  # no noise: both bounds are 0
+        if ciphertext.coeff_bound > RENEW_COEFFICIENTS_ABOVE:
+            absorbed.coeff_bound = self.backend.abs_max(ciphertext.data)
         return absorbed, units / ciphertext.scale_int * SAFETY
 
     @property
