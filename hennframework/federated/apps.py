@@ -444,15 +444,11 @@ def _party_train(msg: Message, context: Context) -> Message:
         history=bundle.history,
         state=bundle.training,
         max_steps=steps,
-        log_every=1,  # every step's budget is recorded: the round's cost below reads them
         when_exhausted="stop",
     )
     samples = bundle.history.samples
     # the budget this round used: from the start to the lowest after any step
-    lowest = min(
-        (r.noise_budget for r in bundle.history.records if r.noise_budget is not None),
-        default=None,
-    )
+    lowest = outcome.lowest_noise_budget
     cost = None if start is None or lowest is None else max(start - lowest, 0.0)
     # only the weights go back: no encrypted losses, no training state
     bundle.drop_history()

@@ -297,6 +297,9 @@ class TrainOutcome:
     #: what stopped a run that did not complete, without the advice ``message`` gives to Python
     #: callers (the command line phrases its own)
     reason: str = ""
+    #: the lowest budget the weights had after any step of this run (before its noise was
+    #: absorbed): with the budget at the start, what the run used (None for plain weights)
+    lowest_noise_budget: float | None = None
 
 
 def lowest_noise_budget(tensors: Sequence[Any]) -> float | None:
@@ -476,6 +479,7 @@ def train(
     retrying = False  # the weights were refreshed because the step was refused
     status, message = "complete", f"trained {planned} steps"
     reason = ""  # what stopped the run, without advice (callers phrase their own)
+    lowest: float | None = None  # the lowest budget after a step
     failure: Exception | None = None  # the scheme's refusal that stopped the run, if any
 
     def do_refresh() -> None:
@@ -584,6 +588,8 @@ def train(
             continue
         retrying = False
         after = min_noise_budget_of(model) if encrypted else None
+        if after is not None:
+            lowest = after if lowest is None else min(lowest, after)
         if budget is not None and after is not None:
             state.step_cost = max(budget - after, 0.0)
             loss_budget = _number(getattr(result.loss, "noise_budget", None))
@@ -624,6 +630,7 @@ def train(
         message,
         history,
         reason,
+        lowest,
     )
     if status != "complete" and when_exhausted == "raise":
         if failure is not None:
