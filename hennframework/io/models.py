@@ -210,13 +210,7 @@ def decode_history(meta: Any, encrypted: Sequence[Any], where: str) -> History:
         history.samples = int(meta.get("samples", 0))
         absorbed = meta.get("absorbed_noise")
         if absorbed is not None:
-            history.absorbed_steps = int(absorbed["steps"])
-            history.largest_absorbed = float(absorbed["largest_per_step"])
-            history.total_absorbed = float(absorbed["total"])
-            if history.absorbed_steps < 0 or not (
-                0.0 <= history.largest_absorbed <= history.total_absorbed < math.inf
-            ):
-                raise ValueError("bad absorbed-noise figures")
+            history.restore_absorbed(absorbed)
         used: set[int] = set()
         for item in meta["records"]:
             index = item.get("encrypted_loss")

@@ -157,6 +157,15 @@ class History:
             "total": self.total_absorbed,
         }
 
+    def restore_absorbed(self, figures: Mapping[str, Any]) -> None:
+        """Set the absorbed-noise figures from :meth:`absorbed_summary`'s JSON; ValueError (or
+        KeyError, TypeError) for figures no run can have produced."""
+        steps = int(figures["steps"])
+        largest, total = float(figures["largest_per_step"]), float(figures["total"])
+        if steps < 0 or not 0.0 <= largest <= total < math.inf:
+            raise ValueError("bad absorbed-noise figures")
+        self.absorbed_steps, self.largest_absorbed, self.total_absorbed = steps, largest, total
+
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.seconds if self.seconds else 0.0
