@@ -359,7 +359,8 @@ def absorb_weight_noise(model: Trainable, history: History) -> bool:
     cannot know the signs) although SGD does not amplify errors that way; absorbing it after
     every step leaves each step only its own noise. The run is then exactly SGD with every
     update moved by at most ``history.largest_absorbed`` (a backward error, proved by the
-    worst-case bound), and the weights need an owner refresh only when values grow.
+    worst-case bound), and the weights need an owner refresh only when values grow or where a
+    step's own noise is too large to absorb (the scheme then returns None and the weight keeps it).
     """
     renewed, moved, absorbed = [], 0.0, False
     for tensor in model.weights():
