@@ -98,11 +98,16 @@ class ErrorModel:
         return Tracked(a.value.sum(axis=axis), a.error.sum(axis=axis), a.magnitude.sum(axis=axis))
 
     def scatter_add(self, a: Tracked, rows: npt.NDArray[np.integer[Any]], b: Tracked) -> Tracked:
+        """``a`` with ``b[i]`` added to row ``rows[i]``. A scheme may place the rows with exact
+        additions (the integer-vector scheme) or with a product by a plaintext 0/1 matrix
+        (CKKS: a linear map over the slots), which encodes the 0/1 entries (error
+        ``tolerance`` times each moved value) and rounds every result once, the rows left alone
+        included (``op_tolerance``): the bound allows for both."""
         value, error, magnitude = a.value.copy(), a.error.copy(), a.magnitude.copy()
         np.add.at(value, rows, b.value)
-        np.add.at(error, rows, b.error)
+        np.add.at(error, rows, b.error + (np.abs(b.value) + b.error) * self.tolerance)
         np.add.at(magnitude, rows, b.magnitude)
-        return Tracked(value, error, magnitude)
+        return Tracked(value, error + self.op_tolerance, magnitude)
 
     # -- products: one rounding (op_tolerance) per result -------------------------------------------
     def mul_plain(self, a: Tracked, plain: Any) -> Tracked:
