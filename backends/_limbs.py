@@ -46,7 +46,7 @@ def matmul_small_left_limbs(xp: Any, small: Any, right: Any, small_bound: int) -
     # One GEMM against all limbs side by side (columns l N .. (l + 1) N - 1 hold limb l), so
     # every result column is still one exact product of ``small`` with one limb column.
     limbs, shifts = _float_limbs(xp, right, limb_bits)
-    partial = xp.matmul(small.astype(xp.float64), limbs)  # exact: every partial sum < 2**53
+    partial = xp.matmul(small.astype(xp.float64, copy=False), limbs)  # exact: sums < 2**53
     # float -> int64 is exact; the view as uint64 keeps two's complement for negatives.
     terms = partial.astype(xp.int64).view(xp.uint64)
     terms = terms.reshape(*terms.shape[:-1], shifts.shape[0], right.shape[1]) << shifts

@@ -238,7 +238,9 @@ class XpBackend:
 
     def matmul_small_left(self, small: Any, right: Any, small_bound: int) -> Any:
         xp = self.xp
-        small = self._as_int64(small, "matmul_small_left: small")
+        small = xp.asarray(small)
+        if small.dtype != xp.float64:  # float64 digits go to the float GEMM as they are
+            small = self._as_int64(small, "matmul_small_left: small")
         right = self._as_int64(right, "matmul_small_left: right")
         if (
             small.ndim >= 1
@@ -248,7 +250,7 @@ class XpBackend:
         ):
             with np.errstate(over="ignore"):
                 return matmul_small_left_limbs(xp, small, right, small_bound)
-        return self.matmul_int_wrap(small, right)
+        return self.matmul_int_wrap(small.astype(xp.int64, copy=False), right)
 
     def matmul_float(self, left: Any, right: Any) -> Any:
         return self.xp.matmul(left, right)

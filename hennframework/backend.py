@@ -92,8 +92,10 @@ class ArrayBackend(Protocol):
     def matmul_small_left(self, small: Array, right: Array, small_bound: int) -> Array:
         """``small @ right`` exact modulo 2**64, where ``|small| <= small_bound`` (gadget digits).
 
-        ``right`` may hold any int64 values (read modulo 2**64). Backends use exact float64
-        GEMMs on limbs of ``right`` (BLAS / cuBLAS) where that is exact and faster.
+        ``right`` may hold any int64 values (read modulo 2**64). ``small`` holds integers, as
+        int64 or as float64 (digits made as floats for the GEMM need no conversion). Backends
+        use exact float64 GEMMs on limbs of ``right`` (BLAS / cuBLAS) where that is exact and
+        faster.
         """
         ...
 

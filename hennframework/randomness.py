@@ -43,8 +43,11 @@ class RandomSource:
     def integers(self, low: int, high: int, shape: tuple[int, ...] | int) -> npt.NDArray[np.int64]:
         """Uniform int64 values in the closed interval ``[low, high]``, without modulo bias.
 
-        Rejection sampling on 64-bit words: a word is kept only if it falls below the largest
-        multiple of the range size, so every value is exactly equally likely.
+        Rejection sampling on words: a word is kept only if it falls below the largest
+        multiple of the range size, so every value is exactly equally likely. A seeded stream
+        reads 64-bit words (so a seed always gives the same values); the CSPRNG is read in the
+        narrowest words that leave at most a quarter of them rejected (16, 32 or 64 bits),
+        which asks the operating system for a quarter of the bytes for the noise ranges.
         """
         if high < low:
             raise ValueError(f"empty range [{low}, {high}]")
@@ -53,16 +56,22 @@ class RandomSource:
         span = high - low + 1
         if span > 2**63:
             raise ValueError("range too wide for int64 sampling")
-        limit = (2**64 // span) * span  # accept words below this
+        bits = 64
+        if not self.seeded:
+            bits = 16 if span <= 2**14 else 32 if span <= 2**30 else 64
+        word = np.dtype(f"uint{bits}")
+        limit = (2**bits // span) * span  # accept words below this
         out = np.empty(count, dtype=np.int64)
         filled = 0
         while filled < count:
             need = count - filled
-            words = np.frombuffer(self.random_bytes(8 * (need + need // 16 + 8)), dtype=np.uint64)
-            if limit < 2**64:
-                words = words[words < np.uint64(limit)]
+            extra = need // 4 if bits < 64 else need // 16  # rejections: < 1/4, < 1/2**62
+            raw = self.random_bytes(word.itemsize * (need + extra + 8))
+            words = np.frombuffer(raw, dtype=word)
+            if limit < 2**bits:
+                words = words[words < word.type(limit)]
             take = words[:need]
-            values = (take % np.uint64(span)).astype(np.int64) + np.int64(low)
+            values = (take % word.type(span)).astype(np.int64) + np.int64(low)
             out[filled : filled + take.size] = values
             filled += take.size
         return out.reshape(shape_tuple)

@@ -168,6 +168,56 @@ def test_gadget_bits_are_the_general_switch(shape: tuple[int, ...]) -> None:
                 assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
 
+@pytest.mark.parametrize("top_bit", [0, 1, 7, 8, 9, 47, 55, 61, 62])
+@pytest.mark.parametrize("kind", ["encryption", "switch", "product", "linear"])
+@pytest.mark.parametrize("items", [1, 11, 257])
+def test_gadget_bits_use_only_the_bytes_in_use(top_bit: int, kind: str, items: int) -> None:
+    """Sources whose largest magnitude has ``top_bit`` bits (0: all zero), through every kind
+    of key: the byte table leaves out the key rows of bytes no source reaches, and an
+    encryption key takes the ``c + R c*`` form; neither may change a bit of the result."""
+    scheme = IntegerVectorScheme("vhe")
+    keys = scheme.keygen(seed=3, max_dim=3, dims=(3,), products=(3,))
+    if kind == "encryption":
+        key = keys.public.encryption[3]
+    elif kind == "switch":
+        key = scheme.make_switch_key(keys, scheme.keygen(seed=4, dims=(3,)), dim=3)
+    elif kind == "product":
+        key = keys.public.evaluation.keys["product:3"]
+    else:
+        key = scheme.add_linear_key(keys, np.array([[1, -2, 0], [3, 1, 1]]))
+    columns = key.matrix_t.shape[0] // scheme.params.digits
+    rng = np.random.default_rng(top_bit * 7 + items)
+    limit = (1 << top_bit) - 1
+    source = rng.integers(-limit, limit, (items, columns), endpoint=True)
+    if limit:
+        source.reshape(-1)[: min(2, source.size)] = [limit, -limit][: min(2, source.size)]
+    found = small.switch_bits(scheme, source, key)
+    assert found is not None
+    expected = scheme._switch_digits(source, key)
+    for a, b in zip(found, expected, strict=True):
+        assert type(a) is type(b) and np.shape(a) == np.shape(b)
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_only_an_encryption_key_is_read_as_gadget_plus_residual() -> None:
+    """The ``c + R c*`` form needs ``M - G`` small: true of the switch from the identity
+    secret at any width, not of a key whose source is a secret once its rows hold ``2**i``
+    times the secret's entries for the high bits (``M = G + R`` holds for every key, so
+    wherever R passes the check the form is exact: a product key's lowest byte may)."""
+    scheme = IntegerVectorScheme("vhe")
+    keys = scheme.keygen(seed=5, dims=(4,), products=(4,))
+    count = scheme.params.digits
+    encryption = keys.public.encryption[4].matrix_t
+    product = keys.public.evaluation.keys["product:4"].matrix_t
+    for width in (1, 6, 8):
+        rows, residual = small._bit_key_rows(encryption, 4, count, width)
+        assert residual is not None and rows.shape == (4 * 8 * width, 5)
+        assert not rows.flags.writeable and not residual.flags.writeable
+        columns = product.shape[0] // count
+        if width > 1:
+            assert small._bit_key_rows(product, columns, count, width)[1] is None
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (2,)])
 def test_gadget_bit_norms_round_as_the_general_switch(shape: tuple[int, ...]) -> None:
     """90 set bits over 3 entries: there ``x ** 0.5`` of a NumPy scalar (the C library's pow)
