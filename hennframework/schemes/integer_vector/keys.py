@@ -20,6 +20,7 @@ keys of ``keygen(dims=, products=)``). Keys added later are attached to the key 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -310,8 +311,15 @@ def check_key_pair(secret: SecretKey) -> None:
 
 
 def gadget_powers(params: IntegerVectorParams) -> npt.NDArray[np.uint64]:
-    """B**d modulo 2**64 for d in 0..l-1 (uint64, wrapping)."""
-    return np.array([pow(params.base, d, 1 << 64) for d in range(params.digits)], dtype=U64)
+    """B**d modulo 2**64 for d in 0..l-1 (uint64, wrapping; read-only, made once per base)."""
+    return _gadget_powers(params.base, params.digits)
+
+
+@functools.lru_cache(maxsize=16)
+def _gadget_powers(base: int, digits: int) -> npt.NDArray[np.uint64]:
+    powers = np.array([pow(base, d, 1 << 64) for d in range(digits)], dtype=U64)
+    powers.flags.writeable = False
+    return powers
 
 
 def build_switch_matrix(
