@@ -22,6 +22,7 @@ from hennframework.schemes.integer_vector import IntegerVectorScheme, small, wid
 from hennframework.schemes.integer_vector.ciphertext import Ciphertext
 from hennframework.schemes.integer_vector.keys import matrix_digest
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
+from hennframework.testing.chains import CHAIN_PARAMETER_SETS
 from hennframework.testing.integer_vector import ciphertext_fields
 
 pytestmark = pytest.mark.filterwarnings(
@@ -170,11 +171,16 @@ def test_gadget_bits_are_the_general_switch(shape: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize("top_bit", [0, 1, 7, 8, 9, 47, 55, 61, 62])
 @pytest.mark.parametrize("kind", ["encryption", "switch", "product", "linear"])
-@pytest.mark.parametrize("items", [1, 11, 257])
-def test_gadget_bits_use_only_the_bytes_in_use(top_bit: int, kind: str, items: int) -> None:
+@pytest.mark.parametrize(("items", "slice_bytes"), [(1, None), (11, None), (257, None), (257, 1)])
+def test_gadget_bits_use_only_the_bytes_in_use(
+    monkeypatch: pytest.MonkeyPatch, top_bit: int, kind: str, items: int, slice_bytes: int | None
+) -> None:
     """Sources whose largest magnitude has ``top_bit`` bits (0: all zero), through every kind
-    of key: the byte table leaves out the key rows of bytes no source reaches, and an
-    encryption key takes the ``c + R c*`` form; neither may change a bit of the result."""
+    of key: the byte table leaves out the key rows of bytes no source reaches, an encryption
+    key takes the ``c + R c*`` form, and a batch goes through in slices (here also one item at
+    a time); none of it may change a bit of the result."""
+    if slice_bytes is not None:
+        monkeypatch.setattr(small, "DIGIT_SLICE_BYTES", slice_bytes)
     scheme = IntegerVectorScheme("vhe")
     keys = scheme.keygen(seed=3, max_dim=3, dims=(3,), products=(3,))
     if kind == "encryption":
@@ -332,3 +338,25 @@ def test_a_forked_child_does_not_reuse_the_parents_pool() -> None:
     os.waitpid(pid, 0)
     parent = draw(0, 1 << 60, (4,))
     assert child.size == 4 and not np.array_equal(child, parent)
+
+
+@pytest.mark.parametrize("params", ["default", "k2-b16", "vhe"])
+def test_a_switch_in_slices_is_the_switch_in_one_piece(
+    monkeypatch: pytest.MonkeyPatch, params: str
+) -> None:
+    """The general switch of a large batch goes through in slices of items: the same words and
+    the same norms, item by item, as in one piece (here down to one item per slice)."""
+    scheme = IntegerVectorScheme(CHAIN_PARAMETER_SETS[params])
+    keys = scheme.keygen(seed=12, max_dim=3, dims=(3,), products=(3,))
+    key = keys.public.evaluation.keys["product:3"]
+    columns = key.matrix_t.shape[0] // scheme.params.digits
+    rng = np.random.default_rng(5)
+    limit = (1 << 61) - 1
+    source = rng.integers(-limit, limit, (7, 5, columns), endpoint=True)
+    whole = scheme._switch_digits(source, key)
+    for slice_bytes in (1, columns * scheme.params.digits * 8 * 3):
+        monkeypatch.setattr(small, "DIGIT_SLICE_BYTES", slice_bytes)
+        sliced = scheme._switch_digits(source, key)
+        for a, b in zip(sliced, whole, strict=True):
+            assert np.shape(a) == np.shape(b)
+            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

@@ -599,7 +599,33 @@ class IntegerVectorScheme(Evaluator):
         return found if found is not None else self._switch_digits(source, key)
 
     def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch`` through the gadget digits, for every base (checks done by ``_switch``)."""
+        """``_switch`` through the gadget digits, for every base (checks done by ``_switch``).
+
+        A batch whose float64 digits would take more than ``small.DIGIT_SLICE_BYTES`` goes
+        through in slices of items (each item's results depend on its own digits only), so a
+        large inner product does not hold all its digits at once.
+        """
+        columns = int(source.shape[-1])
+        items = math.prod(source.shape[:-1])
+        per_item = max(1, columns * self.params.digits * 8)
+        step = max(1, small.DIGIT_SLICE_BYTES // per_item)
+        if items <= step:
+            return self._switch_digits_of(source, key)
+        flat = source.reshape(items, columns)
+        parts = [self._switch_digits_of(flat[i : i + step], key) for i in range(0, items, step)]
+        backend = self.backend
+        batch_shape = source.shape[:-1]
+        out = backend.concatenate([part[0] for part in parts], axis=0)
+        l1 = backend.concatenate([part[1] for part in parts], axis=0)
+        l2 = backend.concatenate([part[2] for part in parts], axis=0)
+        return (
+            out.reshape(*batch_shape, key.matrix_t.shape[1]),
+            l1.reshape(batch_shape),
+            l2.reshape(batch_shape),
+        )
+
+    def _switch_digits_of(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
+        """``_switch_digits`` of one slice."""
         packed = self._packed_digits(source)
         digits = self.decompose(source) if packed is None else packed.astype("int64")
         batch_shape = digits.shape[:-1]
