@@ -340,13 +340,19 @@ def test_a_forked_child_does_not_reuse_the_parents_pool() -> None:
     assert child.size == 4 and not np.array_equal(child, parent)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "xp"])
 @pytest.mark.parametrize("params", ["default", "k2-b16", "vhe"])
 def test_a_switch_in_slices_is_the_switch_in_one_piece(
-    monkeypatch: pytest.MonkeyPatch, params: str
+    monkeypatch: pytest.MonkeyPatch, params: str, backend: str
 ) -> None:
     """The general switch of a large batch goes through in slices of items: the same words and
-    the same norms, item by item, as in one piece (here down to one item per slice)."""
-    scheme = IntegerVectorScheme(CHAIN_PARAMETER_SETS[params])
+    the same norms, item by item, as in one piece (here down to one item per slice), on NumPy
+    and through the GPU backend's code (``xp``: its array module set to NumPy)."""
+    from hennframework_backends._xp_backend import XpBackend
+
+    scheme = IntegerVectorScheme(
+        CHAIN_PARAMETER_SETS[params], backend=XpBackend() if backend == "xp" else None
+    )
     keys = scheme.keygen(seed=12, max_dim=3, dims=(3,), products=(3,))
     key = keys.public.evaluation.keys["product:3"]
     columns = key.matrix_t.shape[0] // scheme.params.digits
