@@ -970,7 +970,7 @@ def _vhe_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
         "key holder makes them (a seed's SHAKE-256 stream is for reproducible tests only). *×* = "
         "vhe.cpp's time / ours per vector (above 1: ours is faster). The last column quotes "
         "vhe.cpp from the notes for context only; no ratio uses it. vhe.cpp's own times vary "
-        "between runs on this shared machine (up to about 1.8x for the same operation), so a "
+        "between runs on this shared machine (nearly 2x for the same operation), so a "
         "ratio near its goal can be met in one run and missed in the next.\n"
     )
     rows: list[list[object]] = []
