@@ -37,6 +37,14 @@ SHAPES = [(), (1,), (3,), (2, 2), (40,)]
 fields = ciphertext_fields
 
 
+def assert_same_switch(found: Any, expected: Any) -> None:
+    """Two ``_switch`` results (words, L1 norms, L2 norms): the same types, shapes and bits."""
+    assert found is not None
+    for a, b in zip(found, expected, strict=True):
+        assert type(a) is type(b) and np.shape(a) == np.shape(b)
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
 def uncached_facts(scheme: Any, matrix: Any) -> tuple[str, float, float]:
     """What ``linear_transform`` and ``dot`` computed from G and H on every call."""
     return (
@@ -155,18 +163,12 @@ def test_gadget_bits_are_the_general_switch(shape: tuple[int, ...]) -> None:
         source = rng.integers(-limit, limit, (*shape, 3), endpoint=True)
         source.reshape(-1)[:4] = [limit, -limit, 0, -1][: source.size]
         found = small.switch_bits(scheme, source, key)
-        assert found is not None
         expected = scheme._switch_digits(source, key)
-        for a, b in zip(found, expected, strict=True):
-            assert type(a) is type(b) and np.shape(a) == np.shape(b)
-            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        assert_same_switch(found, expected)
         if len(shape) == 1 and shape[0] > 1:  # the same sources, transposed (F-ordered)
             strided = np.ascontiguousarray(source.T).T
             assert not strided.flags.c_contiguous
-            again = small.switch_bits(scheme, strided, key)
-            assert again is not None
-            for a, b in zip(again, expected, strict=True):
-                assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+            assert_same_switch(small.switch_bits(scheme, strided, key), expected)
 
 
 @pytest.mark.parametrize("top_bit", [0, 1, 7, 8, 9, 47, 55, 61, 62])
@@ -197,12 +199,7 @@ def test_gadget_bits_use_only_the_bytes_in_use(
     source = rng.integers(-limit, limit, (items, columns), endpoint=True)
     if limit:
         source.reshape(-1)[: min(2, source.size)] = [limit, -limit][: min(2, source.size)]
-    found = small.switch_bits(scheme, source, key)
-    assert found is not None
-    expected = scheme._switch_digits(source, key)
-    for a, b in zip(found, expected, strict=True):
-        assert type(a) is type(b) and np.shape(a) == np.shape(b)
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    assert_same_switch(small.switch_bits(scheme, source, key), scheme._switch_digits(source, key))
 
 
 def test_only_an_encryption_key_is_read_as_gadget_plus_residual() -> None:
@@ -362,7 +359,4 @@ def test_a_switch_in_slices_is_the_switch_in_one_piece(
     whole = scheme._switch_digits(source, key)
     for slice_bytes in (1, columns * scheme.params.digits * 8 * 3):
         monkeypatch.setattr(small, "DIGIT_SLICE_BYTES", slice_bytes)
-        sliced = scheme._switch_digits(source, key)
-        for a, b in zip(sliced, whole, strict=True):
-            assert np.shape(a) == np.shape(b)
-            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        assert_same_switch(scheme._switch_digits(source, key), whole)

@@ -74,9 +74,9 @@ MATRIX_FACTS = 256
 FEW_BIT_SOURCES = 32
 #: The float64 digits of a key switch are made for at most this many bytes at a time (slices of
 #: the batch; ``switch_bits`` and the scheme's general switch), so a large batch does not hold
-#: them all at once: with gadget bits, an inner
-#: product of 256 pairs of 64-vectors peaked at 537 MiB in one piece, 83 MiB in slices, and
-#: ran faster (about 160 against 190 ms on a 2-core AMD EPYC; slices of 16 MiB were slower).
+#: them all at once: with gadget bits, an inner product of 256 pairs of 64-vectors peaked at
+#: 537 MiB in one piece and 83 MiB in slices, and ran faster (about 160 against 190 ms on a
+#: 2-core AMD EPYC; slices of 16 MiB were slower).
 DIGIT_SLICE_BYTES = 32 << 20
 #: Values drawn from the CSPRNG per refill of a noise pool; draws of more than a quarter of it
 #: go to the CSPRNG directly.
