@@ -214,11 +214,13 @@ def test_only_an_encryption_key_is_read_as_gadget_plus_residual() -> None:
     product = keys.public.evaluation.keys["product:4"].matrix_t
     for width in (1, 6, 8):
         rows, residual = small._bit_key_rows(encryption, 4, count, width)
-        assert residual is not None and rows.shape == (4 * 8 * width, 5)
-        assert not rows.flags.writeable and not residual.flags.writeable
+        assert rows is None and residual is not None
+        assert residual.shape == (4 * 8 * width, 5) and not residual.flags.writeable
         columns = product.shape[0] // count
         if width > 1:
-            assert small._bit_key_rows(product, columns, count, width)[1] is None
+            rows, residual = small._bit_key_rows(product, columns, count, width)
+            assert residual is None and rows is not None and not rows.flags.writeable
+            assert rows.shape == (columns * 8 * width, product.shape[1])
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (2,)])

@@ -340,6 +340,7 @@ def switch_bits(scheme: Evaluator, source: Any, key: KeySwitchKey) -> tuple[Any,
             gadget = min(columns, out_columns)
             out[part, :gadget] += flat[part, :gadget]
         else:
+            assert rows is not None  # one of the two is always made
             out[part] = scheme.backend.matmul_small_left(digits, rows, 1)
     return _with_bit_norms(out, magnitude, batch_shape, columns * count, key)
 
@@ -401,15 +402,15 @@ _BIT_KEYS_LOCK = threading.Lock()
 
 def _bit_key_rows(
     matrix_t: npt.NDArray[np.int64], columns: int, count: int, width: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64] | None]:
-    """The rows of a bit-digit key matrix for the low ``width`` bytes of every source value
-    (rows of bits at or above ``count`` are zeros), and ``R = rows - G`` as float64 where that
-    is small enough for one exact float GEMM (None otherwise).
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.float64] | None]:
+    """For the low ``width`` bytes of every source value: ``(None, R)`` with ``R = rows - G``
+    as float64 where that is small enough for one exact float GEMM, else ``(rows, None)``:
+    the rows of the bit-digit key matrix (rows of bits at or above ``count`` are zeros).
 
     ``G`` is the gadget identity: 2**i from bit i of source value j into output row j. An
     encryption key (the switch from the identity secret) is ``G`` plus the key's noise and
-    mask terms, a few thousand at most. Both arrays are read-only and kept per key matrix
-    (dropped with it), so the backend's cache of their float limbs applies too.
+    mask terms, a few thousand at most. The array is read-only and kept per key matrix
+    (dropped with it), so the backend's cache of the rows' float limbs applies too.
     """
     name = (id(matrix_t), width)
     with _BIT_KEYS_LOCK:
@@ -419,19 +420,22 @@ def _bit_key_rows(
     out_columns = int(matrix_t.shape[1])
     padded = np.zeros((columns, 64, out_columns), dtype=np.int64)
     padded[:, :count] = np.asarray(matrix_t, dtype=np.int64).reshape(columns, count, out_columns)
-    rows = np.ascontiguousarray(padded[:, : 8 * width]).reshape(columns * 8 * width, out_columns)
-    rows.flags.writeable = False
+    shape = (columns * 8 * width, out_columns)
     gadget = np.zeros_like(padded[:, : 8 * width])
     used = min(count, 8 * width)  # rows of bits at or above ``count`` are zeros in M too
     for j in range(min(columns, out_columns)):
         gadget[j, :used, j] = 1 << np.arange(used, dtype=np.int64)
     with np.errstate(over="ignore"):
-        rest = (padded[:, : 8 * width] - gadget).reshape(rows.shape)  # modulo 2**64
+        rest = (padded[:, : 8 * width] - gadget).reshape(shape)  # modulo 2**64
     largest = max(abs(int(rest.max())), abs(int(rest.min()))) if rest.size else 0
+    rows: npt.NDArray[np.int64] | None = None
     residual: npt.NDArray[np.float64] | None = None
-    if largest * rows.shape[0] < 1 << 53:  # every partial sum of R c* exact (|digit| <= 1)
+    if largest * shape[0] < 1 << 53:  # every partial sum of R c* exact (|digit| <= 1)
         residual = rest.astype(np.float64)
         residual.flags.writeable = False
+    else:  # only one of the two is kept: a key of 256-vectors is 33 MB
+        rows = np.ascontiguousarray(padded[:, : 8 * width]).reshape(shape)
+        rows.flags.writeable = False
 
     def forget(_reference: Any, name: tuple[int, int] = name) -> None:
         with _BIT_KEYS_LOCK:
