@@ -584,6 +584,10 @@ class IntegerVectorScheme(Evaluator):
         most ``e_bound |c*|_1`` (worst case), and sub-Gaussian with parameter
         ``e_bound |c*|_2`` (the entries of E are independent and uniform on [-e_bound, e_bound]).
         Both norms are float64 arrays of the batch shape, rounded up.
+
+        A batch whose float64 digits would take more than ``small.DIGIT_SLICE_BYTES`` goes
+        through in slices of items (each item's results depend on its own digits only), so a
+        large inner product does not hold all its digits at once.
         """
         if source.shape[-1] != key.source_columns:
             raise InputError(
@@ -595,37 +599,31 @@ class IntegerVectorScheme(Evaluator):
                 "2**62 its gadget digits represent; refused rather than wrapped. Use smaller "
                 "values or rescale first."
             )
-        found = small.switch_bits(self, source, key)  # bit digits read off the bytes, if b = 1
-        return found if found is not None else self._switch_digits(source, key)
-
-    def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch`` through the gadget digits, for every base (checks done by ``_switch``).
-
-        A batch whose float64 digits would take more than ``small.DIGIT_SLICE_BYTES`` goes
-        through in slices of items (each item's results depend on its own digits only), so a
-        large inner product does not hold all its digits at once.
-        """
         columns = int(source.shape[-1])
         items = math.prod(source.shape[:-1])
-        per_item = max(1, columns * self.params.digits * 8)
-        step = max(1, small.DIGIT_SLICE_BYTES // per_item)
+        step = max(1, small.DIGIT_SLICE_BYTES // max(1, columns * self.params.digits * 8))
         if items <= step:
-            return self._switch_digits_of(source, key)
+            return self._switch_piece(source, key)
         flat = source.reshape(items, columns)
-        parts = [self._switch_digits_of(flat[i : i + step], key) for i in range(0, items, step)]
+        parts = [self._switch_piece(flat[i : i + step], key) for i in range(0, items, step)]
         backend = self.backend
         batch_shape = source.shape[:-1]
-        out = backend.concatenate([part[0] for part in parts], axis=0)
-        l1 = backend.concatenate([part[1] for part in parts], axis=0)
-        l2 = backend.concatenate([part[2] for part in parts], axis=0)
+        out, l1, l2 = (backend.concatenate([part[n] for part in parts], axis=0) for n in range(3))
         return (
             out.reshape(*batch_shape, key.matrix_t.shape[1]),
             l1.reshape(batch_shape),
             l2.reshape(batch_shape),
         )
 
-    def _switch_digits_of(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch_digits`` of one slice."""
+    def _switch_piece(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
+        """``_switch`` of one slice: bit digits read off the bytes where b = 1 on NumPy, the
+        general gadget digits otherwise."""
+        found = small.switch_bits(self, source, key)
+        return found if found is not None else self._switch_digits(source, key)
+
+    def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
+        """``_switch`` through the gadget digits, for every base (checks and slices done by
+        ``_switch``)."""
         packed = self._packed_digits(source)
         digits = self.decompose(source) if packed is None else packed.astype("int64")
         batch_shape = digits.shape[:-1]

@@ -72,11 +72,11 @@ MATRIX_FACTS = 256
 #: Key switches with gadget bits of at most this many source values build int64 digits for
 #: NumPy's integer matmul; larger ones take the byte table and float GEMMs (``switch_bits``).
 FEW_BIT_SOURCES = 32
-#: The float64 digits of a key switch are made for at most this many bytes at a time (slices of
-#: the batch; ``switch_bits`` and the scheme's general switch), so a large batch does not hold
-#: them all at once: with gadget bits, an inner product of 256 pairs of 64-vectors peaked at
-#: 537 MiB in one piece and 83 MiB in slices, and ran faster (about 160 against 190 ms on a
-#: 2-core AMD EPYC; slices of 16 MiB were slower).
+#: The scheme's key switch makes the float64 digits of at most this many bytes at a time
+#: (slices of the batch, for this module's switch and the general one), so a large batch does
+#: not hold them all at once: with gadget bits, an inner product of 256 pairs of 64-vectors
+#: peaked at 537 MiB in one piece and 67 MiB in slices, and ran faster (about 160 against
+#: 190 ms on a 2-core AMD EPYC; slices of 16 MiB were slower).
 DIGIT_SLICE_BYTES = 32 << 20
 #: Values drawn from the CSPRNG per refill of a noise pool; draws of more than a quarter of it
 #: go to the CSPRNG directly.
@@ -321,27 +321,19 @@ def switch_bits(scheme: Evaluator, source: Any, key: KeySwitchKey) -> tuple[Any,
     width = max(1, (int(magnitude.max()).bit_length() + 7) // 8)  # bytes that can be non-zero
     rows, residual = _bit_key_rows(key.matrix_t, columns, count, width)
     out_columns = int(key.matrix_t.shape[1])
-    negative = flat < 0
-    in_bytes = magnitude.view(np.uint8).reshape(items, columns, 8)[:, :, :width]
-    # the float digits take 64 bytes per source byte: a batch of large sources (an inner product
-    # of 64-vectors has 4,225 per item) goes through in slices of at most DIGIT_SLICE_BYTES
-    chunk = max(1, DIGIT_SLICE_BYTES // (columns * width * 64))
-    out = np.empty((items, out_columns), dtype=np.int64)
-    for start in range(0, items, chunk):
-        part = slice(start, start + chunk)
-        index = in_bytes[part].astype(np.intp)
-        index[negative[part]] += 256  # the negated rows of the table
-        digits = np.take(_SIGNED_BITS, index, axis=0).reshape(-1, columns * width * 8)
-        if residual is not None:
-            # M c* = G c* + R c*: G c* is the source itself (sum_i 2**i sign(v) bit_i = v) in
-            # the gadget's rows; R c* is exact in float64 (_bit_key_rows checked |R| K < 2**53),
-            # and |v| < 2**62 plus |R c*| < 2**53 cannot leave int64
-            out[part] = np.matmul(digits, residual)
-            gadget = min(columns, out_columns)
-            out[part, :gadget] += flat[part, :gadget]
-        else:
-            assert rows is not None  # one of the two is always made
-            out[part] = scheme.backend.matmul_small_left(digits, rows, 1)
+    index = magnitude.view(np.uint8).reshape(items, columns, 8)[:, :, :width].astype(np.intp)
+    index[flat < 0] += 256  # the negated rows of the table
+    digits = np.take(_SIGNED_BITS, index, axis=0).reshape(items, columns * width * 8)
+    if residual is not None:
+        # M c* = G c* + R c*: G c* is the source itself (sum_i 2**i sign(v) bit_i = v) in the
+        # gadget's rows; R c* is exact in float64 (_bit_key_rows checked |R| K < 2**53), and
+        # |v| < 2**62 plus |R c*| < 2**53 cannot leave int64
+        out = np.matmul(digits, residual).astype(np.int64)
+        gadget = min(columns, out_columns)
+        out[:, :gadget] += flat[:, :gadget]
+    else:
+        assert rows is not None  # one of the two is always made
+        out = scheme.backend.matmul_small_left(digits, rows, 1)
     return _with_bit_norms(out, magnitude, batch_shape, columns * count, key)
 
 
