@@ -415,8 +415,8 @@ def _bit_key_rows(
     shape = (columns * 8 * width, out_columns)
     gadget = np.zeros_like(padded[:, : 8 * width])
     used = min(count, 8 * width)  # rows of bits at or above ``count`` are zeros in M too
-    for j in range(min(columns, out_columns)):
-        gadget[j, :used, j] = 1 << np.arange(used, dtype=np.int64)
+    values = np.arange(min(columns, out_columns))[:, None]  # source value j feeds output row j
+    gadget[values, np.arange(used), values] = 1 << np.arange(used, dtype=np.int64)
     with np.errstate(over="ignore"):
         rest = (padded[:, : 8 * width] - gadget).reshape(shape)  # modulo 2**64
     largest = max(abs(int(rest.max())), abs(int(rest.min()))) if rest.size else 0
