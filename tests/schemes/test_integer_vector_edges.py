@@ -216,6 +216,95 @@ def test_divisors_must_divide_and_fit() -> None:
         huge.rescale(2**63)
 
 
+# -- decryption where S c passes 2**62 -------------------------------------------------------------
+def exact_decryption(ciphertext: Ciphertext, keys: KeySet) -> list[list[int]]:
+    """round(S c / w) per batch item with Python integers (halves cannot occur: |e| < w / 2)."""
+    m, w = ciphertext.dim, ciphertext.params.w
+    s = [[int(v) for v in row] for row in keys.secret.matrix(m).tolist()]
+    data = np.asarray(ciphertext.scheme.backend.to_numpy(ciphertext.data)).reshape(-1, m + 1)
+    out = []
+    for c in data.tolist():
+        sc = [sum(a * b for a, b in zip(row, c, strict=True)) for row in s]
+        out.append([(v + w // 2) // w for v in sc])
+    return out
+
+
+def kernel_shifted(scheme: IntegerVectorScheme, ciphertext: Ciphertext, keys: KeySet) -> Ciphertext:
+    """The same message and noise with coefficients near 2**61: ``c + [-T u; u]`` (S maps the
+    added vector to 0), with ``u`` chosen so that ``|c_top| + t_bound |c_bottom|`` passes 2**62."""
+    m = ciphertext.dim
+    t = keys.secret.t_for(m)[:, 0].astype(object)
+    u = (1 << 61) // int(max(abs(t))) - (1 << 40)
+    data = ciphertext.data.astype(object)
+    data[..., :m] -= t * u
+    data[..., m] += u
+    shifted = np.array(data.tolist(), dtype=np.int64)
+    out = Ciphertext(
+        scheme,
+        scheme.backend.asarray(shifted),
+        m,
+        ciphertext.scale_int,
+        ciphertext.noise,
+        ciphertext.key_id,
+    )
+    p = scheme.params
+    top, bottom = (int(abs(shifted[..., :m]).max()), int(abs(shifted[..., m:]).max()))
+    assert top + p.k * p.t_bound * bottom >= LIMIT  # the case the int64 path cannot prove
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numpy", "xp"])
+@pytest.mark.parametrize("m", [1, 3])
+def test_decryption_past_62_bits_is_exact(backend: str, m: int) -> None:
+    """A ciphertext whose coefficients prove only |S c| < 2**72 decrypts exactly (128-bit
+    arithmetic), to the message of the ciphertext it was shifted from."""
+    scheme = IntegerVectorScheme(
+        "vhe", backend=xp_backend() if backend == "xp" else get_backend("numpy")
+    )
+    keys = scheme.keygen(seed=4, max_dim=3, dims=(1, 3))
+    values = np.arange(-18, 18).reshape(-1, m) * 12345
+    fresh = scheme.encrypt(values, keys.public, dim=m, scale=1)
+    shifted = kernel_shifted(scheme, fresh, keys)
+    got = scheme.decrypt(shifted, keys.secret)
+    assert got.reshape(-1, m).tolist() == exact_decryption(shifted, keys)
+    assert got.tolist() == scheme.decrypt(fresh, keys.secret).tolist()
+
+
+def test_decryption_of_messages_past_63_bits_is_refused() -> None:
+    """With w = 2**4 and T up to 2**10, S c / w reaches 2**66: refused, never wrapped; the
+    same key's messages below 2**63 (S c past 2**63) come back exact."""
+    from hennframework.schemes.integer_vector.params import IntegerVectorParams
+
+    def scheme_with_w(bits: int) -> tuple[IntegerVectorScheme, KeySet]:
+        params = IntegerVectorParams(
+            name=f"w{bits}",
+            w=2**bits,
+            scale=1,
+            k=1,
+            t_bound=2**10,
+            a_bound=2,
+            e_bound=1,
+            gadget_bits=8,
+        )
+        scheme = IntegerVectorScheme(params)
+        return scheme, scheme.keygen(seed=5, max_dim=2, dims=(2,))
+
+    for bits, refused in ((4, True), (12, False)):
+        scheme, keys = scheme_with_w(bits)
+        t = keys.secret.t_for(2)[:, 0]
+        assert int(max(abs(t))) >= 64  # S c = T 2**61 reaches 2**67
+        data = np.zeros((3, 3), dtype=np.int64)
+        data[:, 2] = (1 << 61) - 1
+        zero = np.zeros(3)
+        ciphertext = Ciphertext(scheme, data, 2, 1, zero, keys.key_id)
+        if refused:
+            with pytest.raises(OverflowRiskError, match="does not fit in 63 bits"):
+                scheme.decrypt(ciphertext, keys.secret)
+        else:
+            got = scheme.decrypt(ciphertext, keys.secret)
+            assert got.tolist() == exact_decryption(ciphertext, keys)
+
+
 # -- adding plaintexts to m-vectors ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def vectors() -> tuple[IntegerVectorScheme, KeySet]:

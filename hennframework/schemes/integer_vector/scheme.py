@@ -479,16 +479,43 @@ class IntegerVectorScheme(Evaluator):
                 "with a larger w."
             )
         m = ciphertext.dim
-        t = backend.asarray(secret_key.t_for(m), dtype="int64")
         bottom_bound = backend.abs_max(ciphertext.data[..., m:])
         top_bound = backend.abs_max(ciphertext.data[..., :m])
         if top_bound + p.k * p.t_bound * bottom_bound >= LIMIT:
-            raise OverflowRiskError(
-                "S c could exceed 62 bits; this ciphertext cannot be decrypted exactly"
-            )
+            return self._decrypt_wide(ciphertext, secret_key, max(top_bound, bottom_bound))
+        t = backend.asarray(secret_key.t_for(m), dtype="int64")
         sc = ciphertext.data[..., :m] + backend.matmul_int_wrap(ciphertext.data[..., m:], t.T)
         rounded = (sc + p.w // 2) // p.w
         return backend.to_numpy(rounded).astype(np.int64)
+
+    def _decrypt_wide(
+        self, ciphertext: Ciphertext, secret_key: SecretKey, coeff_bound: int
+    ) -> npt.NDArray[np.int64]:
+        """``round(S c / w)`` where ``S c`` may pass 2**62: in 128-bit arithmetic.
+
+        A product or a rescale can leave coefficients whose ``|c_top| + k t |c_bottom|`` bound
+        passes 2**62 while the message itself is small. ``c S^T`` then comes from limb GEMMs
+        each proved exact (``wide.wide_matmul_round_div``), so the result is the exact rounding
+        of the exact ``S c``; the noise check already passed, so that is the message. Only a
+        message of 63 bits or more, which no int64 holds, is refused.
+        """
+        p = self.params
+        backend = self.backend
+        m = ciphertext.dim
+        shape = ciphertext.shape
+        key_t = backend.asarray(np.ascontiguousarray(secret_key.matrix(m).T), dtype="int64")
+        rows = ciphertext.data.reshape(-1, m + p.k)
+        try:
+            messages = wide.wide_matmul_round_div(
+                backend, rows, key_t, p.w, coeff_bound, max(1, p.t_bound)
+            )
+        except OverflowRiskError as error:
+            raise OverflowRiskError(
+                "refusing to decrypt: a message of this ciphertext does not fit in 63 bits, so "
+                "no int64 can hold it exactly. Keep values smaller (rescale, or a smaller "
+                "factor) before decrypting."
+            ) from error
+        return backend.to_numpy(messages).astype(np.int64).reshape(*shape, m)
 
     def refresh(self, tensor: Any, keys: KeySet) -> Ciphertext:
         """Owner-side refresh: the exact messages re-encrypted with the *secret* key.
