@@ -65,8 +65,16 @@ def test_a_layer_defined_elsewhere_trains_encrypted_through_the_one_loop(
     x, y = _data()
     plain, encrypted = _model(), _model().encrypt(keys, scheme)
     refresher = OwnerRefresher(scheme, keys)
+    # noise tracked forward (absorb_noise=False) and a floor of 8 bits: the run needs refreshes
     history = encrypted.fit(
-        x, y, epochs=40, batch_size=4, learning_rate=0.2, refresh=refresher, absorb_noise=False
+        x,
+        y,
+        epochs=40,
+        batch_size=4,
+        learning_rate=0.2,
+        refresh=refresher,
+        absorb_noise=False,
+        min_noise_budget=8.0,
     )
     plain.fit(x, y, epochs=40, batch_size=4, learning_rate=0.2)
     assert history.steps == 160 and history.refreshes == refresher.calls >= 1

@@ -169,6 +169,33 @@ def product_tensor_ref(c1: list[int], c2: list[int], m: int, k: int, divisor: in
     return top + cross + bottom
 
 
+def dot_ref(
+    c1: list[int],
+    c2: list[int],
+    h: Matrix,
+    stored_t: object,
+    vec: Matrix,
+    t: Matrix,
+    m: int,
+    p: IntegerVectorParams,
+) -> list[int]:
+    """x^T H y: every entry of vec(c1 c2^T) rounded; the two tops' block (weights H, public)
+    summed as it is into the first coefficient, the entries with a bottom switched. ``vec`` is
+    vec(S^T H S) over all (m + k)**2 entries; ``stored_t`` has rows for the switched entries only
+    or for all of them (then its rows for the switched ones are used)."""
+    n = m + p.k
+    tensor = [round_div_ref(c1[i] * c2[j], p.w) for i in range(n) for j in range(n)]
+    switched = [i * n + j for i in range(n) for j in range(n) if i >= m or j >= m]
+    stored = np.asarray(stored_t)
+    if stored.shape[0] == n * n * p.digits:
+        stored = stored.reshape(n * n, p.digits, -1)[switched].reshape(-1, stored.shape[1])
+    out = switch_ref(
+        [tensor[c] for c in switched], stored, [[vec[0][c] for c in switched]], t[:1], p
+    )
+    out[0] += sum(h[i][j] * tensor[i * n + j] for i in range(m) for j in range(m))
+    return out
+
+
 def rows_of(ciphertext: object) -> list[list[int]]:
     data = np.asarray(ciphertext.data)  # type: ignore[attr-defined]
     return [[int(v) for v in row] for row in data.reshape(-1, data.shape[-1]).tolist()]
@@ -283,9 +310,14 @@ class TestPythonIntegerReference:
         t = self.t_of(keys)
         stored = keys.public.evaluation.keys[f"product:{m}"].matrix_t  # type: ignore[attr-defined]
         source = product_key_ref(t, m, p.k)
+        # slot i's weight on entry i (top_a[i] top_b[i]) is 1: that entry is added as it is,
+        # the others are switched with the key's rows for them (after the first m entries')
+        switched = [row[m:] for row in source]
+        stored_switched = np.asarray(stored)[m * p.digits :]
         for row, c1, c2 in zip(got, rows_of(a), rows_of(b), strict=True):
             tensor = product_tensor_ref(c1, c2, m, p.k, divisor)
-            assert row == switch_ref(tensor, stored, source, t[:m], p)
+            out = switch_ref(tensor[m:], stored_switched, switched, t[:m], p)
+            assert row == [v + (tensor[i] if i < m else 0) for i, v in enumerate(out)]
 
     @kit_settings()
     @given(data=st.data())
@@ -311,8 +343,50 @@ class TestPythonIntegerReference:
             ]
         ]
         for row, c1, c2 in zip(got, rows_of(a), rows_of(b), strict=True):
-            tensor = [round_div_ref(c1[i] * c2[j], p.w) for i in range(n) for j in range(n)]
-            assert row == switch_ref(tensor, key.matrix_t, vec, t[:1], p)
+            assert row == dot_ref(c1, c2, hl, key.matrix_t, vec, t, m, p)
+
+    @kit_settings()
+    @given(data=st.data())
+    def test_dot_with_a_key_for_every_tensor_entry(
+        self, scheme: IntegerVectorScheme, keys: object, data: st.DataObject
+    ) -> None:
+        """A key with rows for all (m + k)**2 entries (as keys were made before the tops' block
+        was summed in the clear) gives the same ciphertexts through its rows for the others."""
+        from hennframework.schemes.integer_vector.keys import build_switch_matrix, to_backend_key
+
+        p = scheme.params
+        m = data.draw(st.integers(1, 3), label="m")
+        x = data.draw(hst.integer_arrays((2, m), 6), label="x")
+        y = data.draw(hst.integer_arrays((2, m), 6), label="y")
+        t = self.t_of(keys)
+        s = key_matrix(t, m)
+        n = m + p.k
+        vec = [[sum(s[r][i] * s[r][j] for r in range(m)) for i in range(n) for j in range(n)]]
+        secret = keys.secret  # type: ignore[attr-defined]
+        matrix = build_switch_matrix(
+            np.array(vec, dtype=np.int64), secret.t_for(1), p, RandomSource(7)
+        )
+        compact = scheme.add_dot_key(keys, m)  # type: ignore[arg-type]
+        full = to_backend_key(
+            scheme.backend, "dot", matrix, n * n, 1, secret.key_id, secret.key_id, compact.label
+        )
+        assert (compact.source_columns, full.source_columns) == (2 * m * p.k + p.k**2, n * n)
+        evaluation = scheme.public_key(secret.key_id).evaluation.keys
+        name = f"dot:{m}:{compact.label}"
+        a = vectors(scheme, x, keys.public, m)  # type: ignore[attr-defined]
+        b = vectors(scheme, y, keys.public, m)  # type: ignore[attr-defined]
+        try:
+            evaluation[name] = full
+            product = a.dot(b)  # type: ignore[attr-defined]
+        finally:
+            evaluation[name] = compact
+        got = rows_of(product)
+        identity = [[int(i == j) for j in range(m)] for i in range(m)]
+        for row, c1, c2 in zip(got, rows_of(a), rows_of(b), strict=True):
+            assert row == dot_ref(c1, c2, identity, full.matrix_t, vec, t, m, p)
+        assert scheme.decrypt(product, keys.secret).reshape(-1).tolist() == [  # type: ignore[attr-defined]
+            int(np.dot(u, v)) for u, v in zip(x.tolist(), y.tolist(), strict=True)
+        ]
 
     @kit_settings()
     @given(data=st.data())

@@ -46,8 +46,11 @@ __all__ = [
     "build_switch_matrix",
     "check_key_id",
     "check_key_pair",
+    "dot_key_matrix",
+    "dot_switched_columns",
     "fingerprint_keys",
     "key_fingerprint",
+    "key_part",
     "product_key_matrix",
     "public_fingerprint",
     "secret_fingerprint",
@@ -359,16 +362,70 @@ def product_key_matrix(t_matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]
     return key
 
 
+def dot_switched_columns(m: int, k: int) -> list[int]:
+    """The entries of ``vec(c1 c2^T)`` (``n = m + k`` squared, row major) whose inner-product
+    key weights hold a secret: every entry but the ``m x m`` block of the two tops.
+
+    With ``S = [I, T]``, ``S^T H S = [[H, H T], [T^T H, T^T H T]]``: the top block is ``H``
+    itself, public, so ``sum H_ij round(top1_i top2_j / w)`` goes into the result as it is and
+    only the ``2 m k + k**2`` entries listed here are key-switched (for m = 64, k = 1: 129 of
+    4,225)."""
+    n = m + k
+    return [a * n + b for a in range(n) for b in range(n) if a >= m or b >= m]
+
+
 def dot_key_matrix(
-    s_left: npt.NDArray[np.int64], weight: npt.NDArray[np.int64], s_right: npt.NDArray[np.int64]
+    t_matrix: npt.NDArray[np.int64], weight: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """vec(S1^T H S2) as a 1 x (n1 n2) row (entries are exact Python-int checked)."""
-    product = s_left.T.astype(object) @ weight.astype(object) @ s_right.astype(object)
-    flat = product.reshape(1, -1)
+    """The switched entries (``dot_switched_columns``) of vec(S^T H S) for S = [I, T], a 1 x
+    (2 m k + k**2) row: ``H T`` (row i: the entries ``top1_i bot2_j``), then for each bottom
+    ``j`` of the left ciphertext ``(T^T H)_j`` and ``(T^T H T)_j`` (the entries ``bot1_j c2``).
+    Exact Python integers, each checked below 2**62; ``m**2 k`` products, not ``m**3``.
+    """
+    k = t_matrix.shape[1]
+    t = t_matrix.astype(object)
+    h = weight.astype(object)
+    h_t = h @ t  # m x k
+    t_h = t.T @ h  # k x m
+    t_h_t = t_h @ t  # k x k
+    parts = [h_t.reshape(-1)]
+    for j in range(k):
+        parts += [t_h[j], t_h_t[j]]
+    flat = np.concatenate(parts).reshape(1, -1)
     if max((abs(int(v)) for v in flat.ravel()), default=0) >= 1 << 62:
-        raise InputError("the weight matrix H is too large: vec(S1^T H S2) exceeds 62 bits")
+        raise InputError("the weight matrix H is too large: vec(S^T H S) exceeds 62 bits")
     result: npt.NDArray[np.int64] = flat.astype(I64)
     return result
+
+
+def key_part(
+    key: KeySwitchKey, name: str, rows: slice | npt.NDArray[np.intp], source_columns: int
+) -> KeySwitchKey:
+    """The key for some of ``key``'s source entries: the rows ``rows`` of ``M^T`` (the digit
+    rows of those entries), made once per key and kept with it (keys never change).
+
+    Products and inner products switch only the tensor entries whose key weights hold a
+    secret; keys made before they did so carry the other entries' rows too, and this is how
+    those keys are read (``name`` tells the parts apart).
+    """
+    parts: dict[str, tuple[Any, KeySwitchKey]] = key.__dict__.setdefault("_parts", {})
+    found = parts.get(name)
+    if found is None or found[0] is not key.matrix_t:
+        matrix_t = key.matrix_t[rows]
+        flags = getattr(matrix_t, "flags", None)
+        if flags is not None and hasattr(flags, "writeable"):
+            flags.writeable = False
+        part = KeySwitchKey(
+            kind=key.kind,
+            source_columns=source_columns,
+            out_dim=key.out_dim,
+            matrix_t=matrix_t,
+            from_key_id=key.from_key_id,
+            to_key_id=key.to_key_id,
+            label=key.label,
+        )
+        found = parts[name] = (key.matrix_t, part)
+    return found[1]
 
 
 def matrix_digest(matrix: npt.NDArray[Any]) -> str:

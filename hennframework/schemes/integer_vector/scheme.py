@@ -57,7 +57,9 @@ from hennframework.schemes.integer_vector.keys import (
     SecretKey,
     build_switch_matrix,
     dot_key_matrix,
+    dot_switched_columns,
     fingerprint_keys,
+    key_part,
     matrix_digest,
     product_key_matrix,
     to_backend_key,
@@ -221,8 +223,7 @@ class IntegerVectorScheme(Evaluator):
         h = _integer_matrix(np.eye(dim, dtype=np.int64) if weight is None else weight, "H")
         if h.shape != (dim, dim):
             raise InputError(f"H must be {dim} x {dim}, got {h.shape}")
-        s = secret.matrix(dim)
-        source = dot_key_matrix(s, h, s)
+        source = dot_key_matrix(secret.t_for(dim), h)
         matrix = build_switch_matrix(source, secret.t_for(1), self.params, self._rng(keys))
         key = to_backend_key(
             self.backend,
@@ -1033,13 +1034,18 @@ class IntegerVectorScheme(Evaluator):
         cross = e_a * e_b / p.w  # shared with the high-probability bound
         before_switch = (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = mu_a * mu_b * p.w / r + before_switch
-        bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
+        # the first m entries (top_a[i] top_b[i]) have weight 1 in slot i: added as they are,
+        # exactly, rather than switched (no digits, no key noise); the sum wraps modulo 2**64
+        # like the switch itself and is exact because the result is proved below 2**62
+        switched = self._product_switch_key(key, m)
+        bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError(
                 "the product could exceed 62 bits (values too large for this parameter set); "
                 "use smaller values or a parameter set with a smaller w or scale."
             )
-        data, l1, l2 = self._switch(tensor, key, tensor_bound)
+        data, l1, l2 = self._switch(tensor[..., m:], switched, tensor_bound)
+        data[..., :m] += tensor[..., :m]
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2, cross)
         return left.derive(
@@ -1049,6 +1055,38 @@ class IntegerVectorScheme(Evaluator):
             coeff_bound=bound,
             probable=probable,
         )
+
+    def _product_switch_key(self, key: KeySwitchKey, m: int) -> KeySwitchKey:
+        """The part of a product key the switch applies: the ``m k + k**2`` entries whose
+        weights hold T (the key's rows after the first ``m`` entries' digits)."""
+        parts: dict[str, tuple[Any, KeySwitchKey]] | None = key.__dict__.get("_parts")
+        if parts is not None and (found := parts.get("switched")) and found[0] is key.matrix_t:
+            return found[1]  # made before (the common case: one dict lookup)
+        k = self.params.k
+        if key.source_columns != m + m * k + k * k:
+            raise InputError(
+                f"the product key has {key.source_columns} source entries, not the "
+                f"{m + m * k + k * k} of {m}-vector products with k = {k}"
+            )
+        return key_part(key, "switched", slice(m * self.params.digits, None), m * k + k * k)
+
+    def _dot_switch_key(self, key: KeySwitchKey, m: int) -> KeySwitchKey:
+        """The inner-product key for the entries ``dot_switched_columns`` (a key made here has
+        only those; one made before inner products skipped the tops' block has all ``(m +
+        k)**2``, and its rows for those entries are used)."""
+        k = self.params.k
+        switched = 2 * m * k + k * k
+        if key.source_columns == switched:
+            return key
+        if key.source_columns != (m + k) ** 2:
+            raise InputError(
+                f"the inner-product key has {key.source_columns} source entries, not the "
+                f"{switched} (or {(m + k) ** 2}) of {m}-vectors with k = {k}"
+            )
+        digits = self.params.digits
+        columns = np.asarray(dot_switched_columns(m, k), dtype=np.intp)
+        rows = (columns[:, None] * digits + np.arange(digits)).reshape(-1)
+        return key_part(key, "switched", self.backend.asarray(rows, dtype="int64"), switched)
 
     def _product_probable(
         self,
@@ -1173,9 +1211,27 @@ class IntegerVectorScheme(Evaluator):
                 "the inner product's tensor entries could exceed 62 bits; use smaller values, "
                 "rescale first, or a parameter set with a smaller w or scale."
             )
-        a = backend.broadcast_to(left.data, (*batch, n))[..., :, None]
-        b = backend.broadcast_to(right.data, (*batch, n))[..., None, :]
-        tensor = wide.mul_round_div(a, b, p.w * r).reshape(*batch, n * n)
+        # vec(c1 c2^T) splits in two: the block of the two tops, whose key weights are H
+        # itself (public), summed here into ``public``; and the entries with a bottom, whose
+        # weights hold T (``dot_switched_columns``, in its order), switched. Each entry is
+        # rounded as before, so the noise bounds below are unchanged; only the switch is
+        # smaller (2 m k + k**2 entries instead of (m + k)**2) and adds less key noise.
+        a = backend.broadcast_to(left.data, (*batch, n))
+        b = backend.broadcast_to(right.data, (*batch, n))
+        divisor_total = p.w * r
+        with_bottom = wide.mul_round_div(a[..., :m, None], b[..., None, m:], divisor_total).reshape(
+            *batch, m * p.k
+        )
+        bottoms = wide.mul_round_div(a[..., m:, None], b[..., None, :], divisor_total).reshape(
+            *batch, p.k * n
+        )
+        tensor = backend.concatenate([with_bottom, bottoms], axis=-1)
+        if weight is None:
+            tops = wide.mul_round_div(a[..., :m], b[..., :m], divisor_total)
+            public = tops.sum(axis=-1)  # wraps modulo 2**64: exact once added (see below)
+        else:
+            tops = wide.mul_round_div(a[..., :m, None], b[..., None, :m], divisor_total)
+            public = (tops * backend.asarray(h, dtype="int64")).sum(axis=(-2, -1))
         # terms of both operands in every bound: broadcasting gives them the batch shape
         mu_a = left.message_bound()
         mu_b = right.message_bound()
@@ -1186,10 +1242,14 @@ class IntegerVectorScheme(Evaluator):
         cross = e_a * e_b / p.w  # shared with the high-probability bound
         before_switch = h_abs * (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = h_abs * mu_a * mu_b * p.w / r + before_switch
-        bound = self._switch_bound(key, float(value_bound.max()) if value_bound.size else 0.0)
+        switched = self._dot_switch_key(key, m)
+        bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
-        data, l1, l2 = self._switch(tensor, key, tensor_bound)
+        data, l1, l2 = self._switch(tensor, switched, tensor_bound)
+        # modulo 2**64 like the switch: exact, since the result is proved below 2**62 (its
+        # value bound covers the public block and the switched entries together)
+        data[..., 0] += public
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2, cross)
         return left.derive(
