@@ -1056,6 +1056,22 @@ class IntegerVectorScheme(Evaluator):
             probable=probable,
         )
 
+    def _dot_factors(self, m: int, identity: bool) -> tuple[Array, Array]:
+        """Index arrays into both ciphertexts naming the factors of each rounded product an
+        inner product uses: ``top1_i top2_i`` (H = I) or every ``top1_i top2_j``, then the
+        entries of ``dot_switched_columns`` (row-major ``(a, b)`` of ``vec(c1 c2^T)``)."""
+        n = m + self.params.k
+        tops = (
+            [(i, i) for i in range(m)] if identity else [(i, j) for i in range(m) for j in range(m)]
+        )
+        switched = [divmod(column, n) for column in dot_switched_columns(m, self.params.k)]
+        pairs = tops + switched
+        backend = self.backend
+        return (
+            backend.asarray([a for a, _ in pairs], dtype="int64"),
+            backend.asarray([b for _, b in pairs], dtype="int64"),
+        )
+
     def _product_switch_key(self, key: KeySwitchKey, m: int) -> KeySwitchKey:
         """The part of a product key the switch applies: the ``m k + k**2`` entries whose
         weights hold T (the key's rows after the first ``m`` entries' digits)."""
@@ -1184,10 +1200,12 @@ class IntegerVectorScheme(Evaluator):
         weight: npt.ArrayLike | None = None,
         divisor: int | None = None,
     ) -> Ciphertext:
-        """x^T H y for each batch item: ``round(vec(c1 c2^T) / (w r))`` switched to the scalar key."""
+        """x^T H y for each batch item: the entries of ``round(vec(c1 c2^T) / (w r))`` under the
+        weights ``vec(S^T H S)``, on the scalar key (the tops' block, weights H, summed as it is;
+        the entries with a bottom switched)."""
         left.check_compatible(right, "take an inner product")
         p = self.params
-        m, n = left.dim, left.dim + p.k
+        m = left.dim
         h = small.identity(m) if weight is None else _integer_matrix(weight, "H")
         label, _, h_abs = small.matrix_facts(self, h)  # matrix_digest(h), sum |H|
         key = self.public_key(left.key_id).evaluation.get(
@@ -1197,7 +1215,7 @@ class IntegerVectorScheme(Evaluator):
         )
         r = self._checked_divisor(left, right, divisor)
         backend = self.backend
-        batch = broadcast_batch(left.shape, right.shape, "combine")
+        broadcast_batch(left.shape, right.shape, "combine")  # refuses what cannot broadcast
         # factors below 2**62 (invariant): products fit in 128 bits; the rounded entries are
         # key-switch sources and must be below 2**62, proved before anything runs (from the
         # tracked coefficient bounds when they suffice, else from the actual magnitudes)
@@ -1216,22 +1234,22 @@ class IntegerVectorScheme(Evaluator):
         # weights hold T (``dot_switched_columns``, in its order), switched. Each entry is
         # rounded as before, so the noise bounds below are unchanged; only the switch is
         # smaller (2 m k + k**2 entries instead of (m + k)**2) and adds less key noise.
-        a = backend.broadcast_to(left.data, (*batch, n))
-        b = backend.broadcast_to(right.data, (*batch, n))
-        divisor_total = p.w * r
-        with_bottom = wide.mul_round_div(a[..., :m, None], b[..., None, m:], divisor_total).reshape(
-            *batch, m * p.k
+        # one exact rounded product per entry used, the factors gathered by index: the tops'
+        # block first (its diagonal for H = I), then the switched entries in key order
+        identity = weight is None
+        left_index, right_index = self._constant(
+            f"dot-factors:{m}:{identity}", lambda: self._dot_factors(m, identity)
         )
-        bottoms = wide.mul_round_div(a[..., m:, None], b[..., None, :], divisor_total).reshape(
-            *batch, p.k * n
+        products = wide.mul_round_div(
+            left.data[..., left_index], right.data[..., right_index], p.w * r
         )
-        tensor = backend.concatenate([with_bottom, bottoms], axis=-1)
-        if weight is None:
-            tops = wide.mul_round_div(a[..., :m], b[..., :m], divisor_total)
-            public = tops.sum(axis=-1)  # wraps modulo 2**64: exact once added (see below)
+        public_count = m if identity else m * m
+        if identity:
+            public = products[..., :m].sum(axis=-1)  # wraps modulo 2**64: exact once added
         else:
-            tops = wide.mul_round_div(a[..., :m, None], b[..., None, :m], divisor_total)
-            public = (tops * backend.asarray(h, dtype="int64")).sum(axis=(-2, -1))
+            h_flat = backend.asarray(h.reshape(-1), dtype="int64")
+            public = (products[..., : m * m] * h_flat).sum(axis=-1)
+        tensor = products[..., public_count:]
         # terms of both operands in every bound: broadcasting gives them the batch shape
         mu_a = left.message_bound()
         mu_b = right.message_bound()
