@@ -195,6 +195,17 @@ def test_products_with_oversized_tensor_entries_are_refused() -> None:
         big * big
 
 
+def test_inner_product_keys_with_weights_past_62_bits_are_refused() -> None:
+    """H with entries of 2**50: T^T H T reaches 2**66 with T up to 1000 (vhe), refused at key
+    generation; a key whose entries stay below 2**62 (checked in int64) is made."""
+    scheme = IntegerVectorScheme("vhe")
+    keys = scheme.keygen(seed=3, max_dim=2, dims=(2,), products=())
+    with pytest.raises(InputError, match="H is too large"):
+        scheme.add_dot_key(keys, 2, np.full((2, 2), 2**50))
+    key = scheme.add_dot_key(keys, 2, np.full((2, 2), 2**30))
+    assert key.source_columns == 2 * 2 + 1
+
+
 def test_key_switch_sources_beyond_the_digit_range_are_refused() -> None:
     scheme = IntegerVectorScheme("default")
     keys = scheme.keygen(seed=3)

@@ -380,11 +380,17 @@ def dot_key_matrix(
     """The switched entries (``dot_switched_columns``) of vec(S^T H S) for S = [I, T], a 1 x
     (2 m k + k**2) row: ``H T`` (row i: the entries ``top1_i bot2_j``), then for each bottom
     ``j`` of the left ciphertext ``(T^T H)_j`` and ``(T^T H T)_j`` (the entries ``bot1_j c2``).
-    Exact Python integers, each checked below 2**62; ``m**2 k`` products, not ``m**3``.
+    Exact (int64 where no partial sum can pass 2**62, else Python integers), each entry checked
+    below 2**62; ``m**2 k`` products, not ``m**3``.
     """
-    k = t_matrix.shape[1]
-    t = t_matrix.astype(object)
-    h = weight.astype(object)
+    m, k = t_matrix.shape
+    largest_h = int(np.abs(weight).max(initial=0))
+    largest_t = int(np.abs(t_matrix).max(initial=0))
+    # every partial sum of T^T H T is below m**2 |H| |T|**2: int64 is exact where that is
+    # below 2**62 (the usual case), Python integers otherwise
+    exact_type: Any = I64 if m * m * largest_h * largest_t**2 < 1 << 62 else object
+    t = t_matrix.astype(exact_type)
+    h = weight.astype(exact_type)
     h_t = h @ t  # m x k
     t_h = t.T @ h  # k x m
     t_h_t = t_h @ t  # k x k
