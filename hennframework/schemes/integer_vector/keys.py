@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -405,19 +405,20 @@ def dot_key_matrix(
 
 
 def key_part(
-    key: KeySwitchKey, name: str, rows: slice | npt.NDArray[np.intp], source_columns: int
+    key: KeySwitchKey, name: str, rows: Callable[[], Any], source_columns: int
 ) -> KeySwitchKey:
-    """The key for some of ``key``'s source entries: the rows ``rows`` of ``M^T`` (the digit
-    rows of those entries), made once per key and kept with it (keys never change).
+    """The key for some of ``key``'s source entries: the rows ``rows()`` (a slice or an index
+    array: the digit rows of those entries) of ``M^T``, made once per key and kept with it
+    (keys never change; ``name`` tells the parts apart).
 
-    Products and inner products switch only the tensor entries whose key weights hold a
-    secret; keys made before they did so carry the other entries' rows too, and this is how
-    those keys are read (``name`` tells the parts apart).
+    Products switch only the tensor entries whose key weights hold a secret; their keys carry
+    the other entries' rows too (as do inner-product keys made before those switched only such
+    entries), and this is how those keys are read.
     """
     parts: dict[str, tuple[Any, KeySwitchKey]] = key.__dict__.setdefault("_parts", {})
     found = parts.get(name)
     if found is None or found[0] is not key.matrix_t:
-        matrix_t = key.matrix_t[rows]
+        matrix_t = key.matrix_t[rows()]
         flags = getattr(matrix_t, "flags", None)
         if flags is not None and hasattr(flags, "writeable"):
             flags.writeable = False

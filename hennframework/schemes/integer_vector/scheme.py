@@ -1075,16 +1075,14 @@ class IntegerVectorScheme(Evaluator):
     def _product_switch_key(self, key: KeySwitchKey, m: int) -> KeySwitchKey:
         """The part of a product key the switch applies: the ``m k + k**2`` entries whose
         weights hold T (the key's rows after the first ``m`` entries' digits)."""
-        parts: dict[str, tuple[Any, KeySwitchKey]] | None = key.__dict__.get("_parts")
-        if parts is not None and (found := parts.get("switched")) and found[0] is key.matrix_t:
-            return found[1]  # made before (the common case: one dict lookup)
         k = self.params.k
         if key.source_columns != m + m * k + k * k:
             raise InputError(
                 f"the product key has {key.source_columns} source entries, not the "
                 f"{m + m * k + k * k} of {m}-vector products with k = {k}"
             )
-        return key_part(key, "switched", slice(m * self.params.digits, None), m * k + k * k)
+        first = m * self.params.digits
+        return key_part(key, "switched", lambda: slice(first, None), m * k + k * k)
 
     def _dot_switch_key(self, key: KeySwitchKey, m: int) -> KeySwitchKey:
         """The inner-product key for the entries ``dot_switched_columns`` (a key made here has
@@ -1099,10 +1097,15 @@ class IntegerVectorScheme(Evaluator):
                 f"the inner-product key has {key.source_columns} source entries, not the "
                 f"{switched} (or {(m + k) ** 2}) of {m}-vectors with k = {k}"
             )
-        digits = self.params.digits
-        columns = np.asarray(dot_switched_columns(m, k), dtype=np.intp)
-        rows = (columns[:, None] * digits + np.arange(digits)).reshape(-1)
-        return key_part(key, "switched", self.backend.asarray(rows, dtype="int64"), switched)
+
+        def rows() -> Array:
+            digits = self.params.digits
+            columns = np.asarray(dot_switched_columns(m, k), dtype=np.int64)
+            return self.backend.asarray(
+                (columns[:, None] * digits + np.arange(digits)).reshape(-1), dtype="int64"
+            )
+
+        return key_part(key, "switched", rows, switched)
 
     def _product_probable(
         self,
@@ -1230,12 +1233,11 @@ class IntegerVectorScheme(Evaluator):
                 "rescale first, or a parameter set with a smaller w or scale."
             )
         # vec(c1 c2^T) splits in two: the block of the two tops, whose key weights are H
-        # itself (public), summed here into ``public``; and the entries with a bottom, whose
-        # weights hold T (``dot_switched_columns``, in its order), switched. Each entry is
-        # rounded as before, so the noise bounds below are unchanged; only the switch is
-        # smaller (2 m k + k**2 entries instead of (m + k)**2) and adds less key noise.
-        # one exact rounded product per entry used, the factors gathered by index: the tops'
-        # block first (its diagonal for H = I), then the switched entries in key order
+        # itself (public), summed here into ``public`` (its diagonal alone for H = I); and the
+        # entries with a bottom, whose weights hold T (``dot_switched_columns``, in its order),
+        # switched. One exact rounded product per entry, the factors gathered by index; each
+        # entry is rounded as before, so the noise bounds below are unchanged, and the switch
+        # is smaller (2 m k + k**2 entries instead of (m + k)**2) and adds less key noise.
         identity = weight is None
         left_index, right_index = self._constant(
             f"dot-factors:{m}:{identity}", lambda: self._dot_factors(m, identity)
