@@ -53,6 +53,9 @@ from hennframework.schemes.integer_vector.params import INT_BITS, IntegerVectorP
 __all__ = ["Ciphertext", "Evaluator"]
 
 LIMIT = 1 << INT_BITS
+#: ``scatter_add`` treats an update as sparse (row-wise margins, carried largest bounds) where
+#: fewer than one row in this many is added to.
+SPARSE_ROWS = 32
 #: Relative margin applied to float64 noise bounds so rounding in the bound itself never undercounts.
 SAFETY = 1.0 + 1e-9
 #: The high-probability noise bound fails with probability at most 2**-this per decryption.
@@ -76,6 +79,15 @@ def tail_factor(values: int) -> float:
     count = max(int(values), 1)
     exponent = math.log(2.0 * count) + FAILURE_PROBABILITY_BITS * math.log(2.0)
     return math.sqrt(2.0 * exponent) * (1.0 + 1e-12)
+
+
+def _rows_of(ciphertext: Ciphertext, rows: Array) -> tuple[Array, Array]:
+    """The high-probability parts of the ``rows`` (axis 0) of a ciphertext that tracks them."""
+    assert ciphertext.noise_det is not None and ciphertext.noise_sg is not None
+    shape = ciphertext.shape
+    det = ciphertext.scheme.backend.broadcast_to(ciphertext.noise_det, shape)
+    sg = ciphertext.scheme.backend.broadcast_to(ciphertext.noise_sg, shape)
+    return det[rows], sg[rows]
 
 
 def elementwise_min(left: Array, right: Array) -> Array:
@@ -222,6 +234,8 @@ class Ciphertext:
     #: computes it once.
     _message_bound_view: tuple[Ciphertext, str, Any] | None = None
     _decryption_bound: tuple[bool, float] | None = None
+    #: The largest worst-case noise bound (``max_noise``), where it is known.
+    _max_noise: float | None = None
     #: Powers of this ciphertext that ``polyval`` made, by the shift of their base (the
     #: scheme's memo: ``{shift: {degree: power}}``).
     polyval_powers: dict[int, dict[int, Ciphertext]] | None = None
@@ -282,31 +296,36 @@ class Ciphertext:
 
     @property
     def max_noise(self) -> float:
-        backend = self.scheme.backend
-        return float(backend.to_numpy(self.noise).max()) if self.size else 0.0
+        if self._max_noise is None:
+            backend = self.scheme.backend
+            self._max_noise = float(backend.to_numpy(self.noise).max()) if self.size else 0.0
+        return self._max_noise
 
     @property
     def tracks_probable_noise(self) -> bool:
         """Whether the high-probability bound is tracked (else decryption uses ``noise``)."""
         return self.noise_det is not None
 
-    def probable_noise(self, values: int | None = None) -> Array:
+    def probable_noise(self, values: int | None = None, rows: Array | None = None) -> Array:
         """``noise_det + z noise_sg`` per item, z for decrypting ``values`` numbers at once.
 
         ``values`` defaults to every number in this tensor (``size * dim``). Where the bound is
-        not tracked this is ``noise``.
+        not tracked this is ``noise``. ``rows``: only those rows (axis 0), z unchanged.
         """
         if self.noise_det is None or self.noise_sg is None:
-            return self.noise
+            return self.noise if rows is None else self.noise[rows]
         count = self.size * self.dim if values is None else values
-        return (self.noise_det + self.noise_sg * tail_factor(count)) * SAFETY
+        det, sg = (self.noise_det, self.noise_sg) if rows is None else _rows_of(self, rows)
+        return (det + sg * tail_factor(count)) * SAFETY
 
-    def decryption_bounds(self) -> Array:
+    def decryption_bounds(self, rows: Array | None = None) -> Array:
         """The per-item bound decryption refuses on: the smaller of the worst-case bound and the
-        high-probability one (the worst-case one alone if the scheme has ``worst_case=True``)."""
+        high-probability one (the worst-case one alone if the scheme has ``worst_case=True``);
+        ``rows``: only those rows (axis 0)."""
+        noise = self.noise if rows is None else self.noise[rows]
         if self.noise_det is None or self.scheme.worst_case:
-            return self.noise
-        return elementwise_min(self.noise, self.probable_noise())
+            return noise
+        return elementwise_min(noise, self.probable_noise(rows=rows))
 
     @property
     def decryption_bound(self) -> float:
@@ -708,24 +727,68 @@ class Ciphertext:
                 f"scatter_add needs values of shape {(rows_np.size, *self.shape[1:])} for "
                 f"{rows_np.size} row indices, got {values.shape}"
             )
-        repeats = int(np.bincount(rows_np % self.shape[0]).max()) if rows_np.size else 0
+        counts = np.bincount(rows_np % self.shape[0]) if rows_np.size else np.zeros(0, np.int64)
+        repeats = int(counts.max()) if rows_np.size else 0
         bound = self.checked_bound(self.coeff_bound + repeats * values.coeff_bound)
         data = self.data.copy()
         noise = self.noise.copy()
         index = backend.asarray(rows_np)
         backend.index_add(data, index, values.data)
-        backend.index_add(noise, index, values.noise)
+        # int64 scatter sums are exact (|result| <= bound < 2**62); float ones may round down,
+        # which the margin covers. Where few rows are added to (a training step's words in a
+        # vocabulary-sized table), only those rows take it, and the largest bounds are carried
+        # over from this tensor's and those rows' (``_carry_bounds``) instead of read anew from
+        # every row; where many are, a whole-array pass is cheaper than indexing.
         margin = float_margin(repeats + 1)
+        touched = np.flatnonzero(counts)  # each row once
+        sparse = SPARSE_ROWS * touched.size < self.shape[0]
+        rows_touched = backend.asarray(touched) if sparse else None
+
+        def scaled(total: Array) -> Array:
+            if rows_touched is None:
+                return total * margin
+            total[rows_touched] *= margin
+            return total
+
+        backend.index_add(noise, index, values.noise)
+        noise = scaled(noise)
         probable = None
         if self.tracks_probable_noise or values.tracks_probable_noise:
             parts = []
             for mine, theirs in zip(self.probable_parts(), values.probable_parts(), strict=True):
                 total = backend.broadcast_to(mine, self.shape) + 0.0  # a writable copy
                 backend.index_add(total, index, theirs)
-                parts.append(total * margin)
+                parts.append(scaled(total))
             probable = (parts[0], parts[1])
-        # int64 scatter sums are exact (|result| <= bound < 2**62); float ones may round down
-        return self.derive(data, noise * margin, coeff_bound=bound, probable=probable)
+        result = self.derive(data, noise, coeff_bound=bound, probable=probable)
+        if rows_touched is not None:
+            self._carry_bounds(result, rows_touched)
+        return result
+
+    def _carry_bounds(self, result: Ciphertext, touched: Array) -> None:
+        """Give ``result`` (this tensor with some rows' bounds raised) the largest noise and
+        decryption bounds from this tensor's known ones and the ``touched`` rows alone.
+
+        Every other row's bounds are this tensor's, and a touched row's only grew, so the
+        largest of the result is the larger of this tensor's largest and the touched rows'
+        (the decryption bound's z depends on the size only, which is the same). A training step
+        adds to a few rows of a vocabulary-sized table: this keeps the weights' noise budget
+        and the absorbed-noise check from reading every row after each step. Nothing is set
+        where a touched bound is not a finite number (the full computation then shows it).
+        """
+        backend = self.scheme.backend
+        empty = not int(touched.shape[0])
+        if self._max_noise is not None:
+            top = 0.0 if empty else float(backend.to_numpy(result.noise[touched]).max())
+            if math.isfinite(top):
+                result._max_noise = max(self._max_noise, top)
+        cached = self._decryption_bound
+        worst_case = self.scheme.worst_case
+        if cached is not None and cached[0] == worst_case:
+            bounds = None if empty else result.decryption_bounds(rows=touched)
+            top = 0.0 if bounds is None else float(backend.to_numpy(bounds).max())
+            if math.isfinite(top):
+                result._decryption_bound = (worst_case, max(cached[1], top))
 
     def segment_sum(self, offsets: Any) -> Ciphertext:
         """Sums of consecutive runs along axis 0: run i is ``self[offsets[i]:offsets[i+1]]``.

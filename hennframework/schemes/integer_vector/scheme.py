@@ -823,6 +823,7 @@ class IntegerVectorScheme(Evaluator):
             return None
         absorbed = self._noiseless(ciphertext)
         absorbed._decryption_bound = (self.worst_case, 0.0)  # no noise: both bounds are 0
+        absorbed._max_noise = 0.0
         # the coefficient bound is renewed too, to the largest actual coefficient (one pass),
         # once it leaves less than 8 bits of headroom (for long sums): the bounds of summed
         # updates add up, while the coefficients themselves partly cancel
