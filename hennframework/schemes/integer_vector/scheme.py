@@ -954,6 +954,28 @@ class IntegerVectorScheme(Evaluator):
         noise' = (|mu1| e2 + |mu2| e1 + e1 e2 / w) / r + (sum |K_i|) / 2 + E c*,
         where r is the rescale divisor, K_i the tensor key row and E c* the switch noise.
         """
+        product = self._multiply(left, right, divisor, None)
+        assert product is not None  # only a sum can be declined
+        return product
+
+    def _multiply_sum(self, left: Ciphertext, right: Ciphertext, axis: int) -> Ciphertext:
+        """``(left * right).sum(axis)`` (``matmul_cipher``'s contraction) with the products'
+        tensor entries summed before a single key switch (the switch is linear): one switch
+        per result instead of one per product, and less key noise. Where the summed entries
+        could pass the 2**62 a switch source may have, or the axis has one entry, the products
+        are switched one by one and then summed."""
+        batch = broadcast_batch(left.shape, right.shape, "combine")
+        summed = (
+            self._multiply(left, right, None, axis % len(batch))
+            if -len(batch) <= axis < len(batch) and batch[axis] > 1
+            else None
+        )
+        return summed if summed is not None else (left * right).sum(axis=axis)
+
+    def _multiply(
+        self, left: Ciphertext, right: Ciphertext, divisor: int | None, sum_axis: int | None
+    ) -> Ciphertext | None:
+        """``multiply``, or with ``sum_axis`` ``_multiply_sum``'s sum (None where it cannot)."""
         left.check_compatible(right, "multiply")
         p = self.params
         m, k = left.dim, p.k
@@ -1035,6 +1057,25 @@ class IntegerVectorScheme(Evaluator):
         cross = e_a * e_b / p.w  # shared with the high-probability bound
         before_switch = (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = mu_a * mu_b * p.w / r + before_switch
+        summed_probable = None
+        if sum_axis is not None:
+            # S (sum_l c_l*) = sum_l S c_l*: the entries' sums, switched once, carry the sum of
+            # the products' values and pre-switch noise (every entry rounded as before), plus
+            # the key noise of one switch; exact int64 sums while below the switch's 2**62
+            count = batch[sum_axis]
+            if count * tensor_bound >= LIMIT:
+                return None
+            backend = self.backend
+            margin = float_margin(count)
+
+            def summed(values: Array) -> Array:
+                return backend.broadcast_to(values, batch).sum(axis=sum_axis) * margin
+
+            tensor = backend.broadcast_to(tensor, (*batch, tensor.shape[-1])).sum(axis=sum_axis)
+            tensor_bound *= max(count, 1)
+            before_switch, value_bound = summed(before_switch), summed(value_bound)
+            det, sg = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, 0.0, cross)
+            summed_probable = (summed(det), summed(sg))
         # the first m entries (top_a[i] top_b[i]) have weight 1 in slot i: added as they are,
         # exactly, rather than switched (no digits, no key noise); the sum wraps modulo 2**64
         # like the switch itself and is exact because the result is proved below 2**62
@@ -1048,7 +1089,11 @@ class IntegerVectorScheme(Evaluator):
         data, l1, l2 = self._switch(tensor[..., m:], switched, tensor_bound)
         data[..., :m] += tensor[..., :m]
         noise = (before_switch + l1 * p.e_bound) * SAFETY
-        probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2, cross)
+        if summed_probable is None:
+            probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2, cross)
+        else:
+            det, sg = summed_probable
+            probable = (det, sg + l2 * p.e_bound * SAFETY)
         return left.derive(
             data,
             noise,
@@ -1470,14 +1515,14 @@ class IntegerVectorScheme(Evaluator):
                 "use .dot() for inner products of m-vectors; @ works on scalar ciphertexts"
             )
         if left.ndim == 1 and right.ndim == 1:
-            return (left * right).sum(axis=0)
+            return self._multiply_sum(left, right, 0)
         if right.ndim == 1:
-            return (left * right[None, :] if left.ndim == 2 else left * right).sum(axis=-1)
+            return self._multiply_sum(left, right[None, :] if left.ndim == 2 else right, -1)
         if left.ndim == 1:
-            return (left[:, None] * right).sum(axis=0)
+            return self._multiply_sum(left[:, None], right, 0)
         if left.ndim != 2 or right.ndim != 2:
             raise InputError("@ of two encrypted tensors supports 1-D and 2-D operands")
-        return (left[:, :, None] * right[None, :, :]).sum(axis=1)
+        return self._multiply_sum(left[:, :, None], right[None, :, :], 1)
 
     def polyval_shift(self, ciphertext: Ciphertext, degree: int) -> int:
         """k >= 0 such that the powers of ``x / 2**k`` up to ``degree`` stay in the exact range.
