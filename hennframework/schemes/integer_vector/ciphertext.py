@@ -728,7 +728,7 @@ class Ciphertext:
                 f"{rows_np.size} row indices, got {values.shape}"
             )
         counts = np.bincount(rows_np % self.shape[0]) if rows_np.size else np.zeros(0, np.int64)
-        repeats = int(counts.max()) if rows_np.size else 0
+        repeats = int(counts.max(initial=0))
         bound = self.checked_bound(self.coeff_bound + repeats * values.coeff_bound)
         data = self.data.copy()
         noise = self.noise.copy()

@@ -504,7 +504,7 @@ class IntegerVectorScheme(Evaluator):
         backend = self.backend
         m = ciphertext.dim
         shape = ciphertext.shape
-        key_t = backend.asarray(np.ascontiguousarray(secret_key.matrix(m).T), dtype="int64")
+        key_t = backend.asarray(small.secret_parts(secret_key, m)[1], dtype="int64")  # S^T
         rows = ciphertext.data.reshape(-1, m + p.k)
         try:
             messages = wide.wide_matmul_round_div(
@@ -964,12 +964,7 @@ class IntegerVectorScheme(Evaluator):
         per result instead of one per product, and less key noise. Where the summed entries
         could pass the 2**62 a switch source may have, or the axis has one entry, the products
         are switched one by one and then summed."""
-        batch = broadcast_batch(left.shape, right.shape, "combine")
-        summed = (
-            self._multiply(left, right, None, axis % len(batch))
-            if -len(batch) <= axis < len(batch) and batch[axis] > 1
-            else None
-        )
+        summed = self._multiply(left, right, None, axis)
         return summed if summed is not None else (left * right).sum(axis=axis)
 
     def _multiply(
@@ -987,6 +982,10 @@ class IntegerVectorScheme(Evaluator):
             f"scheme.add_product_key(keys, {m}) (keygen(products=[{m}]))",
         )
         batch = broadcast_batch(left.shape, right.shape, "combine")  # refuses what cannot
+        if sum_axis is not None:
+            if not -len(batch) <= sum_axis < len(batch) or batch[sum_axis] < 2:
+                return None  # an axis out of range (the sum refuses it) or of one entry
+            sum_axis %= len(batch)
         divisor_total = p.w * r
         # overflow: the factors are below 2**62 (ciphertext invariant), so every product fits in
         # 128 bits (mul_wide); each rounded tensor entry must be below 2**62 to be a key-switch
@@ -1072,7 +1071,7 @@ class IntegerVectorScheme(Evaluator):
                 return backend.broadcast_to(values, batch).sum(axis=sum_axis) * margin
 
             tensor = backend.broadcast_to(tensor, (*batch, tensor.shape[-1])).sum(axis=sum_axis)
-            tensor_bound *= max(count, 1)
+            tensor_bound *= count
             before_switch, value_bound = summed(before_switch), summed(value_bound)
             det, sg = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, 0.0, cross)
             summed_probable = (summed(det), summed(sg))
@@ -1291,13 +1290,12 @@ class IntegerVectorScheme(Evaluator):
         products = wide.mul_round_div(
             left.data[..., left_index], right.data[..., right_index], p.w * r
         )
-        public_count = m if identity else m * m
+        # the public sums wrap modulo 2**64: exact once added to the switched result (below)
         if identity:
-            public = products[..., :m].sum(axis=-1)  # wraps modulo 2**64: exact once added
+            public, tensor = products[..., :m].sum(axis=-1), products[..., m:]
         else:
             h_flat = backend.asarray(h.reshape(-1), dtype="int64")
-            public = (products[..., : m * m] * h_flat).sum(axis=-1)
-        tensor = products[..., public_count:]
+            public, tensor = (products[..., : m * m] * h_flat).sum(axis=-1), products[..., m * m :]
         # terms of both operands in every bound: broadcasting gives them the batch shape
         mu_a = left.message_bound()
         mu_b = right.message_bound()

@@ -54,6 +54,7 @@ __all__ = [
     "matrix_facts",
     "noise_source",
     "plain_integers",
+    "secret_parts",
     "switch_bits",
 ]
 
@@ -193,7 +194,7 @@ def decrypt_few(
         or not ciphertext.decryption_bound * 2 < p.w
     ):
         return None
-    t, key_t = _secret_parts(secret_key, m)
+    t, key_t = secret_parts(secret_key, m)
     sc: npt.NDArray[np.int64]
     work = data.size * m
     if work <= DECRYPT_MATMUL_WORK or (2 <= m <= 4 and work <= DECRYPT_MATMUL_WORK_NARROW):
@@ -214,7 +215,7 @@ def decrypt_few(
     return sc
 
 
-def _secret_parts(
+def secret_parts(
     secret_key: SecretKey, m: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The first ``m`` rows of T and ``S^T = [I_m, T]^T`` ((m + k) x m), int64, read-only,
