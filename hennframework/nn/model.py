@@ -31,7 +31,7 @@ from hennframework.nn.activations import SigmoidApproximation
 from hennframework.nn.batches import BagOfWords, Batch, as_matrix, make_batches
 from hennframework.nn.initialisation import weight_random
 from hennframework.nn.layers import Dense, EmbeddingSum, Layer, Sigmoid
-from hennframework.nn.ops import is_encrypted, multiply_constant
+from hennframework.nn.ops import is_encrypted, multiply_constant, sum_of_squares
 from hennframework.nn.training import (
     History,
     Progress,
@@ -305,7 +305,7 @@ class Sequential:
         caches: list[dict[str, Any]] = []
         outputs = self.forward(inputs, caches)
         error = outputs - targets
-        loss = multiply_constant((error * error).sum(), 0.5) if with_loss else None
+        loss = multiply_constant(sum_of_squares(error), 0.5) if with_loss else None
         delta = error
         grads: list[dict[str, Any]] = [{} for _ in self.layers]
         for index in range(len(self.layers) - 1, -1, -1):

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_encrypted", "multiply_constant", "polyval", "scatter_add", "segment_sum"]
+__all__ = [
+    "is_encrypted",
+    "multiply_constant",
+    "polyval",
+    "scatter_add",
+    "segment_sum",
+    "sum_of_squares",
+]
 
 
 def is_encrypted(value: Any) -> bool:
@@ -31,6 +38,19 @@ def polyval(value: Any, coefficients: Sequence[float]) -> Any:
 def multiply_constant(value: Any, constant: float) -> Any:
     """value * constant (a scheme keeps extra fixed-point precision for small constants)."""
     return value.multiply_constant(constant) if is_encrypted(value) else value * constant
+
+
+def sum_of_squares(value: Any) -> Any:
+    """sum(value**2) over every element (the squared-error loss's sum).
+
+    On an encrypted tensor this is the inner product of its flattened values with themselves,
+    ``flat @ flat``: a scheme that sums products before its key switch (the integer-vector
+    scheme) then switches once instead of once per element; the value is the same.
+    """
+    if not is_encrypted(value):
+        return (value * value).sum()
+    flat = value.reshape(-1)
+    return flat @ flat
 
 
 def segment_sum(value: Any, offsets: Any) -> Any:

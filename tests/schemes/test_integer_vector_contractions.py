@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hennframework.schemes.integer_vector import IntegerVectorScheme
+from hennframework.schemes.integer_vector import Ciphertext, IntegerVectorScheme
 from hennframework.testing.integer_vector import measured_noise_exact
 
 pytestmark = pytest.mark.filterwarnings(
@@ -74,18 +74,59 @@ def test_matmul_is_the_exact_sum_within_its_bound(params: str, backend: str) -> 
         scheme.decrypt_tensor(fused[:, 0], keys.secret),
         atol=1.0 / f,
     )
+    single = h[0, :1] @ w[:1, 0]  # vectors of one entry: a scalar, the product itself
+    assert single.shape == ()
+    np.testing.assert_array_equal(np.asarray(single.data), np.asarray((h[0, 0] * w[0, 0]).data))
     outer = h[:, :1] @ w[:1, :]
     np.testing.assert_array_equal(
         np.asarray(outer.data), np.asarray((h[:, :1, None] * w[None, :1, :]).sum(axis=1).data)
     )
 
 
+def with_bottoms_near(ciphertext: Ciphertext, keys: Any, u: int) -> Ciphertext:
+    """The same messages and noise with every bottom coefficient shifted by ``u``: ``c + [-T
+    u; u]`` (S maps the added vector to 0), so a switched tensor entry (a top times a bottom)
+    is as large as a top-by-top one."""
+    m = ciphertext.dim
+    t = keys.secret.t_for(m)[:, 0].astype(object)
+    data = np.asarray(ciphertext.data).astype(object)
+    data[..., :m] -= t * u
+    data[..., m] += u
+    scheme = ciphertext.scheme
+    shifted = scheme.backend.asarray(np.array(data.tolist(), dtype=np.int64))
+    return Ciphertext(scheme, shifted, m, ciphertext.scale_int, ciphertext.noise, ciphertext.key_id)
+
+
 def test_sums_past_the_switch_range_switch_every_product() -> None:
-    """One product near 2**58 and 31 small ones (vhe, integers): 32 entries of up to 2**58
-    could pass the 2**62 a switch source may have, so every product is switched and then
-    summed (whose bound, the actual sum of magnitudes, fits); the result is that one, bit for
-    bit."""
-    scheme = IntegerVectorScheme("vhe")
+    """Bottoms near 2**50 (a kernel shift; the default set's T is at most 4): 32 switched
+    entries of about 2**58 could pass the 2**62 a switch source may have, so every product is
+    switched and then summed; the result is that one, bit for bit, and exact."""
+    scheme = IntegerVectorScheme("default")
+    keys = scheme.keygen(seed=6)
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, (2, 32))
+    y = rng.integers(-200, 201, (32, 2))
+    a = with_bottoms_near(scheme.encrypt(x, keys.public), keys, 1 << 50)
+    b = scheme.encrypt(y, keys.public)
+    top_a, bottom_a = (int(abs(np.asarray(a.data)[..., i]).max()) for i in (0, 1))
+    top_b, bottom_b = (int(abs(np.asarray(b.data)[..., i]).max()) for i in (0, 1))
+    switched = (top_a * bottom_b + bottom_a * top_b) // scheme.params.w
+    assert 32 * switched >= 1 << 62  # even the actual magnitudes cannot prove the sum fits
+    fused = a @ b
+    unfused = (a[:, :, None] * b[None, :, :]).sum(axis=1)
+    np.testing.assert_array_equal(np.asarray(fused.data), np.asarray(unfused.data))
+    np.testing.assert_array_equal(np.asarray(fused.noise), np.asarray(unfused.noise))
+    assert scheme.decrypt(fused, keys.secret)[..., 0].tolist() == (x @ y).tolist()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "xp"])
+def test_large_tops_are_summed_before_one_switch(backend: str) -> None:
+    """One product near 2**58 and 31 small ones (vhe, integers): the coefficient bound alone
+    would let 32 tensor entries pass 2**62, but only the entries with a bottom factor are
+    switched, and their actual magnitudes prove that sum fits; the tops' products are added
+    as they are. One switch: exact, within the bound (measured with the key), and less noise
+    than switching each product."""
+    scheme = IntegerVectorScheme("vhe", backend=xp_backend() if backend == "xp" else None)
     keys = scheme.keygen(seed=6)
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, (2, 32))
@@ -94,9 +135,12 @@ def test_sums_past_the_switch_range_switch_every_product() -> None:
     a = scheme.encrypt(x, keys.public)
     b = scheme.encrypt(y, keys.public)
     product = a[:, :, None] * b[None, :, :]
-    assert 32 * product.coeff_bound >= 1 << 62  # the entries' sum could leave the range
+    assert 32 * product.coeff_bound >= 1 << 62  # what the coefficient bound alone allows
     fused = a @ b
     unfused = product.sum(axis=1)
-    np.testing.assert_array_equal(np.asarray(fused.data), np.asarray(unfused.data))
-    np.testing.assert_array_equal(np.asarray(fused.noise), np.asarray(unfused.noise))
     assert scheme.decrypt(fused, keys.secret)[..., 0].tolist() == (x @ y).tolist()
+    exact = np.array([[[Fraction(int(v))] for v in row] for row in (x @ y)], dtype=object)
+    true = measured_noise_exact(fused, exact, keys.secret)
+    tracked = np.asarray(scheme.backend.to_numpy(fused.noise))
+    assert all(t <= Fraction(float(b)) for t, b in zip(true.ravel(), tracked.ravel(), strict=True))
+    assert (tracked < np.asarray(scheme.backend.to_numpy(unfused.noise))).all()

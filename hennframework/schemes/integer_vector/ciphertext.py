@@ -647,7 +647,7 @@ class Ciphertext:
         if kind == "index":
             return values[argument]
         if kind == "reshape":
-            return values.reshape(*argument)
+            return values.reshape(tuple(argument))
         if kind == "transpose":
             return values.transpose(*argument)
         return self.scheme.backend.broadcast_to(values, argument)

@@ -965,7 +965,14 @@ class IntegerVectorScheme(Evaluator):
         could pass the 2**62 a switch source may have, or the axis has one entry, the products
         are switched one by one and then summed."""
         summed = self._multiply(left, right, None, axis)
-        return summed if summed is not None else (left * right).sum(axis=axis)
+        if summed is not None:
+            return summed
+        product = left * right
+        if product.shape[axis] == 1:  # a sum of one entry is that entry: drop the axis (a view)
+            shape = list(product.shape)
+            del shape[axis]
+            return product.reshape(shape)
+        return product.sum(axis=axis)
 
     def _multiply(
         self, left: Ciphertext, right: Ciphertext, divisor: int | None, sum_axis: int | None
@@ -995,15 +1002,11 @@ class IntegerVectorScheme(Evaluator):
         # ``magnitude`` bounds the sum of the magnitudes of each entry's (up to two) products
         magnitude = 2 * left.coeff_bound * right.coeff_bound
         tensor_bound = _round_div_bound(magnitude, divisor_total)
+        parts: list[int] | None = None  # max |top| and |bottom| of each operand, when needed
         if tensor_bound >= LIMIT:
-            top_bound_a, bot_bound_a, top_bound_b, bot_bound_b = self._part_bounds(
-                m, left.data, right.data
-            )
-            magnitude = max(
-                top_bound_a * top_bound_b,
-                top_bound_a * bot_bound_b + bot_bound_a * top_bound_b,
-                bot_bound_a * bot_bound_b,
-            )
+            parts = self._part_bounds(m, left.data, right.data)
+            top_a, bot_a, top_b, bot_b = parts
+            magnitude = max(top_a * top_b, top_a * bot_b + bot_a * top_b, bot_a * bot_b)
             tensor_bound = _round_div_bound(magnitude, divisor_total)
         if tensor_bound >= LIMIT:
             raise OverflowRiskError(
@@ -1011,6 +1014,23 @@ class IntegerVectorScheme(Evaluator):
                 "parameter set); use smaller values, rescale first, or a parameter set with a "
                 "smaller w or scale."
             )
+        # what the switch reads: the entries with a bottom factor (or their sums along
+        # ``sum_axis``); the tops' products are added as they are (see below)
+        source_bound = tensor_bound
+        if sum_axis is not None:
+            # the sums of the switched entries must stay below the 2**62 of a switch source.
+            # Those entries multiply a bottom (a_bound-sized terms: a few bits) by a top or a
+            # bottom, so the actual magnitudes usually prove it where the coefficient bound
+            # (the tops' size) does not; settled before any product is formed
+            count = batch[sum_axis]
+            if count * source_bound >= LIMIT:
+                parts = parts or self._part_bounds(m, left.data, right.data)
+                top_a, bot_a, top_b, bot_b = parts
+                switched_magnitude = max(top_a * bot_b + bot_a * top_b, bot_a * bot_b)
+                source_bound = _round_div_bound(switched_magnitude, divisor_total)
+            source_bound *= count
+            if source_bound >= LIMIT:
+                return None
         # a few ciphertexts: Python integers, entry by entry; otherwise every tensor entry at
         # once, the factors of its (up to two) products stacked on one axis. With a divisor
         # 2**s (w and the scale powers of two) on the host and ``magnitude`` small enough, the
@@ -1060,10 +1080,9 @@ class IntegerVectorScheme(Evaluator):
         if sum_axis is not None:
             # S (sum_l c_l*) = sum_l S c_l*: the entries' sums, switched once, carry the sum of
             # the products' values and pre-switch noise (every entry rounded as before), plus
-            # the key noise of one switch; exact int64 sums while below the switch's 2**62
+            # the key noise of one switch; the switched sums are exact int64 (below 2**62,
+            # proved above), the tops' sums wrap modulo 2**64 like the switch itself
             count = batch[sum_axis]
-            if count * tensor_bound >= LIMIT:
-                return None
             backend = self.backend
             margin = float_margin(count)
 
@@ -1071,7 +1090,6 @@ class IntegerVectorScheme(Evaluator):
                 return backend.broadcast_to(values, batch).sum(axis=sum_axis) * margin
 
             tensor = backend.broadcast_to(tensor, (*batch, tensor.shape[-1])).sum(axis=sum_axis)
-            tensor_bound *= count
             before_switch, value_bound = summed(before_switch), summed(value_bound)
             det, sg = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, 0.0, cross)
             summed_probable = (summed(det), summed(sg))
@@ -1085,7 +1103,7 @@ class IntegerVectorScheme(Evaluator):
                 "the product could exceed 62 bits (values too large for this parameter set); "
                 "use smaller values or a parameter set with a smaller w or scale."
             )
-        data, l1, l2 = self._switch(tensor[..., m:], switched, tensor_bound)
+        data, l1, l2 = self._switch(tensor[..., m:], switched, source_bound)
         data[..., :m] += tensor[..., :m]
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         if summed_probable is None:
