@@ -358,3 +358,48 @@ def test_a_switch_in_slices_is_the_switch_in_one_piece(
     for slice_bytes in (1, columns * scheme.params.digits * 8 * 3):
         monkeypatch.setattr(small, "DIGIT_SLICE_BYTES", slice_bytes)
         assert_same_switch(scheme._switch(source, key, limit), whole)
+
+
+@pytest.mark.parametrize("m", [4, 8])
+def test_float_decryption_is_exact_up_to_its_noise_limit(
+    setup: tuple[IntegerVectorScheme, Any, Any], general: Any, m: int
+) -> None:
+    """Large batches of 3- to 8-vectors decrypt through one float64 GEMM where its rounding is
+    proved harmless: with the noise at the largest value the proof allows (true noise equal to
+    the kept bound, both signs), the messages are exact and those of the general code; a
+    bound one step further declines that path, and the integer one gives the same messages."""
+    scheme, keys, _ = setup
+    if m not in keys.public.encryption:
+        scheme.add_encryption_key(keys, m)
+    p = scheme.params
+    shape = (300,)
+    assert shape[0] * (m + p.k) * m > small.DECRYPT_MATMUL_WORK
+    rng = np.random.default_rng(m)
+    t = keys.secret.t_for(m)
+    x = rng.integers(-1000, 1001, (*shape, m))
+    bottom = rng.integers(-(1 << 20), 1 << 20, (*shape, p.k))
+    top = x * p.w - bottom @ t.T  # S c = w x exactly, before the noise
+    # a bound on the float error from above (coefficients grow by at most w with the noise)
+    reach = int(abs(np.concatenate([top, bottom], axis=-1)).max() + p.w) * p.key_row_norm
+    largest = p.w // 2 - ((m + p.k + 2) * reach >> 52) - 2  # a noise bound the path accepts
+    signs = rng.choice([-1, 1], (*shape, m))
+    data = np.concatenate([top + signs * largest, bottom], axis=-1)
+    zero = np.zeros(shape)
+
+    def with_bound(bound: int) -> Ciphertext:
+        noise = np.full(shape, float(bound))
+        return Ciphertext(scheme, data, m, 1, noise, keys.key_id, noise_det=noise, noise_sg=zero)
+
+    exact = with_bound(largest)
+    error = ((m + p.k + 2) * exact.coeff_bound * p.key_row_norm >> 52) + 1  # what decrypt uses
+    for c, float_path in ((exact, True), (with_bound(p.w // 2 - error), False)):
+        reached = c.coeff_bound * p.key_row_norm
+        taken = small._float_decryption(data, keys.secret, m, p.k, p.w, reached, c.decryption_bound)
+        assert (taken is not None) == float_path
+        fast = scheme.decrypt(c, keys)
+        with general:
+            slow = scheme.decrypt(c, keys)
+        assert fast.dtype == slow.dtype == np.int64 and np.array_equal(fast, slow)
+        assert np.array_equal(fast, x)
+        if taken is not None:
+            assert np.array_equal(taken, x)
