@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hennframework.exceptions import OverflowRiskError
 from hennframework.registry import get_backend
 from hennframework.schemes.integer_vector import wide
+from hennframework.schemes.integer_vector.ciphertext import LIMIT
 
 BOUND62 = (1 << 62) - 1
 
@@ -259,6 +260,32 @@ def test_mul_round_div_paths_agree(values: list[int], factor: int, divisor: int)
         assert integers is OverflowRiskError
     else:
         assert integers[2] == [[v] for v in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.integers(1, 80),
+    factor=st.integers(-(2**30), 2**30),
+    shift=st.integers(1, wide.SCALAR_SHIFT_LIMIT),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_scalar_products_with_a_proved_bound_agree(
+    count: int, factor: int, shift: int, seed: int
+) -> None:
+    """mul_round_div with a product bound and a divisor 2**s: the int64 path of one factor and
+    the Python integers give the rounding of the exact product, whichever the size picks."""
+    rng = np.random.default_rng(seed)
+    limit = max(1, (LIMIT << shift) // max(abs(factor), 1) // 2)  # |v f| / 2**s below 2**62
+    a = rng.integers(-min(limit, 2**62), min(limit, 2**62), (count, 2))
+    b = np.array([[factor]], dtype=np.int64)
+    bound = int(abs(a).max()) * abs(factor)
+    want = [[round_half_away(int(v) * factor, 1 << shift) for v in row] for row in a.tolist()]
+    for threshold in (0, 10**9):  # 0: the int64 path from one value; 10**9: Python integers
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(wide, "SCALAR_INT_VALUES", threshold)
+            patch.setattr(wide, "SMALL_PRODUCTS", 10**9)
+            got = wide.mul_round_div(a, b, 1 << shift, bound)
+        assert got.dtype == np.int64 and got.tolist() == want
 
 
 @settings(max_examples=100, deadline=None)
