@@ -448,9 +448,9 @@ class IntegerVectorScheme(Evaluator):
                 "decrypt with its own secret key (or switch it to yours first)."
             )
         p = self.params
-        for params in (secret_key.params, ciphertext.params):
-            if params is not p and params != p:
-                raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
+        key_params, text_params = secret_key.params, ciphertext.params
+        if (key_params is not p and key_params != p) or (text_params is not p and text_params != p):
+            raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
         few = small.decrypt_few(
             self, ciphertext, secret_key
         )  # None: another backend, or a check that may fail

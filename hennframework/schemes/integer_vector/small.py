@@ -208,6 +208,7 @@ def decrypt_few(
         if exact is not None:
             return exact
     t, key_t = secret_parts(secret_key, m)
+    half, shift = scheme._constant("decrypt-rounding", lambda: _rounding(p.w))
     sc: npt.NDArray[np.int64]
     if work <= DECRYPT_MATMUL_WORK or (2 <= m <= 4 and work <= DECRYPT_MATMUL_WORK_NARROW):
         # one small integer GEMM: c S^T
@@ -218,13 +219,19 @@ def decrypt_few(
     else:
         sc = np.matmul(data[..., m:], t.T)
         sc += data[..., :m]
-    w = p.w
-    sc += w // 2
-    if w & (w - 1) == 0:
-        sc >>= w.bit_length() - 1
+    sc += half
+    if shift is not None:
+        sc >>= shift
     else:
-        sc //= w
+        sc //= p.w
     return sc
+
+
+def _rounding(w: int) -> tuple[np.int64, np.int64 | None]:
+    """``w // 2`` and, for a power of two ``w = 2**s``, ``s`` (None otherwise), as the int64
+    scalars ``decrypt_few`` adds and shifts by (made once per parameter set)."""
+    shift = w.bit_length() - 1
+    return np.int64(w // 2), (np.int64(shift) if w == 1 << shift else None)
 
 
 def _float_decryption(
@@ -277,14 +284,17 @@ def secret_parts(
     """The first ``m`` rows of T and ``S^T = [I_m, T]^T`` ((m + k) x m), int64, read-only,
     kept with the key (the secret stays where it was) and made again if its ``t_matrix`` is
     replaced."""
-    cache: dict[int, tuple[Any, Any, Any]] = secret_key.__dict__.setdefault("_decrypt_parts", {})
-    entry = cache.get(m)
-    if entry is None or entry[0] is not secret_key.t_matrix:
-        t = np.array(secret_key.t_for(m), dtype=np.int64)
-        key_t = np.ascontiguousarray(secret_key.matrix(m).T, dtype=np.int64)
-        t.flags.writeable = key_t.flags.writeable = False
-        entry = cache[m] = (secret_key.t_matrix, t, key_t)
-    return entry[1], entry[2]
+    cache: dict[int, tuple[Any, Any, Any]] | None = secret_key.__dict__.get("_decrypt_parts")
+    entry = None if cache is None else cache.get(m)
+    if entry is not None and entry[0] is secret_key.t_matrix:
+        return entry[1], entry[2]
+    if cache is None:
+        cache = secret_key.__dict__.setdefault("_decrypt_parts", {})
+    t = np.array(secret_key.t_for(m), dtype=np.int64)
+    key_t = np.ascontiguousarray(secret_key.matrix(m).T, dtype=np.int64)
+    t.flags.writeable = key_t.flags.writeable = False
+    cache[m] = (secret_key.t_matrix, t, key_t)
+    return t, key_t
 
 
 # ------------------------------------------------------------------------------------------
