@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hennframework.exceptions import OverflowRiskError
 from hennframework.schemes.integer_vector import Ciphertext, IntegerVectorScheme
 from hennframework.testing.integer_vector import measured_noise_exact
 
@@ -144,3 +145,29 @@ def test_large_tops_are_summed_before_one_switch(backend: str) -> None:
     tracked = np.asarray(scheme.backend.to_numpy(fused.noise))
     assert all(t <= Fraction(float(b)) for t, b in zip(true.ravel(), tracked.ravel(), strict=True))
     assert (tracked < np.asarray(scheme.backend.to_numpy(unfused.noise))).all()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "xp"])
+def test_contractions_whose_tops_could_pass_int64_are_refused(backend: str) -> None:
+    """Tops near 2**60 with bottoms near 2**50 (a kernel shift under vhe's large T): each top
+    product is in range and the switched sums fit, but the 32 tops' products add up past
+    2**63. The message bound covers every top (|top| / w), so the result's bound passes 2**62
+    and the contraction is refused: the tops' sums of an accepted one never wrap."""
+    scheme = IntegerVectorScheme("vhe", backend=xp_backend() if backend == "xp" else None)
+    keys = scheme.keygen(seed=4)
+    assert abs(int(keys.secret.t_for(1)[0, 0])) > 500  # tops ~|t| times the bottoms
+    rng = np.random.default_rng(8)
+    x = rng.integers(-2, 3, (2, 32))
+    y = rng.integers(1, 3, (32, 2))  # one sign: the tops' products add up, never cancel
+    a = with_bottoms_near(scheme.encrypt(x, keys.public), keys, 1 << 50)
+    b = scheme.encrypt(y, keys.public)
+    w = scheme.params.w
+    tops_a = np.asarray(scheme.backend.to_numpy(a.data))[..., 0].astype(object)
+    tops_b = np.asarray(scheme.backend.to_numpy(b.data))[..., 0].astype(object)
+    sums = [
+        [sum(tops_a[i, k] * tops_b[k, j] // w for k in range(32)) for j in range(2)]
+        for i in range(2)
+    ]
+    assert max(abs(v) for row in sums for v in row) >= 1 << 63  # an int64 sum would wrap
+    with pytest.raises(OverflowRiskError, match="could exceed 62 bits"):
+        a @ b

@@ -1081,7 +1081,8 @@ class IntegerVectorScheme(Evaluator):
             # S (sum_l c_l*) = sum_l S c_l*: the entries' sums, switched once, carry the sum of
             # the products' values and pre-switch noise (every entry rounded as before), plus
             # the key noise of one switch; the switched sums are exact int64 (below 2**62,
-            # proved above), the tops' sums wrap modulo 2**64 like the switch itself
+            # proved above); the tops' sums stay within the summed value bound (a top over w is
+            # within its operand's message bound), which the result's 2**62 check covers
             count = batch[sum_axis]
             backend = self.backend
             margin = float_margin(count)
