@@ -9,8 +9,9 @@ Every benchmark describes what it measured in ``benchmark.extra_info`` so that
 * ``security``: ``INSECURE`` for every integer-vector parameter set, ``128-bit`` for TenSEAL's
   CKKS configuration, ``none (plaintext)`` for the NumPy baselines;
 * ``implementation``: ``hennframework``, ``numpy``, ``tenseal`` or ``vhe.cpp``; ``encrypted``: bool;
-* memory, where measured: ``peak_bytes`` (tracemalloc peak of one call), ``output_bytes``,
-  ``key_bytes`` (the key the operation uses);
+* memory, where measured: ``peak_bytes`` (tracemalloc peak of one call after a first one),
+  ``kept_bytes`` (what the first call kept for later calls), ``output_bytes``, ``key_bytes``
+  (the key the operation uses);
 * ``items``/``unit``: how many ciphertexts, reviews or iterations one timed call handles, so the
   report can give the amortised time per item; after the run ``seconds_per_item`` and
   ``ops_per_second`` (items per second) are added from the median.
@@ -117,6 +118,20 @@ def peak_memory(function: Callable[[], Any]) -> tuple[Any, int]:
     finally:
         tracemalloc.stop()
     return result, max(0, peak - before)
+
+
+def kept_memory(function: Callable[[], Any]) -> int:
+    """Run ``function`` once under tracemalloc, dropping its result at once; return the bytes
+    still allocated after it: what a first call builds and keeps for later calls (the digit
+    plans a scheme keeps, the parts of a key it reads), which are not temporaries."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        function()  # the result is freed here (no reference is kept)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return max(0, after - before)
 
 
 def make_scheme(params: str | IntegerVectorParams) -> IntegerVectorScheme:
@@ -277,11 +292,14 @@ def measure_scheme_operation(
 ) -> None:
     """Time one :func:`scheme_operation` and record it with its key, peak and output bytes.
 
-    The call runs once under tracemalloc (outside the timed rounds) for the peak; its result is
-    checked then and after the timing. ``items`` defaults to ``batch``; ``info`` is recorded too.
+    Outside the timed rounds, a first call under tracemalloc measures what it keeps for later
+    calls (``kept_bytes``: plans and key parts, not temporaries; not for key generation, whose
+    output is kept), and a second the peak of one call (``peak_bytes``); its result is checked
+    then and after the timing. ``items`` defaults to ``batch``; ``info`` is recorded too.
     """
     function, check, key_bytes = scheme_operation(key_cache, params, op, m, batch, which)
-    result, peak = peak_memory(function)  # outside the timed rounds
+    kept = kept_memory(function)  # the first call
+    result, peak = peak_memory(function)
     assert check(result), f"{params} {op} m={m} batch={batch} gave a wrong result"
     result = measure(
         benchmark,
@@ -301,6 +319,7 @@ def measure_scheme_operation(
         key_bytes=key_bytes,
         peak_bytes=peak,
         output_bytes=output_bytes(result),
+        **({} if kind == "keygen" else {"kept_bytes": kept}),
     )
     assert check(result)
 
