@@ -44,8 +44,8 @@ def sum_of_squares(value: Any) -> Any:
     """sum(value**2) over every element (the squared-error loss's sum).
 
     On an encrypted tensor this is the inner product of its flattened values with themselves,
-    ``flat @ flat``: a scheme that sums products before its key switch (the integer-vector
-    scheme) then switches once instead of once per element; the value is the same.
+    ``flat @ flat``: the same sum, and a scheme that sums products before its key switch (the
+    integer-vector scheme) then switches once instead of once per element, with less noise.
     """
     if not is_encrypted(value):
         return (value * value).sum()

@@ -1019,9 +1019,10 @@ class IntegerVectorScheme(Evaluator):
         source_bound = tensor_bound
         if sum_axis is not None:
             # the sums of the switched entries must stay below the 2**62 of a switch source.
-            # Those entries multiply a bottom (a_bound-sized terms: a few bits) by a top or a
-            # bottom, so the actual magnitudes usually prove it where the coefficient bound
-            # (the tops' size) does not; settled before any product is formed
+            # Each of those entries has a bottom factor, and bottoms are far smaller than tops
+            # (about 2**10 against 2**52 in a training step with the default set), so the
+            # actual magnitudes usually prove it where the coefficient bound (the tops' size)
+            # does not; settled before any product is formed
             count = batch[sum_axis]
             if count * source_bound >= LIMIT:
                 parts = parts or self._part_bounds(m, left.data, right.data)

@@ -70,7 +70,7 @@ DECRYPT_MATMUL_WORK = 4096
 #: 7.8 microseconds on a 2-core AMD EPYC; at m = 1 and m >= 8 the array operations win).
 DECRYPT_MATMUL_WORK_NARROW = 32768
 #: Past ``DECRYPT_MATMUL_WORK``, vectors of this many entries decrypt through one float64 GEMM
-#: where its rounding is proved harmless (``_float_decryption_applies``): BLAS beats NumPy's
+#: where its rounding is proved harmless (``_float_decryption``): BLAS beats NumPy's
 #: integer GEMM and the array operations there (m = 4 at batch 256: 4.5 against 6.2
 #: microseconds, m = 8: 5.8 against 9.0, on a 2-core AMD EPYC); at m = 16 they are even and
 #: past it the GEMM's m**2 work loses.
@@ -269,14 +269,8 @@ def _float_decryption(
 def _float_secret(secret_key: SecretKey, m: int) -> npt.NDArray[np.float64]:
     """``S^T`` of ``secret_parts`` as float64 (exact: its entries are small integers), kept
     with the key like the int64 one."""
-    cache: dict[int, tuple[Any, Any]] = secret_key.__dict__.setdefault("_decrypt_floats", {})
-    entry = cache.get(m)
-    if entry is None or entry[0] is not secret_key.t_matrix:
-        key_t = secret_parts(secret_key, m)[1].astype(np.float64)
-        key_t.flags.writeable = False
-        entry = cache[m] = (secret_key.t_matrix, key_t)
-    result: npt.NDArray[np.float64] = entry[1]
-    return result
+    found: npt.NDArray[np.float64] = _kept_with_key(secret_key, "_decrypt_floats", m, _make_float)
+    return found
 
 
 def secret_parts(
@@ -285,17 +279,39 @@ def secret_parts(
     """The first ``m`` rows of T and ``S^T = [I_m, T]^T`` ((m + k) x m), int64, read-only,
     kept with the key (the secret stays where it was) and made again if its ``t_matrix`` is
     replaced."""
-    cache: dict[int, tuple[Any, Any, Any]] | None = secret_key.__dict__.get("_decrypt_parts")
-    entry = None if cache is None else cache.get(m)
-    if entry is not None and entry[0] is secret_key.t_matrix:
-        return entry[1], entry[2]
-    if cache is None:
-        cache = secret_key.__dict__.setdefault("_decrypt_parts", {})
+    found: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = _kept_with_key(
+        secret_key, "_decrypt_parts", m, _make_parts
+    )
+    return found
+
+
+def _make_parts(
+    secret_key: SecretKey, m: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     t = np.array(secret_key.t_for(m), dtype=np.int64)
     key_t = np.ascontiguousarray(secret_key.matrix(m).T, dtype=np.int64)
     t.flags.writeable = key_t.flags.writeable = False
-    cache[m] = (secret_key.t_matrix, t, key_t)
     return t, key_t
+
+
+def _make_float(secret_key: SecretKey, m: int) -> npt.NDArray[np.float64]:
+    key_t = secret_parts(secret_key, m)[1].astype(np.float64)
+    key_t.flags.writeable = False
+    return key_t
+
+
+def _kept_with_key(
+    secret_key: SecretKey, name: str, m: int, build: Callable[[SecretKey, int], Any]
+) -> Any:
+    """``build(secret_key, m)``, kept in the key's ``name`` cache and made again if the key's
+    ``t_matrix`` is replaced (the decryption paths read it on every call: no closure here)."""
+    cache: dict[int, tuple[Any, Any]] | None = secret_key.__dict__.get(name)
+    entry = None if cache is None else cache.get(m)
+    if entry is not None and entry[0] is secret_key.t_matrix:
+        return entry[1]
+    value = build(secret_key, m)
+    secret_key.__dict__.setdefault(name, {})[m] = (secret_key.t_matrix, value)
+    return value
 
 
 # ------------------------------------------------------------------------------------------
