@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,7 @@ __all__ = [
     "dot_key_matrix",
     "dot_switched_columns",
     "fingerprint_keys",
+    "kept_with",
     "key_fingerprint",
     "key_part",
     "product_key_matrix",
@@ -409,30 +410,51 @@ def key_part(
 ) -> KeySwitchKey:
     """The key for some of ``key``'s source entries: the rows ``rows()`` (a slice or an index
     array: the digit rows of those entries) of ``M^T``, made once per key and kept with it
-    (keys never change; ``name`` tells the parts apart).
+    (``kept_with``; ``name`` tells the parts apart).
 
     Products switch only the tensor entries whose key weights hold a secret; their keys carry
     the other entries' rows too (as do inner-product keys made before those switched only such
     entries), and this is how those keys are read.
     """
-    parts: dict[str, tuple[Any, KeySwitchKey]] = key.__dict__.setdefault("_parts", {})
-    found = parts.get(name)
-    if found is None or found[0] is not key.matrix_t:
-        matrix_t = key.matrix_t[rows()]
-        flags = getattr(matrix_t, "flags", None)
-        if flags is not None and hasattr(flags, "writeable"):
-            flags.writeable = False
-        part = KeySwitchKey(
-            kind=key.kind,
-            source_columns=source_columns,
-            out_dim=key.out_dim,
-            matrix_t=matrix_t,
-            from_key_id=key.from_key_id,
-            to_key_id=key.to_key_id,
-            label=key.label,
-        )
-        found = parts[name] = (key.matrix_t, part)
-    return found[1]
+    part: KeySwitchKey = kept_with(
+        key, "_parts", name, key.matrix_t, _make_key_part, key, rows, source_columns
+    )
+    return part
+
+
+def _make_key_part(key: KeySwitchKey, rows: Callable[[], Any], source_columns: int) -> KeySwitchKey:
+    matrix_t = key.matrix_t[rows()]
+    flags = getattr(matrix_t, "flags", None)
+    if flags is not None and hasattr(flags, "writeable"):
+        flags.writeable = False
+    return KeySwitchKey(
+        kind=key.kind,
+        source_columns=source_columns,
+        out_dim=key.out_dim,
+        matrix_t=matrix_t,
+        from_key_id=key.from_key_id,
+        to_key_id=key.to_key_id,
+        label=key.label,
+    )
+
+
+_T = TypeVar("_T")
+
+
+def kept_with(
+    owner: Any, cache: str, name: Hashable, source: Any, build: Callable[..., _T], *args: Any
+) -> _T:
+    """``build(*args)``, made once and kept in ``owner``'s ``cache`` dict under ``name``, and
+    made again only if ``source`` (the array it is derived from) has been replaced by another
+    object: the parts of a key the hot paths read on every call (a product key's switched rows,
+    the secret key's decryption matrices). No closure per call: ``build`` takes ``args``."""
+    kept: dict[Hashable, tuple[Any, _T]] | None = owner.__dict__.get(cache)
+    entry = None if kept is None else kept.get(name)
+    if entry is not None and entry[0] is source:
+        return entry[1]
+    value = build(*args)
+    owner.__dict__.setdefault(cache, {})[name] = (source, value)
+    return value
 
 
 def matrix_digest(matrix: npt.NDArray[Any]) -> str:

@@ -961,9 +961,9 @@ class IntegerVectorScheme(Evaluator):
     def _multiply_sum(self, left: Ciphertext, right: Ciphertext, axis: int) -> Ciphertext:
         """``(left * right).sum(axis)`` (``matmul_cipher``'s contraction) with the products'
         tensor entries summed before a single key switch (the switch is linear): one switch
-        per result instead of one per product, and less key noise. Where the summed entries
-        could pass the 2**62 a switch source may have, or the axis has one entry, the products
-        are switched one by one and then summed."""
+        per result instead of one per product, and less key noise. Where the sums of the
+        switched entries could pass the 2**62 a switch source may have, the products are
+        switched one by one and then summed; an axis of one entry is the product itself."""
         summed = self._multiply(left, right, None, axis)
         if summed is not None:
             return summed

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from hennframework.randomness import RandomSource, as_random_source
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, SAFETY, float_margin
-from hennframework.schemes.integer_vector.keys import matrix_digest
+from hennframework.schemes.integer_vector.keys import kept_with, matrix_digest
 
 if TYPE_CHECKING:
     from hennframework.schemes.integer_vector.ciphertext import Ciphertext, Evaluator
@@ -269,7 +269,9 @@ def _float_decryption(
 def _float_secret(secret_key: SecretKey, m: int) -> npt.NDArray[np.float64]:
     """``S^T`` of ``secret_parts`` as float64 (exact: its entries are small integers), kept
     with the key like the int64 one."""
-    found: npt.NDArray[np.float64] = _kept_with_key(secret_key, "_decrypt_floats", m, _make_float)
+    found: npt.NDArray[np.float64] = kept_with(
+        secret_key, "_decrypt_floats", m, secret_key.t_matrix, _make_float, secret_key, m
+    )
     return found
 
 
@@ -279,8 +281,8 @@ def secret_parts(
     """The first ``m`` rows of T and ``S^T = [I_m, T]^T`` ((m + k) x m), int64, read-only,
     kept with the key (the secret stays where it was) and made again if its ``t_matrix`` is
     replaced."""
-    found: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = _kept_with_key(
-        secret_key, "_decrypt_parts", m, _make_parts
+    found: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] = kept_with(
+        secret_key, "_decrypt_parts", m, secret_key.t_matrix, _make_parts, secret_key, m
     )
     return found
 
@@ -298,20 +300,6 @@ def _make_float(secret_key: SecretKey, m: int) -> npt.NDArray[np.float64]:
     key_t = secret_parts(secret_key, m)[1].astype(np.float64)
     key_t.flags.writeable = False
     return key_t
-
-
-def _kept_with_key(
-    secret_key: SecretKey, name: str, m: int, build: Callable[[SecretKey, int], Any]
-) -> Any:
-    """``build(secret_key, m)``, kept in the key's ``name`` cache and made again if the key's
-    ``t_matrix`` is replaced (the decryption paths read it on every call: no closure here)."""
-    cache: dict[int, tuple[Any, Any]] | None = secret_key.__dict__.get(name)
-    entry = None if cache is None else cache.get(m)
-    if entry is not None and entry[0] is secret_key.t_matrix:
-        return entry[1]
-    value = build(secret_key, m)
-    secret_key.__dict__.setdefault(name, {})[m] = (secret_key.t_matrix, value)
-    return value
 
 
 # ------------------------------------------------------------------------------------------
