@@ -529,6 +529,25 @@ def test_merged_runs_are_flagged(tmp_path: Path) -> None:
     second = _write(tmp_path / "b" / "2.json", _document())
     text = build_report(load_results([first, second]))
     assert "These tables merge 2 results files" in text
+    assert "one run per file" in text
+
+
+def test_a_gpu_run_merged_in_adds_its_section_without_flagging_the_targets(
+    tmp_path: Path,
+) -> None:
+    document = _document()
+    gpu_only = {
+        **document,
+        "benchmarks": [
+            b for b in document["benchmarks"] if b["extra_info"].get("backend") == "cupy"
+        ],
+    }
+    assert gpu_only["benchmarks"]  # the fixture has a GPU case
+    first = _write(tmp_path / "a" / "1.json", document)
+    second = _write(tmp_path / "b" / "gpu.json", gpu_only)
+    text = build_report(load_results([first, second]))
+    assert "These tables merge" not in text
+    assert "one run per file" in text and "## GPU backends" in text
 
 
 # ------------------------------------------------------------------------------ secure path

@@ -105,7 +105,10 @@ def describe_machine() -> dict[str, Any]:
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "hennframework": _version("hennframework"),
         "tenseal": _version("tenseal"),
-        "cupy": _version("cupy-cuda12x") or _version("cupy"),
+        "cupy": next(
+            filter(None, map(_version, ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"))),
+            None,
+        ),
         "gpu": gpu_name(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

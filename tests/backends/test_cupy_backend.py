@@ -27,7 +27,7 @@ from henn_fake_cupy import (
 )
 
 from hennframework import registry
-from hennframework.exceptions import BackendUnavailableError, PluginDependencyError
+from hennframework.exceptions import BackendUnavailableError, InputError, PluginDependencyError
 
 MODULE = "hennframework_backends.cupy_backend"
 
@@ -213,6 +213,30 @@ def test_int64_index_add_uses_uint64_atomics() -> None:
     assert fake_x.calls == 1  # one atomic scatter on the uint64 view (CUDA has no int64 atomicAdd)
 
 
+def test_ciphertexts_of_two_backends() -> None:
+    """A host scheme decrypts a device ciphertext (and the reverse); combining them is refused
+    with an error that names both backends, not the array library's conversion TypeError."""
+    host = quiet_scheme("numpy")
+    device = quiet_scheme(emulated_cupy_backend())
+    keys = host.keygen(seed=21)
+    values = np.array([0.5, -1.25, 2.0])
+    on_host = host.encrypt_tensor(values, keys.public)
+    on_device = device.encrypt_tensor(values, keys.public)
+    assert type(on_device.data) is not type(on_host.data)
+    for scheme in (host, device):
+        for ciphertext in (on_host, on_device):
+            decrypted = scheme.decrypt_tensor(ciphertext, keys.secret)
+            assert isinstance(decrypted, np.ndarray)
+            np.testing.assert_array_equal(decrypted, values)
+    for combine, what in (
+        (lambda: on_host + on_device, "add"),
+        (lambda: on_device * on_host, "multiply"),
+        (lambda: host.multiply(on_host, on_device), "multiply"),
+    ):
+        with pytest.raises(InputError, match=f"cannot {what}: .*'(numpy|cupy)'.*'(numpy|cupy)'"):
+            combine()
+
+
 # -- on a real GPU ----------------------------------------------------------------------------
 def _gpu_reason() -> str | None:
     if importlib.util.find_spec("cupy") is None:
@@ -252,6 +276,15 @@ class TestOnGpu:
         dot = ct.dot(ct * ct)
         assert isinstance(ct.data, cupy.ndarray) and isinstance(dot.data, cupy.ndarray)
         assert np.array_equal(scheme.decrypt(dot, keys)[:, 0], (values**3).sum(axis=1))
+
+    def test_host_and_device_ciphertexts(self) -> None:
+        host, device = quiet_scheme("numpy"), quiet_scheme("cupy")
+        keys = host.keygen(seed=22)
+        values = np.array([0.5, -1.25, 2.0])
+        on_device = device.encrypt_tensor(values, keys.public)
+        np.testing.assert_array_equal(host.decrypt_tensor(on_device * 1.0, keys.secret), values)
+        with pytest.raises(InputError, match="'numpy' backend and the other's on 'cupy'"):
+            _ = host.encrypt_tensor(values, keys.public) + on_device
 
     def test_large_exact_products_on_device(self) -> None:
         backend = registry.get_backend("cupy")

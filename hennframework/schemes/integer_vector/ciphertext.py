@@ -409,6 +409,16 @@ class Ciphertext:
             )
         if other.dim != self.dim:
             raise InputError(f"cannot {what}: vector lengths differ ({self.dim} and {other.dim}).")
+        here, there = self.scheme.backend, other.scheme.backend
+        if here is not there and type(self.data) is not type(other.data):
+            # NumPy and CuPy arrays cannot meet in one operation; say so before the array
+            # library's own error (a TypeError about implicit conversion) does
+            raise InputError(
+                f"cannot {what}: one ciphertext's arrays are on the {here.name!r} backend and the "
+                f"other's on {there.name!r}. Make both with one scheme (one backend: "
+                "get_scheme(..., backend=...), HENN_BACKEND or backend_context()), or decrypt "
+                "and re-encrypt one of them there."
+            )
 
     def checked_bound(self, bound: int) -> int:
         """``bound`` if a result with coefficients up to it stays exact, else OverflowRiskError."""
