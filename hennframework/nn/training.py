@@ -411,6 +411,29 @@ def _largest_input(batch: Batch) -> str:
     return ""
 
 
+def _refused_on_fresh_weights(batch_size: int, done: int) -> str:
+    """What to change when a step is refused on freshly refreshed weights."""
+    update = (
+        f" (a step adds up the gradients of its whole batch, so a batch of {batch_size} can move "
+        f"the weights {batch_size} times as far as one sample does)"
+        if batch_size > 1
+        else ""
+    )
+    diverging = (
+        f" After {done} accepted step{'s' if done > 1 else ''}, a refusal often means that "
+        "training diverges."
+        if done
+        else ""
+    )
+    return (
+        "It was refused on freshly refreshed weights, so this step's values are too large for "
+        "the parameter set: the inputs (standardise the features and clip outliers, e.g. to "
+        f"+-8), or the weights and their update{update}: lower the learning rate or use smaller "
+        "batches. A parameter set with more value range also helps (see docs/numerics.md)."
+        + diverging
+    )
+
+
 def _plan(
     state: TrainingState, per_epoch: int, epochs: int, learning_rate: float, resume: bool
 ) -> float:
@@ -580,10 +603,7 @@ def train(
                         "`henn refresh`), then training can go on (`henn train --resume`); if the "
                         "step is refused again on fresh weights, the inputs are too large."
                         if refresh is None
-                        else "It was refused on freshly refreshed weights, so the inputs are too "
-                        "large for the parameter set: standardise the features (and clip outliers, "
-                        "e.g. to +-8), lower the learning rate, use smaller batches, or a "
-                        "parameter set with more value range (see docs/numerics.md)."
+                        else _refused_on_fresh_weights(batch.size, done)
                     )
                 )
                 break

@@ -9,6 +9,7 @@ reason) elsewhere.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -235,6 +236,23 @@ def test_ciphertexts_of_two_backends() -> None:
     ):
         with pytest.raises(InputError, match=f"cannot {what}: .*'(numpy|cupy)'.*'(numpy|cupy)'"):
             combine()
+
+
+def test_demo_on_a_gpu_backend_says_the_cpu_is_faster_for_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clean_registry: Any
+) -> None:
+    """``henn demo xor --backend cupy`` trains (here on the emulated CuPy) after a note that such
+    a small network runs faster on the NumPy backend; the NumPy backend gets no note."""
+    from hennframework import cli
+
+    install_fake_cupy(monkeypatch)
+    for backend, noted in (("cupy", True), ("numpy", False)):
+        argv = ["--backend", backend, "demo", "xor", "--iterations", "3", "--json"]
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        assert code == 1, err  # 3 iterations do not learn XOR (exit 1); they ran
+        assert json.loads(out)["backend"] == backend
+        assert ("slower than 'numpy' for a network this small" in err) is noted
 
 
 # -- on a real GPU ----------------------------------------------------------------------------

@@ -74,6 +74,29 @@ def test_a_refused_step_changes_nothing_and_names_the_inputs() -> None:
         np.testing.assert_array_equal(old, new)
 
 
+def test_a_step_refused_after_accepted_ones_names_the_batch_and_the_learning_rate() -> None:
+    """Far too large a rate for summed gradients: the weights blow up after one step, and the
+    refusal on fresh weights says why a large batch needs a smaller rate, not only the inputs."""
+    x_train, _, y_train, _ = standardised("breast_cancer")
+    scheme = IntegerVectorScheme("default")
+    keys = scheme.keygen(seed=1)
+    model = Sequential.mlp([30, 1], activation="lsq3", seed=0).encrypt(keys, scheme)
+    with pytest.raises(OverflowRiskError) as refused:
+        model.fit(
+            x_train,
+            y_train,
+            epochs=5,
+            batch_size=128,
+            learning_rate=0.5,
+            refresh=OwnerRefresher(scheme, keys),
+        )
+    message = str(refused.value)
+    assert "stopped after 1 of 20 steps" in message
+    assert "a batch of 128 can move the weights 128 times as far" in message
+    assert "lower the learning rate or use smaller batches" in message
+    assert "After 1 accepted step, a refusal often means that training diverges." in message
+
+
 def test_sentiment_demo_keeps_the_model_when_evaluation_cannot_decrypt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
