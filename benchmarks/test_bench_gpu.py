@@ -8,7 +8,7 @@ is inside the measurement; the first rounds (kernel compilation) are warm-up rou
 
 Skipped, with the reason, without CuPy or a usable CUDA GPU. Cases whose working set would not fit
 comfortably in the GPU's free memory are skipped with the estimate. Every integer-vector parameter
-set is INSECURE (docs/security.md); these are speed figures only.
+set is INSECURE (docs/scheme.md, Security); these are speed figures only.
 """
 
 from __future__ import annotations

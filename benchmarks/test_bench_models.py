@@ -11,7 +11,7 @@
   trained by the same loop: the fair ratio.
 
 Throughput is reported as items per second (iterations or reviews). Parameter set "default":
-INSECURE (see docs/security.md).
+INSECURE (see docs/scheme.md, Security).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the slotwise product (vhe.cpp has none) with `default`, the historical `seed` se
 notebook's parameters), key generation, and the ``numpy`` cases that time the same linear algebra
 on plaintext integers, for the encrypted/unencrypted ratio. Each benchmark times one call on a
 batch of ``batch`` m-vectors; the report divides by the batch (the amortised time per
-ciphertext). Every integer-vector parameter set is INSECURE (see docs/security.md).
+ciphertext). Every integer-vector parameter set is INSECURE (see docs/scheme.md, Security).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 None of the named sets is secure. With no modulus and ``S = [I, T]``, the top of a ciphertext is
 ``w x + e - T c_bottom`` with ``c_bottom`` small, so ``round(c[:m] / w)`` recovers ``x`` without any
 key; and the public key leaks ``T``. (Zhou & Wornell's scheme is LWE-like only with a modulus and
-a large ``k``; see docs/security.md and ../shared/notes/integer-vector-facts.md.) The design
+a large ``k``; see docs/scheme.md (Security) and ../shared/notes/integer-vector-facts.md.) The design
 leaves room for such a set: ``modulus`` is carried and must be ``None`` for now.
 """
 
