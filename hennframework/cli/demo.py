@@ -133,10 +133,10 @@ def _exact_needs_plain(args: argparse.Namespace) -> None:
 GPU_BACKENDS = frozenset({"cupy"})
 
 
-def _note_small_network_on_gpu(args: argparse.Namespace) -> None:
-    """Say, before a long wait, that the demos' networks run faster on the CPU backend."""
-    backend = common.chosen(args)["backend"]
-    if args.plain or backend not in GPU_BACKENDS:
+def _note_small_network_on_gpu(backend: str | None, encrypted: bool) -> None:
+    """Say, before a long wait, that the demos' networks run faster on the CPU backend
+    (``backend``: the demo settings' resolved name)."""
+    if not encrypted or backend not in GPU_BACKENDS:
         return
     from hennframework import registry
 
@@ -170,7 +170,7 @@ def run_xor(args: argparse.Namespace) -> int:
         encrypted=not args.plain,
         absorb_noise=not args.track_noise,
     )
-    _note_small_network_on_gpu(args)
+    _note_small_network_on_gpu(settings.backend, settings.encrypted)
     summary = train(settings, show_progress=common.show_progress(args))
     common.emit(args, summary, lambda: format_summary(summary))
     return 0 if summary["learned"] else 1
@@ -201,7 +201,7 @@ def run_sentiment(args: argparse.Namespace) -> int:
         absorb_noise=not args.track_noise,
         **common.chosen(args),
     )
-    _note_small_network_on_gpu(args)
+    _note_small_network_on_gpu(settings.backend, settings.encrypted)
     with command_line_names():  # data errors name --skip-empty, not skip_empty=True
         summary = train(settings, show_progress=common.show_progress(args))
     common.emit(args, summary, lambda: format_summary(summary))
