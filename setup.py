@@ -3,9 +3,13 @@
 ``hennframework/`` is the core package and every subpackage under it is found automatically;
 ``backends/`` is shipped under the namespaced name ``hennframework_backends`` so that nothing
 importable has a generic top-level name.
+
+The integer-vector scheme's compiled kernels are an optional extension: where no C compiler
+with 128-bit integers is available the build goes on without them, and the scheme runs its
+NumPy paths (the same results, more slowly on small batches; ``henn info`` says which).
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     packages=[
@@ -15,4 +19,14 @@ setup(
         "hennframework_backends",
     ],
     package_dir={"hennframework": "hennframework", "hennframework_backends": "backends"},
+    ext_modules=[
+        Extension(
+            "hennframework.schemes.integer_vector._kernels",
+            ["hennframework/schemes/integer_vector/_kernels.c"],
+            # no fused multiply-adds: the noise norms must be the NumPy paths' floats to the bit
+            extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
+            libraries=["m"],
+            optional=True,  # no compiler: installed without, the NumPy paths run instead
+        )
+    ],
 )

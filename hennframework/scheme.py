@@ -241,6 +241,12 @@ class HEScheme(abc.ABC):
         return f"parameter sets: {sets}; capabilities: {', '.join(sorted(c.value for c in cls.capabilities))}"
 
     @classmethod
+    def implementation(cls) -> str | None:
+        """One line for ``henn info`` on how this installation computes the scheme (compiled
+        kernels or not, say), or None where there is nothing to say."""
+        return None
+
+    @classmethod
     def get_parameter_set(cls, name: str | ParameterSet | None = None) -> ParameterSet:
         """Look up a parameter set by name (``None``: the default)."""
         if isinstance(name, ParameterSet):

@@ -90,6 +90,13 @@ def gpu_name() -> str | None:
         return None
 
 
+def _kernels() -> str:
+    """Whether the integer-vector scheme's compiled kernels ran (``henn info``'s words)."""
+    from hennframework.schemes.integer_vector import native
+
+    return native.status()
+
+
 def describe_machine() -> dict[str, Any]:
     """JSON-ready facts about this machine and the software that the benchmarks ran on."""
     return {
@@ -105,6 +112,7 @@ def describe_machine() -> dict[str, Any]:
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "hennframework": _version("hennframework"),
         "tenseal": _version("tenseal"),
+        "compiled_kernels": _kernels(),
         "cupy": next(
             filter(None, map(_version, ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"))),
             None,

@@ -624,6 +624,7 @@ def _machine_section(runs: Sequence[BenchRun]) -> str:
                 ["BLAS threads", thread_text or "library default"],
                 ["TenSEAL", info.get("tenseal") or "not installed (CKKS comparison skipped)"],
                 ["hennframework", info.get("hennframework", "?")],
+                ["integer-vector kernels", info.get("compiled_kernels") or "not recorded"],
                 ["run date", info.get("date", run.datetime)],
             ]
             if info.get("gpu"):

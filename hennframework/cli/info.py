@@ -101,6 +101,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                 "description": params.description,
             },
             "capabilities": capabilities,
+            "implementation": _implementation(scheme_class),
         },
         "config_files": [
             {
@@ -112,6 +113,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "environment": {name: value for name, value in _environment().items() if value is not None},
     }
+
+
+def _implementation(scheme_class: Any) -> str | None:
+    """The scheme's line on how it computes here (None where it has nothing to say)."""
+    describe = getattr(scheme_class, "implementation", None)
+    return describe() if callable(describe) else None
 
 
 def _environment() -> dict[str, str | None]:
@@ -142,6 +149,8 @@ def _print_text(data: dict[str, Any]) -> None:
     if not params["secure"]:
         print(f"  {params['note']}")
     print(f"  capabilities: {', '.join(scheme['capabilities'])}")
+    if scheme.get("implementation"):
+        print(f"  {scheme['implementation']}")
     print()
     print("config files (highest precedence first):")
     for item in data["config_files"]:

@@ -47,6 +47,7 @@ import numpy.typing as npt
 from hennframework.backend import Array, ArrayBackend
 from hennframework.exceptions import InputError, KeyMismatchError, OverflowRiskError
 from hennframework.scheme import HEScheme, KeySet
+from hennframework.schemes.integer_vector import native
 from hennframework.schemes.integer_vector.keys import KeySwitchKey, SecretKey
 from hennframework.schemes.integer_vector.params import INT_BITS, IntegerVectorParams
 
@@ -737,13 +738,15 @@ class Ciphertext:
                 f"scatter_add needs values of shape {(rows_np.size, *self.shape[1:])} for "
                 f"{rows_np.size} row indices, got {values.shape}"
             )
-        counts = np.bincount(rows_np % self.shape[0]) if rows_np.size else np.zeros(0, np.int64)
+        in_range = rows_np % self.shape[0] if rows_np.size else rows_np
+        counts = np.bincount(in_range) if rows_np.size else np.zeros(0, np.int64)
         repeats = int(counts.max(initial=0))
         bound = self.checked_bound(self.coeff_bound + repeats * values.coeff_bound)
         data = self.data.copy()
         noise = self.noise.copy()
         index = backend.asarray(rows_np)
-        backend.index_add(data, index, values.data)
+        if not native.index_add(data, in_range, values.data):  # the compiled kernel, if built
+            backend.index_add(data, index, values.data)
         # int64 scatter sums are exact (|result| <= bound < 2**62); float ones may round down,
         # which the margin covers. Where few rows are added to (a training step's words in a
         # vocabulary-sized table), only those rows take it, and the largest bounds are carried
@@ -754,21 +757,23 @@ class Ciphertext:
         sparse = SPARSE_ROWS * touched.size < self.shape[0]
         rows_touched = backend.asarray(touched) if sparse else None
 
-        def scaled(total: Array) -> Array:
+        def added(total: Array, theirs: Array) -> Array:
+            """``theirs`` added at the rows, then the margin (in place where it can be)."""
+            if native.index_add(total, in_range, theirs, rows_touched, margin):
+                return total if rows_touched is not None else total * margin
+            backend.index_add(total, index, theirs)
             if rows_touched is None:
                 return total * margin
             total[rows_touched] *= margin
             return total
 
-        backend.index_add(noise, index, values.noise)
-        noise = scaled(noise)
+        noise = added(noise, values.noise)
         probable = None
         if self.tracks_probable_noise or values.tracks_probable_noise:
             parts = []
             for mine, theirs in zip(self.probable_parts(), values.probable_parts(), strict=True):
                 total = backend.broadcast_to(mine, self.shape) + 0.0  # a writable copy
-                backend.index_add(total, index, theirs)
-                parts.append(scaled(total))
+                parts.append(added(total, theirs))
             probable = (parts[0], parts[1])
         result = self.derive(data, noise, coeff_bound=bound, probable=probable)
         if rows_touched is not None:
@@ -816,13 +821,19 @@ class Ciphertext:
         longest = int(lengths.max()) if lengths.size else 0
         bound = self.checked_bound(self.coeff_bound * max(longest, 1))
         rows = self.shape[0]
+        parts = [self.noise]
+        if self.noise_det is not None and self.noise_sg is not None:
+            parts += [self.noise_det, self.noise_sg]
+        if native.available() and all(part.shape == self.shape for part in parts):
+            # the compiled kernel: each array's runs in one pass, the same words and bits
+            found = [native.segment_sum(array, bounds, SAFETY) for array in (self.data, *parts)]
+            if all(array is not None for array in found):
+                probable = (found[2], found[3]) if len(found) == 4 else None
+                return self.derive(found[0], found[1], coeff_bound=bound, probable=probable)
         index = backend.asarray(bounds)
         starts, stops = index[:-1], index[1:]
         prefix = self._prefix_sums([self.data], "int64")[0]
         data = prefix[stops] - prefix[starts]
-        parts = [self.noise]
-        if self.noise_det is not None and self.noise_sg is not None:
-            parts += [self.noise_det, self.noise_sg]
         # the noise bounds of one shape share one array of prefix sums; each part's own
         # cumulative sum and slack, so every part gets the bits it would get alone
         same = all(part.shape == self.noise.shape for part in parts)

@@ -38,7 +38,7 @@ from hennframework.exceptions import (
 )
 from hennframework.randomness import RandomSource, as_random_source
 from hennframework.scheme import Capability, KeySet, ParameterSet
-from hennframework.schemes.integer_vector import small, wide
+from hennframework.schemes.integer_vector import native, small, wide
 from hennframework.schemes.integer_vector.ciphertext import (
     LIMIT,
     SAFETY,
@@ -147,6 +147,11 @@ class IntegerVectorScheme(Evaluator):
     @classmethod
     def parameter_sets(cls) -> Mapping[str, ParameterSet]:
         return {name: p.as_parameter_set() for name, p in PARAMETER_SETS.items()}
+
+    @classmethod
+    def implementation(cls) -> str | None:
+        """Whether the compiled kernels run here (``native.status``)."""
+        return f"compiled kernels: {native.status()}"
 
     def __repr__(self) -> str:
         return f"IntegerVectorScheme(params={self.params.name!r}, backend={self.backend.name!r})"
@@ -640,6 +645,9 @@ class IntegerVectorScheme(Evaluator):
         step = max(1, small.DIGIT_SLICE_BYTES // max(1, columns * self.params.digits * 8))
         if items <= step:
             return self._switch_piece(source, key)
+        found = self._switch_native(source, key)  # no digits held: no slices needed
+        if found is not None:
+            return found
         flat = source.reshape(items, columns)
         parts = [self._switch_piece(flat[i : i + step], key) for i in range(0, items, step)]
         backend = self.backend
@@ -652,10 +660,39 @@ class IntegerVectorScheme(Evaluator):
         )
 
     def _switch_piece(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch`` of one slice: bit digits read off the bytes where b = 1 on NumPy, the
-        general gadget digits otherwise."""
-        found = small.switch_bits(self, source, key)
+        """``_switch`` of one slice: the compiled kernel where it applies, else bit digits read
+        off the bytes where b = 1 on NumPy, the general gadget digits otherwise."""
+        found = self._switch_native(source, key)
+        if found is None:
+            found = small.switch_bits(self, source, key)
         return found if found is not None else self._switch_digits(source, key)
+
+    def _switch_native(self, source: Array, key: KeySwitchKey) -> tuple[Any, Any, Any] | None:
+        """``_switch`` of one slice by the compiled kernel (``native.switch_digits``), or None
+        where it does not apply: kernels off, arrays not on the host, a base whose digits come
+        from the recurrence, a key of another shape, too much work for a loop, or digit norms
+        that float64 might not hold exactly (the NumPy paths' norms are exact integers there,
+        so both give the same floats)."""
+        if not native.available() or source.ndim < 1:
+            return None
+        p = self.params
+        count, offset, _ = self._constant("digits", self._digit_plan)
+        columns = int(source.shape[-1])
+        if (
+            (p.gadget_bits > 1 and offset is None)
+            or columns * count != key.matrix_t.shape[0]
+            or columns * count * p.digit_bound * p.digit_bound >= _EXACT_FLOAT
+        ):
+            return None
+        return native.switch_digits(
+            source,
+            key.matrix_t,
+            count,
+            p.gadget_bits,
+            offset or 0,
+            float_margin(columns * count),
+            SAFETY,
+        )
 
     def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
         """``_switch`` through the gadget digits, for every base (checks and slices done by
@@ -794,7 +831,9 @@ class IntegerVectorScheme(Evaluator):
                 f"cannot rescale by 2**{d.bit_length() - 1}: divisors must be below 2**62; "
                 "rescale in several smaller steps."
             )
-        data = _round_div_int(ciphertext.data, d)  # |c| + d/2 < 2**63: no wrap
+        data = native.mul_round_div(ciphertext.data, _ONE, d)
+        if data is None:
+            data = _round_div_int(ciphertext.data, d)  # |c| + d/2 < 2**63: no wrap
         rounding = self._rounding_noise()
         noise = ciphertext.noise / d + rounding
         det, sg = ciphertext.probable_parts()
@@ -910,7 +949,11 @@ class IntegerVectorScheme(Evaluator):
         product_bound = ciphertext.coeff_bound * pbound
         # |round(c p / s)| <= |c p| / s + 1/2: refuse before computing if it could pass 2**62
         bound = ciphertext.checked_bound(product_bound // scale + 1)
-        if product_bound < LIMIT:
+        # the compiled kernel's exact 128-bit products, or the NumPy paths (the same words)
+        data = native.mul_round_div(ciphertext.data, encoded, scale)
+        if data is not None:
+            pass
+        elif product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)  # |c p| + s/2 < 2**63
         else:
             # |c| < 2**62 (invariant) and |p| < 2**53 (encode): mul_wide's precondition; the
@@ -1055,14 +1098,25 @@ class IntegerVectorScheme(Evaluator):
             and left.data.dtype == right.data.dtype == np.int64
             and wide.estimate_applies(2, magnitude, shift)
         )
-        tensor = wide.terms_round_div_small(
-            left.data,
-            right.data,
-            batch,
-            terms,
-            divisor_total,
-            wide.ESTIMATE_SMALL_PRODUCTS if estimate else None,
-        )
+        tensor = None
+        if divisor_total == 1 << shift and native.available():
+            # the compiled kernel: every entry's exact 128-bit sum, rounded (the same words)
+            tensor = native.tensor_round_div(
+                left.data,
+                right.data,
+                batch,
+                self._constant(f"tensor:{m}", lambda: self._tensor_factors(m)),
+                shift,
+            )
+        if tensor is None:
+            tensor = wide.terms_round_div_small(
+                left.data,
+                right.data,
+                batch,
+                terms,
+                divisor_total,
+                wide.ESTIMATE_SMALL_PRODUCTS if estimate else None,
+            )
         if tensor is None:
             left_index, right_index, used = self._constant(
                 f"tensor:{m}", lambda: self._tensor_factors(m)
@@ -1291,7 +1345,7 @@ class IntegerVectorScheme(Evaluator):
         )
         r = self._checked_divisor(left, right, divisor)
         backend = self.backend
-        broadcast_batch(left.shape, right.shape, "combine")  # refuses what cannot broadcast
+        batch = broadcast_batch(left.shape, right.shape, "combine")  # refuses what cannot
         # factors below 2**62 (invariant): products fit in 128 bits; the rounded entries are
         # key-switch sources and must be below 2**62, proved before anything runs (from the
         # tracked coefficient bounds when they suffice, else from the actual magnitudes)
@@ -1315,9 +1369,25 @@ class IntegerVectorScheme(Evaluator):
         left_index, right_index = self._constant(
             f"dot-factors:{m}:{identity}", lambda: self._dot_factors(m, identity)
         )
-        products = wide.mul_round_div(
-            left.data[..., left_index], right.data[..., right_index], p.w * r
-        )
+        divisor_total = p.w * r
+        shift = divisor_total.bit_length() - 1
+        products = None
+        if divisor_total == 1 << shift and native.available() and type(left.data) is np.ndarray:
+            # the compiled kernel: each entry's exact 128-bit product, rounded (the same words)
+            products = native.tensor_round_div(
+                left.data,
+                right.data,
+                batch,
+                self._constant(
+                    f"dot-factors-single:{m}:{identity}",
+                    lambda: _single_products(left_index, right_index),
+                ),
+                shift,
+            )
+        if products is None:
+            products = wide.mul_round_div(
+                left.data[..., left_index], right.data[..., right_index], divisor_total
+            )
         # the public sums wrap modulo 2**64: exact once added to the switched result (below)
         if identity:
             public, tensor = products[..., :m].sum(axis=-1), products[..., m:]
@@ -1749,6 +1819,10 @@ class IntegerVectorScheme(Evaluator):
 
 #: Integers below this are exact in float64, and so are their sums while they stay below it.
 _EXACT_FLOAT = 1 << 53
+
+#: The factor 1, for a rescale by the compiled kernel of products (read-only).
+_ONE = np.ones(1, dtype=np.int64)
+_ONE.flags.writeable = False
 #: ``numpy.vecdot`` (NumPy 2), or None before it.
 _vecdot = getattr(np, "vecdot", None)
 
@@ -1850,6 +1924,15 @@ def _all_integral(array: npt.NDArray[Any]) -> bool:
         return True
     values = np.asarray(array, dtype=np.float64)
     return bool(np.isfinite(values).all() and np.array_equal(values, np.rint(values)))
+
+
+def _single_products(left_index: Array, right_index: Array) -> tuple[Array, Array, Array]:
+    """``native.tensor_round_div``'s factor arrays for entries of one product each: the
+    indices as the first product's, no second product (its ``used`` row is 0)."""
+    left = np.asarray(left_index, dtype=np.int64)
+    right = np.asarray(right_index, dtype=np.int64)
+    zeros = np.zeros_like(left)
+    return np.stack([left, zeros]), np.stack([right, zeros]), np.stack([zeros, zeros])
 
 
 def _round_div_bound(magnitude: int, divisor: int) -> int:

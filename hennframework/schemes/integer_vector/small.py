@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hennframework.randomness import RandomSource, as_random_source
+from hennframework.schemes.integer_vector import native
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, SAFETY, float_margin
 from hennframework.schemes.integer_vector.keys import kept_with, matrix_digest
 
@@ -203,13 +204,18 @@ def decrypt_few(
         or not noise * 2 < p.w
     ):
         return None
+    half, shift = scheme._constant("decrypt-rounding", lambda: _rounding(p.w))
+    if shift is not None:
+        # the compiled kernel: [I, T] c and the rounding in one pass (the same integers)
+        found = native.decrypt_pow2(data, secret_parts(secret_key, m)[0], m, int(shift))
+        if found is not None:
+            return found
     work = data.size * m
     if work > DECRYPT_MATMUL_WORK and m in DECRYPT_FLOAT_DIMS:
         exact = _float_decryption(data, secret_key, m, k, p.w, reach, noise)
         if exact is not None:
             return exact
     t, key_t = secret_parts(secret_key, m)
-    half, shift = scheme._constant("decrypt-rounding", lambda: _rounding(p.w))
     sc: npt.NDArray[np.int64]
     if work <= DECRYPT_MATMUL_WORK or (2 <= m <= 4 and work <= DECRYPT_MATMUL_WORK_NARROW):
         # one small integer GEMM: c S^T

@@ -1,0 +1,694 @@
+/*
+ * Compiled kernels of the integer-vector scheme: the few loops whose NumPy form costs a dozen
+ * array operations (each with a microsecond or more of fixed cost) on the small batches of a
+ * training step. Every kernel computes exactly what its NumPy counterpart in ``native.py``'s
+ * callers computes, to the bit: integer arithmetic only (wrapping modulo 2**64 where the NumPy
+ * path wraps, 128 bits where it proves a 128-bit value), no floating point.
+ *
+ * The module is optional: built where a C compiler with 128-bit integers is available
+ * (GCC, Clang), and ``native.py`` falls back to the NumPy paths where it is not, or where
+ * HENN_NATIVE=0. The callers prove every precondition that keeps a result in range before
+ * calling; the kernels check shapes and types only.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+#ifndef __SIZEOF_INT128__
+#error "the integer-vector kernels need a compiler with 128-bit integers (GCC or Clang)"
+#endif
+
+__extension__ typedef __int128 i128; /* GCC and Clang */
+__extension__ typedef unsigned __int128 u128;
+
+/* Whether a buffer format names 8-byte items of the kind wanted ('q': int64, 'd': float64). */
+static int
+format_is(const char *format, char kind)
+{
+    if (*format == '<' || *format == '=' || *format == '@') {
+        format++;
+    }
+    if (kind == 'd') {
+        return strcmp(format, "d") == 0;
+    }
+    return strcmp(format, "q") == 0 || strcmp(format, "l") == 0;
+}
+
+/* A C-contiguous buffer of ``items`` 8-byte items of ``kind`` ('q' or 'd'). */
+static int
+get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t items, int writable, const char *name,
+           char kind)
+{
+    const char *type_name = kind == 'd' ? "float64" : "int64";
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s %s array", name,
+                     writable ? " writable" : "", type_name);
+        return -1;
+    }
+    const char *format = view->format ? view->format : "B";
+    if (view->itemsize != 8 || !format_is(format, kind)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %s items, got format %s", name, type_name,
+                     format);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->len != items * 8) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd items, got %zd", name, items,
+                     view->len / 8);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+get_int64(PyObject *obj, Py_buffer *view, Py_ssize_t items, int writable, const char *name)
+{
+    return get_buffer(obj, view, items, writable, name, 'q');
+}
+
+/* Releases the first ``count`` buffers of ``views``. */
+static void
+release(Py_buffer *views, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+}
+
+static int
+get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize_t first,
+          Py_ssize_t count, long long *out, const char *name)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments, got %zd", name, expected, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        out[i] = PyLong_AsLongLong(args[first + i]);
+        if (out[i] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (out[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "%s: argument %zd must not be negative", name,
+                         first + i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * switch_digits(source, key, rows, columns, out_columns, digit_bits, count, offset,
+ *               margin, safety, scalar, out, l1, l2)
+ *
+ * For each row r of ``source`` (rows x columns): the gadget digits c* of its values, value j's
+ * ``count`` digits at positions j * count + i (``decompose``'s order), and
+ *   out[r] = c* M modulo 2**64, M = ``key`` (columns * count x out_columns),
+ *   l1[r]  = (sum |d|) * margin,
+ *   l2[r]  = sqrt((sum d*d) * margin) * safety   (pow(x, 0.5) where ``scalar`` is true),
+ * the float operations ``IntegerVectorScheme._switch`` applies to the same exact integer sums
+ * (the caller keeps the sums below 2**53: each is then one double, exactly).
+ * digit_bits = 1: d = sign(v) times bit i of |v| (|v| < 2**62, no INT64_MIN).
+ * digit_bits = b > 1: d = ((v + H) >> (b i)) & (2**b - 1)) - 2**(b - 1), v + H in uint64
+ * (``offset`` = H, taken modulo 2**64).
+ * Digits that are zero are skipped: they add nothing to any of the three.
+ */
+static PyObject *
+switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[5];
+    if (get_sizes(args, nargs, 14, 2, 5, s, "switch_digits") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], columns = s[1], out_columns = s[2];
+    long long bits = s[3], count = s[4];
+    unsigned long long offset = PyLong_AsUnsignedLongLongMask(args[7]);
+    double margin = PyFloat_AsDouble(args[8]);
+    double safety = PyFloat_AsDouble(args[9]);
+    int scalar = PyObject_IsTrue(args[10]);
+    if (PyErr_Occurred() || scalar < 0) {
+        return NULL;
+    }
+    if (bits < 1 || bits > 32 || count < 1 || count > 64 || (bits > 1 && bits * count > 64)) {
+        PyErr_SetString(PyExc_ValueError, "switch_digits: unsupported digit width or count");
+        return NULL;
+    }
+    Py_buffer views[5];
+    if (get_int64(args[0], &views[0], rows * columns, 0, "source") < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &views[1], columns * count * out_columns, 0, "key") < 0) {
+        release(views, 1);
+        return NULL;
+    }
+    if (get_int64(args[11], &views[2], rows * out_columns, 1, "out") < 0) {
+        release(views, 2);
+        return NULL;
+    }
+    if (get_buffer(args[12], &views[3], rows, 1, "l1", 'd') < 0) {
+        release(views, 3);
+        return NULL;
+    }
+    if (get_buffer(args[13], &views[4], rows, 1, "l2", 'd') < 0) {
+        release(views, 4);
+        return NULL;
+    }
+    const int64_t *source = (const int64_t *)views[0].buf;
+    const uint64_t *matrix = (const uint64_t *)views[1].buf;
+    uint64_t *result = (uint64_t *)views[2].buf;
+    double *l1s = (double *)views[3].buf;
+    double *l2s = (double *)views[4].buf;
+    const uint64_t mask = (1ULL << bits) - 1; /* bits <= 32 */
+    const int64_t half = bits > 1 ? (int64_t)(1LL << (bits - 1)) : 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        uint64_t *row_out = result + r * out_columns;
+        memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
+        int64_t sum_abs = 0, sum_squares = 0;
+        for (Py_ssize_t j = 0; j < columns; j++) {
+            int64_t v = source[r * columns + j];
+            const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
+            if (bits == 1) {
+                uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+                const int negative = v < 0;
+                while (magnitude) {
+                    int i = __builtin_ctzll(magnitude);
+                    magnitude &= magnitude - 1;
+                    if (i >= count) {
+                        break; /* |v| < 2**62 <= 2**count: not reached for valid input */
+                    }
+                    const uint64_t *key_row = key_rows + (size_t)i * out_columns;
+                    if (negative) { /* the digit -1: subtract the key row (vectorises) */
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] -= key_row[o];
+                        }
+                    } else {
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] += key_row[o];
+                        }
+                    }
+                    sum_abs += 1;
+                    sum_squares += 1;
+                }
+            } else {
+                uint64_t shifted = (uint64_t)v + offset;
+                for (long long i = 0; i < count; i++, shifted >>= bits) {
+                    int64_t d = (int64_t)(shifted & mask) - half;
+                    if (!d) {
+                        continue;
+                    }
+                    const uint64_t *key_row = key_rows + (size_t)i * out_columns;
+                    uint64_t factor = (uint64_t)d;
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] += factor * key_row[o];
+                    }
+                    sum_abs += d < 0 ? -d : d;
+                    sum_squares += d * d;
+                }
+            }
+        }
+        l1s[r] = (double)sum_abs * margin;
+        double scaled = (double)sum_squares * margin;
+        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+    }
+    Py_END_ALLOW_THREADS
+
+    release(views, 5);
+    Py_RETURN_NONE;
+}
+
+/*
+ * tensor_round_div(left, right, rows, left_width, right_width, terms, left_index,
+ *                  right_index, second, shift, out)
+ *
+ * out[r, t] = round((left[r, a0] right[r, b0] + second[t] left[r, a1] right[r, b1]) / 2**shift),
+ * halves away from zero, with (a0, a1) = left_index[0, t], left_index[1, t] and likewise for
+ * the right: the exact 128-bit sum of at most two products of int64 factors below 2**62
+ * (each product below 2**124). The caller proves every quotient below 2**62.
+ */
+static PyObject *
+tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[4];
+    if (get_sizes(args, nargs, 11, 2, 4, s, "tensor_round_div") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], lw = s[1], rw = s[2], terms = s[3];
+    long long shift = PyLong_AsLongLong(args[9]);
+    if (shift == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (shift < 1 || shift > 125) {
+        PyErr_SetString(PyExc_ValueError, "tensor_round_div: shift must be in [1, 125]");
+        return NULL;
+    }
+    Py_buffer lb, rb, lib, rib, secb, outb;
+    if (get_int64(args[0], &lb, rows * lw, 0, "left") < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &rb, rows * rw, 0, "right") < 0) {
+        PyBuffer_Release(&lb);
+        return NULL;
+    }
+    if (get_int64(args[6], &lib, 2 * terms, 0, "left_index") < 0) {
+        PyBuffer_Release(&lb);
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    if (get_int64(args[7], &rib, 2 * terms, 0, "right_index") < 0) {
+        PyBuffer_Release(&lb);
+        PyBuffer_Release(&rb);
+        PyBuffer_Release(&lib);
+        return NULL;
+    }
+    if (get_int64(args[8], &secb, terms, 0, "second") < 0) {
+        PyBuffer_Release(&lb);
+        PyBuffer_Release(&rb);
+        PyBuffer_Release(&lib);
+        PyBuffer_Release(&rib);
+        return NULL;
+    }
+    if (get_int64(args[10], &outb, rows * terms, 1, "out") < 0) {
+        PyBuffer_Release(&lb);
+        PyBuffer_Release(&rb);
+        PyBuffer_Release(&lib);
+        PyBuffer_Release(&rib);
+        PyBuffer_Release(&secb);
+        return NULL;
+    }
+    const int64_t *left = lb.buf, *right = rb.buf, *li = lib.buf, *ri = rib.buf,
+                  *second = secb.buf;
+    int64_t *out = outb.buf;
+    int bad = 0;
+    for (Py_ssize_t t = 0; t < terms; t++) {
+        if (li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw || ri[t] < 0 ||
+            ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw) {
+            bad = 1;
+        }
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_IndexError, "tensor_round_div: a factor index is out of range");
+    } else {
+        const i128 half = (i128)1 << (shift - 1);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            const int64_t *a = left + r * lw, *b = right + r * rw;
+            int64_t *row_out = out + r * terms;
+            for (Py_ssize_t t = 0; t < terms; t++) {
+                i128 v = (i128)a[li[t]] * b[ri[t]];
+                if (second[t]) {
+                    v += (i128)second[t] * ((i128)a[li[terms + t]] * b[ri[terms + t]]);
+                }
+                /* halves away from zero: the magnitude rounded half up, the sign put back */
+                row_out[t] = v >= 0 ? (int64_t)((v + half) >> shift)
+                                    : -(int64_t)((-v + half) >> shift);
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&lb);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&lib);
+    PyBuffer_Release(&rib);
+    PyBuffer_Release(&secb);
+    PyBuffer_Release(&outb);
+    if (bad) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/*
+ * decrypt_pow2(data, t, rows, m, k, shift, out)
+ *
+ * out[r, i] = floor((c_i + sum_j T[i, j] c_{m + j} + 2**(shift - 1)) / 2**shift) with c = data[r]
+ * (m + k entries) and T = ``t`` (m x k): S c = [I, T] c rounded half up over w = 2**shift,
+ * ``decrypt``'s rounding. The caller proves |S c| < 2**62, so no sum wraps; they are formed
+ * modulo 2**64 all the same (no undefined behaviour).
+ */
+static PyObject *
+decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[4];
+    if (get_sizes(args, nargs, 7, 2, 4, s, "decrypt_pow2") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], m = s[1], k = s[2];
+    long long shift = s[3];
+    if (shift < 1 || shift > 62) {
+        PyErr_SetString(PyExc_ValueError, "decrypt_pow2: shift must be in [1, 62]");
+        return NULL;
+    }
+    Py_buffer db, tb, ob;
+    if (get_int64(args[0], &db, rows * (m + k), 0, "data") < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &tb, m * k, 0, "t") < 0) {
+        PyBuffer_Release(&db);
+        return NULL;
+    }
+    if (get_int64(args[6], &ob, rows * m, 1, "out") < 0) {
+        PyBuffer_Release(&db);
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    const uint64_t *data = db.buf, *t = tb.buf;
+    int64_t *out = ob.buf;
+    const uint64_t half = 1ULL << (shift - 1);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint64_t *c = data + r * (m + k), *bottom = c + m;
+        int64_t *row_out = out + r * m;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            uint64_t total = c[i] + half;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                total += t[i * k + j] * bottom[j];
+            }
+            row_out[i] = (int64_t)total >> shift; /* arithmetic shift: floor */
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    Py_RETURN_NONE;
+}
+
+/*
+ * mul_round_div(values, factors, rows, width, factor_rows, divisor, out)
+ *
+ * out[r, j] = round(values[r, j] * f / divisor), halves away from zero, with f = factors[r]
+ * (or factors[0] where factor_rows is 1): the exact 128-bit product of two int64 values,
+ * rounded (``_round_div_int`` and ``wide.mul_round_div``). The caller proves every quotient
+ * below 2**63 and 1 <= divisor < 2**63.
+ */
+static PyObject *
+mul_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[4];
+    if (get_sizes(args, nargs, 7, 2, 4, s, "mul_round_div") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], width = s[1], factor_rows = s[2];
+    long long divisor = s[3];
+    if (divisor < 1 || (factor_rows != 1 && factor_rows != rows)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "mul_round_div: divisor must be positive and factor_rows 1 or rows");
+        return NULL;
+    }
+    Py_buffer views[3];
+    if (get_int64(args[0], &views[0], rows * width, 0, "values") < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &views[1], factor_rows, 0, "factors") < 0) {
+        release(views, 1);
+        return NULL;
+    }
+    if (get_int64(args[6], &views[2], rows * width, 1, "out") < 0) {
+        release(views, 2);
+        return NULL;
+    }
+    const int64_t *values = views[0].buf, *factors = views[1].buf;
+    int64_t *out = views[2].buf;
+    const u128 d = (unsigned long long)divisor, half = d >> 1;
+    int shift = -1;
+    if ((divisor & (divisor - 1)) == 0) {
+        shift = __builtin_ctzll((unsigned long long)divisor);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const i128 f = factors[factor_rows == 1 ? 0 : r];
+        const int64_t *row = values + r * width;
+        int64_t *row_out = out + r * width;
+        for (Py_ssize_t j = 0; j < width; j++) {
+            i128 v = f * row[j];
+            u128 magnitude = v < 0 ? (u128)(-v) : (u128)v;
+            magnitude = shift >= 0 ? (magnitude + half) >> shift : (magnitude + half) / d;
+            row_out[j] = v < 0 ? -(int64_t)magnitude : (int64_t)magnitude;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(views, 3);
+    Py_RETURN_NONE;
+}
+
+/*
+ * index_add(target, rows, values, target_rows, width, count, touched, touched_count, margin)
+ *
+ * target[rows[i]] += values[i] for i = 0, 1, ..., count - 1 in that order (``numpy.add.at``
+ * on the rows: int64 wraps modulo 2**64, float64 adds one value at a time in the same order,
+ * so the same bits), then, for float64 only, target[touched[j]] *= margin for each j (the
+ * margin ``Ciphertext.scatter_add`` gives the rows it added to). Row indices must lie in
+ * [0, target_rows): checked, nothing is changed otherwise.
+ */
+static PyObject *
+index_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[3];
+    if (get_sizes(args, nargs, 9, 3, 3, s, "index_add") < 0) {
+        return NULL;
+    }
+    Py_ssize_t target_rows = s[0], width = s[1], count = s[2];
+    long long touched_count = PyLong_AsLongLong(args[7]);
+    double margin = PyFloat_AsDouble(args[8]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer views[4];
+    if (PyObject_GetBuffer(args[0], &views[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    const char *format = views[0].format ? views[0].format : "B";
+    char kind = format_is(format, 'd') ? 'd' : 'q';
+    PyBuffer_Release(&views[0]);
+    if (get_buffer(args[0], &views[0], target_rows * width, 1, "target", kind) < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &views[1], count, 0, "rows") < 0) {
+        release(views, 1);
+        return NULL;
+    }
+    if (get_buffer(args[2], &views[2], count * width, 0, "values", kind) < 0) {
+        release(views, 2);
+        return NULL;
+    }
+    if (touched_count < 0 || (kind == 'q' && touched_count)) {
+        release(views, 3);
+        PyErr_SetString(PyExc_ValueError, "index_add: touched rows are for float64 targets");
+        return NULL;
+    }
+    if (get_int64(args[6], &views[3], touched_count, 0, "touched") < 0) {
+        release(views, 3);
+        return NULL;
+    }
+    const int64_t *rows = views[1].buf, *touched = views[3].buf;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        bad |= rows[i] < 0 || rows[i] >= target_rows;
+    }
+    for (Py_ssize_t i = 0; i < touched_count; i++) {
+        bad |= touched[i] < 0 || touched[i] >= target_rows;
+    }
+    if (bad) {
+        release(views, 4);
+        PyErr_SetString(PyExc_IndexError, "index_add: a row index is out of range");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 'q') {
+        uint64_t *target = views[0].buf;
+        const uint64_t *values = views[2].buf;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            uint64_t *row = target + rows[i] * width;
+            const uint64_t *added = values + i * width;
+            for (Py_ssize_t j = 0; j < width; j++) {
+                row[j] += added[j];
+            }
+        }
+    } else {
+        double *target = views[0].buf;
+        const double *values = views[2].buf;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            double *row = target + rows[i] * width;
+            const double *added = values + i * width;
+            for (Py_ssize_t j = 0; j < width; j++) {
+                row[j] += added[j];
+            }
+        }
+        for (Py_ssize_t i = 0; i < touched_count; i++) {
+            double *row = target + touched[i] * width;
+            for (Py_ssize_t j = 0; j < width; j++) {
+                row[j] *= margin;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(views, 4);
+    Py_RETURN_NONE;
+}
+
+/*
+ * segment_sum(values, offsets, rows, width, runs, out, safety)
+ *
+ * The sums of consecutive runs of rows, run i being rows offsets[i] to offsets[i + 1] - 1
+ * (offsets rise from 0 to ``rows``; checked): ``Ciphertext.segment_sum``'s results.
+ * int64 values: the exact run sums (modulo 2**64, as the differences of wrapping prefix sums
+ * are). float64 values (a noise bound): as the differences of the prefix sums, each column
+ * added in row order (``numpy.cumsum``), times ``safety``, plus the slack
+ * ``max(column totals) * 2**-50 * rows`` that covers their rounding: the same float
+ * operations in the same order, so the same bits.
+ */
+static PyObject *
+segment_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[3];
+    if (get_sizes(args, nargs, 7, 2, 3, s, "segment_sum") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], width = s[1], runs = s[2];
+    double safety = PyFloat_AsDouble(args[6]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer views[3];
+    if (PyObject_GetBuffer(args[0], &views[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    const char *format = views[0].format ? views[0].format : "B";
+    char kind = format_is(format, 'd') ? 'd' : 'q';
+    PyBuffer_Release(&views[0]);
+    if (get_buffer(args[0], &views[0], rows * width, 0, "values", kind) < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &views[1], runs + 1, 0, "offsets") < 0) {
+        release(views, 1);
+        return NULL;
+    }
+    if (get_buffer(args[5], &views[2], runs * width, 1, "out", kind) < 0) {
+        release(views, 2);
+        return NULL;
+    }
+    const int64_t *offsets = views[1].buf;
+    int bad = offsets[0] != 0 || offsets[runs] != rows;
+    for (Py_ssize_t i = 0; i < runs; i++) {
+        bad |= offsets[i + 1] < offsets[i];
+    }
+    double *running = NULL, *previous = NULL;
+    if (!bad && kind == 'd' && width) {
+        running = PyMem_Malloc(2 * (size_t)width * sizeof(double));
+        if (running == NULL) {
+            release(views, 3);
+            return PyErr_NoMemory();
+        }
+        previous = running + width;
+    }
+    if (bad) {
+        release(views, 3);
+        PyErr_SetString(PyExc_ValueError, "segment_sum: offsets must rise from 0 to the rows");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 'q') {
+        const uint64_t *values = views[0].buf;
+        uint64_t *out = views[2].buf;
+        for (Py_ssize_t i = 0; i < runs; i++) {
+            uint64_t *total = out + i * width;
+            memset(total, 0, (size_t)width * sizeof(uint64_t));
+            for (Py_ssize_t r = offsets[i]; r < offsets[i + 1]; r++) {
+                const uint64_t *row = values + r * width;
+                for (Py_ssize_t j = 0; j < width; j++) {
+                    total[j] += row[j];
+                }
+            }
+        }
+    } else if (width) {
+        const double *values = views[0].buf;
+        double *out = views[2].buf;
+        /* first the column totals (the last prefix row), for the slack */
+        double largest = 0.0;
+        if (rows) {
+            for (Py_ssize_t j = 0; j < width; j++) {
+                running[j] = values[j];
+            }
+            for (Py_ssize_t r = 1; r < rows; r++) {
+                const double *row = values + r * width;
+                for (Py_ssize_t j = 0; j < width; j++) {
+                    running[j] += row[j];
+                }
+            }
+            largest = running[0];
+            for (Py_ssize_t j = 0; j < width; j++) { /* numpy.max: a NaN wins */
+                if (isnan(running[j]) || running[j] > largest) {
+                    largest = running[j];
+                    if (isnan(largest)) {
+                        break;
+                    }
+                }
+            }
+        }
+        const double slack = rows ? largest * 0x1p-50 * (double)rows : 0.0;
+        /* then the runs, as differences of the same prefix sums */
+        for (Py_ssize_t j = 0; j < width; j++) {
+            previous[j] = 0.0; /* the row of zeros before the first */
+        }
+        Py_ssize_t r = 0;
+        for (Py_ssize_t i = 0; i < runs; i++) {
+            for (; r < offsets[i + 1]; r++) {
+                const double *row = values + r * width;
+                for (Py_ssize_t j = 0; j < width; j++) {
+                    running[j] = r ? running[j] + row[j] : row[j];
+                }
+            }
+            double *run = out + i * width;
+            for (Py_ssize_t j = 0; j < width; j++) {
+                double prefix = r ? running[j] : 0.0;
+                double difference = prefix - previous[j];
+                run[j] = rows ? difference * safety + slack : difference * safety + 0.0;
+                previous[j] = prefix;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(running);
+    release(views, 3);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"switch_digits", (PyCFunction)(void (*)(void))switch_digits, METH_FASTCALL,
+     "c* M modulo 2**64 with the digits' L1 norms and squared L2 norms, row by row."},
+    {"tensor_round_div", (PyCFunction)(void (*)(void))tensor_round_div, METH_FASTCALL,
+     "Sums of up to two products rounded over 2**shift (halves away from zero), exactly."},
+    {"mul_round_div", (PyCFunction)(void (*)(void))mul_round_div, METH_FASTCALL,
+     "Products by one factor per row rounded over a divisor (halves away from zero), exactly."},
+    {"index_add", (PyCFunction)(void (*)(void))index_add, METH_FASTCALL,
+     "Rows of values added at row indices in order (numpy.add.at), then rows scaled."},
+    {"segment_sum", (PyCFunction)(void (*)(void))segment_sum, METH_FASTCALL,
+     "Sums of consecutive runs of rows (exact for int64; prefix differences for float64)."},
+    {"decrypt_pow2", (PyCFunction)(void (*)(void))decrypt_pow2, METH_FASTCALL,
+     "round(S c / 2**shift), halves up, row by row."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "hennframework.schemes.integer_vector._kernels",
+    "Compiled kernels of the integer-vector scheme (see native.py).", -1, methods, NULL, NULL,
+    NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__kernels(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,308 @@
+"""The integer-vector scheme's compiled kernels (``_kernels.c``), where they were built.
+
+On the small batches of a training step, a key switch, a product's tensor or a decryption is
+a dozen NumPy operations of a microsecond or more each, whatever the batch; the kernels do each
+in one pass over the data. They compute the same integers as the NumPy paths, to the bit (the
+tests compare both on edge cases), and the scheme calls them only where it has proved the
+same preconditions.
+
+The kernels are optional: a platform without a C compiler that has 128-bit integers installs
+without them, and ``HENN_NATIVE=0`` turns them off; the scheme then takes its NumPy paths.
+``henn info`` says which is in use.
+
+>>> isinstance(available(), bool)
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_module: ModuleType | None
+try:  # by name: an extension module, not a source file the import graph could follow
+    _module = importlib.import_module("hennframework.schemes.integer_vector._kernels")
+except ImportError:  # built without a C compiler, or from a source checkout never built
+    _module = None
+
+#: The environment variable that turns the kernels off (``0``, ``false``, ``no`` or ``off``).
+ENVIRONMENT_VARIABLE = "HENN_NATIVE"
+
+_OFF = ("0", "false", "no", "off")
+_ON = ("", "1", "true", "yes", "on")
+
+
+def _wanted() -> bool:
+    """Whether ``HENN_NATIVE`` leaves the kernels on (a value it does not know warns)."""
+    value = os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value not in _ON:
+        warnings.warn(
+            f"{ENVIRONMENT_VARIABLE}={os.environ[ENVIRONMENT_VARIABLE]!r} is not understood: use "
+            f"{ENVIRONMENT_VARIABLE}=0 to turn the compiled kernels off or 1 to keep them on; "
+            "they stay on.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return True
+
+
+_enabled = _module is not None and _wanted()
+
+#: A key switch goes through the kernel up to this many multiply-adds (rows x digits x key
+#: columns) in all, or at most ``SWITCH_ROW_WORK`` per row whatever the batch; past both,
+#: NumPy's float64 GEMMs on limbs (BLAS) are the faster (measured on a 2-core AMD EPYC:
+#: the kernel 1.6x faster at m = 16 and batch 256 with the ``default`` set, 0.8x at m = 64).
+SWITCH_WORK = 1 << 22
+SWITCH_ROW_WORK = 1 << 13
+
+#: A decryption goes through the kernel up to this many multiply-adds (rows x m x (k + 1)).
+DECRYPT_WORK = 1 << 22
+
+
+def built() -> bool:
+    """Whether the compiled kernels were built for this installation."""
+    return _module is not None
+
+
+def available() -> bool:
+    """Whether the scheme uses the compiled kernels now (built, and not turned off)."""
+    return _enabled
+
+
+def status() -> str:
+    """One line for ``henn info``: in use, turned off, or not built (and what that costs)."""
+    if _module is None:
+        return (
+            "not built (no C compiler with 128-bit integers at install time): NumPy paths, "
+            "slower on small batches"
+        )
+    if not _enabled:
+        return f"built, turned off ({ENVIRONMENT_VARIABLE}=0): NumPy paths"
+    return "in use (compiled kernels for key switches, products and decryption)"
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the NumPy paths inside the block (tests compare both; not thread-safe)."""
+    global _enabled
+    before = _enabled
+    _enabled = False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def _host_int64(array: Any) -> bool:
+    return type(array) is np.ndarray and array.dtype == np.int64
+
+
+def switch_digits(
+    source: Any,
+    matrix_t: Any,
+    count: int,
+    gadget_bits: int,
+    offset: int,
+    margin: float,
+    safety: float,
+) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
+    """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``), or
+    None where the kernels do not apply (off, not host int64 arrays, more work than
+    ``SWITCH_WORK``).
+
+    ``c*``: ``count`` digits of ``gadget_bits`` bits per value
+    (``IntegerVectorScheme.decompose``; ``offset`` is its H, unused for bits). ``l1 = (sum
+    |d|) margin`` and ``l2 = ((sum d**2) margin) ** 0.5 safety`` per vector, arrays of the batch
+    shape (NumPy float64 scalars for one vector, whose ``** 0.5`` is the C library's pow as
+    for NumPy's and Python's scalars). The caller keeps both digit sums below 2**53.
+    """
+    if not _enabled or not _host_int64(source) or not _host_int64(matrix_t):
+        return None
+    batch_shape = source.shape[:-1]
+    columns = int(source.shape[-1])
+    rows = source.size // columns if columns else 0
+    out_columns = int(matrix_t.shape[1])
+    row_work = columns * count * out_columns
+    if row_work > SWITCH_ROW_WORK and rows * row_work > SWITCH_WORK:
+        return None
+    assert _module is not None
+    out = np.empty((*batch_shape, out_columns), dtype=np.int64)
+    l1 = np.empty(batch_shape, dtype=np.float64)
+    l2 = np.empty(batch_shape, dtype=np.float64)
+    _module.switch_digits(
+        np.ascontiguousarray(source),
+        np.ascontiguousarray(matrix_t),
+        rows,
+        columns,
+        out_columns,
+        gadget_bits,
+        count,
+        offset,
+        margin,
+        safety,
+        not batch_shape,
+        out,
+        l1,
+        l2,
+    )
+    if not batch_shape:
+        return out, l1[()], l2[()]
+    return out, l1, l2
+
+
+def tensor_round_div(
+    left: Any, right: Any, batch: tuple[int, ...], factors: tuple[Any, Any, Any], shift: int
+) -> npt.NDArray[np.int64] | None:
+    """Every slotwise tensor entry ``round((a0 b0 + u a1 b1) / 2**shift)`` (halves away from
+    zero) over the broadcast ``batch``, or None where the kernels do not apply.
+
+    ``factors``: the index arrays of ``_tensor_factors`` (2 x terms each: the first and second
+    product's factor in the left and right ciphertext, and 0 or 1 for a second product). The
+    caller proves every factor below 2**62 and every quotient below 2**62.
+    """
+    if not _enabled or not _host_int64(left) or not _host_int64(right) or not 1 <= shift <= 125:
+        return None
+    left_index, right_index, used = factors
+    if not _host_int64(left_index):
+        return None
+    assert _module is not None
+    terms = int(left_index.shape[1])
+    width_a, width_b = int(left.shape[-1]), int(right.shape[-1])
+    full_a = _full(left, batch, width_a)
+    full_b = _full(right, batch, width_b)
+    rows = full_a.size // width_a if width_a else 0
+    out = np.empty((*batch, terms), dtype=np.int64)
+    _module.tensor_round_div(
+        full_a, full_b, rows, width_a, width_b, terms, left_index, right_index, used[1], shift, out
+    )
+    return out
+
+
+def _full(array: npt.NDArray[np.int64], batch: tuple[int, ...], width: int) -> Any:
+    """``array`` broadcast to ``(*batch, width)`` as one C-contiguous block (a copy only where
+    it is broadcast or not contiguous)."""
+    if array.shape[:-1] != batch:
+        array = np.broadcast_to(array, (*batch, width))
+    return np.ascontiguousarray(array)
+
+
+def mul_round_div(values: Any, factor: Any, divisor: int) -> npt.NDArray[np.int64] | None:
+    """``round(values * factor / divisor)`` (halves away from zero, exactly) for int64
+    ``values`` of shape ``(*batch, width)`` and one factor per vector (``factor`` of shape
+    ``(*batch, 1)``, or one value for all), or None where the kernels do not apply. The caller
+    proves every quotient below 2**63 and ``1 <= divisor < 2**63``."""
+    if not _enabled or not _host_int64(values) or not 1 <= divisor < 1 << 63:
+        return None
+    if not _host_int64(factor) or (factor.size != 1 and factor.shape != (*values.shape[:-1], 1)):
+        return None
+    assert _module is not None
+    width = int(values.shape[-1])
+    rows = values.size // width if width else 0
+    out = np.empty(values.shape, dtype=np.int64)
+    _module.mul_round_div(
+        np.ascontiguousarray(values),
+        np.ascontiguousarray(factor),
+        rows,
+        width,
+        1 if factor.size == 1 else rows,
+        divisor,
+        out,
+    )
+    return out
+
+
+def index_add(
+    target: Any, rows: Any, values: Any, touched: Any = None, margin: float = 1.0
+) -> bool:
+    """``numpy.add.at(target, rows, values)`` in place (rows of axis 0, in order: the same
+    words and float bits), then, for float64 targets, the ``touched`` rows multiplied by
+    ``margin``; False (nothing done) where the kernels do not apply. ``rows`` and ``touched``
+    are int64 row numbers in range (checked: an IndexError changes nothing)."""
+    if (
+        not _enabled
+        or type(target) is not np.ndarray
+        or target.dtype not in _INDEX_TYPES
+        or not target.flags.c_contiguous
+        or not target.flags.writeable
+        or target.ndim < 1
+        or not _host_int64(rows)
+        or type(values) is not np.ndarray
+        or values.dtype != target.dtype
+        or (touched is not None and target.dtype != np.float64)
+    ):
+        return False
+    assert _module is not None
+    shape = (rows.size, *target.shape[1:])
+    if values.shape != shape:
+        values = np.broadcast_to(values, shape)
+    width = target.size // target.shape[0] if target.shape[0] else 0
+    marked = _NO_ROWS if touched is None else np.ascontiguousarray(touched, dtype=np.int64)
+    _module.index_add(
+        target,
+        np.ascontiguousarray(rows),
+        np.ascontiguousarray(values),
+        int(target.shape[0]),
+        width,
+        int(rows.size),
+        marked,
+        int(marked.size),
+        float(margin),
+    )
+    return True
+
+
+_INDEX_TYPES = (np.dtype(np.int64), np.dtype(np.float64))
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def segment_sum(values: Any, offsets: Any, safety: float) -> Any:
+    """``Ciphertext.segment_sum``'s run sums of one array along axis 0 (``offsets``: int64,
+    rising from 0 to its rows; checked): exact for int64, the prefix-sum differences times
+    ``safety`` plus their rounding slack for float64 (the same bits); None where the kernels
+    do not apply."""
+    if (
+        not _enabled
+        or type(values) is not np.ndarray
+        or values.dtype not in _INDEX_TYPES
+        or values.ndim < 1
+        or not _host_int64(offsets)
+    ):
+        return None
+    assert _module is not None
+    rows = int(values.shape[0])
+    width = values.size // rows if rows else math.prod(values.shape[1:])
+    runs = int(offsets.size) - 1
+    out = np.empty((runs, *values.shape[1:]), dtype=values.dtype)
+    _module.segment_sum(
+        np.ascontiguousarray(values), np.ascontiguousarray(offsets), rows, width, runs, out, safety
+    )
+    return out
+
+
+def decrypt_pow2(
+    data: npt.NDArray[np.int64], t: npt.NDArray[np.int64], m: int, shift: int
+) -> npt.NDArray[np.int64] | None:
+    """``floor(([I, T] c + 2**(shift - 1)) / 2**shift)`` for every ciphertext of ``data``
+    (``(..., m + k)``; T is ``m x k``), or None where the kernels do not apply. The caller
+    proves ``|S c| < 2**62``."""
+    if not _enabled or not _host_int64(data) or not 1 <= shift <= 62:
+        return None
+    k = int(t.shape[1])
+    rows = data.size // (m + k)
+    if rows * m * (k + 1) > DECRYPT_WORK:
+        return None
+    assert _module is not None
+    out = np.empty((*data.shape[:-1], m), dtype=np.int64)
+    _module.decrypt_pow2(np.ascontiguousarray(data), t, rows, m, k, shift, out)
+    return out

@@ -1,0 +1,498 @@
+"""The compiled kernels compute what the NumPy paths compute, bit for bit, at the edges.
+
+Each kernel is compared with exact Python integers (the words) and with the NumPy path it
+replaces (the float noise norms and bounds): values next to 2**62, wrapping key products,
+rounding ties of both signs, repeated and negative row indices, empty runs, NaN bounds. Then
+whole operations and training steps are compared with the kernels on and off. Bad input to
+a kernel raises a Python error; it never reads or writes out of bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hennframework.schemes.integer_vector import IntegerVectorScheme, native
+from hennframework.schemes.integer_vector.ciphertext import SAFETY, Ciphertext
+from hennframework.schemes.integer_vector.keys import KeySwitchKey
+from hennframework.testing.integer_vector import ciphertext_fields
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::hennframework.exceptions.InsecureParametersWarning"),
+    pytest.mark.skipif(not native.built(), reason=f"compiled kernels: {native.status()}"),
+]
+
+#: These tests turn the kernels on and off themselves (``tests/schemes/conftest.py``).
+COMPARES_BOTH_PATHS = True
+
+LIMIT = (1 << 62) - 1
+#: Values a ciphertext coefficient can take, the edges often.
+coefficients = st.one_of(
+    st.integers(-LIMIT, LIMIT),
+    st.sampled_from([0, 1, -1, LIMIT, -LIMIT, 1 << 61, -(1 << 61), 255, -256, 127, -128]),
+)
+
+
+def both(function: Callable[[], Any]) -> tuple[Any, Any]:
+    """``function()`` with the kernels, then without."""
+    with_kernels = function()
+    with native.disabled():
+        without = function()
+    return with_kernels, without
+
+
+def same_bits(left: Any, right: Any) -> bool:
+    """The same types, shapes and bytes (floats compared bit for bit, NaNs included)."""
+    if isinstance(left, tuple | list):
+        return len(left) == len(right) and all(map(same_bits, left, right))
+    if isinstance(left, Ciphertext):
+        return ciphertext_fields(left) == ciphertext_fields(right)
+    return (
+        type(left) is type(right)
+        and np.shape(left) == np.shape(right)
+        and np.asarray(left).dtype == np.asarray(right).dtype
+        and np.asarray(left).tobytes() == np.asarray(right).tobytes()
+    )
+
+
+def round_half_away(numerator: int, divisor: int) -> int:
+    magnitude = (abs(numerator) + divisor // 2) // divisor
+    return magnitude if numerator >= 0 else -magnitude
+
+
+# -- key switching: digits, the key product modulo 2**64, the noise norms -----------------------
+@pytest.fixture(scope="module", params=["default", "vhe"])
+def digit_scheme(request: pytest.FixtureRequest) -> IntegerVectorScheme:
+    """Base-256 digits (``default``) and sign-and-magnitude bits (``vhe``)."""
+    return IntegerVectorScheme(request.param)
+
+
+def random_key(scheme: IntegerVectorScheme, columns: int, out: int, seed: int) -> KeySwitchKey:
+    """A key matrix of arbitrary int64 entries: every product and sum wraps modulo 2**64."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(-(1 << 63), (1 << 63) - 1, (columns * scheme.params.digits, out))
+    return KeySwitchKey("switch", columns, out, matrix, "a", "b")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(coefficients, min_size=1, max_size=24),
+    shape=st.sampled_from(["one", "flat", "grid"]),
+    out=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_switch_gives_the_numpy_words_and_norms(
+    digit_scheme: IntegerVectorScheme, values: list[int], shape: str, out: int, seed: int
+) -> None:
+    """The same ``M c*`` (wrapping) and the same float L1 and L2 norms, for one vector (NumPy
+    scalars), a batch and a batch of two axes."""
+    columns = 3
+    source = np.resize(np.array(values, dtype=np.int64), 12)
+    source = {
+        "one": source[:columns],
+        "flat": source.reshape(4, 3),
+        "grid": source.reshape(2, 2, 3),
+    }[shape]
+    key = random_key(digit_scheme, columns, out, seed)
+    fast, numpy = both(lambda: digit_scheme._switch(source, key, LIMIT))
+    assert same_bits(fast, numpy)
+    # and the words are c* M modulo 2**64, in Python integers
+    digits = digit_scheme.decompose(source).reshape(-1, columns * digit_scheme.params.digits)
+    matrix = key.matrix_t.tolist()
+    for row, words in zip(
+        digits.tolist(), np.asarray(fast[0]).reshape(-1, out).tolist(), strict=True
+    ):
+        expected = [sum(d * matrix[i][o] for i, d in enumerate(row)) for o in range(out)]
+        wrapped = [((value + (1 << 63)) % (1 << 64)) - (1 << 63) for value in expected]
+        assert words == wrapped
+
+
+def test_switch_takes_the_numpy_path_past_its_work_limit(
+    digit_scheme: IntegerVectorScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past both work limits the kernel declines and the slices of the NumPy path run."""
+    monkeypatch.setattr(native, "SWITCH_WORK", 10)
+    monkeypatch.setattr(native, "SWITCH_ROW_WORK", 10)
+    key = random_key(digit_scheme, 3, 2, 1)
+    source = np.arange(-30, 30, dtype=np.int64).reshape(20, 3) * 12345
+    assert native.switch_digits(source, key.matrix_t, 8, 8, 0, 1.0, 1.0) is None
+    fast, numpy = both(lambda: digit_scheme._switch(source, key, LIMIT))
+    assert same_bits(fast, numpy)
+
+
+# -- products: exact 128-bit sums of two products, rounded ---------------------------------------
+@settings(max_examples=150, deadline=None)
+@given(
+    factors=st.lists(coefficients, min_size=4, max_size=4),
+    second=st.booleans(),
+    shift=st.integers(1, 125),
+)
+def test_tensor_entries_are_the_exact_rounded_sums(
+    factors: list[int], second: bool, shift: int
+) -> None:
+    a0, a1, b0, b1 = factors
+    total = a0 * b0 + (a1 * b1 if second else 0)
+    expected = round_half_away(total, 1 << shift)
+    if abs(expected) >= 1 << 62:  # out of the caller's proof: not asked of the kernel
+        return
+    left = np.array([[a0, a1]], dtype=np.int64)
+    right = np.array([[b0, b1]], dtype=np.int64)
+    index = np.array([[0], [1]], dtype=np.int64)
+    used = np.array([[1], [int(second)]], dtype=np.int64)
+    out = native.tensor_round_div(left, right, (1,), (index, index, used), shift)
+    assert out is not None and out.tolist() == [[expected]]
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("shift", [1, 2, 40, 52, 62, 100])
+def test_tensor_ties_round_away_from_zero(sign: int, shift: int) -> None:
+    """An exact half (odd multiples of 2**(shift - 1)) goes away from zero, both signs."""
+    low = min(shift - 1, 58)  # a * b = odd * 2**(shift - 1), both factors below 2**62
+    for odd in (1, 3, 5, 7):
+        a, b = sign * odd << low, 1 << (shift - 1 - low)
+        left = np.array([[a]], dtype=np.int64)
+        right = np.array([[b]], dtype=np.int64)
+        zero = np.zeros((2, 1), dtype=np.int64)
+        out = native.tensor_round_div(left, right, (1,), (zero, zero, zero), shift)
+        assert out is not None
+        assert out.tolist() == [[round_half_away(a * b, 1 << shift)]]
+        assert abs(out[0, 0]) == (odd + 1) // 2
+
+
+def test_tensor_broadcasts_batches() -> None:
+    rng = np.random.default_rng(4)
+    left = rng.integers(-(1 << 50), 1 << 50, (5, 1, 3))
+    right = rng.integers(-(1 << 50), 1 << 50, (1, 4, 3))
+    index = np.array([[0, 1, 2], [2, 0, 1]], dtype=np.int64)
+    used = np.array([[1, 1, 1], [1, 0, 1]], dtype=np.int64)
+    out = native.tensor_round_div(left, right, (5, 4), (index, index, used), 40)
+    assert out is not None and out.shape == (5, 4, 3)
+    for i in range(5):
+        for j in range(4):
+            for t in range(3):
+                a, b = left[i, 0].tolist(), right[0, j].tolist()
+                total = a[index[0, t]] * b[index[0, t]]
+                total += int(used[1, t]) * a[index[1, t]] * b[index[1, t]]
+                assert int(out[i, j, t]) == round_half_away(total, 1 << 40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=coefficients,
+    factor=coefficients,
+    divisor=st.one_of(
+        st.integers(1, (1 << 63) - 1),
+        st.sampled_from([1, 2, 3, 1 << 40, (1 << 40) + 1, 1000, 999, (1 << 62) + 1]),
+    ),
+)
+def test_products_by_one_factor_round_exactly(value: int, factor: int, divisor: int) -> None:
+    expected = round_half_away(value * factor, divisor)
+    if abs(expected) >= 1 << 63:
+        return
+    out = native.mul_round_div(
+        np.array([[value, -value]], dtype=np.int64), np.array([[factor]], dtype=np.int64), divisor
+    )
+    assert out is not None and out.tolist() == [[expected, -expected]]
+
+
+@pytest.mark.parametrize("divisor", [2, 4, 6, 1000, 1 << 40])
+def test_product_ties_round_away_from_zero(divisor: int) -> None:
+    values = np.array([[divisor // 2, -(divisor // 2), 3 * (divisor // 2), -3 * (divisor // 2)]])
+    out = native.mul_round_div(values.astype(np.int64), np.ones(1, dtype=np.int64), divisor)
+    expected = [round_half_away(v, divisor) for v in values[0].tolist()]
+    assert out is not None and out[0].tolist() == expected
+
+
+def test_products_decline_factors_of_another_shape() -> None:
+    values = np.ones((2, 3), dtype=np.int64)
+    assert native.mul_round_div(values, np.ones((2, 3), dtype=np.int64), 2) is None
+    assert native.mul_round_div(values, np.ones((2, 1), dtype=np.float64), 2) is None
+    assert native.mul_round_div(values, np.ones(1, dtype=np.int64), 0) is None
+
+
+# -- decryption -------------------------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(
+    top=st.lists(st.integers(-(1 << 60), 1 << 60), min_size=3, max_size=3),
+    bottom=st.integers(-(1 << 40), 1 << 40),
+    t=st.lists(st.integers(-1000, 1000), min_size=3, max_size=3),
+    shift=st.integers(1, 62),
+)
+def test_decryption_rounds_half_up(top: list[int], bottom: int, t: list[int], shift: int) -> None:
+    data = np.array([[*top, bottom]], dtype=np.int64)
+    t_matrix = np.array(t, dtype=np.int64).reshape(3, 1)
+    out = native.decrypt_pow2(data, t_matrix, 3, shift)
+    expected = [(top[i] + t[i] * bottom + (1 << (shift - 1))) >> shift for i in range(3)]
+    assert out is not None and out.tolist() == [expected]
+
+
+# -- scatter_add and segment_sum: exact words, the same float bits -------------------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.integers(0, 5), min_size=0, max_size=20),
+    seed=st.integers(0, 2**16),
+    touched=st.booleans(),
+)
+def test_index_add_is_add_at(rows: list[int], seed: int, touched: bool) -> None:
+    """int64 sums wrap like ``numpy.add.at``; float64 sums in the same order give its bits;
+    the touched rows are scaled as ``total[rows] *= margin`` scales them."""
+    rng = np.random.default_rng(seed)
+    index = np.array(rows, dtype=np.int64)
+    words = rng.integers(-(1 << 63), (1 << 63) - 1, (6, 2, 3))
+    added = rng.integers(-(1 << 63), (1 << 63) - 1, (len(rows), 2, 3))
+    expected = words.copy()
+    with np.errstate(over="ignore"):
+        np.add.at(expected, index, added)
+    assert native.index_add(words, index, added)
+    assert words.tobytes() == expected.tobytes()
+    floats = rng.uniform(0, 1e12, (6, 4)) * rng.choice([1e-9, 1.0, 1e9], (6, 4))
+    float_added = rng.uniform(0, 1e6, (len(rows), 4))
+    expected_floats = floats.copy()
+    np.add.at(expected_floats, index, float_added)
+    marked = np.unique(index) if touched else None
+    if marked is not None:
+        expected_floats[marked] *= 1.0000001
+    assert native.index_add(floats, index, float_added, marked, 1.0000001)
+    assert floats.tobytes() == expected_floats.tobytes()
+
+
+def test_index_add_refuses_rows_out_of_range_and_changes_nothing() -> None:
+    target = np.zeros((3, 2), dtype=np.int64)
+    with pytest.raises(IndexError, match="out of range"):
+        native.index_add(target, np.array([0, 3]), np.ones((2, 2), dtype=np.int64))
+    with pytest.raises(IndexError, match="out of range"):
+        native.index_add(target, np.array([-1]), np.ones((1, 2), dtype=np.int64))
+    assert not target.any()
+    # other types and layouts are declined (the NumPy path runs), not misread
+    assert not native.index_add(target.T, np.array([0]), np.ones((1, 3), dtype=np.int64))
+    assert not native.index_add(target, np.array([0]), np.ones((1, 2), dtype=np.float64))
+    assert not native.index_add(target, np.array([0]), np.ones((1, 2), dtype=np.int64), [0], 2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 4), min_size=1, max_size=8),
+    seed=st.integers(0, 2**16),
+    special=st.sampled_from([None, np.nan, np.inf]),
+)
+def test_segment_sums_are_the_prefix_differences(
+    lengths: list[int], seed: int, special: float | None
+) -> None:
+    """int64 runs are exact (modulo 2**64); float64 runs are ``Ciphertext.segment_sum``'s
+    prefix differences with its slack, NaN and infinite bounds included."""
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rows = int(offsets[-1])
+    words = rng.integers(-(1 << 63), (1 << 63) - 1, (rows, 3))
+    out = native.segment_sum(words, offsets, SAFETY)
+    assert out is not None
+    for i in range(len(lengths)):
+        run = words[offsets[i] : offsets[i + 1]].tolist()
+        expected = [sum(column) for column in zip(*run, strict=True)] if run else [0, 0, 0]
+        assert out[i].tolist() == [((v + (1 << 63)) % (1 << 64)) - (1 << 63) for v in expected]
+    floats = rng.uniform(0, 1e9, (rows, 3)) * rng.choice([1e-12, 1.0, 1e12], (rows, 3))
+    if special is not None and rows:
+        floats[rng.integers(rows), 1] = special
+    prefix = np.zeros((rows + 1, 3))
+    np.cumsum(floats, axis=0, out=prefix[1:])
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as in the library's NumPy path
+        runs = prefix[offsets[1:]] - prefix[offsets[:-1]]
+    if rows:
+        slack = prefix[-1].max() * 2.0**-50 * rows
+        expected_floats = runs * SAFETY + slack
+    else:
+        expected_floats = runs * SAFETY + 0.0
+    found = native.segment_sum(floats, offsets, SAFETY)
+    assert found is not None and found.tobytes() == expected_floats.tobytes()
+
+
+def test_segment_sum_refuses_offsets_that_do_not_rise_to_the_rows() -> None:
+    values = np.zeros((4, 2), dtype=np.int64)
+    for offsets in ([0, 3], [1, 4], [0, 3, 2, 4]):
+        with pytest.raises(ValueError, match="offsets"):
+            native.segment_sum(values, np.array(offsets, dtype=np.int64), SAFETY)
+
+
+# -- bad arguments to the module itself -----------------------------------------------------------
+def test_kernels_check_their_buffers() -> None:
+    """Wrong item types, sizes or layouts raise; nothing is read past a buffer."""
+    module = native._module
+    assert module is not None
+    ints = np.zeros((2, 3), dtype=np.int64)
+    out = np.zeros((2, 3), dtype=np.int64)
+    with pytest.raises(TypeError, match="int64"):
+        module.mul_round_div(ints.astype(np.int32), np.ones(1, dtype=np.int64), 2, 3, 1, 2, out)
+    with pytest.raises(ValueError, match="items"):
+        module.mul_round_div(ints, np.ones(1, dtype=np.int64), 3, 3, 1, 2, out)
+    with pytest.raises(TypeError, match="contiguous"):
+        module.mul_round_div(ints.T, np.ones(1, dtype=np.int64), 2, 3, 1, 2, out.T)
+    with pytest.raises(TypeError, match="writable"):
+        readonly = out.copy()
+        readonly.flags.writeable = False
+        module.mul_round_div(ints, np.ones(1, dtype=np.int64), 2, 3, 1, 2, readonly)
+    with pytest.raises(ValueError, match="negative"):
+        module.decrypt_pow2(ints, np.zeros((2, 1), dtype=np.int64), -1, 2, 1, 3, out)
+    with pytest.raises(TypeError, match="takes 7 arguments"):
+        module.decrypt_pow2(ints)
+    with pytest.raises(IndexError, match="factor index"):
+        bad = np.array([[5], [0]], dtype=np.int64)
+        module.tensor_round_div(
+            ints,
+            ints,
+            2,
+            3,
+            3,
+            1,
+            bad,
+            bad,
+            np.zeros(1, dtype=np.int64),
+            4,
+            np.zeros((2, 1), dtype=np.int64),
+        )
+
+
+# -- whole operations and training steps, with the kernels and without ---------------------------
+@pytest.fixture(scope="module", params=["default", "vhe", "seed"])
+def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, Any, Any]:
+    scheme = IntegerVectorScheme(request.param)
+    keys = scheme.keygen(seed=5, max_dim=4, dims=(1, 3, 4), products=(1, 3))
+    scheme.add_dot_key(keys, 3)
+    scheme.add_dot_key(keys, 3, np.array([[1, -2, 0], [0, 1, 3], [2, 0, -1]]))
+    scheme.add_linear_key(keys, np.array([[1, 2, 0], [0, -1, 1], [2, 0, 1]]))
+    other = scheme.keygen(seed=6, max_dim=4, dims=(3,))
+    return scheme, keys, other
+
+
+@pytest.mark.parametrize("batch", [(), (1,), (7,), (3, 5)])
+def test_operations_give_the_same_ciphertexts(
+    scheme_and_keys: tuple[IntegerVectorScheme, Any, Any], batch: tuple[int, ...]
+) -> None:
+    scheme, keys, other = scheme_and_keys
+    rng = np.random.default_rng(len(batch))
+    x = rng.integers(-50, 50, (*batch, 3))
+    y = rng.integers(-50, 50, (*batch, 3))
+    reals = rng.uniform(-2, 2, batch)
+    switch = scheme.make_switch_key(keys, other, dim=3)
+    h = np.array([[1, -2, 0], [0, 1, 3], [2, 0, -1]])
+    g = np.array([[1, 2, 0], [0, -1, 1], [2, 0, 1]])
+
+    def run() -> list[Any]:
+        cx = scheme.encrypt(x, keys.public, dim=3, seed=1)
+        cy = scheme.encrypt(y, keys.public, dim=3, seed=2)
+        cr = scheme.encrypt_tensor(reals, keys.public, seed=3)
+        results: list[Any] = [cx, cy, cr, scheme.encrypt(x, keys, dim=3, seed=4)]
+        results.append(scheme.switch_key(cx, switch))
+        results.append(scheme.linear_transform(cx, g))
+        results.append(scheme.multiply(cx, cy))
+        results.append(scheme.dot(cx, cy))
+        results.append(scheme.dot(cx, cy, h))
+        results.append(scheme.multiply_plain(cx, 3))
+        product = scheme.multiply(cr, cr)
+        results += [
+            product,
+            scheme.multiply_plain(cr, 0.37),
+            scheme.polyval(cr, [0.5, 0.25, 0, -0.02]),
+        ]
+        if scheme.params.scale > 1:
+            results.append(scheme.rescale(scheme.multiply_plain(cr, 5.0)))
+        results += [scheme.decrypt(c, keys) for i, c in enumerate(results[:9]) if i != 4]
+        results.append(scheme.decrypt(results[4], other))
+        return results
+
+    fast, numpy = both(run)
+    for index, (a, b) in enumerate(zip(fast, numpy, strict=True)):
+        assert same_bits(a, b), f"result {index} differs"
+
+
+@pytest.mark.parametrize("rows", [[0, 2, 2, -1, 5], [1], [], list(range(12)) * 2])
+def test_scatter_and_segment_sums_give_the_same_ciphertexts(
+    scheme_and_keys: tuple[IntegerVectorScheme, Any, Any], rows: list[int]
+) -> None:
+    """Repeated, negative and no rows; sparse (few of many rows) and dense updates."""
+    scheme, keys, _ = scheme_and_keys
+    rng = np.random.default_rng(len(rows))
+    table = scheme.encrypt_tensor(rng.uniform(-1, 1, (12, 2)), keys.public, seed=1)
+    values = scheme.encrypt_tensor(rng.uniform(-1, 1, (len(rows), 2)), keys.public, seed=2)
+    noisy = table * table  # uneven noise bounds across rows
+
+    def run() -> list[Any]:
+        updated = noisy.scatter_add(rows, values)
+        offsets = [0, 3, 3, 7, 12]
+        return [updated, updated.segment_sum(offsets), noisy.segment_sum([0, 12])]
+
+    fast, numpy = both(run)
+    assert same_bits(fast, numpy)
+
+
+def test_training_gives_the_same_weights() -> None:
+    """A few sentiment-style steps (gather, segment sums, products, scatter updates) and an
+    XOR network: the same encrypted weights with the kernels as without."""
+    from hennframework.nn import BagOfWords, Sequential, make_batches
+
+    scheme = IntegerVectorScheme("default")
+    keys = scheme.keygen(seed=8)
+    rng = np.random.default_rng(8)
+    lengths = rng.integers(1, 6, 40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    indices = rng.integers(0, 30, int(offsets[-1]))
+    labels = rng.integers(0, 2, 40).astype(float)
+    batches = make_batches(BagOfWords(indices, offsets), labels, 8)
+    xor_x = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+    xor_y = np.array([[0], [1], [1], [0]], dtype=float)
+
+    # public-key encryption draws from the operating system: encrypt once, train copies
+    words = Sequential.bag_of_words(30, 4, seed=1).encrypt(keys)
+    xor = Sequential.mlp([3, 4, 1], seed=2).encrypt(keys)
+    initial = (words.weights(), xor.weights())
+
+    def run() -> list[Any]:
+        words.set_weights(initial[0])
+        words.fit(batches, learning_rate=0.1)
+        xor.set_weights(initial[1])
+        xor.fit(xor_x, xor_y, epochs=3, learning_rate=0.5)
+        return [*words.weights(), *xor.weights()]
+
+    fast, numpy = both(run)
+    assert len(fast) == len(numpy) > 0
+    assert same_bits(fast, numpy)
+
+
+# -- the switch itself: status, turning off, CI's guard ------------------------------------------
+def test_status_says_what_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert native.available()
+    assert "in use" in native.status()
+    with native.disabled():
+        assert not native.available()
+        assert "turned off" in native.status() and "HENN_NATIVE=0" in native.status()
+    assert native.available()
+    with pytest.raises(RuntimeError), native.disabled():
+        raise RuntimeError("restored on the way out")
+    assert native.available()
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_enabled", False)
+    assert not native.built() and "not built" in native.status()
+
+
+@pytest.mark.parametrize("value", ["0", "off", "False"])
+def test_the_environment_variable_turns_them_off(value: str) -> None:
+    code = "from hennframework.schemes.integer_vector import native; print(native.available())"
+    env = {**os.environ, native.ENVIRONMENT_VARIABLE: value}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_an_unknown_setting_warns_and_keeps_them_on() -> None:
+    code = "from hennframework.schemes.integer_vector import native; print(native.available())"
+    env = {**os.environ, native.ENVIRONMENT_VARIABLE: "fast please"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "True"
+    assert "HENN_NATIVE='fast please' is not understood" in done.stderr
+    assert "HENN_NATIVE=0" in done.stderr
