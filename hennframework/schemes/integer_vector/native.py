@@ -61,9 +61,11 @@ _enabled = _module is not None and _wanted()
 
 #: A key switch goes through the kernel up to this many multiply-adds (rows x digits x key
 #: columns) in all, or at most ``SWITCH_ROW_WORK`` per row whatever the batch; past both,
-#: NumPy's float64 GEMMs on limbs (BLAS) are the faster (measured on a 2-core AMD EPYC:
-#: the kernel 1.6x faster at m = 16 and batch 256 with the ``default`` set, 0.8x at m = 64).
-SWITCH_WORK = 1 << 22
+#: NumPy's float64 GEMMs on limbs (BLAS) are the faster. Measured on a 2-core AMD EPYC with
+#: AVX-512: the kernel is 1.6x faster at m = 16, batch 256 (``default`` set), as fast at m = 64
+#: (8.7 million multiply-adds), and 0.8x at 67 million (``vhe``, m = 64); it also holds no
+#: digits, so its temporaries are a small part of its output.
+SWITCH_WORK = 1 << 24
 SWITCH_ROW_WORK = 1 << 13
 
 #: A decryption goes through the kernel up to this many multiply-adds (rows x m x (k + 1)).

@@ -47,13 +47,16 @@ MAX_CHAIN = 48
 
 
 def kit_settings(**changes: Any) -> Callable[[F], F]:
-    """Hypothesis settings for kit tests: no deadline (HE is slow), fixtures are read-only."""
+    """Hypothesis settings for kit tests: no deadline (HE is slow), fixtures are read-only,
+    and a test may run on several instances of its class (pytest makes one per parametrised
+    case: several schemes, parameter sets or code paths); kit tests keep no state on ``self``."""
     return settings(
         deadline=None,
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
+            HealthCheck.differing_executors,
         ],
         **changes,
     )
