@@ -115,16 +115,33 @@ def test_switch_gives_the_numpy_words_and_norms(
         assert words == wrapped
 
 
-def test_switch_takes_the_numpy_path_past_its_work_limit(
-    digit_scheme: IntegerVectorScheme, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past both work limits the kernel declines and the slices of the NumPy path run."""
-    monkeypatch.setattr(native, "SWITCH_WORK", 10)
-    monkeypatch.setattr(native, "SWITCH_ROW_WORK", 10)
-    key = random_key(digit_scheme, 3, 2, 1)
-    source = np.arange(-30, 30, dtype=np.int64).reshape(20, 3) * 12345
-    assert native.switch_digits(source, key.matrix_t, 8, 8, 0, 1.0, 1.0) is None
+@pytest.mark.parametrize("rows", [15, 16, 17, 37])
+@pytest.mark.parametrize("out", [2, 3, 7])
+def test_switch_in_blocks_of_rows(digit_scheme: IntegerVectorScheme, rows: int, out: int) -> None:
+    """Batches past one block of rows (16), with a partial last block, for keys of two
+    columns (kept in registers) and wider ones: the NumPy path's words and norms."""
+    rng = np.random.default_rng(rows * out)
+    source = rng.integers(-LIMIT, LIMIT, (rows, 3))
+    source[::5] = rng.integers(-300, 300, (len(source[::5]), 3))  # small values: zero digits
+    key = random_key(digit_scheme, 3, out, rows)
     fast, numpy = both(lambda: digit_scheme._switch(source, key, LIMIT))
+    assert same_bits(fast, numpy)
+
+
+def test_bit_switches_into_many_columns_keep_the_numpy_path_past_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bit digits into more than a few key columns: past ``BIT_SWITCH_WORK`` the kernel
+    declines and the NumPy path (faster there) runs; into two columns it always applies."""
+    scheme = IntegerVectorScheme("vhe")
+    monkeypatch.setattr(native, "BIT_SWITCH_WORK", 10)
+    source = np.arange(-30, 30, dtype=np.int64).reshape(20, 3) * 12345
+    count = scheme.params.digits
+    wide_key = random_key(scheme, 3, 5, 1)
+    assert native.switch_digits(source, wide_key.matrix_t, count, 1, 0, 1.0, 1.0) is None
+    narrow_key = random_key(scheme, 3, 2, 1)
+    assert native.switch_digits(source, narrow_key.matrix_t, count, 1, 0, 1.0, 1.0) is not None
+    fast, numpy = both(lambda: scheme._switch(source, wide_key, LIMIT))
     assert same_bits(fast, numpy)
 
 
@@ -371,7 +388,7 @@ def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme
     return scheme, keys, other
 
 
-@pytest.mark.parametrize("batch", [(), (1,), (7,), (3, 5)])
+@pytest.mark.parametrize("batch", [(), (1,), (7,), (3, 5), (37,)])
 def test_operations_give_the_same_ciphertexts(
     scheme_and_keys: tuple[IntegerVectorScheme, Any, Any], batch: tuple[int, ...]
 ) -> None:
@@ -395,6 +412,9 @@ def test_operations_give_the_same_ciphertexts(
         results.append(scheme.dot(cx, cy))
         results.append(scheme.dot(cx, cy, h))
         results.append(scheme.multiply_plain(cx, 3))
+        # broadcasting: one vector against the batch, both ways round
+        results.append(scheme.multiply(cx, cy[(0,) * len(batch)] if batch else cy))
+        results.append(scheme.dot(cx[(0,) * len(batch)] if batch else cx, cy, h))
         product = scheme.multiply(cr, cr)
         results += [
             product,

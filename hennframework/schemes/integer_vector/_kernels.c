@@ -113,63 +113,172 @@ get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize
 #define VECTOR_CLONES
 #endif
 
-VECTOR_CLONES static void
-switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
-            double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
-            long long bits, long long count, unsigned long long offset, double margin,
-            double safety, int scalar)
+/*
+ * ``switch_rows`` for keys of two columns (an inner product's, a product's of scalars: k = 1),
+ * the two sums kept in registers: the same integers, without a loop per digit.
+ */
+static void
+switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
+                double *l2s, Py_ssize_t rows, Py_ssize_t columns, long long bits,
+                long long count, unsigned long long offset, double margin, double safety,
+                int scalar)
 {
     const uint64_t mask = (1ULL << bits) - 1; /* bits <= 32 */
     const int64_t half = bits > 1 ? (int64_t)(1LL << (bits - 1)) : 0;
     for (Py_ssize_t r = 0; r < rows; r++) {
-        uint64_t *row_out = result + r * out_columns;
-        memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
+        uint64_t first = 0, second = 0;
         int64_t sum_abs = 0, sum_squares = 0;
         for (Py_ssize_t j = 0; j < columns; j++) {
             int64_t v = source[r * columns + j];
-            const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
+            const uint64_t *key_rows = matrix + (size_t)j * count * 2;
             if (bits == 1) {
                 uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-                const int negative = v < 0;
+                const uint64_t flip = v < 0 ? ~0ULL : 0; /* (x ^ flip) - flip: x or -x */
+                uint64_t low = 0, high = 0;
+                int set = 0;
                 while (magnitude) {
                     int i = __builtin_ctzll(magnitude);
                     magnitude &= magnitude - 1;
                     if (i >= count) {
                         break; /* |v| < 2**62 <= 2**count: not reached for valid input */
                     }
-                    const uint64_t *key_row = key_rows + (size_t)i * out_columns;
-                    if (negative) { /* the digit -1: subtract the key row (vectorises) */
-                        for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] -= key_row[o];
-                        }
-                    } else {
-                        for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] += key_row[o];
-                        }
-                    }
-                    sum_abs += 1;
-                    sum_squares += 1;
+                    low += key_rows[2 * i];
+                    high += key_rows[2 * i + 1];
+                    set++;
                 }
+                first += (low ^ flip) - flip;
+                second += (high ^ flip) - flip;
+                sum_abs += set;
+                sum_squares += set;
             } else {
                 uint64_t shifted = (uint64_t)v + offset;
                 for (long long i = 0; i < count; i++, shifted >>= bits) {
                     int64_t d = (int64_t)(shifted & mask) - half;
-                    if (!d) {
-                        continue;
-                    }
-                    const uint64_t *key_row = key_rows + (size_t)i * out_columns;
                     uint64_t factor = (uint64_t)d;
-                    for (Py_ssize_t o = 0; o < out_columns; o++) {
-                        row_out[o] += factor * key_row[o];
-                    }
+                    first += factor * key_rows[2 * i];
+                    second += factor * key_rows[2 * i + 1];
                     sum_abs += d < 0 ? -d : d;
                     sum_squares += d * d;
                 }
             }
         }
+        result[2 * r] = first;
+        result[2 * r + 1] = second;
         l1s[r] = (double)sum_abs * margin;
         double scaled = (double)sum_squares * margin;
         l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+    }
+}
+
+/*
+ * ``switch_rows`` for bit digits (sign and magnitude), one row at a time: only the set bits
+ * of each value add (or subtract) a key row, without testing the others.
+ */
+VECTOR_CLONES static void
+switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
+                 double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
+                 long long count, double margin, double safety, int scalar)
+{
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        uint64_t *row_out = result + r * out_columns;
+        memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
+        int64_t set = 0;
+        for (Py_ssize_t j = 0; j < columns; j++) {
+            int64_t v = source[r * columns + j];
+            const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
+            uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+            const int negative = v < 0;
+            while (magnitude) {
+                int i = __builtin_ctzll(magnitude);
+                magnitude &= magnitude - 1;
+                if (i >= count) {
+                    break; /* |v| < 2**62 <= 2**count: not reached for valid input */
+                }
+                const uint64_t *key_row = key_rows + (size_t)i * out_columns;
+                if (negative) { /* the digit -1: subtract the key row (vectorises) */
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] -= key_row[o];
+                    }
+                } else {
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] += key_row[o];
+                    }
+                }
+                set += 1;
+            }
+        }
+        /* |d| = d*d = 1 for every set bit: both sums are the number of set bits */
+        l1s[r] = (double)set * margin;
+        double scaled = (double)set * margin;
+        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+    }
+}
+
+/* Base-2**b digits (b > 1), rows switched together: each key row is read once per block, not
+ * once per row (a key of 256-vectors is 4 MB, past a core's cache), and a block's output rows
+ * (ROW_BLOCK x out_columns words) stay in the first-level cache. */
+#define ROW_BLOCK 16
+
+VECTOR_CLONES static void
+switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
+            double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
+            long long bits, long long count, unsigned long long offset, double margin,
+            double safety, int scalar)
+{
+    const uint64_t mask = (1ULL << bits) - 1; /* 1 < bits <= 32 */
+    const int64_t half = (int64_t)(1LL << (bits - 1));
+    for (Py_ssize_t first = 0; first < rows; first += ROW_BLOCK) {
+        const Py_ssize_t block = rows - first < ROW_BLOCK ? rows - first : ROW_BLOCK;
+        uint64_t *block_out = result + first * out_columns;
+        memset(block_out, 0, (size_t)(block * out_columns) * sizeof(uint64_t));
+        int64_t sum_abs[ROW_BLOCK] = {0}, sum_squares[ROW_BLOCK] = {0};
+        for (Py_ssize_t j = 0; j < columns; j++) {
+            const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
+            uint64_t shifted[ROW_BLOCK];
+            for (Py_ssize_t b = 0; b < block; b++) {
+                shifted[b] = (uint64_t)source[(first + b) * columns + j] + offset;
+            }
+            for (long long i = 0; i < count; i++) {
+                const uint64_t *key_row = key_rows + (size_t)i * out_columns;
+                for (Py_ssize_t b = 0; b < block; b++) {
+                    int64_t d = (int64_t)((shifted[b] >> (bits * i)) & mask) - half;
+                    if (!d) {
+                        continue;
+                    }
+                    uint64_t *row_out = block_out + b * out_columns;
+                    uint64_t factor = (uint64_t)d;
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] += factor * key_row[o];
+                    }
+                    sum_abs[b] += d < 0 ? -d : d;
+                    sum_squares[b] += d * d;
+                }
+            }
+        }
+        for (Py_ssize_t b = 0; b < block; b++) {
+            l1s[first + b] = (double)sum_abs[b] * margin;
+            double scaled = (double)sum_squares[b] * margin;
+            l2s[first + b] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        }
+    }
+}
+
+/* The switch of ``rows`` rows by whichever loop suits the key's width and the digits. */
+static void
+switch_any(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
+           double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
+           long long bits, long long count, unsigned long long offset, double margin,
+           double safety, int scalar)
+{
+    if (out_columns == 2) {
+        switch_rows_two(source, matrix, result, l1s, l2s, rows, columns, bits, count, offset,
+                        margin, safety, scalar);
+    } else if (bits == 1) {
+        switch_rows_bits(source, matrix, result, l1s, l2s, rows, columns, out_columns, count,
+                         margin, safety, scalar);
+    } else {
+        switch_rows(source, matrix, result, l1s, l2s, rows, columns, out_columns, bits, count,
+                    offset, margin, safety, scalar);
     }
 }
 
@@ -236,12 +345,19 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     double *l1s = (double *)views[3].buf;
     double *l2s = (double *)views[4].buf;
     Py_BEGIN_ALLOW_THREADS
-    switch_rows(source, matrix, result, l1s, l2s, rows, columns, out_columns, bits, count, offset,
-                margin, safety, scalar);
+    switch_any(source, matrix, result, l1s, l2s, rows, columns, out_columns, bits, count, offset,
+               margin, safety, scalar);
     Py_END_ALLOW_THREADS
 
     release(views, 5);
     Py_RETURN_NONE;
+}
+
+/* round(v / 2**shift), halves away from zero: the magnitude rounded half up, sign put back. */
+static inline int64_t
+round_shift(i128 v, i128 half, long long shift)
+{
+    return v >= 0 ? (int64_t)((v + half) >> shift) : -(int64_t)((-v + half) >> shift);
 }
 
 /*
@@ -327,9 +443,7 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 if (second[t]) {
                     v += (i128)second[t] * ((i128)a[li[terms + t]] * b[ri[terms + t]]);
                 }
-                /* halves away from zero: the magnitude rounded half up, the sign put back */
-                row_out[t] = v >= 0 ? (int64_t)((v + half) >> shift)
-                                    : -(int64_t)((-v + half) >> shift);
+                row_out[t] = round_shift(v, half, shift);
             }
         }
         Py_END_ALLOW_THREADS
@@ -686,6 +800,143 @@ segment_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/*
+ * product_switch(left, right, rows, left_width, right_width, terms, left_index, right_index,
+ *                second, shift, public_terms, public_weights, key, out_columns, digit_bits,
+ *                count, offset, margin, safety, scalar, out, l1, l2)
+ *
+ * A product and its key switch in one pass, without the tensor in memory: for each row, the
+ * entries e_t of ``tensor_round_div`` (same arguments), then
+ *   out[r] = sum_{t < public_terms} e_t W[t]  +  c* M   (modulo 2**64),
+ * c* the gadget digits of the other entries (``switch_digits``, same arguments and norms) and
+ * W = ``public_weights`` (public_terms x out_columns): the entries whose key weights are
+ * public (a slotwise product's tops, each into its slot; an inner product's tops' block,
+ * weighted by H into slot 0). The caller proves every entry below 2**62 and the result below
+ * 2**62, as for the two kernels apart. Rows go in blocks of ROW_BLOCK; the entries of one
+ * block are the only temporaries.
+ */
+static PyObject *
+product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[4];
+    if (get_sizes(args, nargs, 23, 2, 4, s, "product_switch") < 0) {
+        return NULL;
+    }
+    Py_ssize_t rows = s[0], lw = s[1], rw = s[2], terms = s[3];
+    long long shift = PyLong_AsLongLong(args[9]);
+    long long public_terms = PyLong_AsLongLong(args[10]);
+    long long out_columns = PyLong_AsLongLong(args[13]);
+    long long bits = PyLong_AsLongLong(args[14]);
+    long long count = PyLong_AsLongLong(args[15]);
+    unsigned long long offset = PyLong_AsUnsignedLongLongMask(args[16]);
+    double margin = PyFloat_AsDouble(args[17]);
+    double safety = PyFloat_AsDouble(args[18]);
+    int scalar = PyObject_IsTrue(args[19]);
+    if (PyErr_Occurred() || scalar < 0) {
+        return NULL;
+    }
+    if (shift < 1 || shift > 125 || public_terms < 0 || public_terms >= terms ||
+        out_columns < 1 || bits < 1 || bits > 32 || count < 1 || count > 64 ||
+        (bits > 1 && bits * count > 64)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "product_switch: unsupported sizes or digits (at least one entry is "
+                        "switched)");
+        return NULL;
+    }
+    const Py_ssize_t switched = terms - public_terms;
+    Py_buffer views[10];
+    const struct {
+        int arg;
+        Py_ssize_t items;
+        int writable;
+        const char *name;
+        char kind;
+    } wanted[10] = {
+        {0, rows * lw, 0, "left", 'q'},
+        {1, rows * rw, 0, "right", 'q'},
+        {6, 2 * terms, 0, "left_index", 'q'},
+        {7, 2 * terms, 0, "right_index", 'q'},
+        {8, terms, 0, "second", 'q'},
+        {11, public_terms * out_columns, 0, "public_weights", 'q'},
+        {12, switched * count * out_columns, 0, "key", 'q'},
+        {20, rows * out_columns, 1, "out", 'q'},
+        {21, rows, 1, "l1", 'd'},
+        {22, rows, 1, "l2", 'd'},
+    };
+    for (int i = 0; i < 10; i++) {
+        if (get_buffer(args[wanted[i].arg], &views[i], wanted[i].items, wanted[i].writable,
+                       wanted[i].name, wanted[i].kind) < 0) {
+            release(views, i);
+            return NULL;
+        }
+    }
+    const int64_t *left = views[0].buf, *right = views[1].buf, *li = views[2].buf,
+                  *ri = views[3].buf, *second = views[4].buf;
+    const uint64_t *weights = views[5].buf, *key = views[6].buf;
+    uint64_t *out = views[7].buf;
+    double *l1s = views[8].buf, *l2s = views[9].buf;
+    int bad = 0;
+    for (Py_ssize_t t = 0; t < terms; t++) {
+        bad |= li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw ||
+               ri[t] < 0 || ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw;
+    }
+    int64_t *entries = NULL;
+    if (!bad && terms) {
+        entries = PyMem_Malloc((size_t)(ROW_BLOCK * terms) * sizeof(int64_t));
+        if (entries == NULL) {
+            release(views, 10);
+            return PyErr_NoMemory();
+        }
+    }
+    if (bad) {
+        release(views, 10);
+        PyErr_SetString(PyExc_IndexError, "product_switch: a factor index is out of range");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const i128 half = (i128)1 << (shift - 1);
+    int64_t *public_part = entries;                          /* block x public_terms */
+    int64_t *switched_part = entries + ROW_BLOCK * public_terms; /* block x switched */
+    for (Py_ssize_t first = 0; first < rows; first += ROW_BLOCK) {
+        const Py_ssize_t block = rows - first < ROW_BLOCK ? rows - first : ROW_BLOCK;
+        for (Py_ssize_t b = 0; b < block; b++) {
+            const int64_t *a = left + (first + b) * lw, *c = right + (first + b) * rw;
+            for (Py_ssize_t t = 0; t < terms; t++) {
+                i128 v = (i128)a[li[t]] * c[ri[t]];
+                if (second[t]) {
+                    v += (i128)second[t] * ((i128)a[li[terms + t]] * c[ri[terms + t]]);
+                }
+                if (t < public_terms) {
+                    public_part[b * public_terms + t] = round_shift(v, half, shift);
+                } else {
+                    switched_part[b * switched + (t - public_terms)] = round_shift(v, half, shift);
+                }
+            }
+        }
+        uint64_t *block_out = out + first * out_columns;
+        switch_any(switched_part, key, block_out, l1s + first, l2s + first, block, switched,
+                   out_columns, bits, count, offset, margin, safety, scalar);
+        for (Py_ssize_t b = 0; b < block; b++) {
+            uint64_t *row_out = block_out + b * out_columns;
+            const int64_t *entry = public_part + b * public_terms;
+            for (Py_ssize_t t = 0; t < public_terms; t++) {
+                const uint64_t value = (uint64_t)entry[t], *weight = weights + t * out_columns;
+                if (!value) {
+                    continue;
+                }
+                for (Py_ssize_t o = 0; o < out_columns; o++) {
+                    row_out[o] += value * weight[o];
+                }
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(entries);
+    release(views, 10);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"switch_digits", (PyCFunction)(void (*)(void))switch_digits, METH_FASTCALL,
      "c* M modulo 2**64 with the digits' L1 norms and squared L2 norms, row by row."},
@@ -693,6 +944,8 @@ static PyMethodDef methods[] = {
      "Sums of up to two products rounded over 2**shift (halves away from zero), exactly."},
     {"mul_round_div", (PyCFunction)(void (*)(void))mul_round_div, METH_FASTCALL,
      "Products by one factor per row rounded over a divisor (halves away from zero), exactly."},
+    {"product_switch", (PyCFunction)(void (*)(void))product_switch, METH_FASTCALL,
+     "A product's tensor entries, the public ones weighted and the others key-switched."},
     {"index_add", (PyCFunction)(void (*)(void))index_add, METH_FASTCALL,
      "Rows of values added at row indices in order (numpy.add.at), then rows scaled."},
     {"segment_sum", (PyCFunction)(void (*)(void))segment_sum, METH_FASTCALL,

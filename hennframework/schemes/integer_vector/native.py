@@ -59,14 +59,17 @@ def _wanted() -> bool:
 
 _enabled = _module is not None and _wanted()
 
-#: A key switch goes through the kernel up to this many multiply-adds (rows x digits x key
-#: columns) in all, or at most ``SWITCH_ROW_WORK`` per row whatever the batch; past both,
-#: NumPy's float64 GEMMs on limbs (BLAS) are the faster. Measured on a 2-core AMD EPYC with
-#: AVX-512: the kernel is 1.6x faster at m = 16, batch 256 (``default`` set), as fast at m = 64
-#: (8.7 million multiply-adds), and 0.8x at 67 million (``vhe``, m = 64); it also holds no
-#: digits, so its temporaries are a small part of its output.
-SWITCH_WORK = 1 << 24
-SWITCH_ROW_WORK = 1 << 13
+#: With bit digits (``gadget_bits = 1``) into more than ``BIT_SWITCH_COLUMNS`` key columns
+#: (an encryption or a switch of m-vectors), the NumPy path (a byte table of signed bits and
+#: float64 GEMMs, BLAS) is as fast or faster past this many multiply-adds (rows x digits x key
+#: columns; measured on a 2-core AMD EPYC with AVX-512, ``vhe`` set: the kernel 1.1x to 2.3x
+#: faster at m = 16 and batch 256 (4.3 million) across runs, 0.6x to 1.2x at m = 64 (67
+#: million)). Into a few columns (an inner product's, a product's of scalars) the kernel is
+#: the faster at every size (2.9x at m = 64, batch 256); with base-2**b digits (b > 1) it is
+#: at least as fast at every size measured (m up to 256, batch up to 256) and holds no
+#: digits, so it always runs.
+BIT_SWITCH_WORK = 1 << 23
+BIT_SWITCH_COLUMNS = 4
 
 #: A decryption goes through the kernel up to this many multiply-adds (rows x m x (k + 1)).
 DECRYPT_WORK = 1 << 22
@@ -91,7 +94,7 @@ def status() -> str:
         )
     if not _enabled:
         return f"built, turned off ({ENVIRONMENT_VARIABLE}=0): NumPy paths"
-    return "in use (compiled kernels for key switches, products and decryption)"
+    return "in use (key switches, products, rounding, decryption, scatter and run sums)"
 
 
 @contextlib.contextmanager
@@ -120,8 +123,8 @@ def switch_digits(
     safety: float,
 ) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
     """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``), or
-    None where the kernels do not apply (off, not host int64 arrays, more work than
-    ``SWITCH_WORK``).
+    None where the kernels do not apply (off, not host int64 arrays, or bit digits into many
+    key columns past ``BIT_SWITCH_WORK``).
 
     ``c*``: ``count`` digits of ``gadget_bits`` bits per value
     (``IntegerVectorScheme.decompose``; ``offset`` is its H, unused for bits). ``l1 = (sum
@@ -135,8 +138,8 @@ def switch_digits(
     columns = int(source.shape[-1])
     rows = source.size // columns if columns else 0
     out_columns = int(matrix_t.shape[1])
-    row_work = columns * count * out_columns
-    if row_work > SWITCH_ROW_WORK and rows * row_work > SWITCH_WORK:
+    work = rows * columns * count * out_columns
+    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > BIT_SWITCH_WORK:
         return None
     assert _module is not None
     out = np.empty((*batch_shape, out_columns), dtype=np.int64)
@@ -189,6 +192,85 @@ def tensor_round_div(
         full_a, full_b, rows, width_a, width_b, terms, left_index, right_index, used[1], shift, out
     )
     return out
+
+
+def product_switch(
+    left: Any,
+    right: Any,
+    batch: tuple[int, ...],
+    factors: tuple[Any, Any, Any],
+    shift: int,
+    public_weights: Any,
+    matrix_t: Any,
+    count: int,
+    gadget_bits: int,
+    offset: int,
+    margin: float,
+    safety: float,
+) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
+    """A product and its key switch in one pass (no tensor in memory), or None where the
+    kernels do not apply: ``(out, l1, l2)`` with ``out = e_public W + c* M`` modulo 2**64.
+
+    The entries ``e`` are ``tensor_round_div``'s (same ``factors`` and ``shift``); the first
+    ``len(public_weights)`` of them are weighted by the rows of ``public_weights`` (their key
+    weights are public), the others switched with ``matrix_t`` as ``switch_digits`` does
+    (same digits, norms and conditions). The caller proves every entry and the result below
+    2**62.
+    """
+    if (
+        not _enabled
+        or not _host_int64(left)
+        or not _host_int64(right)
+        or not _host_int64(matrix_t)
+        or not _host_int64(public_weights)
+        or not _host_int64(factors[0])
+        or not 1 <= shift <= 125
+    ):
+        return None
+    terms = int(factors[0].shape[1])
+    public_terms = int(public_weights.shape[0])
+    switched = terms - public_terms
+    out_columns = int(matrix_t.shape[1])
+    rows = math.prod(batch)
+    if switched < 1 or matrix_t.shape[0] != switched * count:
+        return None
+    work = rows * switched * count * out_columns
+    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > BIT_SWITCH_WORK:
+        return None
+    assert _module is not None
+    width_a, width_b = int(left.shape[-1]), int(right.shape[-1])
+    out = np.empty((*batch, out_columns), dtype=np.int64)
+    l1 = np.empty(batch, dtype=np.float64)
+    l2 = np.empty(batch, dtype=np.float64)
+    left_index, right_index, used = factors
+    _module.product_switch(
+        _full(left, batch, width_a),
+        _full(right, batch, width_b),
+        rows,
+        width_a,
+        width_b,
+        terms,
+        left_index,
+        right_index,
+        used[1],
+        shift,
+        public_terms,
+        np.ascontiguousarray(public_weights),
+        np.ascontiguousarray(matrix_t),
+        out_columns,
+        gadget_bits,
+        count,
+        offset,
+        margin,
+        safety,
+        not batch,
+        out,
+        l1,
+        l2,
+    )
+    if not batch:
+        return out, l1[()], l2[()]
+    return out, l1, l2
 
 
 def _full(array: npt.NDArray[np.int64], batch: tuple[int, ...], width: int) -> Any:

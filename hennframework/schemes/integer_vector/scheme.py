@@ -1089,44 +1089,14 @@ class IntegerVectorScheme(Evaluator):
         # stacked quotients come from their low words and a float64 estimate
         # (``wide.stacked_round_div_pow2``), not from 128-bit arithmetic, and the Python
         # integers take fewer products. Every path gives the same words.
-        terms = self._constant(f"tensor-terms:{m}", lambda: self._tensor_terms(m))
         shift = divisor_total.bit_length() - 1
-        estimate = (
-            divisor_total == 1 << shift
-            and type(left.data) is np.ndarray
-            and type(right.data) is np.ndarray
-            and left.data.dtype == right.data.dtype == np.int64
-            and wide.estimate_applies(2, magnitude, shift)
+        # one slotwise product on the host with a divisor 2**s goes through the compiled
+        # kernel that forms each tensor entry and switches it at once (below); otherwise the
+        # tensor is formed first
+        fused = sum_axis is None and divisor_total == 1 << shift and native.available()
+        tensor = (
+            None if fused else self._product_tensor(left, right, batch, magnitude, divisor_total)
         )
-        tensor = None
-        if divisor_total == 1 << shift and native.available():
-            # the compiled kernel: every entry's exact 128-bit sum, rounded (the same words)
-            tensor = native.tensor_round_div(
-                left.data,
-                right.data,
-                batch,
-                self._constant(f"tensor:{m}", lambda: self._tensor_factors(m)),
-                shift,
-            )
-        if tensor is None:
-            tensor = wide.terms_round_div_small(
-                left.data,
-                right.data,
-                batch,
-                terms,
-                divisor_total,
-                wide.ESTIMATE_SMALL_PRODUCTS if estimate else None,
-            )
-        if tensor is None:
-            left_index, right_index, used = self._constant(
-                f"tensor:{m}", lambda: self._tensor_factors(m)
-            )
-            factors = (left.data[..., left_index] * used, right.data[..., right_index])
-            tensor = (
-                wide.stacked_round_div_pow2(*factors, shift)
-                if estimate
-                else wide.stacked_products_round_div(*factors, divisor_total)
-            )
         # Each bound below adds terms of both operands (mu_a e_b, mu_b e_a, ...), so NumPy
         # broadcasting gives them the batch shape without broadcasting each operand first.
         mu_a = left.message_bound()
@@ -1153,6 +1123,7 @@ class IntegerVectorScheme(Evaluator):
             def summed(values: Array) -> Array:
                 return backend.broadcast_to(values, batch).sum(axis=sum_axis) * margin
 
+            assert tensor is not None  # a sum is never fused
             tensor = backend.broadcast_to(tensor, (*batch, tensor.shape[-1])).sum(axis=sum_axis)
             before_switch, value_bound = summed(before_switch), summed(value_bound)
             det, sg = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, 0.0, cross)
@@ -1167,8 +1138,24 @@ class IntegerVectorScheme(Evaluator):
                 "the product could exceed 62 bits (values too large for this parameter set); "
                 "use smaller values or a parameter set with a smaller w or scale."
             )
-        data, l1, l2 = self._switch(tensor[..., m:], switched, source_bound)
-        data[..., :m] += tensor[..., :m]
+        found = None
+        if fused:
+            found = self._product_switch_native(
+                left,
+                right,
+                batch,
+                self._constant(f"tensor:{m}", lambda: self._tensor_factors(m)),
+                shift,
+                self._constant(f"product-public:{m}", lambda: _slot_weights(m, m + p.k)),
+                switched,
+            )
+        if found is not None:
+            data, l1, l2 = found
+        else:
+            if tensor is None:
+                tensor = self._product_tensor(left, right, batch, magnitude, divisor_total)
+            data, l1, l2 = self._switch(tensor[..., m:], switched, source_bound)
+            data[..., :m] += tensor[..., :m]
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         if summed_probable is None:
             probable = self._product_probable(left, right, mu_a, mu_b, 1.0, r, key_l1, l2, cross)
@@ -1181,6 +1168,92 @@ class IntegerVectorScheme(Evaluator):
             scale=left.scale_int * right.scale_int // r,
             coeff_bound=bound,
             probable=probable,
+        )
+
+    def _product_tensor(
+        self,
+        left: Ciphertext,
+        right: Ciphertext,
+        batch: tuple[int, ...],
+        magnitude: int,
+        divisor_total: int,
+    ) -> Array:
+        """Every rounded tensor entry of a slotwise product over the broadcast ``batch``, with
+        ``_multiply``'s proofs done (``magnitude`` bounds each entry's sum of product
+        magnitudes).
+
+        The compiled kernel's exact 128-bit sums where it applies; a few ciphertexts in Python
+        integers, entry by entry; otherwise every entry at once, the factors of its (up to
+        two) products stacked on one axis. With a divisor 2**s on the host and ``magnitude``
+        small enough, the stacked quotients come from their low words and a float64 estimate
+        (``wide.stacked_round_div_pow2``), not from 128-bit arithmetic, and the Python integers
+        take fewer products. Every path gives the same words.
+        """
+        m = left.dim
+        shift = divisor_total.bit_length() - 1
+        factor_indices = self._constant(f"tensor:{m}", lambda: self._tensor_factors(m))
+        if divisor_total == 1 << shift and native.available():
+            found = native.tensor_round_div(left.data, right.data, batch, factor_indices, shift)
+            if found is not None:
+                return found
+        estimate = (
+            divisor_total == 1 << shift
+            and type(left.data) is np.ndarray
+            and type(right.data) is np.ndarray
+            and left.data.dtype == right.data.dtype == np.int64
+            and wide.estimate_applies(2, magnitude, shift)
+        )
+        terms = self._constant(f"tensor-terms:{m}", lambda: self._tensor_terms(m))
+        tensor = wide.terms_round_div_small(
+            left.data,
+            right.data,
+            batch,
+            terms,
+            divisor_total,
+            wide.ESTIMATE_SMALL_PRODUCTS if estimate else None,
+        )
+        if tensor is not None:
+            return tensor
+        left_index, right_index, used = factor_indices
+        factors = (left.data[..., left_index] * used, right.data[..., right_index])
+        if estimate:
+            return wide.stacked_round_div_pow2(*factors, shift)
+        return wide.stacked_products_round_div(*factors, divisor_total)
+
+    def _product_switch_native(
+        self,
+        left: Ciphertext,
+        right: Ciphertext,
+        batch: tuple[int, ...],
+        factors: tuple[Array, Array, Array],
+        shift: int,
+        public_weights: Array,
+        key: KeySwitchKey,
+    ) -> tuple[Any, Any, Any] | None:
+        """A product's tensor entries and their switch by one compiled kernel
+        (``native.product_switch``), or None where it does not apply (as ``_switch_native``)."""
+        p = self.params
+        count, offset, _ = self._constant("digits", self._digit_plan)
+        columns = int(factors[0].shape[1]) - int(public_weights.shape[0])
+        if (
+            (p.gadget_bits > 1 and offset is None)
+            or columns != key.source_columns
+            or columns * count * p.digit_bound * p.digit_bound >= _EXACT_FLOAT
+        ):
+            return None
+        return native.product_switch(
+            left.data,
+            right.data,
+            batch,
+            factors,
+            shift,
+            public_weights,
+            key.matrix_t,
+            count,
+            p.gadget_bits,
+            offset or 0,
+            float_margin(columns * count),
+            SAFETY,
         )
 
     def _dot_factors(self, m: int, identity: bool) -> tuple[Array, Array]:
@@ -1371,29 +1444,22 @@ class IntegerVectorScheme(Evaluator):
         )
         divisor_total = p.w * r
         shift = divisor_total.bit_length() - 1
-        products = None
-        if divisor_total == 1 << shift and native.available() and type(left.data) is np.ndarray:
-            # the compiled kernel: each entry's exact 128-bit product, rounded (the same words)
-            products = native.tensor_round_div(
-                left.data,
-                right.data,
-                batch,
-                self._constant(
-                    f"dot-factors-single:{m}:{identity}",
-                    lambda: _single_products(left_index, right_index),
-                ),
-                shift,
-            )
-        if products is None:
+        # on the host with a divisor 2**s, one compiled kernel forms each entry and switches
+        # it at once (below); otherwise the entries are formed first
+        fused = divisor_total == 1 << shift and native.available() and type(left.data) is np.ndarray
+
+        def entries() -> tuple[Array, Array]:
+            """The tops' weighted sum (public) and the entries to switch."""
             products = wide.mul_round_div(
                 left.data[..., left_index], right.data[..., right_index], divisor_total
             )
-        # the public sums wrap modulo 2**64: exact once added to the switched result (below)
-        if identity:
-            public, tensor = products[..., :m].sum(axis=-1), products[..., m:]
-        else:
+            # the public sums wrap modulo 2**64: exact once added to the switched result
+            if identity:
+                return products[..., :m].sum(axis=-1), products[..., m:]
             h_flat = backend.asarray(h.reshape(-1), dtype="int64")
-            public, tensor = (products[..., : m * m] * h_flat).sum(axis=-1), products[..., m * m :]
+            return (products[..., : m * m] * h_flat).sum(axis=-1), products[..., m * m :]
+
+        formed = None if fused else entries()
         # terms of both operands in every bound: broadcasting gives them the batch shape
         mu_a = left.message_bound()
         mu_b = right.message_bound()
@@ -1408,10 +1474,31 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
-        data, l1, l2 = self._switch(tensor, switched, tensor_bound)
-        # modulo 2**64 like the switch: exact, since the result is proved below 2**62 (its
-        # value bound covers the public block and the switched entries together)
-        data[..., 0] += public
+        found = None
+        if fused:
+            found = self._product_switch_native(
+                left,
+                right,
+                batch,
+                self._constant(
+                    f"dot-factors-single:{m}:{identity}",
+                    lambda: _single_products(left_index, right_index),
+                ),
+                shift,
+                self._constant(
+                    f"dot-public:{m}:{label}",
+                    lambda: _dot_weights(h, identity, int(switched.matrix_t.shape[1])),
+                ),
+                switched,
+            )
+        if found is not None:
+            data, l1, l2 = found
+        else:
+            public, tensor = formed if formed is not None else entries()  # the kernel declined
+            data, l1, l2 = self._switch(tensor, switched, tensor_bound)
+            # modulo 2**64 like the switch: exact, since the result is proved below 2**62 (its
+            # value bound covers the public block and the switched entries together)
+            data[..., 0] += public
         noise = (before_switch + l1 * p.e_bound) * SAFETY
         probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2, cross)
         return left.derive(
@@ -1924,6 +2011,29 @@ def _all_integral(array: npt.NDArray[Any]) -> bool:
         return True
     values = np.asarray(array, dtype=np.float64)
     return bool(np.isfinite(values).all() and np.array_equal(values, np.rint(values)))
+
+
+def _slot_weights(rows: int, columns: int, into_first: bool = False) -> npt.NDArray[np.int64]:
+    """``native.product_switch``'s public weights: entry i into slot i (a slotwise product's
+    tops), or every entry into slot 0 (``into_first``: an inner product's tops with H = I)."""
+    weights = np.zeros((rows, columns), dtype=np.int64)
+    if into_first:
+        weights[:, 0] = 1
+    else:
+        weights[np.arange(rows), np.arange(rows)] = 1
+    weights.flags.writeable = False
+    return weights
+
+
+def _dot_weights(h: npt.NDArray[np.int64], identity: bool, columns: int) -> npt.NDArray[np.int64]:
+    """``native.product_switch``'s public weights for an inner product: each of the tops'
+    products into slot 0, weighted by 1 (H = I: the diagonal alone) or by H's entries."""
+    if identity:
+        return _slot_weights(int(h.shape[0]), columns, into_first=True)
+    weights = np.zeros((h.size, columns), dtype=np.int64)
+    weights[:, 0] = np.asarray(h, dtype=np.int64).reshape(-1)
+    weights.flags.writeable = False
+    return weights
 
 
 def _single_products(left_index: Array, right_index: Array) -> tuple[Array, Array, Array]:
