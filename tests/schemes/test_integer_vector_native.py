@@ -359,6 +359,23 @@ def test_kernels_check_their_buffers() -> None:
         module.decrypt_pow2(ints, np.zeros((2, 1), dtype=np.int64), -1, 2, 1, 3, out)
     with pytest.raises(TypeError, match="takes 7 arguments"):
         module.decrypt_pow2(ints)
+    with pytest.raises(ValueError, match="sizes too large"):
+        module.mul_round_div(ints, np.ones(1, dtype=np.int64), 2**62, 2**62, 1, 2, out)
+    with pytest.raises(IndexError, match="second-product flag"):
+        index = np.zeros((2, 1), dtype=np.int64)
+        module.tensor_round_div(
+            ints,
+            ints,
+            2,
+            3,
+            3,
+            1,
+            index,
+            index,
+            np.full(1, 2, dtype=np.int64),
+            4,
+            np.zeros((2, 1), dtype=np.int64),
+        )
     with pytest.raises(IndexError, match="factor index"):
         bad = np.array([[5], [0]], dtype=np.int64)
         module.tensor_round_div(

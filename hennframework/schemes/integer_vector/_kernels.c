@@ -36,12 +36,27 @@ format_is(const char *format, char kind)
     return strcmp(format, "q") == 0 || strcmp(format, "l") == 0;
 }
 
+/* a * b, or -1 where either is negative or the product overflows (get_buffer refuses it). */
+static Py_ssize_t
+items_of(Py_ssize_t a, Py_ssize_t b)
+{
+    Py_ssize_t product;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &product)) {
+        return -1;
+    }
+    return product;
+}
+
 /* A C-contiguous buffer of ``items`` 8-byte items of ``kind`` ('q' or 'd'). */
 static int
 get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t items, int writable, const char *name,
            char kind)
 {
     const char *type_name = kind == 'd' ? "float64" : "int64";
+    if (items < 0 || items > PY_SSIZE_T_MAX / 8) {
+        PyErr_Format(PyExc_ValueError, "%s: sizes too large", name);
+        return -1;
+    }
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s %s array", name,
@@ -127,7 +142,7 @@ switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result,
     const int64_t half = bits > 1 ? (int64_t)(1LL << (bits - 1)) : 0;
     for (Py_ssize_t r = 0; r < rows; r++) {
         uint64_t first = 0, second = 0;
-        int64_t sum_abs = 0, sum_squares = 0;
+        uint64_t sum_abs = 0, sum_squares = 0; /* unsigned: no overflow, whatever the input */
         for (Py_ssize_t j = 0; j < columns; j++) {
             int64_t v = source[r * columns + j];
             const uint64_t *key_rows = matrix + (size_t)j * count * 2;
@@ -157,8 +172,8 @@ switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result,
                     uint64_t factor = (uint64_t)d;
                     first += factor * key_rows[2 * i];
                     second += factor * key_rows[2 * i + 1];
-                    sum_abs += d < 0 ? -d : d;
-                    sum_squares += d * d;
+                    sum_abs += (uint64_t)(d < 0 ? -d : d);
+                    sum_squares += (uint64_t)(d * d);
                 }
             }
         }
@@ -182,7 +197,7 @@ switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result
     for (Py_ssize_t r = 0; r < rows; r++) {
         uint64_t *row_out = result + r * out_columns;
         memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
-        int64_t set = 0;
+        uint64_t set = 0;
         for (Py_ssize_t j = 0; j < columns; j++) {
             int64_t v = source[r * columns + j];
             const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
@@ -231,7 +246,7 @@ switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, dou
         const Py_ssize_t block = rows - first < ROW_BLOCK ? rows - first : ROW_BLOCK;
         uint64_t *block_out = result + first * out_columns;
         memset(block_out, 0, (size_t)(block * out_columns) * sizeof(uint64_t));
-        int64_t sum_abs[ROW_BLOCK] = {0}, sum_squares[ROW_BLOCK] = {0};
+        uint64_t sum_abs[ROW_BLOCK] = {0}, sum_squares[ROW_BLOCK] = {0};
         for (Py_ssize_t j = 0; j < columns; j++) {
             const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
             uint64_t shifted[ROW_BLOCK];
@@ -250,8 +265,8 @@ switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, dou
                     for (Py_ssize_t o = 0; o < out_columns; o++) {
                         row_out[o] += factor * key_row[o];
                     }
-                    sum_abs[b] += d < 0 ? -d : d;
-                    sum_squares[b] += d * d;
+                    sum_abs[b] += (uint64_t)(d < 0 ? -d : d);
+                    sum_squares[b] += (uint64_t)(d * d);
                 }
             }
         }
@@ -320,14 +335,14 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer views[5];
-    if (get_int64(args[0], &views[0], rows * columns, 0, "source") < 0) {
+    if (get_int64(args[0], &views[0], items_of(rows, columns), 0, "source") < 0) {
         return NULL;
     }
-    if (get_int64(args[1], &views[1], columns * count * out_columns, 0, "key") < 0) {
+    if (get_int64(args[1], &views[1], items_of(items_of(columns, count), out_columns), 0, "key") < 0) {
         release(views, 1);
         return NULL;
     }
-    if (get_int64(args[11], &views[2], rows * out_columns, 1, "out") < 0) {
+    if (get_int64(args[11], &views[2], items_of(rows, out_columns), 1, "out") < 0) {
         release(views, 2);
         return NULL;
     }
@@ -357,7 +372,10 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static inline int64_t
 round_shift(i128 v, i128 half, long long shift)
 {
-    return v >= 0 ? (int64_t)((v + half) >> shift) : -(int64_t)((-v + half) >> shift);
+    /* |v| < 2**126 (two products of factors below 2**62), so -v and the sums cannot overflow;
+     * the sign is put back in uint64 (no signed overflow whatever the caller proved) */
+    const uint64_t magnitude = (uint64_t)(((v >= 0 ? v : -v) + half) >> shift);
+    return (int64_t)(v >= 0 ? magnitude : (uint64_t)0 - magnitude);
 }
 
 /*
@@ -366,8 +384,9 @@ round_shift(i128 v, i128 half, long long shift)
  *
  * out[r, t] = round((left[r, a0] right[r, b0] + second[t] left[r, a1] right[r, b1]) / 2**shift),
  * halves away from zero, with (a0, a1) = left_index[0, t], left_index[1, t] and likewise for
- * the right: the exact 128-bit sum of at most two products of int64 factors below 2**62
- * (each product below 2**124). The caller proves every quotient below 2**62.
+ * the right (second[t] is 0 or 1): the exact 128-bit sum of at most two products of int64
+ * factors below 2**62 (each product below 2**124; larger factors give wrong words, never an
+ * access out of bounds). The caller proves every quotient below 2**62.
  */
 static PyObject *
 tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -387,19 +406,19 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer lb, rb, lib, rib, secb, outb;
-    if (get_int64(args[0], &lb, rows * lw, 0, "left") < 0) {
+    if (get_int64(args[0], &lb, items_of(rows, lw), 0, "left") < 0) {
         return NULL;
     }
-    if (get_int64(args[1], &rb, rows * rw, 0, "right") < 0) {
+    if (get_int64(args[1], &rb, items_of(rows, rw), 0, "right") < 0) {
         PyBuffer_Release(&lb);
         return NULL;
     }
-    if (get_int64(args[6], &lib, 2 * terms, 0, "left_index") < 0) {
+    if (get_int64(args[6], &lib, items_of(2, terms), 0, "left_index") < 0) {
         PyBuffer_Release(&lb);
         PyBuffer_Release(&rb);
         return NULL;
     }
-    if (get_int64(args[7], &rib, 2 * terms, 0, "right_index") < 0) {
+    if (get_int64(args[7], &rib, items_of(2, terms), 0, "right_index") < 0) {
         PyBuffer_Release(&lb);
         PyBuffer_Release(&rb);
         PyBuffer_Release(&lib);
@@ -412,7 +431,7 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&rib);
         return NULL;
     }
-    if (get_int64(args[10], &outb, rows * terms, 1, "out") < 0) {
+    if (get_int64(args[10], &outb, items_of(rows, terms), 1, "out") < 0) {
         PyBuffer_Release(&lb);
         PyBuffer_Release(&rb);
         PyBuffer_Release(&lib);
@@ -426,12 +445,15 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int bad = 0;
     for (Py_ssize_t t = 0; t < terms; t++) {
         if (li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw || ri[t] < 0 ||
-            ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw) {
+            ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw ||
+            (second[t] != 0 && second[t] != 1)) {
             bad = 1;
         }
     }
     if (bad) {
-        PyErr_SetString(PyExc_IndexError, "tensor_round_div: a factor index is out of range");
+        PyErr_SetString(PyExc_IndexError,
+                        "tensor_round_div: a factor index is out of range (or a second-product "
+                        "flag not 0 or 1)");
     } else {
         const i128 half = (i128)1 << (shift - 1);
         Py_BEGIN_ALLOW_THREADS
@@ -483,14 +505,18 @@ decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer db, tb, ob;
-    if (get_int64(args[0], &db, rows * (m + k), 0, "data") < 0) {
+    if (m > PY_SSIZE_T_MAX - k) {
+        PyErr_SetString(PyExc_ValueError, "decrypt_pow2: sizes too large");
         return NULL;
     }
-    if (get_int64(args[1], &tb, m * k, 0, "t") < 0) {
+    if (get_int64(args[0], &db, items_of(rows, m + k), 0, "data") < 0) {
+        return NULL;
+    }
+    if (get_int64(args[1], &tb, items_of(m, k), 0, "t") < 0) {
         PyBuffer_Release(&db);
         return NULL;
     }
-    if (get_int64(args[6], &ob, rows * m, 1, "out") < 0) {
+    if (get_int64(args[6], &ob, items_of(rows, m), 1, "out") < 0) {
         PyBuffer_Release(&db);
         PyBuffer_Release(&tb);
         return NULL;
@@ -541,14 +567,14 @@ mul_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_buffer views[3];
-    if (get_int64(args[0], &views[0], rows * width, 0, "values") < 0) {
+    if (get_int64(args[0], &views[0], items_of(rows, width), 0, "values") < 0) {
         return NULL;
     }
     if (get_int64(args[1], &views[1], factor_rows, 0, "factors") < 0) {
         release(views, 1);
         return NULL;
     }
-    if (get_int64(args[6], &views[2], rows * width, 1, "out") < 0) {
+    if (get_int64(args[6], &views[2], items_of(rows, width), 1, "out") < 0) {
         release(views, 2);
         return NULL;
     }
@@ -568,7 +594,7 @@ mul_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             i128 v = f * row[j];
             u128 magnitude = v < 0 ? (u128)(-v) : (u128)v;
             magnitude = shift >= 0 ? (magnitude + half) >> shift : (magnitude + half) / d;
-            row_out[j] = v < 0 ? -(int64_t)magnitude : (int64_t)magnitude;
+            row_out[j] = (int64_t)(v < 0 ? (uint64_t)0 - (uint64_t)magnitude : (uint64_t)magnitude);
         }
     }
     Py_END_ALLOW_THREADS
@@ -606,14 +632,14 @@ index_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *format = views[0].format ? views[0].format : "B";
     char kind = format_is(format, 'd') ? 'd' : 'q';
     PyBuffer_Release(&views[0]);
-    if (get_buffer(args[0], &views[0], target_rows * width, 1, "target", kind) < 0) {
+    if (get_buffer(args[0], &views[0], items_of(target_rows, width), 1, "target", kind) < 0) {
         return NULL;
     }
     if (get_int64(args[1], &views[1], count, 0, "rows") < 0) {
         release(views, 1);
         return NULL;
     }
-    if (get_buffer(args[2], &views[2], count * width, 0, "values", kind) < 0) {
+    if (get_buffer(args[2], &views[2], items_of(count, width), 0, "values", kind) < 0) {
         release(views, 2);
         return NULL;
     }
@@ -703,14 +729,14 @@ segment_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *format = views[0].format ? views[0].format : "B";
     char kind = format_is(format, 'd') ? 'd' : 'q';
     PyBuffer_Release(&views[0]);
-    if (get_buffer(args[0], &views[0], rows * width, 0, "values", kind) < 0) {
+    if (get_buffer(args[0], &views[0], items_of(rows, width), 0, "values", kind) < 0) {
         return NULL;
     }
-    if (get_int64(args[1], &views[1], runs + 1, 0, "offsets") < 0) {
+    if (get_int64(args[1], &views[1], runs < PY_SSIZE_T_MAX ? runs + 1 : -1, 0, "offsets") < 0) {
         release(views, 1);
         return NULL;
     }
-    if (get_buffer(args[5], &views[2], runs * width, 1, "out", kind) < 0) {
+    if (get_buffer(args[5], &views[2], items_of(runs, width), 1, "out", kind) < 0) {
         release(views, 2);
         return NULL;
     }
@@ -853,14 +879,14 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         const char *name;
         char kind;
     } wanted[10] = {
-        {0, rows * lw, 0, "left", 'q'},
-        {1, rows * rw, 0, "right", 'q'},
-        {6, 2 * terms, 0, "left_index", 'q'},
-        {7, 2 * terms, 0, "right_index", 'q'},
+        {0, items_of(rows, lw), 0, "left", 'q'},
+        {1, items_of(rows, rw), 0, "right", 'q'},
+        {6, items_of(2, terms), 0, "left_index", 'q'},
+        {7, items_of(2, terms), 0, "right_index", 'q'},
         {8, terms, 0, "second", 'q'},
-        {11, public_terms * out_columns, 0, "public_weights", 'q'},
-        {12, switched * count * out_columns, 0, "key", 'q'},
-        {20, rows * out_columns, 1, "out", 'q'},
+        {11, items_of(public_terms, out_columns), 0, "public_weights", 'q'},
+        {12, items_of(items_of(switched, count), out_columns), 0, "key", 'q'},
+        {20, items_of(rows, out_columns), 1, "out", 'q'},
         {21, rows, 1, "l1", 'd'},
         {22, rows, 1, "l2", 'd'},
     };
@@ -879,7 +905,8 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int bad = 0;
     for (Py_ssize_t t = 0; t < terms; t++) {
         bad |= li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw ||
-               ri[t] < 0 || ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw;
+               ri[t] < 0 || ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw ||
+               (second[t] != 0 && second[t] != 1);
     }
     int64_t *entries = NULL;
     if (!bad && terms) {
@@ -891,7 +918,9 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (bad) {
         release(views, 10);
-        PyErr_SetString(PyExc_IndexError, "product_switch: a factor index is out of range");
+        PyErr_SetString(PyExc_IndexError,
+                        "product_switch: a factor index is out of range (or a second-product "
+                        "flag not 0 or 1)");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS

@@ -70,6 +70,11 @@ _enabled = _module is not None and _wanted()
 #: digits, so it always runs.
 BIT_SWITCH_WORK = 1 << 23
 BIT_SWITCH_COLUMNS = 4
+#: An encryption key with bit digits is the gadget identity plus small entries, which the
+#: NumPy path turns into ``c + R c*`` with a single exact float64 GEMM (no limbs): past this
+#: many multiply-adds that beats the kernel (``vhe`` set, m = 16, batch 256: 2.0 against
+#: 2.8 microseconds per vector in the same bench run; at batch 16 they are even).
+BIT_ENCRYPTION_WORK = 1 << 19
 
 #: A decryption goes through the kernel up to this many multiply-adds (rows x m x (k + 1)).
 DECRYPT_WORK = 1 << 22
@@ -121,10 +126,13 @@ def switch_digits(
     offset: int,
     margin: float,
     safety: float,
+    *,
+    encryption: bool = False,
 ) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
     """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``), or
     None where the kernels do not apply (off, not host int64 arrays, or bit digits into many
-    key columns past ``BIT_SWITCH_WORK``).
+    key columns past ``BIT_SWITCH_WORK``, or ``BIT_ENCRYPTION_WORK`` for an ``encryption``
+    key).
 
     ``c*``: ``count`` digits of ``gadget_bits`` bits per value
     (``IntegerVectorScheme.decompose``; ``offset`` is its H, unused for bits). ``l1 = (sum
@@ -139,7 +147,8 @@ def switch_digits(
     rows = source.size // columns if columns else 0
     out_columns = int(matrix_t.shape[1])
     work = rows * columns * count * out_columns
-    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > BIT_SWITCH_WORK:
+    limit = BIT_ENCRYPTION_WORK if encryption else BIT_SWITCH_WORK
+    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > limit:
         return None
     assert _module is not None
     out = np.empty((*batch_shape, out_columns), dtype=np.int64)

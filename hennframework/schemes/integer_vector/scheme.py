@@ -692,6 +692,7 @@ class IntegerVectorScheme(Evaluator):
             offset or 0,
             float_margin(columns * count),
             SAFETY,
+            encryption=key.kind == "encryption",
         )
 
     def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
