@@ -128,6 +128,21 @@ def test_switch_in_blocks_of_rows(digit_scheme: IntegerVectorScheme, rows: int, 
     assert same_bits(fast, numpy)
 
 
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(coefficients, min_size=1, max_size=40), seed=st.integers(0, 2**16))
+def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int) -> None:
+    """Bit digits into two key columns: the nibble table's sums are the key rows' sums."""
+    scheme = IntegerVectorScheme("vhe")
+    count = scheme.params.digits
+    source = np.resize(np.array(values, dtype=np.int64), 40).reshape(8, 5)
+    key = random_key(scheme, 5, 2, seed)
+    table = native.nibble_table(key.matrix_t, 5, count)
+    plain = native.switch_digits(source, key.matrix_t, count, 1, 0, 1.25, 1.5)
+    tabled = native.switch_digits(source, key.matrix_t, count, 1, 0, 1.25, 1.5, nibbles=table)
+    assert plain is not None and tabled is not None
+    assert same_bits(plain, tabled)
+
+
 def test_bit_switches_into_many_columns_keep_the_numpy_path_past_its_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -278,14 +278,57 @@ switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, dou
     }
 }
 
+/*
+ * ``switch_rows_two`` for bit digits with the key's nibble table: ``nibbles[j][p][n]`` holds
+ * the two key-column sums of the rows of value j's bits 4p to 4p + 3 that are set in n (0 to
+ * 15; 16 positions cover 64 bits, rows past the key's digits are 0). Each value then takes
+ * one table entry per nibble of |v| instead of one key row per set bit: the same sums (the
+ * table's entries are those sums modulo 2**64), in fewer, branch-free steps.
+ */
+static void
+switch_rows_two_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t *result,
+                        double *l1s, double *l2s, Py_ssize_t rows, Py_ssize_t columns,
+                        long long count, double margin, double safety, int scalar)
+{
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        uint64_t first = 0, second = 0, set = 0;
+        for (Py_ssize_t j = 0; j < columns; j++) {
+            int64_t v = source[r * columns + j];
+            uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+            if (count < 64) {
+                magnitude &= (1ULL << count) - 1; /* |v| < 2**62 <= 2**count: no change */
+            }
+            const uint64_t flip = v < 0 ? ~0ULL : 0; /* (x ^ flip) - flip: x or -x */
+            const uint64_t *table = nibbles + (size_t)j * 16 * 16 * 2;
+            uint64_t low = 0, high = 0;
+            set += (uint64_t)__builtin_popcountll(magnitude);
+            for (int p = 0; magnitude; p++, magnitude >>= 4) {
+                const uint64_t *entry = table + ((size_t)p * 16 + (magnitude & 15)) * 2;
+                low += entry[0];
+                high += entry[1];
+            }
+            first += (low ^ flip) - flip;
+            second += (high ^ flip) - flip;
+        }
+        result[2 * r] = first;
+        result[2 * r + 1] = second;
+        l1s[r] = (double)set * margin;
+        double scaled = (double)set * margin;
+        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+    }
+}
+
 /* The switch of ``rows`` rows by whichever loop suits the key's width and the digits. */
 static void
-switch_any(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
-           double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
-           long long bits, long long count, unsigned long long offset, double margin,
-           double safety, int scalar)
+switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibbles,
+           uint64_t *result, double *l1s, double *l2s, Py_ssize_t rows, Py_ssize_t columns,
+           Py_ssize_t out_columns, long long bits, long long count, unsigned long long offset,
+           double margin, double safety, int scalar)
 {
-    if (out_columns == 2) {
+    if (nibbles != NULL && out_columns == 2 && bits == 1) {
+        switch_rows_two_nibbles(source, nibbles, result, l1s, l2s, rows, columns, count, margin,
+                                safety, scalar);
+    } else if (out_columns == 2) {
         switch_rows_two(source, matrix, result, l1s, l2s, rows, columns, bits, count, offset,
                         margin, safety, scalar);
     } else if (bits == 1) {
@@ -299,7 +342,7 @@ switch_any(const int64_t *source, const uint64_t *matrix, uint64_t *result, doub
 
 /*
  * switch_digits(source, key, rows, columns, out_columns, digit_bits, count, offset,
- *               margin, safety, scalar, out, l1, l2)
+ *               margin, safety, scalar, out, l1, l2, nibbles)
  *
  * For each row r of ``source`` (rows x columns): the gadget digits c* of its values, value j's
  * ``count`` digits at positions j * count + i (``decompose``'s order), and
@@ -311,14 +354,15 @@ switch_any(const int64_t *source, const uint64_t *matrix, uint64_t *result, doub
  * digit_bits = 1: d = sign(v) times bit i of |v| (|v| < 2**62, no INT64_MIN).
  * digit_bits = b > 1: d = ((v + H) >> (b i)) & (2**b - 1)) - 2**(b - 1), v + H in uint64
  * (``offset`` = H, taken modulo 2**64).
- * Digits that are zero are skipped: they add nothing to any of the three.
+ * Digits that are zero are skipped: they add nothing to any of the three. ``nibbles``: None,
+ * or for bit digits into two key columns the key's nibble table (``switch_rows_two_nibbles``).
  */
 static PyObject *
 switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     long long s[5];
-    if (get_sizes(args, nargs, 14, 2, 5, s, "switch_digits") < 0) {
+    if (get_sizes(args, nargs, 15, 2, 5, s, "switch_digits") < 0) {
         return NULL;
     }
     Py_ssize_t rows = s[0], columns = s[1], out_columns = s[2];
@@ -354,17 +398,35 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         release(views, 4);
         return NULL;
     }
+    Py_buffer table_view;
+    const uint64_t *nibbles = NULL;
+    if (args[14] != Py_None) {
+        if (out_columns != 2 || bits != 1) {
+            release(views, 5);
+            PyErr_SetString(PyExc_ValueError,
+                            "switch_digits: a nibble table is for bit digits into two columns");
+            return NULL;
+        }
+        if (get_int64(args[14], &table_view, items_of(columns, 16 * 16 * 2), 0, "nibbles") < 0) {
+            release(views, 5);
+            return NULL;
+        }
+        nibbles = table_view.buf;
+    }
     const int64_t *source = (const int64_t *)views[0].buf;
     const uint64_t *matrix = (const uint64_t *)views[1].buf;
     uint64_t *result = (uint64_t *)views[2].buf;
     double *l1s = (double *)views[3].buf;
     double *l2s = (double *)views[4].buf;
     Py_BEGIN_ALLOW_THREADS
-    switch_any(source, matrix, result, l1s, l2s, rows, columns, out_columns, bits, count, offset,
-               margin, safety, scalar);
+    switch_any(source, matrix, nibbles, result, l1s, l2s, rows, columns, out_columns, bits, count,
+               offset, margin, safety, scalar);
     Py_END_ALLOW_THREADS
 
     release(views, 5);
+    if (nibbles != NULL) {
+        PyBuffer_Release(&table_view);
+    }
     Py_RETURN_NONE;
 }
 
@@ -829,7 +891,7 @@ segment_sum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /*
  * product_switch(left, right, rows, left_width, right_width, terms, left_index, right_index,
  *                second, shift, public_terms, public_weights, key, out_columns, digit_bits,
- *                count, offset, margin, safety, scalar, out, l1, l2)
+ *                count, offset, margin, safety, scalar, out, l1, l2, nibbles)
  *
  * A product and its key switch in one pass, without the tensor in memory: for each row, the
  * entries e_t of ``tensor_round_div`` (same arguments), then
@@ -846,7 +908,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     long long s[4];
-    if (get_sizes(args, nargs, 23, 2, 4, s, "product_switch") < 0) {
+    if (get_sizes(args, nargs, 24, 2, 4, s, "product_switch") < 0) {
         return NULL;
     }
     Py_ssize_t rows = s[0], lw = s[1], rw = s[2], terms = s[3];
@@ -871,7 +933,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const Py_ssize_t switched = terms - public_terms;
-    Py_buffer views[10];
+    Py_buffer views[11];
     const struct {
         int arg;
         Py_ssize_t items;
@@ -897,6 +959,22 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
+    int held = 10; /* buffers to release */
+    const uint64_t *nibbles = NULL;
+    if (args[23] != Py_None) {
+        if (out_columns != 2 || bits != 1) {
+            release(views, held);
+            PyErr_SetString(PyExc_ValueError,
+                            "product_switch: a nibble table is for bit digits into two columns");
+            return NULL;
+        }
+        if (get_int64(args[23], &views[10], items_of(switched, 16 * 16 * 2), 0, "nibbles") < 0) {
+            release(views, held);
+            return NULL;
+        }
+        nibbles = views[10].buf;
+        held = 11;
+    }
     const int64_t *left = views[0].buf, *right = views[1].buf, *li = views[2].buf,
                   *ri = views[3].buf, *second = views[4].buf;
     const uint64_t *weights = views[5].buf, *key = views[6].buf;
@@ -912,12 +990,12 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!bad && terms) {
         entries = PyMem_Malloc((size_t)(ROW_BLOCK * terms) * sizeof(int64_t));
         if (entries == NULL) {
-            release(views, 10);
+            release(views, held);
             return PyErr_NoMemory();
         }
     }
     if (bad) {
-        release(views, 10);
+        release(views, held);
         PyErr_SetString(PyExc_IndexError,
                         "product_switch: a factor index is out of range (or a second-product "
                         "flag not 0 or 1)");
@@ -944,8 +1022,8 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         uint64_t *block_out = out + first * out_columns;
-        switch_any(switched_part, key, block_out, l1s + first, l2s + first, block, switched,
-                   out_columns, bits, count, offset, margin, safety, scalar);
+        switch_any(switched_part, key, nibbles, block_out, l1s + first, l2s + first, block,
+                   switched, out_columns, bits, count, offset, margin, safety, scalar);
         for (Py_ssize_t b = 0; b < block; b++) {
             uint64_t *row_out = block_out + b * out_columns;
             const int64_t *entry = public_part + b * public_terms;
@@ -962,7 +1040,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(entries);
-    release(views, 10);
+    release(views, held);
     Py_RETURN_NONE;
 }
 

@@ -128,6 +128,7 @@ def switch_digits(
     safety: float,
     *,
     encryption: bool = False,
+    nibbles: Any = None,
 ) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
     """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``), or
     None where the kernels do not apply (off, not host int64 arrays, or bit digits into many
@@ -169,6 +170,7 @@ def switch_digits(
         out,
         l1,
         l2,
+        nibbles,
     )
     if not batch_shape:
         return out, l1[()], l2[()]
@@ -216,6 +218,7 @@ def product_switch(
     offset: int,
     margin: float,
     safety: float,
+    nibbles: Any = None,
 ) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
     """A product and its key switch in one pass (no tensor in memory), or None where the
     kernels do not apply: ``(out, l1, l2)`` with ``out = e_public W + c* M`` modulo 2**64.
@@ -276,10 +279,31 @@ def product_switch(
         out,
         l1,
         l2,
+        nibbles,
     )
     if not batch:
         return out, l1[()], l2[()]
     return out, l1, l2
+
+
+def nibble_table(matrix_t: Any, columns: int, count: int) -> npt.NDArray[np.int64]:
+    """The nibble table of a key of bit digits into two columns (``columns * count`` rows):
+    entry ``[j, p, n]`` is the sum, modulo 2**64, of the key rows of value j's bits ``4p`` to
+    ``4p + 3`` set in ``n``; bits at or past ``count`` have no rows (0). ``switch_digits`` and
+    ``product_switch`` take it for such keys (``columns x 4`` KiB, made once per key)."""
+    rows = np.zeros((columns, 64, 2), dtype=np.uint64)
+    rows[:, :count] = (
+        np.asarray(matrix_t, dtype=np.int64).reshape(columns, count, 2).view(np.uint64)
+    )
+    by_nibble = rows.reshape(columns, 16, 4, 2)
+    table = np.zeros((columns, 16, 16, 2), dtype=np.uint64)
+    for value in range(16):
+        for bit in range(4):
+            if value >> bit & 1:
+                table[:, :, value] += by_nibble[:, :, bit]  # uint64: wraps modulo 2**64
+    result = table.view(np.int64)
+    result.flags.writeable = False
+    return result
 
 
 def _full(array: npt.NDArray[np.int64], batch: tuple[int, ...], width: int) -> Any:

@@ -59,6 +59,7 @@ from hennframework.schemes.integer_vector.keys import (
     dot_key_matrix,
     dot_switched_columns,
     fingerprint_keys,
+    kept_with,
     key_part,
     matrix_digest,
     product_key_matrix,
@@ -693,6 +694,28 @@ class IntegerVectorScheme(Evaluator):
             float_margin(columns * count),
             SAFETY,
             encryption=key.kind == "encryption",
+            nibbles=self._nibbles(key, columns, count),
+        )
+
+    def _nibbles(self, key: KeySwitchKey, columns: int, count: int) -> Any:
+        """The key's nibble table (``native.nibble_table``, kept with the key) where the
+        kernels take one: bit digits into two key columns on the host; else None."""
+        if (
+            self.params.gadget_bits != 1
+            or key.matrix_t.shape[1] != 2
+            or type(key.matrix_t) is not np.ndarray
+            or not native.available()
+        ):
+            return None
+        return kept_with(
+            key,
+            "_nibbles",
+            "table",
+            key.matrix_t,
+            native.nibble_table,
+            key.matrix_t,
+            columns,
+            count,
         )
 
     def _switch_digits(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
@@ -1255,6 +1278,7 @@ class IntegerVectorScheme(Evaluator):
             offset or 0,
             float_margin(columns * count),
             SAFETY,
+            self._nibbles(key, columns, count),
         )
 
     def _dot_factors(self, m: int, identity: bool) -> tuple[Array, Array]:
@@ -1411,7 +1435,13 @@ class IntegerVectorScheme(Evaluator):
         p = self.params
         m = left.dim
         h = small.identity(m) if weight is None else _integer_matrix(weight, "H")
-        label, _, h_abs = small.matrix_facts(self, h)  # matrix_digest(h), sum |H|
+        # matrix_digest(h) and sum |H|; for H = I kept by m (looking an m x m matrix up by
+        # its bytes costs more than the whole inner product of one pair of 256-vectors)
+        label, _, h_abs = (
+            self._constant(f"identity-facts:{m}", lambda: small.matrix_facts(self, h))
+            if weight is None
+            else small.matrix_facts(self, h)
+        )
         key = self.public_key(left.key_id).evaluation.get(
             f"dot:{m}:{label}",
             f"inner products of {m}-vectors with this H need a key; the key holder runs "
