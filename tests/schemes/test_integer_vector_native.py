@@ -9,6 +9,7 @@ a kernel raises a Python error; it never reads or writes out of bounds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -137,8 +138,9 @@ def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int) ->
     source = np.resize(np.array(values, dtype=np.int64), 40).reshape(8, 5)
     key = random_key(scheme, 5, 2, seed)
     table = native.nibble_table(key.matrix_t, 5, count)
-    plain = native.switch_digits(source, key.matrix_t, count, 1, 0, 1.25, 1.5)
-    tabled = native.switch_digits(source, key.matrix_t, count, 1, 0, 1.25, 1.5, nibbles=table)
+    plan = native.SwitchPlan(key.matrix_t, count, 1, 0, 1.25, 1.5)
+    plain = native.switch_digits(source, plan)
+    tabled = native.switch_digits(source, dataclasses.replace(plan, nibbles=table))
     assert plain is not None and tabled is not None
     assert same_bits(plain, tabled)
 
@@ -153,9 +155,13 @@ def test_bit_switches_into_many_columns_keep_the_numpy_path_past_its_limit(
     source = np.arange(-30, 30, dtype=np.int64).reshape(20, 3) * 12345
     count = scheme.params.digits
     wide_key = random_key(scheme, 3, 5, 1)
-    assert native.switch_digits(source, wide_key.matrix_t, count, 1, 0, 1.0, 1.0) is None
+    assert (
+        native.switch_digits(source, native.SwitchPlan(wide_key.matrix_t, count, 1, 0, 1.0, 1.0))
+        is None
+    )
     narrow_key = random_key(scheme, 3, 2, 1)
-    assert native.switch_digits(source, narrow_key.matrix_t, count, 1, 0, 1.0, 1.0) is not None
+    narrow = native.SwitchPlan(narrow_key.matrix_t, count, 1, 0, 1.0, 1.0)
+    assert native.switch_digits(source, narrow) is not None
     fast, numpy = both(lambda: scheme._switch(source, wide_key, LIMIT))
     assert same_bits(fast, numpy)
 

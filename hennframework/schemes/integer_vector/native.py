@@ -22,6 +22,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -118,46 +119,71 @@ def _host_int64(array: Any) -> bool:
     return type(array) is np.ndarray and array.dtype == np.int64
 
 
-def switch_digits(
-    source: Any,
-    matrix_t: Any,
-    count: int,
-    gadget_bits: int,
-    offset: int,
-    margin: float,
-    safety: float,
-    *,
-    encryption: bool = False,
-    nibbles: Any = None,
-) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
-    """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``), or
-    None where the kernels do not apply (off, not host int64 arrays, or bit digits into many
-    key columns past ``BIT_SWITCH_WORK``, or ``BIT_ENCRYPTION_WORK`` for an ``encryption``
-    key).
+@dataclass(frozen=True)
+class SwitchPlan:
+    """How a key switches in the kernels: the key matrix ``M^T`` (``columns * count`` rows),
+    the digits (``count`` of ``gadget_bits`` bits per value; ``offset`` is
+    ``IntegerVectorScheme.decompose``'s H, unused for bits), the float constants of the norms
+    (``l1 = (sum |d|) margin``, ``l2 = ((sum d**2) margin) ** 0.5 safety``), the key's nibble
+    table where it has one (``nibble_table``), and whether it is an encryption key."""
 
-    ``c*``: ``count`` digits of ``gadget_bits`` bits per value
-    (``IntegerVectorScheme.decompose``; ``offset`` is its H, unused for bits). ``l1 = (sum
-    |d|) margin`` and ``l2 = ((sum d**2) margin) ** 0.5 safety`` per vector, arrays of the batch
-    shape (NumPy float64 scalars for one vector, whose ``** 0.5`` is the C library's pow as
-    for NumPy's and Python's scalars). The caller keeps both digit sums below 2**53.
-    """
-    if not _enabled or not _host_int64(source) or not _host_int64(matrix_t):
+    matrix_t: Any
+    count: int
+    gadget_bits: int
+    offset: int
+    margin: float
+    safety: float
+    nibbles: Any = None
+    encryption: bool = False
+
+    def declines(self, rows: int, columns: int) -> bool:
+        """Whether the NumPy path is the faster for ``rows`` rows of ``columns`` values: bit
+        digits into more than ``BIT_SWITCH_COLUMNS`` key columns past ``BIT_SWITCH_WORK``
+        multiply-adds (``BIT_ENCRYPTION_WORK`` for an encryption key)."""
+        out_columns = int(self.matrix_t.shape[1])
+        if self.gadget_bits != 1 or out_columns <= BIT_SWITCH_COLUMNS:
+            return False
+        limit = BIT_ENCRYPTION_WORK if self.encryption else BIT_SWITCH_WORK
+        return rows * columns * self.count * out_columns > limit
+
+    def arguments(self) -> tuple[Any, ...]:
+        """The plan as the kernels take it (after the key and its sizes)."""
+        return (self.gadget_bits, self.count, self.offset, self.margin, self.safety)
+
+
+def _outputs(batch: tuple[int, ...], out_columns: int) -> tuple[Any, Any, Any]:
+    return (
+        np.empty((*batch, out_columns), dtype=np.int64),
+        np.empty(batch, dtype=np.float64),
+        np.empty(batch, dtype=np.float64),
+    )
+
+
+def _switched(out: Any, l1: Any, l2: Any, batch: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    """The results in the NumPy paths' types: NumPy float64 scalars for one vector."""
+    return (out, l1[()], l2[()]) if not batch else (out, l1, l2)
+
+
+def switch_digits(source: Any, plan: SwitchPlan) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
+    """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``): arrays
+    of the batch shape (NumPy float64 scalars for one vector, whose ``** 0.5`` is the C
+    library's pow as for NumPy's and Python's scalars); or None where the kernels do not apply
+    (off, not host int64 arrays, or ``plan.declines``). The caller keeps both digit sums
+    below 2**53."""
+    if not _enabled or not _host_int64(source) or not _host_int64(plan.matrix_t):
         return None
-    batch_shape = source.shape[:-1]
+    batch = source.shape[:-1]
     columns = int(source.shape[-1])
     rows = source.size // columns if columns else 0
-    out_columns = int(matrix_t.shape[1])
-    work = rows * columns * count * out_columns
-    limit = BIT_ENCRYPTION_WORK if encryption else BIT_SWITCH_WORK
-    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > limit:
+    if plan.declines(rows, columns):
         return None
     assert _module is not None
-    out = np.empty((*batch_shape, out_columns), dtype=np.int64)
-    l1 = np.empty(batch_shape, dtype=np.float64)
-    l2 = np.empty(batch_shape, dtype=np.float64)
+    out_columns = int(plan.matrix_t.shape[1])
+    out, l1, l2 = _outputs(batch, out_columns)
+    gadget_bits, count, offset, margin, safety = plan.arguments()
     _module.switch_digits(
         np.ascontiguousarray(source),
-        np.ascontiguousarray(matrix_t),
+        np.ascontiguousarray(plan.matrix_t),
         rows,
         columns,
         out_columns,
@@ -166,15 +192,13 @@ def switch_digits(
         offset,
         margin,
         safety,
-        not batch_shape,
+        not batch,
         out,
         l1,
         l2,
-        nibbles,
+        plan.nibbles,
     )
-    if not batch_shape:
-        return out, l1[()], l2[()]
-    return out, l1, l2
+    return _switched(out, l1, l2, batch)
 
 
 def tensor_round_div(
@@ -212,23 +236,17 @@ def product_switch(
     factors: tuple[Any, Any, Any],
     shift: int,
     public_weights: Any,
-    matrix_t: Any,
-    count: int,
-    gadget_bits: int,
-    offset: int,
-    margin: float,
-    safety: float,
-    nibbles: Any = None,
+    plan: SwitchPlan,
 ) -> tuple[npt.NDArray[np.int64], Any, Any] | None:
     """A product and its key switch in one pass (no tensor in memory), or None where the
     kernels do not apply: ``(out, l1, l2)`` with ``out = e_public W + c* M`` modulo 2**64.
 
     The entries ``e`` are ``tensor_round_div``'s (same ``factors`` and ``shift``); the first
     ``len(public_weights)`` of them are weighted by the rows of ``public_weights`` (their key
-    weights are public), the others switched with ``matrix_t`` as ``switch_digits`` does
-    (same digits, norms and conditions). The caller proves every entry and the result below
-    2**62.
+    weights are public), the others switched as ``switch_digits`` switches them (same plan,
+    digits, norms and conditions). The caller proves every entry and the result below 2**62.
     """
+    matrix_t = plan.matrix_t
     if (
         not _enabled
         or not _host_int64(left)
@@ -240,21 +258,16 @@ def product_switch(
     ):
         return None
     terms = int(factors[0].shape[1])
-    public_terms = int(public_weights.shape[0])
-    switched = terms - public_terms
-    out_columns = int(matrix_t.shape[1])
+    switched = terms - int(public_weights.shape[0])
     rows = math.prod(batch)
-    if switched < 1 or matrix_t.shape[0] != switched * count:
-        return None
-    work = rows * switched * count * out_columns
-    if gadget_bits == 1 and out_columns > BIT_SWITCH_COLUMNS and work > BIT_SWITCH_WORK:
+    if switched < 1 or matrix_t.shape[0] != switched * plan.count or plan.declines(rows, switched):
         return None
     assert _module is not None
     width_a, width_b = int(left.shape[-1]), int(right.shape[-1])
-    out = np.empty((*batch, out_columns), dtype=np.int64)
-    l1 = np.empty(batch, dtype=np.float64)
-    l2 = np.empty(batch, dtype=np.float64)
+    out_columns = int(matrix_t.shape[1])
+    out, l1, l2 = _outputs(batch, out_columns)
     left_index, right_index, used = factors
+    gadget_bits, count, offset, margin, safety = plan.arguments()
     _module.product_switch(
         _full(left, batch, width_a),
         _full(right, batch, width_b),
@@ -266,7 +279,7 @@ def product_switch(
         right_index,
         used[1],
         shift,
-        public_terms,
+        int(public_weights.shape[0]),
         np.ascontiguousarray(public_weights),
         np.ascontiguousarray(matrix_t),
         out_columns,
@@ -279,11 +292,9 @@ def product_switch(
         out,
         l1,
         l2,
-        nibbles,
+        plan.nibbles,
     )
-    if not batch:
-        return out, l1[()], l2[()]
-    return out, l1, l2
+    return _switched(out, l1, l2, batch)
 
 
 def nibble_table(matrix_t: Any, columns: int, count: int) -> npt.NDArray[np.int64]:

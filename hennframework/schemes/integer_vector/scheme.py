@@ -670,32 +670,40 @@ class IntegerVectorScheme(Evaluator):
 
     def _switch_native(self, source: Array, key: KeySwitchKey) -> tuple[Any, Any, Any] | None:
         """``_switch`` of one slice by the compiled kernel (``native.switch_digits``), or None
-        where it does not apply: kernels off, arrays not on the host, a base whose digits come
-        from the recurrence, a key of another shape, too much work for a loop, or digit norms
-        that float64 might not hold exactly (the NumPy paths' norms are exact integers there,
-        so both give the same floats)."""
+        where it does not apply (``_switch_plan``, or the kernel declines)."""
         if not native.available() or source.ndim < 1:
             return None
+        plan = self._switch_plan(key, int(source.shape[-1]))
+        return None if plan is None else native.switch_digits(source, plan)
+
+    def _switch_plan(self, key: KeySwitchKey, columns: int) -> native.SwitchPlan | None:
+        """How ``key`` switches ``columns`` values in the kernels, or None where they do not
+        apply: a base whose digits come from the recurrence, a key of another shape, or digit
+        norms that float64 might not hold exactly (the NumPy paths' norms are exact integers
+        there, so both give the same floats)."""
         p = self.params
         count, offset, _ = self._constant("digits", self._digit_plan)
-        columns = int(source.shape[-1])
         if (
             (p.gadget_bits > 1 and offset is None)
             or columns * count != key.matrix_t.shape[0]
             or columns * count * p.digit_bound * p.digit_bound >= _EXACT_FLOAT
         ):
             return None
-        return native.switch_digits(
-            source,
-            key.matrix_t,
-            count,
-            p.gadget_bits,
-            offset or 0,
-            float_margin(columns * count),
-            SAFETY,
-            encryption=key.kind == "encryption",
-            nibbles=self._nibbles(key, columns, count),
-        )
+
+        def plan() -> native.SwitchPlan:
+            return native.SwitchPlan(
+                key.matrix_t,
+                count,
+                p.gadget_bits,
+                offset or 0,
+                float_margin(columns * count),
+                SAFETY,
+                self._nibbles(key, columns, count),
+                key.kind == "encryption",
+            )
+
+        # kept with the key (made again if its matrix is replaced): a switch runs per step
+        return kept_with(key, "_plans", (columns, p.gadget_bits, count, offset), key.matrix_t, plan)
 
     def _nibbles(self, key: KeySwitchKey, columns: int, count: int) -> Any:
         """The key's nibble table (``native.nibble_table``, kept with the key) where the
@@ -1256,29 +1264,12 @@ class IntegerVectorScheme(Evaluator):
     ) -> tuple[Any, Any, Any] | None:
         """A product's tensor entries and their switch by one compiled kernel
         (``native.product_switch``), or None where it does not apply (as ``_switch_native``)."""
-        p = self.params
-        count, offset, _ = self._constant("digits", self._digit_plan)
         columns = int(factors[0].shape[1]) - int(public_weights.shape[0])
-        if (
-            (p.gadget_bits > 1 and offset is None)
-            or columns != key.source_columns
-            or columns * count * p.digit_bound * p.digit_bound >= _EXACT_FLOAT
-        ):
+        plan = self._switch_plan(key, columns) if columns == key.source_columns else None
+        if plan is None:
             return None
         return native.product_switch(
-            left.data,
-            right.data,
-            batch,
-            factors,
-            shift,
-            public_weights,
-            key.matrix_t,
-            count,
-            p.gadget_bits,
-            offset or 0,
-            float_margin(columns * count),
-            SAFETY,
-            self._nibbles(key, columns, count),
+            left.data, right.data, batch, factors, shift, public_weights, plan
         )
 
     def _dot_factors(self, m: int, identity: bool) -> tuple[Array, Array]:
