@@ -1496,6 +1496,7 @@ class IntegerVectorScheme(Evaluator):
         bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
         if bound >= LIMIT:
             raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
+        del value_bound  # a batch-shaped float array: not held through the switch
         found = None
         if fused:
             found = self._product_switch_native(
@@ -1515,6 +1516,7 @@ class IntegerVectorScheme(Evaluator):
             )
         if found is not None:
             data, l1, l2 = found
+            del found  # the tuple would keep l1 alive (below)
         else:
             public, tensor = formed if formed is not None else entries()  # the kernel declined
             data, l1, l2 = self._switch(tensor, switched, tensor_bound)
@@ -1522,6 +1524,7 @@ class IntegerVectorScheme(Evaluator):
             # value bound covers the public block and the switched entries together)
             data[..., 0] += public
         noise = (before_switch + l1 * p.e_bound) * SAFETY
+        del before_switch, l1  # not held through the high-probability bound
         probable = self._product_probable(left, right, mu_a, mu_b, h_abs, r, key_l1, l2, cross)
         return left.derive(
             data,
