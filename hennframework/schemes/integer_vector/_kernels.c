@@ -94,6 +94,46 @@ release(Py_buffer *views, int count)
     }
 }
 
+/* One buffer a kernel takes: its argument, size in items, access and item kind. */
+typedef struct {
+    int arg;
+    Py_ssize_t items;
+    int writable;
+    const char *name;
+    char kind;
+} Wanted;
+
+/* All the buffers of ``wanted`` into ``views``, or none (an error set) where one is wrong. */
+static int
+get_buffers(PyObject *const *args, const Wanted *wanted, int count, Py_buffer *views)
+{
+    for (int i = 0; i < count; i++) {
+        if (get_buffer(args[wanted[i].arg], &views[i], wanted[i].items, wanted[i].writable,
+                       wanted[i].name, wanted[i].kind) < 0) {
+            release(views, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether every factor index of a tensor's ``terms`` entries (two rows of ``terms``, into
+ * rows of ``left_width`` and ``right_width`` values) is in range and every second-product
+ * flag is 0 or 1. */
+static int
+factors_valid(const int64_t *li, const int64_t *ri, const int64_t *second, Py_ssize_t terms,
+              Py_ssize_t left_width, Py_ssize_t right_width)
+{
+    int bad = 0;
+    for (Py_ssize_t t = 0; t < terms; t++) {
+        bad |= li[t] < 0 || li[t] >= left_width || li[terms + t] < 0 ||
+               li[terms + t] >= left_width || ri[t] < 0 || ri[t] >= right_width ||
+               ri[terms + t] < 0 || ri[terms + t] >= right_width ||
+               (second[t] != 0 && second[t] != 1);
+    }
+    return !bad;
+}
+
 static int
 get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize_t first,
           Py_ssize_t count, long long *out, const char *name)
@@ -378,24 +418,15 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "switch_digits: unsupported digit width or count");
         return NULL;
     }
+    const Wanted wanted[5] = {
+        {0, items_of(rows, columns), 0, "source", 'q'},
+        {1, items_of(items_of(columns, count), out_columns), 0, "key", 'q'},
+        {11, items_of(rows, out_columns), 1, "out", 'q'},
+        {12, rows, 1, "l1", 'd'},
+        {13, rows, 1, "l2", 'd'},
+    };
     Py_buffer views[5];
-    if (get_int64(args[0], &views[0], items_of(rows, columns), 0, "source") < 0) {
-        return NULL;
-    }
-    if (get_int64(args[1], &views[1], items_of(items_of(columns, count), out_columns), 0, "key") < 0) {
-        release(views, 1);
-        return NULL;
-    }
-    if (get_int64(args[11], &views[2], items_of(rows, out_columns), 1, "out") < 0) {
-        release(views, 2);
-        return NULL;
-    }
-    if (get_buffer(args[12], &views[3], rows, 1, "l1", 'd') < 0) {
-        release(views, 3);
-        return NULL;
-    }
-    if (get_buffer(args[13], &views[4], rows, 1, "l2", 'd') < 0) {
-        release(views, 4);
+    if (get_buffers(args, wanted, 5, views) < 0) {
         return NULL;
     }
     Py_buffer table_view;
@@ -467,80 +498,43 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "tensor_round_div: shift must be in [1, 125]");
         return NULL;
     }
-    Py_buffer lb, rb, lib, rib, secb, outb;
-    if (get_int64(args[0], &lb, items_of(rows, lw), 0, "left") < 0) {
+    const Wanted wanted[6] = {
+        {0, items_of(rows, lw), 0, "left", 'q'},
+        {1, items_of(rows, rw), 0, "right", 'q'},
+        {6, items_of(2, terms), 0, "left_index", 'q'},
+        {7, items_of(2, terms), 0, "right_index", 'q'},
+        {8, terms, 0, "second", 'q'},
+        {10, items_of(rows, terms), 1, "out", 'q'},
+    };
+    Py_buffer views[6];
+    if (get_buffers(args, wanted, 6, views) < 0) {
         return NULL;
     }
-    if (get_int64(args[1], &rb, items_of(rows, rw), 0, "right") < 0) {
-        PyBuffer_Release(&lb);
-        return NULL;
-    }
-    if (get_int64(args[6], &lib, items_of(2, terms), 0, "left_index") < 0) {
-        PyBuffer_Release(&lb);
-        PyBuffer_Release(&rb);
-        return NULL;
-    }
-    if (get_int64(args[7], &rib, items_of(2, terms), 0, "right_index") < 0) {
-        PyBuffer_Release(&lb);
-        PyBuffer_Release(&rb);
-        PyBuffer_Release(&lib);
-        return NULL;
-    }
-    if (get_int64(args[8], &secb, terms, 0, "second") < 0) {
-        PyBuffer_Release(&lb);
-        PyBuffer_Release(&rb);
-        PyBuffer_Release(&lib);
-        PyBuffer_Release(&rib);
-        return NULL;
-    }
-    if (get_int64(args[10], &outb, items_of(rows, terms), 1, "out") < 0) {
-        PyBuffer_Release(&lb);
-        PyBuffer_Release(&rb);
-        PyBuffer_Release(&lib);
-        PyBuffer_Release(&rib);
-        PyBuffer_Release(&secb);
-        return NULL;
-    }
-    const int64_t *left = lb.buf, *right = rb.buf, *li = lib.buf, *ri = rib.buf,
-                  *second = secb.buf;
-    int64_t *out = outb.buf;
-    int bad = 0;
-    for (Py_ssize_t t = 0; t < terms; t++) {
-        if (li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw || ri[t] < 0 ||
-            ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw ||
-            (second[t] != 0 && second[t] != 1)) {
-            bad = 1;
-        }
-    }
-    if (bad) {
+    const int64_t *left = views[0].buf, *right = views[1].buf, *li = views[2].buf,
+                  *ri = views[3].buf, *second = views[4].buf;
+    int64_t *out = views[5].buf;
+    if (!factors_valid(li, ri, second, terms, lw, rw)) {
+        release(views, 6);
         PyErr_SetString(PyExc_IndexError,
                         "tensor_round_div: a factor index is out of range (or a second-product "
                         "flag not 0 or 1)");
-    } else {
-        const i128 half = (i128)1 << (shift - 1);
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t r = 0; r < rows; r++) {
-            const int64_t *a = left + r * lw, *b = right + r * rw;
-            int64_t *row_out = out + r * terms;
-            for (Py_ssize_t t = 0; t < terms; t++) {
-                i128 v = (i128)a[li[t]] * b[ri[t]];
-                if (second[t]) {
-                    v += (i128)second[t] * ((i128)a[li[terms + t]] * b[ri[terms + t]]);
-                }
-                row_out[t] = round_shift(v, half, shift);
-            }
-        }
-        Py_END_ALLOW_THREADS
-    }
-    PyBuffer_Release(&lb);
-    PyBuffer_Release(&rb);
-    PyBuffer_Release(&lib);
-    PyBuffer_Release(&rib);
-    PyBuffer_Release(&secb);
-    PyBuffer_Release(&outb);
-    if (bad) {
         return NULL;
     }
+    const i128 half = (i128)1 << (shift - 1);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const int64_t *a = left + r * lw, *b = right + r * rw;
+        int64_t *row_out = out + r * terms;
+        for (Py_ssize_t t = 0; t < terms; t++) {
+            i128 v = (i128)a[li[t]] * b[ri[t]];
+            if (second[t]) {
+                v += (i128)a[li[terms + t]] * b[ri[terms + t]];
+            }
+            row_out[t] = round_shift(v, half, shift);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(views, 6);
     Py_RETURN_NONE;
 }
 
@@ -566,25 +560,21 @@ decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "decrypt_pow2: shift must be in [1, 62]");
         return NULL;
     }
-    Py_buffer db, tb, ob;
     if (m > PY_SSIZE_T_MAX - k) {
         PyErr_SetString(PyExc_ValueError, "decrypt_pow2: sizes too large");
         return NULL;
     }
-    if (get_int64(args[0], &db, items_of(rows, m + k), 0, "data") < 0) {
+    const Wanted wanted[3] = {
+        {0, items_of(rows, m + k), 0, "data", 'q'},
+        {1, items_of(m, k), 0, "t", 'q'},
+        {6, items_of(rows, m), 1, "out", 'q'},
+    };
+    Py_buffer views[3];
+    if (get_buffers(args, wanted, 3, views) < 0) {
         return NULL;
     }
-    if (get_int64(args[1], &tb, items_of(m, k), 0, "t") < 0) {
-        PyBuffer_Release(&db);
-        return NULL;
-    }
-    if (get_int64(args[6], &ob, items_of(rows, m), 1, "out") < 0) {
-        PyBuffer_Release(&db);
-        PyBuffer_Release(&tb);
-        return NULL;
-    }
-    const uint64_t *data = db.buf, *t = tb.buf;
-    int64_t *out = ob.buf;
+    const uint64_t *data = views[0].buf, *t = views[1].buf;
+    int64_t *out = views[2].buf;
     const uint64_t half = 1ULL << (shift - 1);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < rows; r++) {
@@ -599,9 +589,7 @@ decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&db);
-    PyBuffer_Release(&tb);
-    PyBuffer_Release(&ob);
+    release(views, 3);
     Py_RETURN_NONE;
 }
 
@@ -628,16 +616,13 @@ mul_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                         "mul_round_div: divisor must be positive and factor_rows 1 or rows");
         return NULL;
     }
+    const Wanted wanted[3] = {
+        {0, items_of(rows, width), 0, "values", 'q'},
+        {1, factor_rows, 0, "factors", 'q'},
+        {6, items_of(rows, width), 1, "out", 'q'},
+    };
     Py_buffer views[3];
-    if (get_int64(args[0], &views[0], items_of(rows, width), 0, "values") < 0) {
-        return NULL;
-    }
-    if (get_int64(args[1], &views[1], factor_rows, 0, "factors") < 0) {
-        release(views, 1);
-        return NULL;
-    }
-    if (get_int64(args[6], &views[2], items_of(rows, width), 1, "out") < 0) {
-        release(views, 2);
+    if (get_buffers(args, wanted, 3, views) < 0) {
         return NULL;
     }
     const int64_t *values = views[0].buf, *factors = views[1].buf;
@@ -934,13 +919,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const Py_ssize_t switched = terms - public_terms;
     Py_buffer views[11];
-    const struct {
-        int arg;
-        Py_ssize_t items;
-        int writable;
-        const char *name;
-        char kind;
-    } wanted[10] = {
+    const Wanted wanted[10] = {
         {0, items_of(rows, lw), 0, "left", 'q'},
         {1, items_of(rows, rw), 0, "right", 'q'},
         {6, items_of(2, terms), 0, "left_index", 'q'},
@@ -952,12 +931,8 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {21, rows, 1, "l1", 'd'},
         {22, rows, 1, "l2", 'd'},
     };
-    for (int i = 0; i < 10; i++) {
-        if (get_buffer(args[wanted[i].arg], &views[i], wanted[i].items, wanted[i].writable,
-                       wanted[i].name, wanted[i].kind) < 0) {
-            release(views, i);
-            return NULL;
-        }
+    if (get_buffers(args, wanted, 10, views) < 0) {
+        return NULL;
     }
     int held = 10; /* buffers to release */
     const uint64_t *nibbles = NULL;
@@ -980,12 +955,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const uint64_t *weights = views[5].buf, *key = views[6].buf;
     uint64_t *out = views[7].buf;
     double *l1s = views[8].buf, *l2s = views[9].buf;
-    int bad = 0;
-    for (Py_ssize_t t = 0; t < terms; t++) {
-        bad |= li[t] < 0 || li[t] >= lw || li[terms + t] < 0 || li[terms + t] >= lw ||
-               ri[t] < 0 || ri[t] >= rw || ri[terms + t] < 0 || ri[terms + t] >= rw ||
-               (second[t] != 0 && second[t] != 1);
-    }
+    const int bad = !factors_valid(li, ri, second, terms, lw, rw);
     int64_t *entries = NULL;
     if (!bad && terms) {
         entries = PyMem_Malloc((size_t)(ROW_BLOCK * terms) * sizeof(int64_t));
@@ -1012,7 +982,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             for (Py_ssize_t t = 0; t < terms; t++) {
                 i128 v = (i128)a[li[t]] * c[ri[t]];
                 if (second[t]) {
-                    v += (i128)second[t] * ((i128)a[li[terms + t]] * c[ri[terms + t]]);
+                    v += (i128)a[li[terms + t]] * c[ri[terms + t]];
                 }
                 if (t < public_terms) {
                     public_part[b * public_terms + t] = round_shift(v, half, shift);
