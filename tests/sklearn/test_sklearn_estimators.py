@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import re
 import stat
 import warnings
 from collections.abc import Iterator
@@ -347,9 +348,18 @@ def test_inputs_too_large_for_the_parameter_set_give_a_clear_error(
     # the failed refit left the previous fit whole: same key, same model, same scores
     assert est.key_id_ == before[0]
     np.testing.assert_array_equal(est.decision_function(X), before[1])
-    # a prediction on inputs far larger than in training: refused, never a wrong number
-    with pytest.raises(NoiseBudgetExhaustedError, match=r"cannot be decrypted exactly.*3e\+0?7"):
+    # a prediction on inputs far larger than in training: refused, never a wrong number. This
+    # close to the edge of the range, which check refuses first depends on the weights'
+    # encryption noise (from the operating system's CSPRNG): the noise bound in about 92 % of
+    # fits, the coefficient bound in the rest (measured over 65 fits); both name the inputs
+    with pytest.raises((NoiseBudgetExhaustedError, OverflowRiskError)) as refused:
         est.predict(X * 1e7)
+    text = str(refused.value)
+    assert re.search(r"3e\+0?7", text), text
+    if refused.type is NoiseBudgetExhaustedError:
+        assert "cannot be decrypted exactly" in text
+    else:
+        assert "prediction with encrypted weights" in text
     with pytest.raises(OverflowRiskError, match=r"prediction with encrypted weights") as info:
         est.predict(X * 1e12)
     assert "batch_size" not in str(info.value)
