@@ -554,3 +554,18 @@ def test_an_unknown_setting_warns_and_keeps_them_on() -> None:
     assert done.stdout.strip() == "True"
     assert "HENN_NATIVE='fast please' is not understood" in done.stderr
     assert "HENN_NATIVE=0" in done.stderr
+
+
+def test_a_module_built_from_other_sources_is_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install not rebuilt after the kernels' arguments changed: refused with a
+    warning that says how to rebuild, and the NumPy paths run (never a call that misreads)."""
+    import types
+
+    stale = types.ModuleType("hennframework.schemes.integer_vector._kernels")
+    stale.API_VERSION = native.API_VERSION - 1  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hennframework.schemes.integer_vector._kernels", stale)
+    monkeypatch.setattr(native, "_stale", None)
+    with pytest.warns(RuntimeWarning, match=r"pip install -e \."):
+        assert native._load() is None
+    assert "built from other sources" in native.status()
+    assert native.built()  # the real module is still the one in use in this process

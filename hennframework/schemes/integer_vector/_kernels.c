@@ -1038,8 +1038,17 @@ static struct PyModuleDef module = {
     NULL, NULL,
 };
 
+/* Raised whenever a kernel's arguments change, so that a module built from older sources (an
+ * editable install not rebuilt after an update) is refused by native.py rather than called. */
+#define API_VERSION 1
+
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && PyModule_AddIntConstant(created, "API_VERSION", API_VERSION) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
 }

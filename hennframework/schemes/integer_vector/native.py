@@ -29,11 +29,33 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-_module: ModuleType | None
-try:  # by name: an extension module, not a source file the import graph could follow
-    _module = importlib.import_module("hennframework.schemes.integer_vector._kernels")
-except ImportError:  # built without a C compiler, or from a source checkout never built
-    _module = None
+#: The kernels' calling convention this module speaks (``API_VERSION`` in ``_kernels.c``).
+API_VERSION = 1
+#: Why the built module is not used, where it is out of date (None otherwise).
+_stale: str | None = None
+
+
+def _load() -> ModuleType | None:
+    """The compiled module, or None where it was not built or was built from other sources."""
+    global _stale
+    try:  # by name: an extension module, not a source file the import graph could follow
+        module = importlib.import_module("hennframework.schemes.integer_vector._kernels")
+    except ImportError:  # built without a C compiler, or from a source checkout never built
+        return None
+    found = getattr(module, "API_VERSION", None)
+    if found != API_VERSION:
+        _stale = (
+            f"built from other sources (calling convention {found}, this code expects "
+            f"{API_VERSION}): rebuild with `pip install -e .` (or reinstall); NumPy paths meanwhile"
+        )
+        warnings.warn(
+            f"hennframework's compiled kernels are {_stale}", RuntimeWarning, stacklevel=2
+        )
+        return None
+    return module
+
+
+_module = _load()
 
 #: The environment variable that turns the kernels off (``0``, ``false``, ``no`` or ``off``).
 ENVIRONMENT_VARIABLE = "HENN_NATIVE"
@@ -93,6 +115,8 @@ def available() -> bool:
 
 def status() -> str:
     """One line for ``henn info``: in use, turned off, or not built (and what that costs)."""
+    if _stale is not None:
+        return _stale
     if _module is None:
         return (
             "not built (no C compiler with 128-bit integers at install time): NumPy paths, "
