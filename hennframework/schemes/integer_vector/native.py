@@ -99,9 +99,6 @@ BIT_SWITCH_COLUMNS = 4
 #: 2.8 microseconds per vector in the same bench run; at batch 16 they are even).
 BIT_ENCRYPTION_WORK = 1 << 19
 
-#: A decryption goes through the kernel up to this many multiply-adds (rows x m x (k + 1)).
-DECRYPT_WORK = 1 << 22
-
 
 def built() -> bool:
     """Whether the compiled kernels were built for this installation."""
@@ -170,17 +167,28 @@ class SwitchPlan:
         limit = BIT_ENCRYPTION_WORK if self.encryption else BIT_SWITCH_WORK
         return rows * columns * self.count * out_columns > limit
 
-    def arguments(self) -> tuple[Any, ...]:
-        """The plan as the kernels take it (after the key and its sizes)."""
-        return (self.gadget_bits, self.count, self.offset, self.margin, self.safety)
-
-
-def _outputs(batch: tuple[int, ...], out_columns: int) -> tuple[Any, Any, Any]:
-    return (
-        np.empty((*batch, out_columns), dtype=np.int64),
-        np.empty(batch, dtype=np.float64),
-        np.empty(batch, dtype=np.float64),
-    )
+    def run(self, batch: tuple[int, ...]) -> tuple[tuple[Any, ...], tuple[Any, Any, Any]]:
+        """The arguments both switching kernels end with (the key's width, the digits, the
+        norms' constants, the outputs, the nibble table), and the outputs they fill: ``out``
+        (``(*batch, key columns)``), ``l1`` and ``l2`` (``batch``)."""
+        out_columns = int(self.matrix_t.shape[1])
+        outputs = (
+            np.empty((*batch, out_columns), dtype=np.int64),
+            np.empty(batch, dtype=np.float64),
+            np.empty(batch, dtype=np.float64),
+        )
+        arguments = (
+            out_columns,
+            self.gadget_bits,
+            self.count,
+            self.offset,
+            self.margin,
+            self.safety,
+            not batch,  # one vector: the scalars' pow, as NumPy's and Python's scalars take
+            *outputs,
+            self.nibbles,
+        )
+        return arguments, outputs
 
 
 def _switched(out: Any, l1: Any, l2: Any, batch: tuple[int, ...]) -> tuple[Any, Any, Any]:
@@ -202,25 +210,9 @@ def switch_digits(source: Any, plan: SwitchPlan) -> tuple[npt.NDArray[np.int64],
     if plan.declines(rows, columns):
         return None
     assert _module is not None
-    out_columns = int(plan.matrix_t.shape[1])
-    out, l1, l2 = _outputs(batch, out_columns)
-    gadget_bits, count, offset, margin, safety = plan.arguments()
+    arguments, (out, l1, l2) = plan.run(batch)
     _module.switch_digits(
-        np.ascontiguousarray(source),
-        np.ascontiguousarray(plan.matrix_t),
-        rows,
-        columns,
-        out_columns,
-        gadget_bits,
-        count,
-        offset,
-        margin,
-        safety,
-        not batch,
-        out,
-        l1,
-        l2,
-        plan.nibbles,
+        np.ascontiguousarray(source), np.ascontiguousarray(plan.matrix_t), rows, columns, *arguments
     )
     return _switched(out, l1, l2, batch)
 
@@ -288,10 +280,8 @@ def product_switch(
         return None
     assert _module is not None
     width_a, width_b = int(left.shape[-1]), int(right.shape[-1])
-    out_columns = int(matrix_t.shape[1])
-    out, l1, l2 = _outputs(batch, out_columns)
     left_index, right_index, used = factors
-    gadget_bits, count, offset, margin, safety = plan.arguments()
+    arguments, (out, l1, l2) = plan.run(batch)
     _module.product_switch(
         _full(left, batch, width_a),
         _full(right, batch, width_b),
@@ -306,17 +296,7 @@ def product_switch(
         int(public_weights.shape[0]),
         np.ascontiguousarray(public_weights),
         np.ascontiguousarray(matrix_t),
-        out_columns,
-        gadget_bits,
-        count,
-        offset,
-        margin,
-        safety,
-        not batch,
-        out,
-        l1,
-        l2,
-        plan.nibbles,
+        *arguments,
     )
     return _switched(out, l1, l2, batch)
 
@@ -452,8 +432,6 @@ def decrypt_pow2(
         return None
     k = int(t.shape[1])
     rows = data.size // (m + k)
-    if rows * m * (k + 1) > DECRYPT_WORK:
-        return None
     assert _module is not None
     out = np.empty((*data.shape[:-1], m), dtype=np.int64)
     _module.decrypt_pow2(np.ascontiguousarray(data), t, rows, m, k, shift, out)
