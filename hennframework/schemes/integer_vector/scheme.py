@@ -627,9 +627,10 @@ class IntegerVectorScheme(Evaluator):
         ``e_bound |c*|_2`` (the entries of E are independent and uniform on [-e_bound, e_bound]).
         Both norms are float64 arrays of the batch shape, rounded up.
 
-        A batch whose float64 digits would take more than ``small.DIGIT_SLICE_BYTES`` goes
-        through in slices of items (each item's results depend on its own digits only), so a
-        large inner product does not hold all its digits at once.
+        The compiled kernel, where it applies, holds no digits. On the NumPy paths a batch
+        whose float64 digits would take more than ``small.DIGIT_SLICE_BYTES`` goes through in
+        slices of items (each item's results depend on its own digits only), so a large inner
+        product does not hold all its digits at once.
         """
         if source.shape[-1] != key.source_columns:
             raise InputError(
@@ -643,12 +644,12 @@ class IntegerVectorScheme(Evaluator):
             )
         columns = int(source.shape[-1])
         items = math.prod(source.shape[:-1])
+        found = self._switch_native(source, key)  # holds no digits: never in slices
+        if found is not None:
+            return found
         step = max(1, small.DIGIT_SLICE_BYTES // max(1, columns * self.params.digits * 8))
         if items <= step:
             return self._switch_piece(source, key)
-        found = self._switch_native(source, key)  # no digits held: no slices needed
-        if found is not None:
-            return found
         flat = source.reshape(items, columns)
         parts = [self._switch_piece(flat[i : i + step], key) for i in range(0, items, step)]
         backend = self.backend
@@ -661,11 +662,9 @@ class IntegerVectorScheme(Evaluator):
         )
 
     def _switch_piece(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch`` of one slice: the compiled kernel where it applies, else bit digits read
-        off the bytes where b = 1 on NumPy, the general gadget digits otherwise."""
-        found = self._switch_native(source, key)
-        if found is None:
-            found = small.switch_bits(self, source, key)
+        """``_switch`` of one slice on the NumPy paths (the compiled kernel declined): bit
+        digits read off the bytes where b = 1 on NumPy, the general gadget digits otherwise."""
+        found = small.switch_bits(self, source, key)
         return found if found is not None else self._switch_digits(source, key)
 
     def _switch_native(self, source: Array, key: KeySwitchKey) -> tuple[Any, Any, Any] | None:
@@ -712,7 +711,6 @@ class IntegerVectorScheme(Evaluator):
             self.params.gadget_bits != 1
             or key.matrix_t.shape[1] != 2
             or type(key.matrix_t) is not np.ndarray
-            or not native.available()
         ):
             return None
         return kept_with(
@@ -983,11 +981,9 @@ class IntegerVectorScheme(Evaluator):
         bound = ciphertext.checked_bound(product_bound // scale + 1)
         # the compiled kernel's exact 128-bit products, or the NumPy paths (the same words)
         data = native.mul_round_div(ciphertext.data, encoded, scale)
-        if data is not None:
-            pass
-        elif product_bound < LIMIT:
+        if data is None and product_bound < LIMIT:
             data = _round_div_int(ciphertext.data * encoded, scale)  # |c p| + s/2 < 2**63
-        else:
+        elif data is None:
             # |c| < 2**62 (invariant) and |p| < 2**53 (encode): mul_wide's precondition; the
             # shapes broadcast (checked by _plain_factor)
             data = wide.mul_round_div(ciphertext.data, encoded, scale, product_bound)
@@ -1115,12 +1111,6 @@ class IntegerVectorScheme(Evaluator):
             source_bound *= count
             if source_bound >= LIMIT:
                 return None
-        # a few ciphertexts: Python integers, entry by entry; otherwise every tensor entry at
-        # once, the factors of its (up to two) products stacked on one axis. With a divisor
-        # 2**s (w and the scale powers of two) on the host and ``magnitude`` small enough, the
-        # stacked quotients come from their low words and a float64 estimate
-        # (``wide.stacked_round_div_pow2``), not from 128-bit arithmetic, and the Python
-        # integers take fewer products. Every path gives the same words.
         shift = divisor_total.bit_length() - 1
         # one slotwise product on the host with a divisor 2**s goes through the compiled
         # kernel that forms each tensor entry and switches it at once (below); otherwise the
