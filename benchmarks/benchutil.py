@@ -10,7 +10,8 @@ Every benchmark describes what it measured in ``benchmark.extra_info`` so that
   CKKS configuration, ``none (plaintext)`` for the NumPy baselines;
 * ``implementation``: ``hennframework``, ``numpy``, ``tenseal`` or ``vhe.cpp``; ``encrypted``: bool;
 * memory, where measured: ``peak_bytes`` (tracemalloc peak of one call after a first one),
-  ``kept_bytes`` (what the first call kept for later calls), ``output_bytes``, ``key_bytes``
+  ``kept_bytes`` (what the first call kept for later calls), ``output_bytes`` (a ciphertext's
+  coefficients and noise bounds), ``coefficient_bytes`` (its coefficients alone), ``key_bytes``
   (the key the operation uses);
 * ``items``/``unit``: how many ciphertexts, reviews or iterations one timed call handles, so the
   report can give the amortised time per item; after the run ``seconds_per_item`` and
@@ -197,10 +198,15 @@ class KeyCache:
 
 
 def output_bytes(result: Any) -> int:
-    """Bytes of an operation's output: a ciphertext's coefficients, a key's matrix, an array's."""
+    """Bytes of an operation's output: a ciphertext's coefficients and the noise bounds it
+    carries (``noise``, ``noise_det``, ``noise_sg``: arrays of the batch shape, part of what the
+    operation returns, not temporaries), a key's matrix, an array's."""
     data = getattr(result, "data", None)
     if data is not None and hasattr(data, "nbytes"):
-        return int(data.nbytes)
+        carried = (getattr(result, name, None) for name in ("noise", "noise_det", "noise_sg"))
+        return int(data.nbytes) + sum(
+            int(part.nbytes) for part in carried if isinstance(part, np.ndarray)
+        )
     return int(getattr(result, "nbytes", 0))
 
 
@@ -320,6 +326,7 @@ def measure_scheme_operation(
         peak_bytes=peak,
         output_bytes=output_bytes(result),
         **({} if kind == "keygen" else {"kept_bytes": kept}),
+        **({"coefficient_bytes": int(result.data.nbytes)} if hasattr(result, "data") else {}),
     )
     assert check(result)
 

@@ -931,3 +931,19 @@ def test_other_formats() -> None:
     assert fmt_ratio(270.4) == "270x" and fmt_ratio(4.49) == "4.5x" and fmt_ratio(None) == "—"
     table = markdown_table(["a", "b|c"], [[1, "x|y"]], "lr")
     assert table.splitlines() == ["| a | b\\|c |", "| --- | ---: |", "| 1 | x\\|y |"]
+
+
+def test_ciphertext_sizes_are_the_coefficients_not_the_noise_bounds(tmp_path: Path) -> None:
+    """The size table gives a ciphertext's coefficients (``coefficient_bytes``) while the
+    memory target counts the noise bounds it carries as output too (``output_bytes``); older
+    results without ``coefficient_bytes`` give their ``output_bytes``, which were only those."""
+    document = _document(sizes=(16,))
+    for bench in document["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("operation") == "encrypt" and info.get("batch") == 256:
+            info["output_bytes"] = 256 * (17 * 8 + 24)
+            if info.get("params") == "vhe":
+                info["coefficient_bytes"] = 256 * 17 * 8
+    text = build_report(load_results(_write(tmp_path / "r.json", document)))
+    assert "| `vhe` | 16 | 136 B |" in text  # coefficients: 17 words
+    assert "| `default` | 16 | 160 B |" in text  # an older result: its output_bytes

@@ -1263,7 +1263,12 @@ def _memory_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
                     row.append(fmt_bytes(theirs.extra.get("key_bytes")) if theirs else "—")
             else:
                 enc = _ours(records, "encrypt", m, params, 256)
-                out = enc.extra.get("output_bytes") if enc else None
+                # the coefficients (older results: the output, which was only those)
+                out = (
+                    enc.extra.get("coefficient_bytes", enc.extra.get("output_bytes"))
+                    if enc
+                    else None
+                )
                 per = (
                     float(out) / (enc.batch or 1) if enc and isinstance(out, int | float) else None
                 )
@@ -1281,7 +1286,9 @@ def _memory_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
             "### Key and ciphertext sizes per parameter set\n",
             "One ciphertext of an m-vector, and the key each operation uses (for the key "
             "switch: between two key sets; linear: one m x m matrix; inner product: H = I). "
-            "Ours: int64 arrays (`nbytes`). vhe.cpp: the bytes of NTL's big-integer magnitudes "
+            "Ours: int64 arrays (`nbytes`; a ciphertext's coefficients, without the three "
+            "noise-bound floats it also carries). vhe.cpp: the bytes of NTL's big-integer "
+            "magnitudes "
             "(a lower bound: each entry also has a header and a pointer).\n",
             markdown_table(
                 "params | m | ciphertext | encryption key | switch key | linear key | "
@@ -1315,9 +1322,11 @@ def _memory_section(runs: Sequence[BenchRun], plots: Mapping[str, str]) -> str:
         text += [
             "### Temporary memory per operation\n",
             "Peak bytes allocated during one call (tracemalloc, which sees NumPy's array "
-            "buffers; measured outside the timed rounds, on the second call where the suite "
-            "records *kept*), and the temporaries beyond the output as a multiple of the "
-            f"output's size (target: at most {ref.MEMORY_TARGET:g}x). *kept*: what the first "
+            "buffers and the compiled kernels' work buffers; measured outside the timed "
+            "rounds, on the second call where the suite records *kept*), and the temporaries "
+            "beyond the output as a multiple of the output's size (target: at most "
+            f"{ref.MEMORY_TARGET:g}x). A ciphertext's output is its coefficients and the "
+            "noise bounds it carries (three floats per vector). *kept*: what the first "
             "call built and kept for later calls (the digit plans a scheme keeps and the "
             "parts of a key it reads, held as long as the scheme and the key): not "
             "temporaries, and not in the peak. Batch 256 and key generation; at batch 1 fixed "

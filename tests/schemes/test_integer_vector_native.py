@@ -130,14 +130,20 @@ def test_switch_in_blocks_of_rows(digit_scheme: IntegerVectorScheme, rows: int, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(values=st.lists(coefficients, min_size=1, max_size=40), seed=st.integers(0, 2**16))
-def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int) -> None:
-    """Bit digits into two key columns: the nibble table's sums are the key rows' sums."""
+@given(
+    values=st.lists(coefficients, min_size=1, max_size=40),
+    seed=st.integers(0, 2**16),
+    out=st.sampled_from([1, 2, 3, 17]),
+)
+def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int, out: int) -> None:
+    """Bit digits into two key columns (sums kept in registers) and into other widths: the
+    nibble table's sums are the key rows' sums."""
     scheme = IntegerVectorScheme("vhe")
     count = scheme.params.digits
     source = np.resize(np.array(values, dtype=np.int64), 40).reshape(8, 5)
-    key = random_key(scheme, 5, 2, seed)
+    key = random_key(scheme, 5, out, seed)
     table = native.nibble_table(key.matrix_t, 5, count)
+    assert table.shape == (5, 16, 16, out)
     plan = native.SwitchPlan(key.matrix_t, count, 1, 0, 1.25, 1.5)
     plain = native.switch_digits(source, plan)
     tabled = native.switch_digits(source, dataclasses.replace(plan, nibbles=table))
@@ -145,25 +151,41 @@ def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int) ->
     assert same_bits(plain, tabled)
 
 
-def test_bit_switches_into_many_columns_keep_the_numpy_path_past_its_limit(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("rows", [1, 15, 16, 17, 37])
+@pytest.mark.parametrize("out", [3, 7])
+def test_bit_switches_without_a_nibble_table_go_in_blocks_of_rows(
+    monkeypatch: pytest.MonkeyPatch, rows: int, out: int
 ) -> None:
-    """Bit digits into more than a few key columns: past ``BIT_SWITCH_WORK`` the kernel
-    declines and the NumPy path (faster there) runs; into two columns it always applies."""
+    """Bit digits into a key too wide for a nibble table (past ``NIBBLE_TABLE_BYTES``): the
+    kernel switches blocks of 16 rows, a partial last block included, and gives the NumPy
+    path's words and norms."""
+    monkeypatch.setattr(native, "NIBBLE_TABLE_BYTES", 0)
     scheme = IntegerVectorScheme("vhe")
-    monkeypatch.setattr(native, "BIT_SWITCH_WORK", 10)
-    source = np.arange(-30, 30, dtype=np.int64).reshape(20, 3) * 12345
-    count = scheme.params.digits
-    wide_key = random_key(scheme, 3, 5, 1)
-    assert (
-        native.switch_digits(source, native.SwitchPlan(wide_key.matrix_t, count, 1, 0, 1.0, 1.0))
-        is None
-    )
-    narrow_key = random_key(scheme, 3, 2, 1)
-    narrow = native.SwitchPlan(narrow_key.matrix_t, count, 1, 0, 1.0, 1.0)
-    assert native.switch_digits(source, narrow) is not None
-    fast, numpy = both(lambda: scheme._switch(source, wide_key, LIMIT))
+    rng = np.random.default_rng(rows * out)
+    source = rng.integers(-LIMIT, LIMIT, (rows, 3))
+    source[::5] = rng.integers(-300, 300, (len(source[::5]), 3))  # small values: few set bits
+    source[::7, 1] = 0
+    key = random_key(scheme, 3, out, rows)
+    plan = scheme._switch_plan(key, 3)
+    assert plan is not None and plan.nibbles is None
+    fast, numpy = both(lambda: scheme._switch(source, key, LIMIT))
     assert same_bits(fast, numpy)
+
+
+def test_a_nibble_table_is_kept_for_narrow_keys_only() -> None:
+    """Bit digits: a table for two key columns whatever its size, for wider keys while it is
+    at most ``NIBBLE_TABLE_BYTES``; none for base-2**b digits."""
+    bits = IntegerVectorScheme("vhe")
+    narrow = bits._switch_plan(random_key(bits, 3, 5, 1), 3)
+    assert narrow is not None and narrow.nibbles is not None
+    columns = native.NIBBLE_TABLE_BYTES // (16 * 16 * 5 * 8) + 1
+    wide = bits._switch_plan(random_key(bits, columns, 5, 1), columns)
+    assert wide is not None and wide.nibbles is None
+    two = bits._switch_plan(random_key(bits, columns, 2, 1), columns)
+    assert two is not None and two.nibbles is not None
+    digits = IntegerVectorScheme("default")
+    based = digits._switch_plan(random_key(digits, 3, 5, 1), 3)
+    assert based is not None and based.nibbles is None
 
 
 # -- products: exact 128-bit sums of two products, rounded ---------------------------------------

@@ -225,54 +225,68 @@ switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result,
     }
 }
 
+/* Rows switched together: each key row is read once per block of rows, not once per row (a
+ * key of 256-vectors is 4 MB with base-2**8 digits and 33 MB with bits, past a core's cache),
+ * and a block's output rows (ROW_BLOCK x out_columns words) stay in the first-level cache. */
+#define ROW_BLOCK 16
+
 /*
- * ``switch_rows`` for bit digits (sign and magnitude), one row at a time: only the set bits
- * of each value add (or subtract) a key row, without testing the others.
+ * ``switch_rows`` for bit digits (sign and magnitude), ROW_BLOCK rows at a time, value position
+ * by value position: only the set bits of each value add (or subtract) a key row, without
+ * testing the others.
  */
 VECTOR_CLONES static void
 switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
                  double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
                  long long count, double margin, double safety, int scalar)
 {
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        uint64_t *row_out = result + r * out_columns;
-        memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
-        uint64_t set = 0;
+    const uint64_t valid = count < 64 ? (1ULL << count) - 1 : ~0ULL;
+    for (Py_ssize_t first = 0; first < rows; first += ROW_BLOCK) {
+        const Py_ssize_t block = rows - first < ROW_BLOCK ? rows - first : ROW_BLOCK;
+        uint64_t *block_out = result + first * out_columns;
+        memset(block_out, 0, (size_t)(block * out_columns) * sizeof(uint64_t));
+        uint64_t set[ROW_BLOCK] = {0};
         for (Py_ssize_t j = 0; j < columns; j++) {
-            int64_t v = source[r * columns + j];
             const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
-            uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-            const int negative = v < 0;
-            while (magnitude) {
-                int i = __builtin_ctzll(magnitude);
-                magnitude &= magnitude - 1;
-                if (i >= count) {
-                    break; /* |v| < 2**62 <= 2**count: not reached for valid input */
-                }
-                const uint64_t *key_row = key_rows + (size_t)i * out_columns;
-                if (negative) { /* the digit -1: subtract the key row (vectorises) */
-                    for (Py_ssize_t o = 0; o < out_columns; o++) {
-                        row_out[o] -= key_row[o];
+            /* this value position's key rows (count x out_columns words) stay in the
+             * second-level cache while the block's rows read them */
+            for (Py_ssize_t b = 0; b < block; b++) {
+                int64_t v = source[(first + b) * columns + j];
+                /* |v| < 2**62 <= 2**count for valid input: the mask changes nothing there */
+                uint64_t magnitude = (v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v) & valid;
+                uint64_t *row_out = block_out + b * out_columns;
+                set[b] += (uint64_t)__builtin_popcountll(magnitude);
+                if (v < 0) { /* the digit -1: subtract the key row (vectorises) */
+                    while (magnitude) {
+                        const uint64_t *key_row =
+                            key_rows + (size_t)__builtin_ctzll(magnitude) * out_columns;
+                        magnitude &= magnitude - 1;
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] -= key_row[o];
+                        }
                     }
                 } else {
-                    for (Py_ssize_t o = 0; o < out_columns; o++) {
-                        row_out[o] += key_row[o];
+                    while (magnitude) {
+                        const uint64_t *key_row =
+                            key_rows + (size_t)__builtin_ctzll(magnitude) * out_columns;
+                        magnitude &= magnitude - 1;
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] += key_row[o];
+                        }
                     }
                 }
-                set += 1;
             }
         }
         /* |d| = d*d = 1 for every set bit: both sums are the number of set bits */
-        l1s[r] = (double)set * margin;
-        double scaled = (double)set * margin;
-        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        for (Py_ssize_t b = 0; b < block; b++) {
+            l1s[first + b] = (double)set[b] * margin;
+            double scaled = (double)set[b] * margin;
+            l2s[first + b] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        }
     }
 }
 
-/* Base-2**b digits (b > 1), rows switched together: each key row is read once per block, not
- * once per row (a key of 256-vectors is 4 MB, past a core's cache), and a block's output rows
- * (ROW_BLOCK x out_columns words) stay in the first-level cache. */
-#define ROW_BLOCK 16
+/* Base-2**b digits (b > 1), rows switched together in blocks of ROW_BLOCK (as above). */
 
 VECTOR_CLONES static void
 switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
@@ -358,6 +372,49 @@ switch_rows_two_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t
     }
 }
 
+/*
+ * ``switch_rows_bits`` with the key's nibble table for keys of any width: ``nibbles[j][p][n]``
+ * (``out_columns`` words) is the sum of the key rows of value j's bits 4p to 4p + 3 set in n.
+ * One table row per nibble of |v| instead of one key row per set bit: the same sums modulo
+ * 2**64, in about half the additions. For narrow keys only (the table is 256 times the key's
+ * rows per value: the caller keeps it small enough to stay in cache).
+ */
+VECTOR_CLONES static void
+switch_rows_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t *result,
+                    double *l1s, double *l2s, Py_ssize_t rows, Py_ssize_t columns,
+                    Py_ssize_t out_columns, long long count, double margin, double safety,
+                    int scalar)
+{
+    const uint64_t valid = count < 64 ? (1ULL << count) - 1 : ~0ULL;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        uint64_t *row_out = result + r * out_columns;
+        memset(row_out, 0, (size_t)out_columns * sizeof(uint64_t));
+        uint64_t set = 0;
+        for (Py_ssize_t j = 0; j < columns; j++) {
+            int64_t v = source[r * columns + j];
+            /* |v| < 2**62 <= 2**count for valid input: the mask changes nothing there */
+            uint64_t magnitude = (v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v) & valid;
+            const uint64_t *table = nibbles + (size_t)j * 16 * 16 * out_columns;
+            set += (uint64_t)__builtin_popcountll(magnitude);
+            for (; magnitude; magnitude >>= 4, table += 16 * out_columns) {
+                const uint64_t *entry = table + (magnitude & 15) * out_columns;
+                if (v < 0) {
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] -= entry[o];
+                    }
+                } else {
+                    for (Py_ssize_t o = 0; o < out_columns; o++) {
+                        row_out[o] += entry[o];
+                    }
+                }
+            }
+        }
+        l1s[r] = (double)set * margin;
+        double scaled = (double)set * margin;
+        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+    }
+}
+
 /* The switch of ``rows`` rows by whichever loop suits the key's width and the digits. */
 static void
 switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibbles,
@@ -368,6 +425,9 @@ switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibble
     if (nibbles != NULL && out_columns == 2 && bits == 1) {
         switch_rows_two_nibbles(source, nibbles, result, l1s, l2s, rows, columns, count, margin,
                                 safety, scalar);
+    } else if (nibbles != NULL && bits == 1) {
+        switch_rows_nibbles(source, nibbles, result, l1s, l2s, rows, columns, out_columns, count,
+                            margin, safety, scalar);
     } else if (out_columns == 2) {
         switch_rows_two(source, matrix, result, l1s, l2s, rows, columns, bits, count, offset,
                         margin, safety, scalar);
@@ -395,7 +455,7 @@ switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibble
  * digit_bits = b > 1: d = ((v + H) >> (b i)) & (2**b - 1)) - 2**(b - 1), v + H in uint64
  * (``offset`` = H, taken modulo 2**64).
  * Digits that are zero are skipped: they add nothing to any of the three. ``nibbles``: None,
- * or for bit digits into two key columns the key's nibble table (``switch_rows_two_nibbles``).
+ * or for bit digits the key's nibble table (``switch_rows_two_nibbles``, ``switch_rows_nibbles``).
  */
 static PyObject *
 switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -432,13 +492,13 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer table_view;
     const uint64_t *nibbles = NULL;
     if (args[14] != Py_None) {
-        if (out_columns != 2 || bits != 1) {
+        if (bits != 1) {
             release(views, 5);
-            PyErr_SetString(PyExc_ValueError,
-                            "switch_digits: a nibble table is for bit digits into two columns");
+            PyErr_SetString(PyExc_ValueError, "switch_digits: a nibble table is for bit digits");
             return NULL;
         }
-        if (get_int64(args[14], &table_view, items_of(columns, 16 * 16 * 2), 0, "nibbles") < 0) {
+        if (get_int64(args[14], &table_view, items_of(items_of(columns, 16 * 16), out_columns), 0,
+                      "nibbles") < 0) {
             release(views, 5);
             return NULL;
         }
@@ -937,13 +997,13 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int held = 10; /* buffers to release */
     const uint64_t *nibbles = NULL;
     if (args[23] != Py_None) {
-        if (out_columns != 2 || bits != 1) {
+        if (bits != 1) {
             release(views, held);
-            PyErr_SetString(PyExc_ValueError,
-                            "product_switch: a nibble table is for bit digits into two columns");
+            PyErr_SetString(PyExc_ValueError, "product_switch: a nibble table is for bit digits");
             return NULL;
         }
-        if (get_int64(args[23], &views[10], items_of(switched, 16 * 16 * 2), 0, "nibbles") < 0) {
+        if (get_int64(args[23], &views[10], items_of(items_of(switched, 16 * 16), out_columns), 0,
+                      "nibbles") < 0) {
             release(views, held);
             return NULL;
         }

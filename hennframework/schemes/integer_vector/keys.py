@@ -338,14 +338,21 @@ def build_switch_matrix(
         raise InputError("target key rows must match the source key rows")
     digits = params.digits
     powers = gadget_powers(params)
-    expanded = (source_key.astype(I64).view(U64)[:, :, None] * powers[None, None, :]).reshape(
-        rows, source_cols * digits
+    width = source_cols * digits
+    # built in place in the result (uint64 arithmetic wraps modulo 2**64 on purpose), so a key
+    # takes about twice its size while it is made, not six times
+    matrix = np.empty((rows + params.k, width), dtype=U64)
+    top = matrix[:rows]
+    np.multiply(
+        source_key.astype(I64, copy=False).view(U64)[:, :, None],
+        powers[None, None, :],
+        out=top.reshape(rows, source_cols, digits),
     )
-    a_matrix = rng.integers(-params.a_bound, params.a_bound, (params.k, source_cols * digits))
-    e_matrix = rng.integers(-params.e_bound, params.e_bound, (rows, source_cols * digits))
-    t_a = (target_t.astype(I64) @ a_matrix).view(U64)  # small: exact in int64
-    top = expanded + e_matrix.view(U64) - t_a  # wraps modulo 2**64 on purpose
-    return np.concatenate([top.view(I64), a_matrix], axis=0)
+    a_matrix = rng.integers(-params.a_bound, params.a_bound, (params.k, width))
+    matrix[rows:] = a_matrix.view(U64)
+    top += rng.integers(-params.e_bound, params.e_bound, (rows, width)).view(U64)
+    top -= (target_t.astype(I64, copy=False) @ a_matrix).view(U64)  # small: exact in int64
+    return matrix.view(I64)
 
 
 def product_key_matrix(t_matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -390,8 +397,8 @@ def dot_key_matrix(
     # every partial sum of T^T H T is below m**2 |H| |T|**2: int64 is exact where that is
     # below 2**62 (the usual case), Python integers otherwise
     exact_type: Any = I64 if m * m * largest_h * largest_t**2 < 1 << 62 else object
-    t = t_matrix.astype(exact_type)
-    h = weight.astype(exact_type)
+    t = t_matrix.astype(exact_type, copy=False)
+    h = weight.astype(exact_type, copy=False)
     h_t = h @ t  # m x k
     t_h = t.T @ h  # k x m
     t_h_t = t_h @ t  # k x k

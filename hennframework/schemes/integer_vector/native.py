@@ -82,22 +82,14 @@ def _wanted() -> bool:
 
 _enabled = _module is not None and _wanted()
 
-#: With bit digits (``gadget_bits = 1``) into more than ``BIT_SWITCH_COLUMNS`` key columns
-#: (an encryption or a switch of m-vectors), the NumPy path (a byte table of signed bits and
-#: float64 GEMMs, BLAS) is as fast or faster past this many multiply-adds (rows x digits x key
-#: columns; measured on a 2-core AMD EPYC with AVX-512, ``vhe`` set: the kernel 1.1x to 2.3x
-#: faster at m = 16 and batch 256 (4.3 million) across runs, 0.6x to 1.2x at m = 64 (67
-#: million)). Into a few columns (an inner product's, a product's of scalars) the kernel is
-#: the faster at every size (2.9x at m = 64, batch 256); with base-2**b digits (b > 1) it is
-#: at least as fast at every size measured (m up to 256, batch up to 256) and holds no
-#: digits, so it always runs.
-BIT_SWITCH_WORK = 1 << 23
-BIT_SWITCH_COLUMNS = 4
-#: An encryption key with bit digits is the gadget identity plus small entries, which the
-#: NumPy path turns into ``c + R c*`` with a single exact float64 GEMM (no limbs): past this
-#: many multiply-adds that beats the kernel (``vhe`` set, m = 16, batch 256: 2.0 against
-#: 2.8 microseconds per vector in the same bench run; at batch 16 they are even).
-BIT_ENCRYPTION_WORK = 1 << 19
+#: The kernels run every key switch on the host, bit digits included. A key of bit digits into
+#: more than two columns gets a nibble table (``nibble_table``: 256 times the key's size, kept
+#: with it) up to this size, small enough to stay in a core's second-level cache; wider keys go
+#: through the rows in blocks (``switch_rows_bits``). Both hold no digits, where the NumPy path
+#: (float64 GEMMs of a byte table's signed bits) holds about 60 times the output; that path is
+#: the faster only for encryptions with bit digits at large m (``vhe`` set, batch 256: 1.2x at
+#: m = 64 and 1.7x at m = 256 on a 2-core AMD EPYC with AVX-512).
+NIBBLE_TABLE_BYTES = 1 << 20
 
 
 def built() -> bool:
@@ -146,7 +138,7 @@ class SwitchPlan:
     the digits (``count`` of ``gadget_bits`` bits per value; ``offset`` is
     ``IntegerVectorScheme.decompose``'s H, unused for bits), the float constants of the norms
     (``l1 = (sum |d|) margin``, ``l2 = ((sum d**2) margin) ** 0.5 safety``), the key's nibble
-    table where it has one (``nibble_table``), and whether it is an encryption key."""
+    table where it has one (``nibble_table``)."""
 
     matrix_t: Any
     count: int
@@ -155,17 +147,6 @@ class SwitchPlan:
     margin: float
     safety: float
     nibbles: Any = None
-    encryption: bool = False
-
-    def declines(self, rows: int, columns: int) -> bool:
-        """Whether the NumPy path is the faster for ``rows`` rows of ``columns`` values: bit
-        digits into more than ``BIT_SWITCH_COLUMNS`` key columns past ``BIT_SWITCH_WORK``
-        multiply-adds (``BIT_ENCRYPTION_WORK`` for an encryption key)."""
-        out_columns = int(self.matrix_t.shape[1])
-        if self.gadget_bits != 1 or out_columns <= BIT_SWITCH_COLUMNS:
-            return False
-        limit = BIT_ENCRYPTION_WORK if self.encryption else BIT_SWITCH_WORK
-        return rows * columns * self.count * out_columns > limit
 
     def run(self, batch: tuple[int, ...]) -> tuple[tuple[Any, ...], tuple[Any, Any, Any]]:
         """The arguments both switching kernels end with (the key's width, the digits, the
@@ -200,15 +181,12 @@ def switch_digits(source: Any, plan: SwitchPlan) -> tuple[npt.NDArray[np.int64],
     """``(c* M mod 2**64, l1, l2)`` for the rows of ``source`` (``(*batch, columns)``): arrays
     of the batch shape (NumPy float64 scalars for one vector, whose ``** 0.5`` is the C
     library's pow as for NumPy's and Python's scalars); or None where the kernels do not apply
-    (off, not host int64 arrays, or ``plan.declines``). The caller keeps both digit sums
-    below 2**53."""
+    (off, or not host int64 arrays). The caller keeps both digit sums below 2**53."""
     if not _enabled or not _host_int64(source) or not _host_int64(plan.matrix_t):
         return None
     batch = source.shape[:-1]
     columns = int(source.shape[-1])
     rows = source.size // columns if columns else 0
-    if plan.declines(rows, columns):
-        return None
     assert _module is not None
     arguments, (out, l1, l2) = plan.run(batch)
     _module.switch_digits(
@@ -276,7 +254,7 @@ def product_switch(
     terms = int(factors[0].shape[1])
     switched = terms - int(public_weights.shape[0])
     rows = math.prod(batch)
-    if switched < 1 or matrix_t.shape[0] != switched * plan.count or plan.declines(rows, switched):
+    if switched < 1 or matrix_t.shape[0] != switched * plan.count:
         return None
     assert _module is not None
     width_a, width_b = int(left.shape[-1]), int(right.shape[-1])
@@ -302,16 +280,18 @@ def product_switch(
 
 
 def nibble_table(matrix_t: Any, columns: int, count: int) -> npt.NDArray[np.int64]:
-    """The nibble table of a key of bit digits into two columns (``columns * count`` rows):
-    entry ``[j, p, n]`` is the sum, modulo 2**64, of the key rows of value j's bits ``4p`` to
+    """The nibble table of a key of bit digits (``columns * count`` rows of W words): entry
+    ``[j, p, n]`` (W words) is the sum, modulo 2**64, of the key rows of value j's bits ``4p`` to
     ``4p + 3`` set in ``n``; bits at or past ``count`` have no rows (0). ``switch_digits`` and
-    ``product_switch`` take it for such keys (``columns x 4`` KiB, made once per key)."""
-    rows = np.zeros((columns, 64, 2), dtype=np.uint64)
+    ``product_switch`` take it (``columns x 2 W`` KiB, made once per key): into two key columns
+    always, into wider ones while it is at most ``NIBBLE_TABLE_BYTES``."""
+    width = int(matrix_t.shape[1])
+    rows = np.zeros((columns, 64, width), dtype=np.uint64)
     rows[:, :count] = (
-        np.asarray(matrix_t, dtype=np.int64).reshape(columns, count, 2).view(np.uint64)
+        np.asarray(matrix_t, dtype=np.int64).reshape(columns, count, width).view(np.uint64)
     )
-    by_nibble = rows.reshape(columns, 16, 4, 2)
-    table = np.zeros((columns, 16, 16, 2), dtype=np.uint64)
+    by_nibble = rows.reshape(columns, 16, 4, width)
+    table = np.zeros((columns, 16, 16, width), dtype=np.uint64)
     for value in range(16):
         for bit in range(4):
             if value >> bit & 1:

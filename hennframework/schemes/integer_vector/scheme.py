@@ -226,9 +226,16 @@ class IntegerVectorScheme(Evaluator):
     ) -> KeySwitchKey:
         """Owner: the evaluation key for x^T H y of two m-vectors (H = identity by default)."""
         secret: SecretKey = keys.secret
-        h = _integer_matrix(np.eye(dim, dtype=np.int64) if weight is None else weight, "H")
+        # H = I: the identity and its label are kept by m (as ``dot`` reads them), not made
+        # and hashed again for every key
+        h = small.identity(dim) if weight is None else _integer_matrix(weight, "H")
         if h.shape != (dim, dim):
             raise InputError(f"H must be {dim} x {dim}, got {h.shape}")
+        label = (
+            self._constant(f"identity-facts:{dim}", lambda: small.matrix_facts(self, h))[0]
+            if weight is None
+            else matrix_digest(h)
+        )
         source = dot_key_matrix(secret.t_for(dim), h)
         matrix = build_switch_matrix(source, secret.t_for(1), self.params, self._rng(keys))
         key = to_backend_key(
@@ -239,7 +246,7 @@ class IntegerVectorScheme(Evaluator):
             1,
             secret.key_id,
             secret.key_id,
-            label=matrix_digest(h),
+            label=label,
         )
         keys.public.evaluation.keys[f"dot:{dim}:{key.label}"] = key
         return key
@@ -662,14 +669,14 @@ class IntegerVectorScheme(Evaluator):
         )
 
     def _switch_piece(self, source: Array, key: KeySwitchKey) -> tuple[Array, Array, Array]:
-        """``_switch`` of one slice on the NumPy paths (the compiled kernel declined): bit
-        digits read off the bytes where b = 1 on NumPy, the general gadget digits otherwise."""
+        """``_switch`` of one slice on the NumPy paths (where the compiled kernels do not run):
+        bit digits read off the bytes where b = 1 on NumPy, the general gadget digits otherwise."""
         found = small.switch_bits(self, source, key)
         return found if found is not None else self._switch_digits(source, key)
 
     def _switch_native(self, source: Array, key: KeySwitchKey) -> tuple[Any, Any, Any] | None:
         """``_switch`` of one slice by the compiled kernel (``native.switch_digits``), or None
-        where it does not apply (``_switch_plan``, or the kernel declines)."""
+        where it does not apply (``_switch_plan``, or the kernels are off)."""
         if not native.available() or source.ndim < 1:
             return None
         plan = self._switch_plan(key, int(source.shape[-1]))
@@ -698,7 +705,6 @@ class IntegerVectorScheme(Evaluator):
                 float_margin(columns * count),
                 SAFETY,
                 self._nibbles(key, columns, count),
-                key.kind == "encryption",
             )
 
         # kept with the key (made again if its matrix is replaced): a switch runs per step
@@ -706,11 +712,13 @@ class IntegerVectorScheme(Evaluator):
 
     def _nibbles(self, key: KeySwitchKey, columns: int, count: int) -> Any:
         """The key's nibble table (``native.nibble_table``, kept with the key) where the
-        kernels take one: bit digits into two key columns on the host; else None."""
+        kernels take one: bit digits on the host, into two key columns or a table of at most
+        ``native.NIBBLE_TABLE_BYTES``; else None."""
+        width = int(key.matrix_t.shape[1])
         if (
             self.params.gadget_bits != 1
-            or key.matrix_t.shape[1] != 2
             or type(key.matrix_t) is not np.ndarray
+            or (width != 2 and columns * 16 * 16 * width * 8 > native.NIBBLE_TABLE_BYTES)
         ):
             return None
         return kept_with(
