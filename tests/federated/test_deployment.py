@@ -101,7 +101,14 @@ def test_two_parties_as_separate_processes(
         f'address = "127.0.0.1:{link}"\ninsecure = true\n',
         encoding="utf-8",
     )
-    env = {**os.environ, "FLWR_HOME": str(home)}
+    # the SuperLink starts Flower's helpers (flower-superexec) by name: find them next to this
+    # Python, as in an activated environment, also when the tests run through its full path
+    tools = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "FLWR_HOME": str(home),
+        "PATH": os.pathsep.join([tools, os.environ.get("PATH", "")]),
+    }
 
     def start(args: list[str], log: str) -> None:
         with open(tmp_path / log, "wb") as out:
