@@ -87,8 +87,9 @@ _enabled = _module is not None and _wanted()
 #: with it) up to this size, small enough to stay in a core's second-level cache; wider keys go
 #: through the rows in blocks (``switch_rows_bits``). Both hold no digits, where the NumPy path
 #: (float64 GEMMs of a byte table's signed bits) holds about 60 times the output; that path is
-#: the faster only for encryptions with bit digits at large m (``vhe`` set, batch 256: 1.2x at
-#: m = 64 and 1.7x at m = 256 on a 2-core AMD EPYC with AVX-512).
+#: the faster only at large m and batch 256 (``vhe`` set on a 2-core AMD EPYC with AVX-512:
+#: encryptions 1.3x at m = 64 and 1.8x at m = 256, key switches 1.1x at m = 256;
+#: ``benchmarks/kernels_compare.py``).
 NIBBLE_TABLE_BYTES = 1 << 20
 
 
