@@ -1,7 +1,7 @@
 """Where the time of an encrypted training step goes, next to TenSEAL's own product time.
 
-Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|ops|reference] ...`` (one
-process; SEAL is single-threaded). Prints one JSON line per measurement:
+Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|sentiment|ops|reference] ...``
+(one process; SEAL is single-threaded). Prints one JSON line per measurement:
 
 * ``reference``: TenSEAL's ``CKKSVector`` product (multiply + relinearise + rescale) at
   N = 16384, coefficient moduli [60, 40, 40, 40, 40, 60], scale 2**40: the yardstick the XOR
@@ -10,7 +10,12 @@ process; SEAL is single-threaded). Prints one JSON line per measurement:
   a parameter set, the costs a step at that ring size is made of;
 * ``xor [--params SET] [--iterations N] [--level auto|top] [--margin M] [--seed S]``: milliseconds per
   iteration of the encrypted XOR network (3-4-1, cubic Taylor sigmoid, learning rate 0.5),
-  owner refreshes included, and the number of SEAL operations of one step by kind and level.
+  owner refreshes included, and the number of SEAL operations of one step by kind and level;
+* ``sentiment [--batch-size B] [--steps S]``: seconds per step of the bag-of-words network on
+  rt-polarity (8 hidden units, lsq3, rate 0.025) with the model's rotation keys (steps 1, 8,
+  128 and 1024, as ``henn keygen --for sentiment`` makes them), the owner refreshing to the
+  levels a step uses, and where a step's time goes: the SEAL operations by kind (count and
+  seconds) and the plaintext encodings (the linear maps' diagonals).
 
 Medians after a warm-up; numbers depend on the machine and its load.
 """
@@ -78,15 +83,16 @@ def ops(name: str, repeat: int) -> list[dict[str, Any]]:
 
 
 class _Counting:
-    """Wraps SEAL's evaluator: counts and times each operation by (name, level)."""
+    """Wraps a SEAL object (the evaluator, the encoder): counts and times each call by (name,
+    level of its first argument, -1 for none)."""
 
-    def __init__(self, evaluator: Any) -> None:
-        self.evaluator = evaluator
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
         self.counts: collections.Counter[tuple[str, int]] = collections.Counter()
         self.seconds: collections.Counter[str] = collections.Counter()
 
     def __getattr__(self, name: str) -> Any:
-        function = getattr(self.evaluator, name)
+        function = getattr(self.wrapped, name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -122,7 +128,7 @@ def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) ->
     try:
         encrypted.fit(X, Y, epochs=1, learning_rate=0.5, refresh=refresher)
     finally:
-        ctx.evaluator = counting.evaluator
+        ctx.evaluator = counting.wrapped
     calls, owner_seconds = refresher.calls, refresher.seconds
     started = time.perf_counter()
     history = encrypted.fit(X, Y, epochs=iterations, learning_rate=0.5, refresh=refresher)
@@ -150,9 +156,52 @@ def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) ->
     }
 
 
+def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
+    """Seconds per sentiment step and the SEAL operations and encodings of the last one."""
+    from hennframework.demos.sentiment import SentimentSettings, prepare
+    from hennframework.nn import OwnerRefresher, Sequential
+
+    from hennframework_ckks import CKKSScheme
+
+    scheme = CKKSScheme("n16384")
+    keys = scheme.keygen(rotations=[1, 8, 128, 1024])
+    data = prepare(SentimentSettings(batch_size=batch_size))
+    model = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
+    encrypted = model.encrypt(keys, scheme)
+    refresher = OwnerRefresher(scheme, keys)
+    encrypted.fit(data.train[:2], learning_rate=0.025, refresh=refresher)  # warm-up, refreshes
+    ctx = keys.public.context
+    seconds = []
+    counting, encoder = _Counting(ctx.evaluator), _Counting(ctx.encoder)
+    for batch in data.train[2 : 2 + steps]:
+        counting = _Counting(ctx.evaluator)
+        encoder = _Counting(ctx.encoder)
+        ctx.evaluator, ctx.encoder = counting, encoder
+        try:
+            started = time.perf_counter()
+            encrypted.fit([batch], learning_rate=0.025, refresh=refresher)
+            seconds.append(time.perf_counter() - started)
+        finally:
+            ctx.evaluator, ctx.encoder = counting.wrapped, encoder.wrapped
+    by_kind: collections.Counter[str] = collections.Counter()
+    for (name, _), count in counting.counts.items():
+        by_kind[name] += count
+    return {
+        "what": "sentiment step",
+        "params": "n16384",
+        "batch_size": batch_size,
+        "seconds_per_step": sorted(seconds)[len(seconds) // 2],
+        "reviews_per_second": batch_size / sorted(seconds)[len(seconds) // 2],
+        "ops_per_step": dict(by_kind),
+        "seal_seconds_per_step": {k: round(v, 3) for k, v in counting.seconds.items()},
+        "encodings_per_step": sum(encoder.counts.values()),
+        "encoding_seconds_per_step": round(sum(encoder.seconds.values()), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("xor", "ops", "reference"))
+    parser.add_argument("what", choices=("xor", "sentiment", "ops", "reference"))
     parser.add_argument("sets", nargs="*", default=["n8192", "n16384"])
     parser.add_argument("--params", default="n16384")
     parser.add_argument("--iterations", type=int, default=5)
@@ -160,6 +209,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margin", type=int, default=1, help="levels above what a step used")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256, help="sentiment: reviews a step")
+    parser.add_argument("--steps", type=int, default=3, help="sentiment: steps timed")
     args = parser.parse_args()
     if args.what == "reference":
         print(json.dumps(reference(args.repeat)))
@@ -167,6 +218,8 @@ def main() -> None:
         for name in args.sets:
             for row in ops(name, args.repeat):
                 print(json.dumps(row))
+    elif args.what == "sentiment":
+        print(json.dumps(sentiment(args.batch_size, args.steps)))
     else:
         print(json.dumps(xor(args.params, args.iterations, args.level, args.seed, args.margin)))
 
