@@ -1098,9 +1098,10 @@ static struct PyModuleDef module = {
     NULL, NULL,
 };
 
-/* Raised whenever a kernel's arguments change, so that a module built from older sources (an
- * editable install not rebuilt after an update) is refused by native.py rather than called. */
-#define API_VERSION 1
+/* Raised whenever the arguments a kernel accepts change (2: nibble tables for keys of any
+ * width), so that a module built from older sources (an editable install not rebuilt after an
+ * update) is refused by native.py rather than called. */
+#define API_VERSION 2
 
 PyMODINIT_FUNC
 PyInit__kernels(void)

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 #: The kernels' calling convention this module speaks (``API_VERSION`` in ``_kernels.c``).
-API_VERSION = 1
+API_VERSION = 2
 #: Why the built module is not used, where it is out of date (None otherwise).
 _stale: str | None = None
 
