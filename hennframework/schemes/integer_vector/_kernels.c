@@ -376,8 +376,8 @@ switch_rows_two_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t
  * ``switch_rows_bits`` with the key's nibble table for keys of any width: ``nibbles[j][p][n]``
  * (``out_columns`` words) is the sum of the key rows of value j's bits 4p to 4p + 3 set in n.
  * One table row per nibble of |v| instead of one key row per set bit: the same sums modulo
- * 2**64, in about half the additions. For narrow keys only (the table is 256 times the key's
- * rows per value: the caller keeps it small enough to stay in cache).
+ * 2**64, in about half the additions. For narrow keys only (256 table rows per value against
+ * its 62 key rows: the caller keeps the table small enough to stay in cache).
  */
 VECTOR_CLONES static void
 switch_rows_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t *result,
