@@ -151,14 +151,15 @@ def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int, ou
     assert same_bits(plain, tabled)
 
 
-@pytest.mark.parametrize("rows", [1, 15, 16, 17, 37])
+@pytest.mark.parametrize("rows", [1, 15, 23, 24, 37, 63, 64, 65, 88, 130])
 @pytest.mark.parametrize("out", [3, 7])
 def test_bit_switches_without_a_nibble_table_go_in_blocks_of_rows(
     monkeypatch: pytest.MonkeyPatch, rows: int, out: int
 ) -> None:
-    """Bit digits into a key too wide for a nibble table (past ``NIBBLE_TABLE_BYTES``): the
-    kernel switches blocks of 16 rows, a partial last block included, and gives the NumPy
-    path's words and norms."""
+    """Bit digits into a key too wide for a kept nibble table (past ``NIBBLE_TABLE_BYTES``): the
+    kernel switches blocks of 64 rows with tables made on the spot, and blocks of fewer than
+    24 rows (a small batch, a last block of 1 to 23) one set bit at a time; both give the
+    NumPy path's words and norms."""
     monkeypatch.setattr(native, "NIBBLE_TABLE_BYTES", 0)
     scheme = IntegerVectorScheme("vhe")
     rng = np.random.default_rng(rows * out)
@@ -437,9 +438,7 @@ def test_kernels_check_their_buffers() -> None:
 
 
 # -- whole operations and training steps, with the kernels and without ---------------------------
-@pytest.fixture(scope="module", params=["default", "vhe", "seed"])
-def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, Any, Any]:
-    scheme = IntegerVectorScheme(request.param)
+def _operation_keys(scheme: IntegerVectorScheme) -> tuple[IntegerVectorScheme, Any, Any]:
     keys = scheme.keygen(seed=5, max_dim=4, dims=(1, 3, 4), products=(1, 3))
     scheme.add_dot_key(keys, 3)
     scheme.add_dot_key(keys, 3, np.array([[1, -2, 0], [0, 1, 3], [2, 0, -1]]))
@@ -448,11 +447,34 @@ def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme
     return scheme, keys, other
 
 
-@pytest.mark.parametrize("batch", [(), (1,), (7,), (3, 5), (37,)])
+@pytest.fixture(scope="module", params=["default", "vhe", "seed"])
+def scheme_and_keys(request: pytest.FixtureRequest) -> tuple[IntegerVectorScheme, Any, Any]:
+    return _operation_keys(IntegerVectorScheme(request.param))
+
+
+@pytest.mark.parametrize(
+    ("batch", "tables"),
+    [((), True), ((1,), True), ((7,), True), ((3, 5), True), ((37,), True), ((70,), False)],
+)
 def test_operations_give_the_same_ciphertexts(
-    scheme_and_keys: tuple[IntegerVectorScheme, Any, Any], batch: tuple[int, ...]
+    scheme_and_keys: tuple[IntegerVectorScheme, Any, Any],
+    batch: tuple[int, ...],
+    tables: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Every operation, kernels on and off. Without kept nibble tables (``tables`` False: keys
+    as wide as a large m's), bit-digit switches and products go through the blocks of rows:
+    tables made on the spot for a full block of 64, one set bit at a time for the last 6 and
+    for the products' blocks of 16."""
     scheme, keys, other = scheme_and_keys
+    if not tables:
+        monkeypatch.setattr(native, "NIBBLE_TABLE_BYTES", 0)
+        # new keys: the fixture's keep the switch plans (and tables) earlier tests made
+        scheme, keys, other = _operation_keys(IntegerVectorScheme(scheme.params.name))
+        if scheme.params.gadget_bits == 1:
+            key = keys.public.encryption[3]
+            plan = scheme._switch_plan(key, key.source_columns)
+            assert plan is not None and plan.nibbles is None
     rng = np.random.default_rng(len(batch))
     x = rng.integers(-50, 50, (*batch, 3))
     y = rng.integers(-50, 50, (*batch, 3))

@@ -230,48 +230,101 @@ switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result,
  * and a block's output rows (ROW_BLOCK x out_columns words) stay in the first-level cache. */
 #define ROW_BLOCK 16
 
+/* Rows per block of ``switch_rows_bits``: each nibble's table (16 sums of 4 key rows, built
+ * with 11 row additions) then serves this many rows, one addition each, where adding the set
+ * bits' rows one by one takes 2 on average. Blocks of fewer than BIT_TABLE_ROWS rows (a small
+ * batch, the last block) add the set bits' rows directly: there the tables cost more than
+ * they save. */
+#define BIT_ROW_BLOCK 64
+#define BIT_TABLE_ROWS 24
+
 /*
- * ``switch_rows`` for bit digits (sign and magnitude), ROW_BLOCK rows at a time, value position
- * by value position: only the set bits of each value add (or subtract) a key row, without
- * testing the others.
+ * ``switch_rows`` for bit digits (sign and magnitude) into keys too wide for a kept nibble
+ * table: BIT_ROW_BLOCK rows at a time, value position by value position (its key rows stay in
+ * cache while the block reads them), and for each of its nibble positions that some row uses,
+ * a table of the 16 sums of those 4 key rows, built on the spot and used by every row of the
+ * block (one addition or subtraction of a table row per nibble of |v|); smaller blocks add the
+ * set bits' key rows one by one. The sums are those of the set bits' key rows, modulo 2**64.
  */
 VECTOR_CLONES static void
 switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result, double *l1s,
                  double *l2s, Py_ssize_t rows, Py_ssize_t columns, Py_ssize_t out_columns,
-                 long long count, double margin, double safety, int scalar)
+                 long long count, double margin, double safety, int scalar, uint64_t *table)
 {
     const uint64_t valid = count < 64 ? (1ULL << count) - 1 : ~0ULL;
-    for (Py_ssize_t first = 0; first < rows; first += ROW_BLOCK) {
-        const Py_ssize_t block = rows - first < ROW_BLOCK ? rows - first : ROW_BLOCK;
+    for (Py_ssize_t first = 0; first < rows; first += BIT_ROW_BLOCK) {
+        const Py_ssize_t block = rows - first < BIT_ROW_BLOCK ? rows - first : BIT_ROW_BLOCK;
         uint64_t *block_out = result + first * out_columns;
         memset(block_out, 0, (size_t)(block * out_columns) * sizeof(uint64_t));
-        uint64_t set[ROW_BLOCK] = {0};
+        uint64_t set[BIT_ROW_BLOCK] = {0};
+        uint64_t magnitude[BIT_ROW_BLOCK];
         for (Py_ssize_t j = 0; j < columns; j++) {
             const uint64_t *key_rows = matrix + (size_t)j * count * out_columns;
-            /* this value position's key rows (count x out_columns words) stay in the
-             * second-level cache while the block's rows read them */
+            uint64_t any = 0;
             for (Py_ssize_t b = 0; b < block; b++) {
                 int64_t v = source[(first + b) * columns + j];
                 /* |v| < 2**62 <= 2**count for valid input: the mask changes nothing there */
-                uint64_t magnitude = (v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v) & valid;
-                uint64_t *row_out = block_out + b * out_columns;
-                set[b] += (uint64_t)__builtin_popcountll(magnitude);
-                if (v < 0) { /* the digit -1: subtract the key row (vectorises) */
-                    while (magnitude) {
+                magnitude[b] = (v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v) & valid;
+                set[b] += (uint64_t)__builtin_popcountll(magnitude[b]);
+                any |= magnitude[b];
+            }
+            if (block < BIT_TABLE_ROWS) {
+                for (Py_ssize_t b = 0; b < block; b++) {
+                    uint64_t bits_left = magnitude[b];
+                    uint64_t *row_out = block_out + b * out_columns;
+                    const int negative = source[(first + b) * columns + j] < 0;
+                    while (bits_left) {
                         const uint64_t *key_row =
-                            key_rows + (size_t)__builtin_ctzll(magnitude) * out_columns;
-                        magnitude &= magnitude - 1;
-                        for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] -= key_row[o];
+                            key_rows + (size_t)__builtin_ctzll(bits_left) * out_columns;
+                        bits_left &= bits_left - 1;
+                        if (negative) { /* the digit -1: subtract the key row (vectorises) */
+                            for (Py_ssize_t o = 0; o < out_columns; o++) {
+                                row_out[o] -= key_row[o];
+                            }
+                        } else {
+                            for (Py_ssize_t o = 0; o < out_columns; o++) {
+                                row_out[o] += key_row[o];
+                            }
                         }
                     }
-                } else {
-                    while (magnitude) {
-                        const uint64_t *key_row =
-                            key_rows + (size_t)__builtin_ctzll(magnitude) * out_columns;
-                        magnitude &= magnitude - 1;
+                }
+                continue;
+            }
+            for (int p = 0; p < 16 && (any >> (4 * p)); p++) {
+                const uint64_t used = (any >> (4 * p)) & 15;
+                if (!used) {
+                    continue;
+                }
+                /* table[n] = sum of the key rows of bits 4p + i set in n (rows past count: 0) */
+                memset(table, 0, (size_t)out_columns * sizeof(uint64_t));
+                for (int n = 1; n < 16; n++) {
+                    const int low = __builtin_ctz((unsigned)n);
+                    const long long bit = 4LL * p + low;
+                    const uint64_t *rest = table + (size_t)(n & (n - 1)) * out_columns;
+                    uint64_t *entry = table + (size_t)n * out_columns;
+                    if (bit < count) {
+                        const uint64_t *key_row = key_rows + (size_t)bit * out_columns;
                         for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] += key_row[o];
+                            entry[o] = rest[o] + key_row[o];
+                        }
+                    } else {
+                        memcpy(entry, rest, (size_t)out_columns * sizeof(uint64_t));
+                    }
+                }
+                for (Py_ssize_t b = 0; b < block; b++) {
+                    const unsigned nibble = (unsigned)(magnitude[b] >> (4 * p)) & 15;
+                    if (!nibble) {
+                        continue;
+                    }
+                    const uint64_t *entry = table + (size_t)nibble * out_columns;
+                    uint64_t *row_out = block_out + b * out_columns;
+                    if (source[(first + b) * columns + j] < 0) {
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] -= entry[o];
+                        }
+                    } else {
+                        for (Py_ssize_t o = 0; o < out_columns; o++) {
+                            row_out[o] += entry[o];
                         }
                     }
                 }
@@ -415,12 +468,20 @@ switch_rows_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t *re
     }
 }
 
+/* Whether ``switch_any`` needs a scratch table of 16 x out_columns words (``switch_rows_bits``),
+ * which the caller allocates while it holds the GIL. */
+static int
+needs_scratch(const uint64_t *nibbles, Py_ssize_t out_columns, long long bits)
+{
+    return bits == 1 && nibbles == NULL && out_columns != 2;
+}
+
 /* The switch of ``rows`` rows by whichever loop suits the key's width and the digits. */
 static void
 switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibbles,
            uint64_t *result, double *l1s, double *l2s, Py_ssize_t rows, Py_ssize_t columns,
            Py_ssize_t out_columns, long long bits, long long count, unsigned long long offset,
-           double margin, double safety, int scalar)
+           double margin, double safety, int scalar, uint64_t *scratch)
 {
     if (nibbles != NULL && out_columns == 2 && bits == 1) {
         switch_rows_two_nibbles(source, nibbles, result, l1s, l2s, rows, columns, count, margin,
@@ -433,7 +494,7 @@ switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibble
                         margin, safety, scalar);
     } else if (bits == 1) {
         switch_rows_bits(source, matrix, result, l1s, l2s, rows, columns, out_columns, count,
-                         margin, safety, scalar);
+                         margin, safety, scalar, scratch);
     } else {
         switch_rows(source, matrix, result, l1s, l2s, rows, columns, out_columns, bits, count,
                     offset, margin, safety, scalar);
@@ -509,10 +570,22 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t *result = (uint64_t *)views[2].buf;
     double *l1s = (double *)views[3].buf;
     double *l2s = (double *)views[4].buf;
+    uint64_t *scratch = NULL;
+    if (needs_scratch(nibbles, out_columns, bits)) {
+        scratch = PyMem_Malloc((size_t)(16 * out_columns + 1) * sizeof(uint64_t));
+        if (scratch == NULL) {
+            release(views, 5);
+            if (nibbles != NULL) {
+                PyBuffer_Release(&table_view);
+            }
+            return PyErr_NoMemory();
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
     switch_any(source, matrix, nibbles, result, l1s, l2s, rows, columns, out_columns, bits, count,
-               offset, margin, safety, scalar);
+               offset, margin, safety, scalar, scratch);
     Py_END_ALLOW_THREADS
+    PyMem_Free(scratch);
 
     release(views, 5);
     if (nibbles != NULL) {
@@ -1017,9 +1090,15 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     double *l1s = views[8].buf, *l2s = views[9].buf;
     const int bad = !factors_valid(li, ri, second, terms, lw, rw);
     int64_t *entries = NULL;
+    uint64_t *scratch = NULL;
     if (!bad && terms) {
         entries = PyMem_Malloc((size_t)(ROW_BLOCK * terms) * sizeof(int64_t));
-        if (entries == NULL) {
+        if (needs_scratch(nibbles, out_columns, bits)) {
+            scratch = PyMem_Malloc((size_t)(16 * out_columns + 1) * sizeof(uint64_t));
+        }
+        if (entries == NULL || (scratch == NULL && needs_scratch(nibbles, out_columns, bits))) {
+            PyMem_Free(entries);
+            PyMem_Free(scratch);
             release(views, held);
             return PyErr_NoMemory();
         }
@@ -1053,7 +1132,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         uint64_t *block_out = out + first * out_columns;
         switch_any(switched_part, key, nibbles, block_out, l1s + first, l2s + first, block,
-                   switched, out_columns, bits, count, offset, margin, safety, scalar);
+                   switched, out_columns, bits, count, offset, margin, safety, scalar, scratch);
         for (Py_ssize_t b = 0; b < block; b++) {
             uint64_t *row_out = block_out + b * out_columns;
             const int64_t *entry = public_part + b * public_terms;
@@ -1070,6 +1149,7 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(entries);
+    PyMem_Free(scratch);
     release(views, held);
     Py_RETURN_NONE;
 }
