@@ -71,8 +71,11 @@ class RandomSource:
             if limit < 2**bits:
                 words = words[words < word.type(limit)]
             take = words[:need]
-            values = (take % word.type(span)).astype(np.int64) + np.int64(low)
-            out[filled : filled + take.size] = values
+            # the remainder goes straight into the result (every value below span fits int64),
+            # then low is added in place: no int64 temporaries the size of the draw
+            dest = out[filled : filled + take.size]
+            np.remainder(take, word.type(span), out=dest, casting="unsafe")
+            dest += np.int64(low)
             filled += take.size
         return out.reshape(shape_tuple)
 

@@ -87,9 +87,13 @@ FEW_BIT_SOURCES = 32
 #: peaked at 537 MiB in one piece and 67 MiB in slices, and ran faster (about 160 against
 #: 190 ms on a 2-core AMD EPYC; slices of 16 MiB were slower).
 DIGIT_SLICE_BYTES = 32 << 20
-#: Values drawn from the CSPRNG per refill of a noise pool; draws of more than a quarter of it
-#: go to the CSPRNG directly.
+#: Values drawn from the CSPRNG per refill of a noise pool; draws of more than a sixteenth of
+#: it go to the CSPRNG directly. A pool serves the many small draws of small batches; a large
+#: draw (a batch of 256 4-vectors: 1,024 values) that refilled a pool would hold the new pool
+#: and its making's temporaries, about 7 times the operation's output, where drawing it
+#: directly holds about its own size.
 POOL_SIZE = 4096
+POOL_DRAW = POOL_SIZE // 16
 
 Draw = Callable[[int, int, tuple[int, ...]], npt.NDArray[np.int64]]
 
@@ -113,7 +117,7 @@ class _NoisePools:
 
     def draw(self, low: int, high: int, shape: tuple[int, ...]) -> npt.NDArray[np.int64]:
         count = math.prod(shape)
-        if count > POOL_SIZE // 4:
+        if count > POOL_DRAW:
             return RandomSource().integers(low, high, shape)
         with self._lock:
             pool, used = self._pools.get((low, high), (_EMPTY, 0))
