@@ -407,13 +407,20 @@ switch_rows_two_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t
             }
             const uint64_t flip = v < 0 ? ~0ULL : 0; /* (x ^ flip) - flip: x or -x */
             const uint64_t *table = nibbles + (size_t)j * 16 * 16 * 2;
-            uint64_t low = 0, high = 0;
+            uint64_t low = 0, high = 0, low_odd = 0, high_odd = 0;
             set += (uint64_t)__builtin_popcountll(magnitude);
-            for (int p = 0; magnitude; p++, magnitude >>= 4) {
-                const uint64_t *entry = table + ((size_t)p * 16 + (magnitude & 15)) * 2;
-                low += entry[0];
-                high += entry[1];
+            /* two nibbles a step, into two pairs of sums (independent additions); a nibble 0
+             * adds its table's zero entry */
+            for (int p = 0; magnitude; p += 2, magnitude >>= 8) {
+                const uint64_t *even = table + ((size_t)p * 16 + (magnitude & 15)) * 2;
+                const uint64_t *odd = table + ((size_t)(p + 1) * 16 + (magnitude >> 4 & 15)) * 2;
+                low += even[0];
+                high += even[1];
+                low_odd += odd[0];
+                high_odd += odd[1];
             }
+            low += low_odd;
+            high += high_odd;
             first += (low ^ flip) - flip;
             second += (high ^ flip) - flip;
         }
