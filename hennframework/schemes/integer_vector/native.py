@@ -85,12 +85,11 @@ _enabled = _module is not None and _wanted()
 #: The kernels run every key switch on the host, bit digits included. A key of bit digits into
 #: more than two columns gets a nibble table (``nibble_table``: 256 entries per value against
 #: the key's 62 rows, about 4 times its size; kept with it) up to this size, small enough to
-#: stay in a core's second-level cache; wider keys go
-#: through the rows in blocks (``switch_rows_bits``). Both hold no digits, where the NumPy path
-#: (float64 GEMMs of a byte table's signed bits) holds about 60 times the output; that path is
-#: the faster only at large m and batch 256 (``vhe`` set on a 2-core AMD EPYC with AVX-512:
-#: encryptions 1.3x at m = 64 and 1.8x at m = 256, key switches 1.1x at m = 256;
-#: ``benchmarks/kernels_compare.py``).
+#: stay in a core's second-level cache; wider keys go through blocks of rows that make such
+#: tables on the spot (``switch_rows_bits``). Both hold no digits, where the NumPy path (float64
+#: GEMMs of a byte table's signed bits) holds about 60 times the output, and neither is slower
+#: than it (``benchmarks/kernels_compare.py`` on a 2-core AMD EPYC with AVX-512: the closest,
+#: ``vhe`` encryptions at m = 256 and batch 256, 1.02x).
 NIBBLE_TABLE_BYTES = 1 << 20
 
 
