@@ -168,6 +168,33 @@ get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize
 #define VECTOR_CLONES
 #endif
 
+/* out += row (negative: out -= row), modulo 2**64: a bit digit of +1 or -1 times a key row, or
+ * a table row of such sums. Inlined into each loop (and each of its compiled variants). */
+static inline void
+add_signed_row(uint64_t *out, const uint64_t *row, Py_ssize_t width, int negative)
+{
+    if (negative) {
+        for (Py_ssize_t o = 0; o < width; o++) {
+            out[o] -= row[o];
+        }
+    } else {
+        for (Py_ssize_t o = 0; o < width; o++) {
+            out[o] += row[o];
+        }
+    }
+}
+
+/* The digits' norms as ``IntegerVectorScheme._switch`` computes them from the exact sums:
+ * l1 = (sum |d|) margin, l2 = sqrt((sum d*d) margin) safety (pow(x, 0.5) for one vector). */
+static inline void
+store_norms(double *l1, double *l2, uint64_t sum_abs, uint64_t sum_squares, double margin,
+            double safety, int scalar)
+{
+    *l1 = (double)sum_abs * margin;
+    const double scaled = (double)sum_squares * margin;
+    *l2 = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+}
+
 /*
  * ``switch_rows`` for keys of two columns (an inner product's, a product's of scalars: k = 1),
  * the two sums kept in registers: the same integers, without a loop per digit.
@@ -219,9 +246,7 @@ switch_rows_two(const int64_t *source, const uint64_t *matrix, uint64_t *result,
         }
         result[2 * r] = first;
         result[2 * r + 1] = second;
-        l1s[r] = (double)sum_abs * margin;
-        double scaled = (double)sum_squares * margin;
-        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        store_norms(&l1s[r], &l2s[r], sum_abs, sum_squares, margin, safety, scalar);
     }
 }
 
@@ -277,15 +302,7 @@ switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result
                         const uint64_t *key_row =
                             key_rows + (size_t)__builtin_ctzll(bits_left) * out_columns;
                         bits_left &= bits_left - 1;
-                        if (negative) { /* the digit -1: subtract the key row (vectorises) */
-                            for (Py_ssize_t o = 0; o < out_columns; o++) {
-                                row_out[o] -= key_row[o];
-                            }
-                        } else {
-                            for (Py_ssize_t o = 0; o < out_columns; o++) {
-                                row_out[o] += key_row[o];
-                            }
-                        }
+                        add_signed_row(row_out, key_row, out_columns, negative);
                     }
                 }
                 continue;
@@ -316,25 +333,15 @@ switch_rows_bits(const int64_t *source, const uint64_t *matrix, uint64_t *result
                     if (!nibble) {
                         continue;
                     }
-                    const uint64_t *entry = table + (size_t)nibble * out_columns;
-                    uint64_t *row_out = block_out + b * out_columns;
-                    if (source[(first + b) * columns + j] < 0) {
-                        for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] -= entry[o];
-                        }
-                    } else {
-                        for (Py_ssize_t o = 0; o < out_columns; o++) {
-                            row_out[o] += entry[o];
-                        }
-                    }
+                    add_signed_row(block_out + b * out_columns,
+                                   table + (size_t)nibble * out_columns, out_columns,
+                                   source[(first + b) * columns + j] < 0);
                 }
             }
         }
         /* |d| = d*d = 1 for every set bit: both sums are the number of set bits */
         for (Py_ssize_t b = 0; b < block; b++) {
-            l1s[first + b] = (double)set[b] * margin;
-            double scaled = (double)set[b] * margin;
-            l2s[first + b] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+            store_norms(&l1s[first + b], &l2s[first + b], set[b], set[b], margin, safety, scalar);
         }
     }
 }
@@ -378,9 +385,8 @@ switch_rows(const int64_t *source, const uint64_t *matrix, uint64_t *result, dou
             }
         }
         for (Py_ssize_t b = 0; b < block; b++) {
-            l1s[first + b] = (double)sum_abs[b] * margin;
-            double scaled = (double)sum_squares[b] * margin;
-            l2s[first + b] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+            store_norms(&l1s[first + b], &l2s[first + b], sum_abs[b], sum_squares[b], margin,
+                        safety, scalar);
         }
     }
 }
@@ -426,9 +432,7 @@ switch_rows_two_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t
         }
         result[2 * r] = first;
         result[2 * r + 1] = second;
-        l1s[r] = (double)set * margin;
-        double scaled = (double)set * margin;
-        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        store_norms(&l1s[r], &l2s[r], set, set, margin, safety, scalar);
     }
 }
 
@@ -457,30 +461,29 @@ switch_rows_nibbles(const int64_t *source, const uint64_t *nibbles, uint64_t *re
             const uint64_t *table = nibbles + (size_t)j * 16 * 16 * out_columns;
             set += (uint64_t)__builtin_popcountll(magnitude);
             for (; magnitude; magnitude >>= 4, table += 16 * out_columns) {
-                const uint64_t *entry = table + (magnitude & 15) * out_columns;
-                if (v < 0) {
-                    for (Py_ssize_t o = 0; o < out_columns; o++) {
-                        row_out[o] -= entry[o];
-                    }
-                } else {
-                    for (Py_ssize_t o = 0; o < out_columns; o++) {
-                        row_out[o] += entry[o];
-                    }
-                }
+                add_signed_row(row_out, table + (magnitude & 15) * out_columns, out_columns, v < 0);
             }
         }
-        l1s[r] = (double)set * margin;
-        double scaled = (double)set * margin;
-        l2s[r] = (scalar ? pow(scaled, 0.5) : sqrt(scaled)) * safety;
+        store_norms(&l1s[r], &l2s[r], set, set, margin, safety, scalar);
     }
 }
 
-/* Whether ``switch_any`` needs a scratch table of 16 x out_columns words (``switch_rows_bits``),
- * which the caller allocates while it holds the GIL. */
+/* ``switch_any``'s scratch table (16 x out_columns words, for ``switch_rows_bits``) where it
+ * needs one, else NULL, allocated while the caller holds the GIL: 0, or -1 with MemoryError
+ * set when the allocation fails. */
 static int
-needs_scratch(const uint64_t *nibbles, Py_ssize_t out_columns, long long bits)
+make_scratch(const uint64_t *nibbles, Py_ssize_t out_columns, long long bits, uint64_t **scratch)
 {
-    return bits == 1 && nibbles == NULL && out_columns != 2;
+    *scratch = NULL;
+    if (bits != 1 || nibbles != NULL || out_columns == 2) {
+        return 0;
+    }
+    *scratch = PyMem_Malloc((size_t)(16 * out_columns + 1) * sizeof(uint64_t));
+    if (*scratch == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 /* The switch of ``rows`` rows by whichever loop suits the key's width and the digits. */
@@ -577,16 +580,13 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t *result = (uint64_t *)views[2].buf;
     double *l1s = (double *)views[3].buf;
     double *l2s = (double *)views[4].buf;
-    uint64_t *scratch = NULL;
-    if (needs_scratch(nibbles, out_columns, bits)) {
-        scratch = PyMem_Malloc((size_t)(16 * out_columns + 1) * sizeof(uint64_t));
-        if (scratch == NULL) {
-            release(views, 5);
-            if (nibbles != NULL) {
-                PyBuffer_Release(&table_view);
-            }
-            return PyErr_NoMemory();
+    uint64_t *scratch;
+    if (make_scratch(nibbles, out_columns, bits, &scratch) < 0) {
+        release(views, 5);
+        if (nibbles != NULL) {
+            PyBuffer_Release(&table_view);
         }
+        return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     switch_any(source, matrix, nibbles, result, l1s, l2s, rows, columns, out_columns, bits, count,
@@ -1100,14 +1100,14 @@ product_switch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     uint64_t *scratch = NULL;
     if (!bad && terms) {
         entries = PyMem_Malloc((size_t)(ROW_BLOCK * terms) * sizeof(int64_t));
-        if (needs_scratch(nibbles, out_columns, bits)) {
-            scratch = PyMem_Malloc((size_t)(16 * out_columns + 1) * sizeof(uint64_t));
-        }
-        if (entries == NULL || (scratch == NULL && needs_scratch(nibbles, out_columns, bits))) {
-            PyMem_Free(entries);
-            PyMem_Free(scratch);
+        if (entries == NULL) {
             release(views, held);
             return PyErr_NoMemory();
+        }
+        if (make_scratch(nibbles, out_columns, bits, &scratch) < 0) {
+            PyMem_Free(entries);
+            release(views, held);
+            return NULL;
         }
     }
     if (bad) {
