@@ -802,6 +802,15 @@ class IntegerVectorScheme(Evaluator):
         flip = unsigned_type.type(1 << (p.gadget_bits - 1))
         return unsigned_type, signed_type, flip, np.uint64(offset), count
 
+    def _proved_switch_bound(self, key: KeySwitchKey, value_bound: Array, refusal: str) -> int:
+        """``_switch_bound`` for the largest of a product's per-item value bounds (0 for an empty
+        batch); raises ``OverflowRiskError(refusal)`` where the result could reach 2**62."""
+        largest = float(value_bound.max()) if value_bound.size else 0.0
+        bound = self._switch_bound(key, largest)
+        if bound >= LIMIT:
+            raise OverflowRiskError(refusal)
+        return bound
+
     def _switch_bound(self, key: KeySwitchKey, source_value_bound: float) -> int:
         """A bound on |coefficients| after a switch: |S_src c| + noise + k t |A c*| and |A c*|.
 
@@ -1162,12 +1171,12 @@ class IntegerVectorScheme(Evaluator):
         # exactly, rather than switched (no digits, no key noise); the sum wraps modulo 2**64
         # like the switch itself and is exact because the result is proved below 2**62
         switched = self._product_switch_key(key, m)
-        bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
-        if bound >= LIMIT:
-            raise OverflowRiskError(
-                "the product could exceed 62 bits (values too large for this parameter set); "
-                "use smaller values or a parameter set with a smaller w or scale."
-            )
+        bound = self._proved_switch_bound(
+            switched,
+            value_bound,
+            "the product could exceed 62 bits (values too large for this parameter set); "
+            "use smaller values or a parameter set with a smaller w or scale.",
+        )
         found = None
         if fused:
             found = self._product_switch_native(
@@ -1491,9 +1500,9 @@ class IntegerVectorScheme(Evaluator):
         before_switch = h_abs * (mu_a * e_b + mu_b * e_a + cross) / r + key_l1 / 2
         value_bound = h_abs * mu_a * mu_b * p.w / r + before_switch
         switched = self._dot_switch_key(key, m)
-        bound = self._switch_bound(switched, float(value_bound.max()) if value_bound.size else 0.0)
-        if bound >= LIMIT:
-            raise OverflowRiskError("the inner product could exceed 62 bits for this parameter set")
+        bound = self._proved_switch_bound(
+            switched, value_bound, "the inner product could exceed 62 bits for this parameter set"
+        )
         del value_bound  # a batch-shaped float array: not held through the switch
         found = None
         if fused:
