@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import statistics
 import time
 from typing import Any
 
@@ -107,6 +108,13 @@ class _Counting:
 
         return counted
 
+    def by_kind(self) -> dict[str, int]:
+        """Calls per operation name, all levels together."""
+        totals: collections.Counter[str] = collections.Counter()
+        for (name, _), count in self.counts.items():
+            totals[name] += count
+        return dict(totals)
+
 
 def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) -> dict[str, Any]:
     """Milliseconds per XOR iteration (refreshes included) and one step's SEAL operations."""
@@ -133,9 +141,6 @@ def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) ->
     started = time.perf_counter()
     history = encrypted.fit(X, Y, epochs=iterations, learning_rate=0.5, refresh=refresher)
     seconds = time.perf_counter() - started
-    by_kind: collections.Counter[str] = collections.Counter()
-    for (name, _), count in counting.counts.items():
-        by_kind[name] += count
     return {
         "what": "xor step",
         "params": params,
@@ -146,7 +151,7 @@ def xor(params: str, iterations: int, level: str, seed: int, margin: int = 1) ->
         "owner_ms_per_refresh": 1000
         * (refresher.seconds - owner_seconds)
         / max(refresher.calls - calls, 1),
-        "ops_per_step": dict(by_kind),
+        "ops_per_step": counting.by_kind(),
         "seal_ms_per_step": {k: round(1000 * v, 1) for k, v in counting.seconds.items()},
         "key_switch_levels": sorted(
             (level_, name, count)
@@ -173,9 +178,8 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
     ctx = keys.public.context
     seconds = []
     counting, encoder = _Counting(ctx.evaluator), _Counting(ctx.encoder)
-    for batch in data.train[2 : 2 + steps]:
-        counting = _Counting(ctx.evaluator)
-        encoder = _Counting(ctx.encoder)
+    for batch in data.train[2 : 2 + steps]:  # the counts kept are the last step's
+        counting, encoder = _Counting(ctx.evaluator), _Counting(ctx.encoder)
         ctx.evaluator, ctx.encoder = counting, encoder
         try:
             started = time.perf_counter()
@@ -183,16 +187,14 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
             seconds.append(time.perf_counter() - started)
         finally:
             ctx.evaluator, ctx.encoder = counting.wrapped, encoder.wrapped
-    by_kind: collections.Counter[str] = collections.Counter()
-    for (name, _), count in counting.counts.items():
-        by_kind[name] += count
+    median = statistics.median(seconds)
     return {
         "what": "sentiment step",
         "params": "n16384",
         "batch_size": batch_size,
-        "seconds_per_step": sorted(seconds)[len(seconds) // 2],
-        "reviews_per_second": batch_size / sorted(seconds)[len(seconds) // 2],
-        "ops_per_step": dict(by_kind),
+        "seconds_per_step": median,
+        "reviews_per_second": batch_size / median,
+        "ops_per_step": counting.by_kind(),
         "seal_seconds_per_step": {k: round(v, 3) for k, v in counting.seconds.items()},
         "encodings_per_step": sum(encoder.counts.values()),
         "encoding_seconds_per_step": round(sum(encoder.seconds.values()), 3),
