@@ -4,12 +4,25 @@
 ``backends/`` is shipped under the namespaced name ``hennframework_backends`` so that nothing
 importable has a generic top-level name.
 
-The integer-vector scheme's compiled kernels are an optional extension: where no C compiler
-with 128-bit integers is available the build goes on without them, and the scheme runs its
+The integer-vector scheme's compiled kernels are an optional extension (built against NumPy's
+headers): where no C compiler with 128-bit integers is available the build goes on without them, and the scheme runs its
 NumPy paths (the same results, more slowly on small batches; ``henn info`` says which).
 """
 
 from setuptools import Extension, find_packages, setup
+
+
+def numpy_headers() -> list[str]:
+    """NumPy's C headers (the one-vector decryption kernel makes its result with NumPy's C
+    API). pyproject.toml's build requirements bring NumPy; a build without it (pip's
+    ``--no-build-isolation`` in an environment lacking NumPy) fails to compile the optional
+    extension and installs without the kernels, as without a compiler."""
+    try:
+        import numpy
+    except ImportError:
+        return []
+    return [numpy.get_include()]
+
 
 setup(
     packages=[
@@ -26,6 +39,7 @@ setup(
             # no fused multiply-adds: the noise norms must be the NumPy paths' floats to the bit
             extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off"],
             libraries=["m"],
+            include_dirs=numpy_headers(),
             optional=True,  # no compiler: installed without, the NumPy paths run instead
         )
     ],

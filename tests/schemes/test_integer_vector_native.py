@@ -22,7 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hennframework.schemes.integer_vector import IntegerVectorScheme, native
-from hennframework.schemes.integer_vector.ciphertext import SAFETY, Ciphertext
+from hennframework.schemes.integer_vector.ciphertext import (
+    FAILURE_PROBABILITY_BITS,
+    SAFETY,
+    Ciphertext,
+    tail_factor,
+)
 from hennframework.schemes.integer_vector.keys import KeySwitchKey
 from hennframework.testing.integer_vector import ciphertext_fields
 
@@ -289,10 +294,140 @@ def test_products_decline_factors_of_another_shape() -> None:
 )
 def test_decryption_rounds_half_up(top: list[int], bottom: int, t: list[int], shift: int) -> None:
     data = np.array([[*top, bottom]], dtype=np.int64)
-    t_matrix = np.array(t, dtype=np.int64).reshape(3, 1)
-    out = native.decrypt_pow2(data, t_matrix, 3, shift)
+    # the key's T has more rows than the vectors: the kernel reads the first m
+    t_matrix = np.array([*t, 999, -999], dtype=np.int64).reshape(5, 1)
+    out = decrypt_kernel()(data, t_matrix, 3, shift, np.zeros(1), None, None, 64, SAFETY)
     expected = [(top[i] + t[i] * bottom + (1 << (shift - 1))) >> shift for i in range(3)]
     assert out is not None and out.tolist() == [expected]
+
+
+def decrypt_kernel() -> Callable[..., Any]:
+    kernel = native.decrypt_pow2
+    assert kernel is not None
+    return kernel
+
+
+def numpy_bound(noise: Any, det: Any, sg: Any, factor: float) -> float:
+    """``Ciphertext.decryption_bound``'s NumPy path."""
+    if det is None:
+        return float(np.asarray(noise).max())
+    return float(np.minimum(noise, (det + sg * factor) * SAFETY).max())
+
+
+bound_values = st.one_of(
+    st.floats(0, 2.0**60, allow_nan=False),
+    st.sampled_from([0.0, 2.0**39, np.nextafter(2.0**39, 0), 2.0**39 + 1, np.inf, np.nan]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(bound_values, bound_values, bound_values), min_size=1, max_size=6),
+    tracked=st.booleans(),
+)
+def test_noise_bounds_are_numpys_floats(
+    rows: list[tuple[float, float, float]], tracked: bool
+) -> None:
+    """The largest bound, bit for bit NumPy's (NaN where any value is NaN), and decryption
+    refuses exactly where twice it is not below w = 2**40 (the general path then raises)."""
+    noise, det, sg = (np.array(column) for column in zip(*rows, strict=True))
+    if not tracked:
+        det = sg = None
+    count = len(rows) * 3
+    factor = tail_factor(count)
+    expected = numpy_bound(noise, det, sg, factor)
+    found = native.decryption_bound(noise, det, sg, factor, SAFETY)
+    assert found is not None and np.array_equal(found, expected, equal_nan=True)
+    assert np.float64(found).tobytes() == np.float64(expected).tobytes() or np.isnan(expected)
+    data = np.zeros((len(rows), 4), dtype=np.int64)
+    t_matrix = np.ones((3, 1), dtype=np.int64)
+    out = decrypt_kernel()(data, t_matrix, 3, 40, noise, det, sg, 64, SAFETY)
+    assert (out is not None) == bool(expected * 2 < 2**40)
+
+
+def test_the_noise_check_at_its_edge() -> None:
+    """A bound of exactly w/2 refuses, the float below it decrypts; the high-probability bound
+    counts where it is the smaller, the worst-case one where it is."""
+    data = np.zeros((1, 4), dtype=np.int64)
+    t_matrix = np.ones((3, 1), dtype=np.int64)
+    kernel = decrypt_kernel()
+    half = float(2**39)
+    assert kernel(data, t_matrix, 3, 40, np.array([half]), None, None, 64, SAFETY) is None
+    below = np.array([np.nextafter(half, 0)])
+    assert kernel(data, t_matrix, 3, 40, below, None, None, 64, SAFETY) is not None
+    # worst case too large, the high-probability one (det + z sg) safety below w/2
+    z = tail_factor(3)
+    fits = np.array([half / SAFETY / 2]), np.array([half / SAFETY / 4 / z])
+    assert kernel(data, t_matrix, 3, 40, np.array([2 * half]), *fits, 64, SAFETY) is not None
+    assert kernel(data, t_matrix, 3, 40, np.array([np.nan]), *fits, 64, SAFETY) is None
+
+
+@pytest.mark.parametrize(
+    "count", [0, 1, 2, 3, 4, 7, 100, 256, 1000, 4096, 10**6, 2**31 + 5, 2**40, 3 * 2**40 + 1]
+)
+def test_the_kernels_tail_factor_is_pythons(count: int) -> None:
+    """The decryption kernel computes ``tail_factor`` itself: the same float."""
+    assert native._module is not None
+    found = native._module.tail_factor(count, FAILURE_PROBABILITY_BITS)
+    assert np.float64(found).tobytes() == np.float64(tail_factor(count)).tobytes()
+
+
+def test_decryption_declines_layouts_it_does_not_read() -> None:
+    """None (the NumPy path decides) for a view, another type or shape, a short key."""
+    kernel = decrypt_kernel()
+    data = np.arange(16, dtype=np.int64).reshape(4, 4)
+    t_matrix = np.ones((3, 1), dtype=np.int64)
+    noise = np.zeros(4)
+    assert kernel(data, t_matrix, 3, 40, noise, None, None, 64, SAFETY) is not None
+    declined = [
+        (data[::2], t_matrix, 3, noise[::2]),  # strided rows
+        (data.astype(np.int32), t_matrix, 3, noise),
+        (data.astype(">i8"), t_matrix, 3, noise),  # not native byte order
+        (data, t_matrix[:2], 3, noise),  # T shorter than m
+        (data, t_matrix, 2, noise),  # rows of m + k = 3 expected
+        (data, t_matrix, 3, np.zeros(3)),  # noise of another shape
+        (data, t_matrix, 3, np.zeros((4, 1))),
+        (data, t_matrix, 3, noise[::-1]),  # a reversed view
+        (data, t_matrix.astype(np.float64), 3, noise),
+        (data, t_matrix, 3, noise.astype(np.float32)),
+        (data.tolist(), t_matrix, 3, noise),
+    ]
+    for array, key, m, bounds in declined:
+        assert kernel(array, key, m, 40, bounds, None, None, 64, SAFETY) is None
+    assert kernel(data, t_matrix, 3, 40, noise, np.zeros(4), np.zeros(3), 64, SAFETY) is None
+    assert native.decryption_bound(np.zeros(0), None, None, 1.0, SAFETY) is None
+    assert native.decryption_bound(noise, noise[::-1], noise, 1.0, SAFETY) is None
+    # empty batches, and a scalar ciphertext (no batch axes)
+    empty = kernel(
+        np.zeros((0, 4), dtype=np.int64), t_matrix, 3, 40, np.zeros(0), None, None, 64, SAFETY
+    )
+    assert empty is None
+    scalar = kernel(
+        np.array([1, 2, 3, 4], dtype=np.int64),
+        t_matrix,
+        3,
+        40,
+        np.zeros(()),
+        None,
+        None,
+        64,
+        SAFETY,
+    )
+    assert scalar is not None and scalar.shape == (3,)
+
+
+def test_one_vector_decryption_needs_no_kept_bound() -> None:
+    """A fresh ciphertext decrypts through the kernel, its bound computed in the call (not
+    kept), to the messages the NumPy path gives; a noisy one still raises."""
+    scheme = IntegerVectorScheme("vhe")
+    keys = scheme.keygen(seed=2, dims=(4,), products=())
+    x = np.array([[46, -89, 77, 2]])
+    fresh = scheme.encrypt(x, keys.public, dim=4, seed=5)
+    with_kernels, without = both(lambda: scheme.decrypt(fresh, keys))
+    assert same_bits(with_kernels, without) and with_kernels.tolist() == x.tolist()
+    noisy = fresh.derive(fresh.data, fresh.noise + scheme.params.w, coeff_bound=fresh.coeff_bound)
+    with pytest.raises(Exception, match="refusing to decrypt"):
+        scheme.decrypt(noisy, keys)
 
 
 # -- scatter_add and segment_sum: exact words, the same float bits -------------------------------
@@ -400,9 +535,19 @@ def test_kernels_check_their_buffers() -> None:
         readonly.flags.writeable = False
         module.mul_round_div(ints, np.ones(1, dtype=np.int64), 2, 3, 1, 2, readonly)
     with pytest.raises(ValueError, match="negative"):
-        module.decrypt_pow2(ints, np.zeros((2, 1), dtype=np.int64), -1, 2, 1, 3, out)
-    with pytest.raises(TypeError, match="takes 7 arguments"):
+        module.decrypt_pow2(
+            ints, np.zeros((2, 1), dtype=np.int64), -1, 2, None, None, None, 64, 1.0
+        )
+    with pytest.raises(ValueError, match="shift must be"):
+        module.decrypt_pow2(
+            ints, np.zeros((2, 1), dtype=np.int64), 2, 63, None, None, None, 64, 1.0
+        )
+    with pytest.raises(TypeError, match="takes 9 arguments"):
         module.decrypt_pow2(ints)
+    with pytest.raises(TypeError, match="takes 5 arguments"):
+        module.decryption_bound(ints)
+    with pytest.raises(TypeError):
+        module.decryption_bound(np.zeros(2), None, None, "z", 1.0)
     with pytest.raises(ValueError, match="sizes too large"):
         module.mul_round_div(ints, np.ones(1, dtype=np.int64), 2**62, 2**62, 1, 2, out)
     with pytest.raises(IndexError, match="second-product flag"):

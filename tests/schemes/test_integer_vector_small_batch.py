@@ -19,7 +19,7 @@ import pytest
 
 from hennframework.exceptions import InputError
 from hennframework.randomness import RandomSource, as_random_source
-from hennframework.schemes.integer_vector import IntegerVectorScheme, small, wide
+from hennframework.schemes.integer_vector import IntegerVectorScheme, native, small, wide
 from hennframework.schemes.integer_vector.ciphertext import Ciphertext
 from hennframework.schemes.integer_vector.keys import matrix_digest
 from hennframework.schemes.integer_vector.params import PARAMETER_SETS
@@ -64,6 +64,7 @@ def general(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             monkeypatch.setattr(small, "abs_max", lambda array: None)
             monkeypatch.setattr(small, "plain_integers", lambda *args: None)
             monkeypatch.setattr(small, "decrypt_few", lambda *args: None)
+            monkeypatch.setattr(native, "decrypt_pow2", None)  # decrypt's compiled kernel
             monkeypatch.setattr(small, "switch_bits", lambda *args: None)
             monkeypatch.setattr(small, "identity", lambda m: np.eye(m, dtype=np.int64))
             monkeypatch.setattr(small, "matrix_facts", uncached_facts)

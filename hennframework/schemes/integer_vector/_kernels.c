@@ -11,7 +11,9 @@
  * calling; the kernels check shapes and types only.
  */
 #define PY_SSIZE_T_CLEAN
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <Python.h>
+#include <numpy/arrayobject.h>
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
@@ -679,58 +681,212 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
- * decrypt_pow2(data, t, rows, m, k, shift, out)
+ * Decryption: its noise bound and its rounding. The only kernels that speak NumPy's C API: a
+ * decryption of one vector is a few dozen operations, and the buffer protocol's views and an
+ * output made by np.empty cost ten times that (this is what keeps a one-vector decryption,
+ * its noise check included, below vhe.cpp's, which checks nothing).
+ */
+
+/* Whether ``obj`` is exactly a NumPy array, aligned, C-contiguous, native-endian, of 8-byte
+ * items of ``type`` (NPY_INT64 or NPY_FLOAT64), and of ``shaped``'s shape where that is given. */
+static int
+plain_array(PyObject *obj, int type, PyArrayObject *shaped)
+{
+    if (!PyArray_CheckExact(obj)) {
+        return 0;
+    }
+    PyArrayObject *array = (PyArrayObject *)obj;
+    if (!PyArray_EquivTypenums(PyArray_TYPE(array), type) || !PyArray_ISNOTSWAPPED(array) ||
+        !PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISALIGNED(array)) {
+        return 0;
+    }
+    return shaped == NULL || PyArray_SAMESHAPE(array, shaped);
+}
+
+/*
+ * The largest decryption noise bound of a tensor into ``*largest``: max over items of
+ * min(noise, (det + sg * factor) * safety), or max(noise) where ``det`` and ``sg`` are None.
+ * The same float as NumPy's ``np.minimum(noise, (det + sg * factor) * safety).max()``: each
+ * operation rounded once, in that order (no fused multiply-add); a NaN anywhere gives NaN, as
+ * np.minimum and max propagate it. Returns 0, or 1 where an array is not one ``plain_array``
+ * accepts (of noise's shape) or noise is empty.
+ */
+static int
+largest_bound(PyObject *noise_obj, PyObject *det_obj, PyObject *sg_obj, double factor,
+              double safety, double *largest)
+{
+    const int tracked = det_obj != Py_None || sg_obj != Py_None;
+    if (!plain_array(noise_obj, NPY_FLOAT64, NULL)) {
+        return 1;
+    }
+    PyArrayObject *noise_array = (PyArrayObject *)noise_obj;
+    if (tracked && (!plain_array(det_obj, NPY_FLOAT64, noise_array) ||
+                    !plain_array(sg_obj, NPY_FLOAT64, noise_array))) {
+        return 1;
+    }
+    const npy_intp items = PyArray_SIZE(noise_array);
+    if (items == 0) {
+        return 1;
+    }
+    const double *noise = PyArray_DATA(noise_array);
+    const double *det = tracked ? PyArray_DATA((PyArrayObject *)det_obj) : NULL;
+    const double *sg = tracked ? PyArray_DATA((PyArrayObject *)sg_obj) : NULL;
+    double found = -INFINITY;
+    int nan = 0;
+    for (npy_intp i = 0; i < items; i++) {
+        double bound = noise[i];
+        if (tracked) {
+            const double probable = (det[i] + sg[i] * factor) * safety;
+            nan |= isnan(probable);
+            bound = probable < bound ? probable : bound;
+        }
+        nan |= isnan(bound);
+        found = bound > found ? bound : found;
+    }
+    *largest = nan ? NAN : found;
+    return 0;
+}
+
+/*
+ * ``tail_factor`` of ciphertext.py for ``count`` values and a failure probability of 2**-bits:
+ * sqrt(2 (ln(2 count) + bits ln 2)) (1 + 1e-12), the same operations in the same order on the
+ * same C library's log and sqrt that Python's math module calls, so the same float (a test
+ * compares them over counts from 1 to 2**40).
+ */
+static double
+tail_of(npy_intp count, long long bits)
+{
+    const double values = (double)(count > 1 ? count : 1);
+    const double exponent = log(2.0 * values) + (double)bits * log(2.0);
+    return sqrt(2.0 * exponent) * (1.0 + 1e-12);
+}
+
+/* tail_factor(count, bits) -> float: ``tail_of``, for the test that compares it with Python's. */
+static PyObject *
+tail_factor(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    long long s[2];
+    if (get_sizes(args, nargs, 2, 0, 2, s, "tail_factor") < 0) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(tail_of((npy_intp)s[0], s[1]));
+}
+
+/*
+ * decryption_bound(noise, det, sg, factor, safety) -> float, or None
  *
- * out[r, i] = floor((c_i + sum_j T[i, j] c_{m + j} + 2**(shift - 1)) / 2**shift) with c = data[r]
- * (m + k entries) and T = ``t`` (m x k): S c = [I, T] c rounded half up over w = 2**shift,
- * ``decrypt``'s rounding. The caller proves |S c| < 2**62, so no sum wraps; they are formed
- * modulo 2**64 all the same (no undefined behaviour).
+ * ``largest_bound`` (``Ciphertext.decryption_bound``); None where it does not read the arrays
+ * (the caller's NumPy path then computes it).
+ */
+static PyObject *
+decryption_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "decryption_bound takes 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    const double factor = PyFloat_AsDouble(args[3]), safety = PyFloat_AsDouble(args[4]);
+    if ((factor == -1.0 || safety == -1.0) && PyErr_Occurred()) {
+        return NULL;
+    }
+    double largest;
+    if (largest_bound(args[0], args[1], args[2], factor, safety, &largest) != 0) {
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble(largest);
+}
+
+/*
+ * decrypt_pow2(data, t, m, shift, noise, det, sg, bits, safety) -> a new int64 array, or None
+ *
+ * Where 2 x ``largest_bound(noise, det, sg, factor, safety)`` < w = 2**shift, with factor the
+ * ``tail_of`` the tensor's rows x m values for 2**-bits (the noise check of ``decrypt``, made on
+ * every call: a fresh ciphertext costs what a decrypted one does):
+ * out[..., i] = floor((c_i + sum_j T[i, j] c_{m + j} + 2**(shift - 1)) / 2**shift) for every
+ * ciphertext c of ``data`` (shape (..., m + k)), with T the first m rows of ``t`` (the secret
+ * key's whole ``T``, shape (rows >= m, k)): S c = [I, T] c rounded half up over w, ``decrypt``'s
+ * rounding. The result has data's shape with m in place of m + k.
+ *
+ * None where the bound is not below w / 2 (NaN included) or where the arrays are not what the
+ * loops read directly (not ``plain_array``s, shapes that do not match: noise's must be data's
+ * without its last axis): the caller's NumPy path then decides, and raises its errors. The
+ * caller proves |S c| < 2**62, so no sum wraps; they are formed modulo 2**64 all the same (no
+ * undefined behaviour).
  */
 static PyObject *
 decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    long long s[4];
-    if (get_sizes(args, nargs, 7, 2, 4, s, "decrypt_pow2") < 0) {
+    long long s[2];
+    if (get_sizes(args, nargs, 9, 2, 2, s, "decrypt_pow2") < 0) {
         return NULL;
     }
-    Py_ssize_t rows = s[0], m = s[1], k = s[2];
-    long long shift = s[3];
-    if (shift < 1 || shift > 62) {
-        PyErr_SetString(PyExc_ValueError, "decrypt_pow2: shift must be in [1, 62]");
+    npy_intp m = (npy_intp)s[0];
+    long long shift = s[1];
+    if (shift < 1 || shift > 62 || m < 1) {
+        PyErr_SetString(PyExc_ValueError, "decrypt_pow2: shift must be in [1, 62] and m >= 1");
         return NULL;
     }
-    if (m > PY_SSIZE_T_MAX - k) {
-        PyErr_SetString(PyExc_ValueError, "decrypt_pow2: sizes too large");
+    if (!plain_array(args[0], NPY_INT64, NULL) || !plain_array(args[1], NPY_INT64, NULL)) {
+        Py_RETURN_NONE;
+    }
+    PyArrayObject *data = (PyArrayObject *)args[0], *key = (PyArrayObject *)args[1];
+    int ndim = PyArray_NDIM(data);
+    if (PyArray_NDIM(key) != 2 || ndim < 1) {
+        Py_RETURN_NONE;
+    }
+    npy_intp k = PyArray_DIM(key, 1);
+    if (k < 1 || PyArray_DIM(key, 0) < m || m > NPY_MAX_INTP - k ||
+        PyArray_DIM(data, ndim - 1) != m + k) {
+        Py_RETURN_NONE;
+    }
+    /* the noise arrays have the batch shape: data's without its last axis */
+    if (!PyArray_Check(args[4]) || PyArray_NDIM((PyArrayObject *)args[4]) != ndim - 1 ||
+        memcmp(PyArray_DIMS((PyArrayObject *)args[4]), PyArray_DIMS(data),
+               (size_t)(ndim - 1) * sizeof(npy_intp)) != 0) {
+        Py_RETURN_NONE;
+    }
+    const long long bits = PyLong_AsLongLong(args[7]);
+    const double safety = PyFloat_AsDouble(args[8]);
+    if ((bits == -1 || safety == -1.0) && PyErr_Occurred()) {
         return NULL;
     }
-    const Wanted wanted[3] = {
-        {0, items_of(rows, m + k), 0, "data", 'q'},
-        {1, items_of(m, k), 0, "t", 'q'},
-        {6, items_of(rows, m), 1, "out", 'q'},
-    };
-    Py_buffer views[3];
-    if (get_buffers(args, wanted, 3, views) < 0) {
+    const npy_intp rows = PyArray_SIZE(data) / (m + k);
+    const double factor = args[5] != Py_None ? tail_of(rows * m, bits) : 0.0;
+    double largest;
+    /* "not below": a NaN bound refuses too; 2**shift and the doubling are exact */
+    if (largest_bound(args[4], args[5], args[6], factor, safety, &largest) != 0 ||
+        !(largest * 2.0 < ldexp(1.0, (int)shift))) {
+        Py_RETURN_NONE;
+    }
+    npy_intp shape[NPY_MAXDIMS];
+    memcpy(shape, PyArray_DIMS(data), (size_t)ndim * sizeof(npy_intp));
+    shape[ndim - 1] = m;
+    PyArrayObject *result = (PyArrayObject *)PyArray_SimpleNew(ndim, shape, NPY_INT64);
+    if (result == NULL) {
         return NULL;
     }
-    const uint64_t *data = views[0].buf, *t = views[1].buf;
-    int64_t *out = views[2].buf;
+    const uint64_t *c = PyArray_DATA(data), *t = PyArray_DATA(key);
+    int64_t *out = PyArray_DATA(result);
     const uint64_t half = 1ULL << (shift - 1);
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        const uint64_t *c = data + r * (m + k), *bottom = c + m;
-        int64_t *row_out = out + r * m;
-        for (Py_ssize_t i = 0; i < m; i++) {
+    NPY_BEGIN_THREADS_DEF;
+    if (rows * m > 4096) { /* one vector is quicker than releasing and taking back the GIL */
+        NPY_BEGIN_THREADS;
+    }
+    for (npy_intp r = 0; r < rows; r++, c += m + k, out += m) {
+        const uint64_t *bottom = c + m;
+        for (npy_intp i = 0; i < m; i++) {
             uint64_t total = c[i] + half;
-            for (Py_ssize_t j = 0; j < k; j++) {
+            for (npy_intp j = 0; j < k; j++) {
                 total += t[i * k + j] * bottom[j];
             }
-            row_out[i] = (int64_t)total >> shift; /* arithmetic shift: floor */
+            out[i] = (int64_t)total >> shift; /* arithmetic shift: floor */
         }
     }
-    Py_END_ALLOW_THREADS
-    release(views, 3);
-    Py_RETURN_NONE;
+    NPY_END_THREADS;
+    return (PyObject *)result;
 }
 
 /*
@@ -1174,8 +1330,12 @@ static PyMethodDef methods[] = {
      "Rows of values added at row indices in order (numpy.add.at), then rows scaled."},
     {"segment_sum", (PyCFunction)(void (*)(void))segment_sum, METH_FASTCALL,
      "Sums of consecutive runs of rows (exact for int64; prefix differences for float64)."},
+    {"tail_factor", (PyCFunction)(void (*)(void))tail_factor, METH_FASTCALL,
+     "ciphertext.py's tail_factor(count) for 2**-bits, as the decryption kernel computes it."},
+    {"decryption_bound", (PyCFunction)(void (*)(void))decryption_bound, METH_FASTCALL,
+     "max of min(noise, (det + sg factor) safety), NumPy's floats (None: not a layout it reads)."},
     {"decrypt_pow2", (PyCFunction)(void (*)(void))decrypt_pow2, METH_FASTCALL,
-     "round(S c / 2**shift), halves up, row by row."},
+     "round(S c / 2**shift), halves up, after the noise check (None: refused or not read)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1186,13 +1346,16 @@ static struct PyModuleDef module = {
 };
 
 /* Raised whenever the arguments a kernel accepts change (2: nibble tables for keys of any
- * width), so that a module built from older sources (an editable install not rebuilt after an
+ * width; 3: decrypt_pow2 makes its result and reads the whole T, decryption_bound), so that a module built from older sources (an editable install not rebuilt after an
  * update) is refused by native.py rather than called. */
-#define API_VERSION 2
+#define API_VERSION 3
 
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
+    if (_import_array() < 0) { /* NumPy's C API, for decrypt_pow2 */
+        return NULL;
+    }
     PyObject *created = PyModule_Create(&module);
     if (created != NULL && PyModule_AddIntConstant(created, "API_VERSION", API_VERSION) < 0) {
         Py_DECREF(created);

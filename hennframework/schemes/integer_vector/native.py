@@ -21,7 +21,7 @@ import importlib
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 #: The kernels' calling convention this module speaks (``API_VERSION`` in ``_kernels.c``).
-API_VERSION = 2
+API_VERSION = 3
 #: Why the built module is not used, where it is out of date (None otherwise).
 _stale: str | None = None
 
@@ -82,6 +82,21 @@ def _wanted() -> bool:
 
 _enabled = _module is not None and _wanted()
 
+#: The decryption kernel itself, None where the kernels are off: ``decrypt`` calls it without a
+#: wrapper (a Python call is a sizeable part of a one-vector decryption).
+#: ``decrypt_pow2(data, t_matrix, m, shift, noise, det, sg, bits, safety)``: ``floor(([I, T] c
+#: + 2**(shift - 1)) / 2**shift)`` for every ciphertext of ``data`` (``(..., m + k)``; T the
+#: first m rows of the secret key's ``t_matrix``), a new array of shape ``(..., m)``, where
+#: twice the largest noise bound (:func:`decryption_bound` of ``noise``, ``det``, ``sg``, of the
+#: batch shape, with ``tail_factor`` of the tensor's values for a failure probability of
+#: ``2**-bits``) is below ``w = 2**shift``. It returns None where that check fails (NaN
+#: included) or the arrays are not aligned, C-contiguous NumPy arrays of those shapes: the
+#: caller's NumPy path then decides. The caller proves ``|S c| < 2**62`` and ``1 <= shift <=
+#: 62``.
+decrypt_pow2: Callable[..., npt.NDArray[np.int64] | None] | None = (
+    _module.decrypt_pow2 if _enabled and _module is not None else None
+)
+
 #: The kernels run every key switch on the host, bit digits included. A key of bit digits into
 #: more than two columns gets a nibble table (``nibble_table``: 256 entries per value against
 #: the key's 62 rows, about 4 times its size; kept with it) up to this size, small enough to
@@ -114,19 +129,22 @@ def status() -> str:
         )
     if not _enabled:
         return f"built, turned off ({ENVIRONMENT_VARIABLE}=0): NumPy paths"
-    return "in use (key switches, products, rounding, decryption, scatter and run sums)"
+    return (
+        "in use (key switches, products, rounding, decryption and its noise bound, scatter and "
+        "run sums)"
+    )
 
 
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run the NumPy paths inside the block (tests compare both; not thread-safe)."""
-    global _enabled
-    before = _enabled
-    _enabled = False
+    global _enabled, decrypt_pow2
+    before = _enabled, decrypt_pow2
+    _enabled, decrypt_pow2 = False, None
     try:
         yield
     finally:
-        _enabled = before
+        _enabled, decrypt_pow2 = before
 
 
 def _host_int64(array: Any) -> bool:
@@ -403,17 +421,13 @@ def segment_sum(values: Any, offsets: Any, safety: float) -> Any:
     return out
 
 
-def decrypt_pow2(
-    data: npt.NDArray[np.int64], t: npt.NDArray[np.int64], m: int, shift: int
-) -> npt.NDArray[np.int64] | None:
-    """``floor(([I, T] c + 2**(shift - 1)) / 2**shift)`` for every ciphertext of ``data``
-    (``(..., m + k)``; T is ``m x k``), or None where the kernels do not apply. The caller
-    proves ``|S c| < 2**62``."""
-    if not _enabled or not _host_int64(data) or not 1 <= shift <= 62:
+def decryption_bound(noise: Any, det: Any, sg: Any, factor: float, safety: float) -> float | None:
+    """``max(minimum(noise, (det + sg * factor) * safety))`` in one pass, NumPy's floats (the
+    largest of ``max(noise)`` where ``det`` and ``sg`` are None); None where the kernels are off
+    or an array is not an aligned C-contiguous NumPy float64 array of noise's shape (or is
+    empty): the caller's NumPy path then computes it."""
+    if not _enabled:
         return None
-    k = int(t.shape[1])
-    rows = data.size // (m + k)
     assert _module is not None
-    out = np.empty((*data.shape[:-1], m), dtype=np.int64)
-    _module.decrypt_pow2(np.ascontiguousarray(data), t, rows, m, k, shift, out)
-    return out
+    found: float | None = _module.decryption_bound(noise, det, sg, factor, safety)
+    return found

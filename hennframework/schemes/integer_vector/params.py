@@ -96,10 +96,31 @@ class IntegerVectorParams:
             reach = reach * base + per_digit
         return count
 
-    @property
+    @functools.cached_property
     def key_row_norm(self) -> int:
-        """max over rows of sum |S_ij| for S = [I, T]: 1 + k * t_bound."""
+        """max over rows of sum |S_ij| for S = [I, T]: 1 + k * t_bound (kept: every decryption
+        reads it)."""
         return 1 + self.k * self.t_bound
+
+    @functools.cached_property
+    def decryption_kernel_limits(self) -> tuple[int, int]:
+        """What the compiled decryption needs, read together on every call: ``ceil(2**62 /
+        key_row_norm)`` and ``s`` where ``w = 2**s`` (a limit of 0, which no ciphertext passes,
+        where w is not a power of two: the kernel rounds by a shift). A ciphertext whose
+        coefficients are all below the limit has ``|S c| <= coefficient bound x key_row_norm <
+        2**62`` (for integers, ``c r < L`` exactly when ``c < ceil(L / r)``), so decryption's
+        int64 arithmetic cannot wrap."""
+        shift = self.decryption_rounding[1]
+        if shift is None:
+            return 0, 0
+        return -(-(1 << INT_BITS) // self.key_row_norm), shift
+
+    @functools.cached_property
+    def decryption_rounding(self) -> tuple[int, int | None]:
+        """``w // 2`` and, for a power of two ``w = 2**s``, ``s`` (None otherwise): decryption's
+        ``(S c + w // 2) // w`` is then ``(S c + w // 2) >> s`` (kept: read on every call)."""
+        shift = self.w.bit_length() - 1
+        return self.w // 2, (shift if self.w == 1 << shift else None)
 
     @functools.cached_property
     def max_plaintext(self) -> int:

@@ -40,6 +40,7 @@ from hennframework.randomness import RandomSource, as_random_source
 from hennframework.scheme import Capability, KeySet, ParameterSet
 from hennframework.schemes.integer_vector import native, small, wide
 from hennframework.schemes.integer_vector.ciphertext import (
+    FAILURE_PROBABILITY_BITS,
     LIMIT,
     SAFETY,
     SCALAR_CACHE_SIZE,
@@ -451,24 +452,52 @@ class IntegerVectorScheme(Evaluator):
         self, ciphertext: Ciphertext, secret_key: SecretKey | KeySet
     ) -> npt.NDArray[np.int64]:
         """The integer messages ``round(S c / w)``, shape ``(*batch, m)``; raises on noise risk."""
-        if isinstance(secret_key, KeySet):
-            secret_key = secret_key.secret
+        # Ordered for one vector, where every attribute read is a sizeable part of the call.
         if not isinstance(secret_key, SecretKey):
-            raise InputError("decrypt needs the SecretKey (the key holder's), not a public key")
+            if isinstance(secret_key, KeySet):
+                secret_key = secret_key.secret
+            if not isinstance(secret_key, SecretKey):
+                raise InputError("decrypt needs the SecretKey (the key holder's), not a public key")
         if secret_key.key_id != ciphertext.key_id:
             raise KeyMismatchError(
                 f"this ciphertext is under key {ciphertext.key_id}, not {secret_key.key_id}: "
                 "decrypt with its own secret key (or switch it to yours first)."
             )
         p = self.params
-        key_params, text_params = secret_key.params, ciphertext.params
-        if (key_params is not p and key_params != p) or (text_params is not p and text_params != p):
-            raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
         own = ciphertext.scheme
-        if own is not self and own.backend is not self.backend and isinstance(own, type(self)):
-            # made on another backend (a GPU's, say): its own scheme decrypts it where its
-            # arrays live; the messages come back as NumPy arrays either way
-            return own.decrypt(ciphertext, secret_key)
+        if own is not self or secret_key.params is not p:  # else both use this parameter set
+            key_params, text_params = secret_key.params, ciphertext.params
+            if (key_params is not p and key_params != p) or (
+                text_params is not p and text_params != p
+            ):
+                raise KeyMismatchError("the secret key and ciphertext use different parameter sets")
+            if own is not self and own.backend is not self.backend and isinstance(own, type(self)):
+                # made on another backend (a GPU's, say): its own scheme decrypts it where its
+                # arrays live; the messages come back as NumPy arrays either way
+                return own.decrypt(ciphertext, secret_key)
+        # One vector's decryption is a few dozen integer operations: on NumPy data whose
+        # coefficients prove |S c| < 2**62, the compiled kernel checks the noise bound and
+        # decrypts in one call from here (each call and attribute read is a sizeable part of
+        # the time; this is what keeps it below vhe.cpp's). It refuses (None) as the general
+        # path does, which then raises with the reasons.
+        kernel = native.decrypt_pow2
+        data = ciphertext.data
+        limit, shift = p.decryption_kernel_limits
+        if kernel is not None and type(data) is np.ndarray and ciphertext.coeff_bound < limit:
+            tracked = ciphertext.noise_det is not None and not self.worst_case
+            found = kernel(
+                data,
+                secret_key.t_matrix,
+                ciphertext.dim,
+                shift,
+                ciphertext.noise,
+                ciphertext.noise_det if tracked else None,
+                ciphertext.noise_sg if tracked else None,
+                FAILURE_PROBABILITY_BITS,
+                SAFETY,
+            )
+            if found is not None:
+                return found
         few = small.decrypt_few(
             self, ciphertext, secret_key
         )  # None: another backend, or a check that may fail

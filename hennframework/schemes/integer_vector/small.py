@@ -41,7 +41,6 @@ import numpy as np
 import numpy.typing as npt
 
 from hennframework.randomness import RandomSource, as_random_source
-from hennframework.schemes.integer_vector import native
 from hennframework.schemes.integer_vector.ciphertext import LIMIT, SAFETY, float_margin
 from hennframework.schemes.integer_vector.keys import kept_with, matrix_digest
 
@@ -185,7 +184,8 @@ def decrypt_few(
     scheme: Evaluator, ciphertext: Ciphertext, secret_key: SecretKey
 ) -> npt.NDArray[np.int64] | None:
     """``round(S c / w)`` of NumPy ciphertexts in three array operations (a few more for large
-    batches), or None.
+    batches), or None: ``decrypt``'s NumPy path where it does not call the compiled kernel (w
+    not a power of two, the kernels off or not built, a layout the kernel does not read).
 
     None (the general path decides, and raises its errors) where the data is not a NumPy array
     or where the noise or coefficient checks of ``decrypt`` could fail. Otherwise those checks
@@ -198,22 +198,18 @@ def decrypt_few(
     p = scheme.params
     m, k = ciphertext.dim, p.k
     reach = ciphertext.coeff_bound * p.key_row_norm  # bounds |top| + k t |bottom|
-    noise = ciphertext.decryption_bound
     if (
         type(data) is not np.ndarray
         or not data.size
         or data.shape[-1] != m + k
         # "not below": a NaN bound fails these checks too (the general path then refuses)
         or not reach < LIMIT  # S c may not fit int64
-        or not noise * 2 < p.w
     ):
         return None
-    half, shift = scheme._constant("decrypt-rounding", lambda: _rounding(p.w))
-    if shift is not None:
-        # the compiled kernel: [I, T] c and the rounding in one pass (the same integers)
-        found = native.decrypt_pow2(data, secret_parts(secret_key, m)[0], m, int(shift))
-        if found is not None:
-            return found
+    noise = ciphertext.decryption_bound
+    if not noise * 2 < p.w:
+        return None
+    half, shift = p.decryption_rounding
     work = data.size * m
     if work > DECRYPT_MATMUL_WORK and m in DECRYPT_FLOAT_DIMS:
         exact = _float_decryption(data, secret_key, m, k, p.w, reach, noise)
@@ -236,13 +232,6 @@ def decrypt_few(
     else:
         sc //= p.w
     return sc
-
-
-def _rounding(w: int) -> tuple[np.int64, np.int64 | None]:
-    """``w // 2`` and, for a power of two ``w = 2**s``, ``s`` (None otherwise), as the int64
-    scalars ``decrypt_few`` adds and shifts by (made once per parameter set)."""
-    shift = w.bit_length() - 1
-    return np.int64(w // 2), (np.int64(shift) if w == 1 << shift else None)
 
 
 def _float_decryption(
