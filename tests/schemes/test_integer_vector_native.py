@@ -156,6 +156,39 @@ def test_nibble_table_gives_the_bit_by_bit_sums(values: list[int], seed: int, ou
     assert same_bits(plain, tabled)
 
 
+def test_switch_takes_views_and_declines_other_layouts() -> None:
+    """A strided or transposed source is switched as its copy; other item types, a key of
+    another height or a table of another size are declined (None: the NumPy path switches);
+    one vector gives NumPy scalars for its norms, as the NumPy path does."""
+    scheme = IntegerVectorScheme("vhe")
+    count = scheme.params.digits
+    key = random_key(scheme, 3, 2, 7)
+    plan = scheme._switch_plan(key, 3)
+    assert plan is not None
+    grid = np.random.default_rng(1).integers(-LIMIT, LIMIT, (6, 3))
+    for view in (grid[::2], grid.T.copy().T, grid[:, :3][1:]):
+        found = native.switch_digits(view, plan)
+        assert found is not None and same_bits(found, native.switch_digits(view.copy(), plan))
+    one = native.switch_digits(grid[0], plan)
+    assert one is not None and one[0].shape == (2,)
+    assert isinstance(one[1], np.float64) and isinstance(one[2], np.float64)
+    assert native.switch_digits(grid.astype(np.int32), plan) is None
+    assert native.switch_digits(grid.astype(np.float64), plan) is None
+    assert native.switch_digits(grid[:, :2], plan) is None  # 2 columns: not the key's height
+    short = dataclasses.replace(plan, matrix_t=plan.matrix_t[:-1])
+    assert native.switch_digits(grid, short) is None
+    table = native.nibble_table(key.matrix_t, 3, count)
+    assert native.switch_digits(grid, dataclasses.replace(plan, nibbles=table[:2])) is None
+    module = native._module
+    assert module is not None
+    with pytest.raises(TypeError, match="takes 8 arguments"):
+        module.switch_digits(grid)
+    with pytest.raises(ValueError, match="nibble table is for bit digits"):
+        module.switch_digits(grid, key.matrix_t, table, 8, 8, 0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="unsupported digit width"):
+        module.switch_digits(grid, key.matrix_t, None, 33, count, 0, 1.0, 1.0)
+
+
 @pytest.mark.parametrize("rows", [1, 15, 23, 24, 37, 63, 64, 65, 88, 130])
 @pytest.mark.parametrize("out", [3, 7])
 def test_bit_switches_without_a_nibble_table_go_in_blocks_of_rows(

@@ -158,6 +158,22 @@ get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize
     return 0;
 }
 
+/* Whether ``obj`` is exactly a NumPy array (what the kernels that speak NumPy's C API read), aligned, C-contiguous, native-endian, of 8-byte
+ * items of ``type`` (NPY_INT64 or NPY_FLOAT64), and of ``shaped``'s shape where that is given. */
+static int
+plain_array(PyObject *obj, int type, PyArrayObject *shaped)
+{
+    if (!PyArray_CheckExact(obj)) {
+        return 0;
+    }
+    PyArrayObject *array = (PyArrayObject *)obj;
+    if (!PyArray_EquivTypenums(PyArray_TYPE(array), type) || !PyArray_ISNOTSWAPPED(array) ||
+        !PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISALIGNED(array)) {
+        return 0;
+    }
+    return shaped == NULL || PyArray_SAMESHAPE(array, shaped);
+}
+
 /*
  * The loop of ``switch_digits`` (see there). Most of a large switch is its innermost loop, a
  * key row times a small digit added to the output row; on x86-64 with GCC on Linux it is
@@ -514,93 +530,103 @@ switch_any(const int64_t *source, const uint64_t *matrix, const uint64_t *nibble
 }
 
 /*
- * switch_digits(source, key, rows, columns, out_columns, digit_bits, count, offset,
- *               margin, safety, scalar, out, l1, l2, nibbles)
+ * switch_digits(source, key, nibbles, digit_bits, count, offset, margin, safety)
+ *   -> (out, l1, l2), new arrays, or None
  *
- * For each row r of ``source`` (rows x columns): the gadget digits c* of its values, value j's
- * ``count`` digits at positions j * count + i (``decompose``'s order), and
+ * For each row r of ``source`` (shape (..., columns)): the gadget digits c* of its values,
+ * value j's ``count`` digits at positions j * count + i (``decompose``'s order), and
  *   out[r] = c* M modulo 2**64, M = ``key`` (columns * count x out_columns),
  *   l1[r]  = (sum |d|) * margin,
- *   l2[r]  = sqrt((sum d*d) * margin) * safety   (pow(x, 0.5) where ``scalar`` is true),
+ *   l2[r]  = sqrt((sum d*d) * margin) * safety   (pow(x, 0.5) for a one-vector source),
  * the float operations ``IntegerVectorScheme._switch`` applies to the same exact integer sums
- * (the caller keeps the sums below 2**53: each is then one double, exactly).
+ * (the caller keeps the sums below 2**53: each is then one double, exactly). ``out`` has the
+ * source's shape with out_columns in place of columns; ``l1`` and ``l2`` the batch shape.
  * digit_bits = 1: d = sign(v) times bit i of |v| (|v| < 2**62, no INT64_MIN).
  * digit_bits = b > 1: d = ((v + H) >> (b i)) & (2**b - 1)) - 2**(b - 1), v + H in uint64
  * (``offset`` = H, taken modulo 2**64).
  * Digits that are zero are skipped: they add nothing to any of the three. ``nibbles``: None,
  * or for bit digits the key's nibble table (``switch_rows_two_nibbles``, ``switch_rows_nibbles``).
+ *
+ * None where ``source``, ``key`` or the table are not aligned C-contiguous native int64 NumPy
+ * arrays of matching sizes (the caller's NumPy path then switches). The outputs are made here
+ * with NumPy's C API: for one vector, the buffer protocol's views and three np.empty calls cost
+ * more than the switch.
  */
 static PyObject *
 switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    long long s[5];
-    if (get_sizes(args, nargs, 15, 2, 5, s, "switch_digits") < 0) {
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "switch_digits takes 8 arguments, got %zd", nargs);
         return NULL;
     }
-    Py_ssize_t rows = s[0], columns = s[1], out_columns = s[2];
-    long long bits = s[3], count = s[4];
-    unsigned long long offset = PyLong_AsUnsignedLongLongMask(args[7]);
-    double margin = PyFloat_AsDouble(args[8]);
-    double safety = PyFloat_AsDouble(args[9]);
-    int scalar = PyObject_IsTrue(args[10]);
-    if (PyErr_Occurred() || scalar < 0) {
+    const long long bits = PyLong_AsLongLong(args[3]), count = PyLong_AsLongLong(args[4]);
+    const unsigned long long offset = PyLong_AsUnsignedLongLongMask(args[5]);
+    const double margin = PyFloat_AsDouble(args[6]), safety = PyFloat_AsDouble(args[7]);
+    if (PyErr_Occurred()) {
         return NULL;
     }
     if (bits < 1 || bits > 32 || count < 1 || count > 64 || (bits > 1 && bits * count > 64)) {
         PyErr_SetString(PyExc_ValueError, "switch_digits: unsupported digit width or count");
         return NULL;
     }
-    const Wanted wanted[5] = {
-        {0, items_of(rows, columns), 0, "source", 'q'},
-        {1, items_of(items_of(columns, count), out_columns), 0, "key", 'q'},
-        {11, items_of(rows, out_columns), 1, "out", 'q'},
-        {12, rows, 1, "l1", 'd'},
-        {13, rows, 1, "l2", 'd'},
-    };
-    Py_buffer views[5];
-    if (get_buffers(args, wanted, 5, views) < 0) {
+    if (args[2] != Py_None && bits != 1) {
+        PyErr_SetString(PyExc_ValueError, "switch_digits: a nibble table is for bit digits");
         return NULL;
     }
-    Py_buffer table_view;
-    const uint64_t *nibbles = NULL;
-    if (args[14] != Py_None) {
-        if (bits != 1) {
-            release(views, 5);
-            PyErr_SetString(PyExc_ValueError, "switch_digits: a nibble table is for bit digits");
-            return NULL;
-        }
-        if (get_int64(args[14], &table_view, items_of(items_of(columns, 16 * 16), out_columns), 0,
-                      "nibbles") < 0) {
-            release(views, 5);
-            return NULL;
-        }
-        nibbles = table_view.buf;
+    if (!plain_array(args[0], NPY_INT64, NULL) || !plain_array(args[1], NPY_INT64, NULL) ||
+        (args[2] != Py_None && !plain_array(args[2], NPY_INT64, NULL))) {
+        Py_RETURN_NONE;
     }
-    const int64_t *source = (const int64_t *)views[0].buf;
-    const uint64_t *matrix = (const uint64_t *)views[1].buf;
-    uint64_t *result = (uint64_t *)views[2].buf;
-    double *l1s = (double *)views[3].buf;
-    double *l2s = (double *)views[4].buf;
+    PyArrayObject *source_array = (PyArrayObject *)args[0], *key = (PyArrayObject *)args[1];
+    const int ndim = PyArray_NDIM(source_array);
+    if (ndim < 1 || PyArray_NDIM(key) != 2) {
+        Py_RETURN_NONE;
+    }
+    const npy_intp columns = PyArray_DIM(source_array, ndim - 1);
+    const npy_intp out_columns = PyArray_DIM(key, 1);
+    if (items_of(columns, (Py_ssize_t)count) != PyArray_DIM(key, 0)) {
+        Py_RETURN_NONE;
+    }
+    if (args[2] != Py_None &&
+        PyArray_SIZE((PyArrayObject *)args[2]) != items_of(items_of(columns, 16 * 16), out_columns)) {
+        Py_RETURN_NONE;
+    }
+    npy_intp shape[NPY_MAXDIMS], rows = 1;
+    for (int i = 0; i < ndim - 1; i++) {
+        shape[i] = PyArray_DIM(source_array, i);
+        rows *= shape[i];
+    }
+    shape[ndim - 1] = out_columns;
+    PyObject *out = PyArray_SimpleNew(ndim, shape, NPY_INT64);
+    PyObject *l1 = PyArray_SimpleNew(ndim - 1, shape, NPY_FLOAT64);
+    PyObject *l2 = PyArray_SimpleNew(ndim - 1, shape, NPY_FLOAT64);
+    PyObject *found = (out && l1 && l2) ? PyTuple_Pack(3, out, l1, l2) : NULL;
+    Py_XDECREF(out);
+    Py_XDECREF(l1);
+    Py_XDECREF(l2);
+    if (found == NULL) {
+        return NULL;
+    }
+    const uint64_t *nibbles =
+        args[2] != Py_None ? (const uint64_t *)PyArray_DATA((PyArrayObject *)args[2]) : NULL;
     uint64_t *scratch;
     if (make_scratch(nibbles, out_columns, bits, &scratch) < 0) {
-        release(views, 5);
-        if (nibbles != NULL) {
-            PyBuffer_Release(&table_view);
-        }
+        Py_DECREF(found);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    switch_any(source, matrix, nibbles, result, l1s, l2s, rows, columns, out_columns, bits, count,
-               offset, margin, safety, scalar, scratch);
-    Py_END_ALLOW_THREADS
-    PyMem_Free(scratch);
-
-    release(views, 5);
-    if (nibbles != NULL) {
-        PyBuffer_Release(&table_view);
+    NPY_BEGIN_THREADS_DEF;
+    if (rows * columns > 64) { /* a few vectors are quicker than releasing the GIL */
+        NPY_BEGIN_THREADS;
     }
-    Py_RETURN_NONE;
+    switch_any((const int64_t *)PyArray_DATA(source_array),
+               (const uint64_t *)PyArray_DATA(key), nibbles,
+               (uint64_t *)PyArray_DATA((PyArrayObject *)out), /* held by ``found`` */
+               (double *)PyArray_DATA((PyArrayObject *)l1), (double *)PyArray_DATA((PyArrayObject *)l2),
+               rows, columns, out_columns, bits, count, offset, margin, safety, ndim == 1, scratch);
+    NPY_END_THREADS;
+    PyMem_Free(scratch);
+    return found;
 }
 
 /* round(v / 2**shift), halves away from zero: the magnitude rounded half up, sign put back. */
@@ -681,27 +707,11 @@ tensor_round_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
- * Decryption: its noise bound and its rounding. The only kernels that speak NumPy's C API: a
+ * Decryption: its noise bound and its rounding, with NumPy's C API (as ``switch_digits``): a
  * decryption of one vector is a few dozen operations, and the buffer protocol's views and an
  * output made by np.empty cost ten times that (this is what keeps a one-vector decryption,
  * its noise check included, below vhe.cpp's, which checks nothing).
  */
-
-/* Whether ``obj`` is exactly a NumPy array, aligned, C-contiguous, native-endian, of 8-byte
- * items of ``type`` (NPY_INT64 or NPY_FLOAT64), and of ``shaped``'s shape where that is given. */
-static int
-plain_array(PyObject *obj, int type, PyArrayObject *shaped)
-{
-    if (!PyArray_CheckExact(obj)) {
-        return 0;
-    }
-    PyArrayObject *array = (PyArrayObject *)obj;
-    if (!PyArray_EquivTypenums(PyArray_TYPE(array), type) || !PyArray_ISNOTSWAPPED(array) ||
-        !PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISALIGNED(array)) {
-        return 0;
-    }
-    return shaped == NULL || PyArray_SAMESHAPE(array, shaped);
-}
 
 /*
  * The largest decryption noise bound of a tensor into ``*largest``: max over items of

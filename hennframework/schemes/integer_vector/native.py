@@ -168,8 +168,8 @@ class SwitchPlan:
     nibbles: Any = None
 
     def run(self, batch: tuple[int, ...]) -> tuple[tuple[Any, ...], tuple[Any, Any, Any]]:
-        """The arguments both switching kernels end with (the key's width, the digits, the
-        norms' constants, the outputs, the nibble table), and the outputs they fill: ``out``
+        """The arguments ``product_switch``'s kernel ends with (the key's width, the digits,
+        the norms' constants, the outputs, the nibble table), and the outputs it fills: ``out``
         (``(*batch, key columns)``), ``l1`` and ``l2`` (``batch``)."""
         out_columns = int(self.matrix_t.shape[1])
         outputs = (
@@ -201,17 +201,25 @@ def switch_digits(source: Any, plan: SwitchPlan) -> tuple[npt.NDArray[np.int64],
     of the batch shape (NumPy float64 scalars for one vector, whose ``** 0.5`` is the C
     library's pow as for NumPy's and Python's scalars); or None where the kernels do not apply
     (off, or not host int64 arrays). The caller keeps both digit sums below 2**53."""
-    if not _enabled or not _host_int64(source) or not _host_int64(plan.matrix_t):
+    if not _enabled:
         return None
-    batch = source.shape[:-1]
-    columns = int(source.shape[-1])
-    rows = source.size // columns if columns else 0
     assert _module is not None
-    arguments, (out, l1, l2) = plan.run(batch)
-    _module.switch_digits(
-        np.ascontiguousarray(source), np.ascontiguousarray(plan.matrix_t), rows, columns, *arguments
+    found = _module.switch_digits(
+        source,
+        plan.matrix_t,
+        plan.nibbles,
+        plan.gadget_bits,
+        plan.count,
+        plan.offset,
+        plan.margin,
+        plan.safety,
     )
-    return _switched(out, l1, l2, batch)
+    if found is None and type(source) is np.ndarray and not source.flags.c_contiguous:
+        return switch_digits(np.ascontiguousarray(source), plan)  # a view: its copy
+    if found is None or source.ndim != 1:
+        return found  # type: ignore[no-any-return]
+    out, l1, l2 = found
+    return out, l1[()], l2[()]
 
 
 def tensor_round_div(

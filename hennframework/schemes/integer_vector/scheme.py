@@ -427,10 +427,8 @@ class IntegerVectorScheme(Evaluator):
             # noise e0 + E c0*: e0 bounded by B; E c0* from the key's independent uniform E,
             # weighted by the actual digits of c0 (independent of E)
             noise = (l1 * float(p.e_bound) + float(p.e_bound)) * SAFETY
-            probable = (
-                backend.zeros(batch_shape, dtype="float64") + float(p.e_bound),
-                l2 * p.e_bound,
-            )
+            sg = l2 * p.e_bound
+            probable = (backend.zeros(batch_shape, dtype="float64") + float(p.e_bound), sg)
             key_id = key.key_id
         else:
             raise InputError(
@@ -678,11 +676,11 @@ class IntegerVectorScheme(Evaluator):
                 "2**62 its gadget digits represent; refused rather than wrapped. Use smaller "
                 "values or rescale first."
             )
-        columns = int(source.shape[-1])
-        items = math.prod(source.shape[:-1])
         found = self._switch_native(source, key)  # holds no digits: never in slices
         if found is not None:
             return found
+        columns = int(source.shape[-1])
+        items = math.prod(source.shape[:-1])
         step = max(1, small.DIGIT_SLICE_BYTES // max(1, columns * self.params.digits * 8))
         if items <= step:
             return self._switch_piece(source, key)
@@ -717,6 +715,22 @@ class IntegerVectorScheme(Evaluator):
         norms that float64 might not hold exactly (the NumPy paths' norms are exact integers
         there, so both give the same floats)."""
         p = self.params
+        # the answer kept with the key by width, for this parameter set and key matrix (a
+        # small batch's switch is a few microseconds: the lookups below would be a fifth of it)
+        kept: dict[int, tuple[Any, Any, native.SwitchPlan | None]] | None = key.__dict__.get(
+            "_plan_for"
+        )
+        entry = None if kept is None else kept.get(columns)
+        if entry is not None and entry[0] is p and entry[1] is key.matrix_t:
+            return entry[2]
+        found = self._make_switch_plan(key, columns)
+        key.__dict__.setdefault("_plan_for", {})[columns] = (p, key.matrix_t, found)
+        return found
+
+    def _make_switch_plan(self, key: KeySwitchKey, columns: int) -> native.SwitchPlan | None:
+        """``_switch_plan``, made (``_switch_plan`` keeps it with the key, and the nibble table
+        is kept with the key too)."""
+        p = self.params
         count, offset, _ = self._constant("digits", self._digit_plan)
         if (
             (p.gadget_bits > 1 and offset is None)
@@ -724,20 +738,15 @@ class IntegerVectorScheme(Evaluator):
             or columns * count * p.digit_bound * p.digit_bound >= _EXACT_FLOAT
         ):
             return None
-
-        def plan() -> native.SwitchPlan:
-            return native.SwitchPlan(
-                key.matrix_t,
-                count,
-                p.gadget_bits,
-                offset or 0,
-                float_margin(columns * count),
-                SAFETY,
-                self._nibbles(key, columns, count),
-            )
-
-        # kept with the key (made again if its matrix is replaced): a switch runs per step
-        return kept_with(key, "_plans", (columns, p.gadget_bits, count, offset), key.matrix_t, plan)
+        return native.SwitchPlan(
+            key.matrix_t,
+            count,
+            p.gadget_bits,
+            offset or 0,
+            float_margin(columns * count),
+            SAFETY,
+            self._nibbles(key, columns, count),
+        )
 
     def _nibbles(self, key: KeySwitchKey, columns: int, count: int) -> Any:
         """The key's nibble table (``native.nibble_table``, kept with the key) where the
@@ -856,9 +865,14 @@ class IntegerVectorScheme(Evaluator):
             a_c = p.a_bound * p.digit_bound * columns * p.digits
             return p.keyswitch_noise(columns) + p.k * p.t_bound * a_c + a_c + 1
 
-        return math.ceil(source_value_bound * SAFETY) + self._constant(
-            f"switch-bound:{columns}", added
-        )
+        # kept with the key for this parameter set (read on every switch)
+        kept = key.__dict__.get("_switch_added")
+        if kept is None or kept[0] is not self.params:
+            kept = key.__dict__["_switch_added"] = (
+                self.params,
+                self._constant(f"switch-bound:{columns}", added),
+            )
+        return math.ceil(source_value_bound * SAFETY) + kept[1]
 
     def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
         """Move ciphertexts to another secret key without decrypting (noise + E c*)."""

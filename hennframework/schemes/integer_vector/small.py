@@ -177,7 +177,7 @@ def plain_integers(values: Any, scale: int, limit: int) -> tuple[npt.NDArray[np.
     largest = abs_max(values)
     if largest is None or largest > limit:
         return None
-    return values.astype(np.int64), largest
+    return values.astype(np.int64, copy=False), largest  # read, never written
 
 
 def decrypt_few(
