@@ -329,7 +329,7 @@ def test_decryption_rounds_half_up(top: list[int], bottom: int, t: list[int], sh
     data = np.array([[*top, bottom]], dtype=np.int64)
     # the key's T has more rows than the vectors: the kernel reads the first m
     t_matrix = np.array([*t, 999, -999], dtype=np.int64).reshape(5, 1)
-    out = decrypt_kernel()(data, t_matrix, 3, shift, np.zeros(1), None, None, 64, SAFETY)
+    out = decrypt_kernel()(data, t_matrix, 3, shift, np.zeros(1), None, None, False, 64, SAFETY)
     expected = [(top[i] + t[i] * bottom + (1 << (shift - 1))) >> shift for i in range(3)]
     assert out is not None and out.tolist() == [expected]
 
@@ -374,25 +374,29 @@ def test_noise_bounds_are_numpys_floats(
     assert np.float64(found).tobytes() == np.float64(expected).tobytes() or np.isnan(expected)
     data = np.zeros((len(rows), 4), dtype=np.int64)
     t_matrix = np.ones((3, 1), dtype=np.int64)
-    out = decrypt_kernel()(data, t_matrix, 3, 40, noise, det, sg, 64, SAFETY)
+    out = decrypt_kernel()(data, t_matrix, 3, 40, noise, det, sg, False, 64, SAFETY)
     assert (out is not None) == bool(expected * 2 < 2**40)
 
 
 def test_the_noise_check_at_its_edge() -> None:
     """A bound of exactly w/2 refuses, the float below it decrypts; the high-probability bound
-    counts where it is the smaller, the worst-case one where it is."""
+    counts where it is the smaller, the worst-case one where it is, or where the scheme asks
+    for the worst case alone."""
     data = np.zeros((1, 4), dtype=np.int64)
     t_matrix = np.ones((3, 1), dtype=np.int64)
     kernel = decrypt_kernel()
     half = float(2**39)
-    assert kernel(data, t_matrix, 3, 40, np.array([half]), None, None, 64, SAFETY) is None
+    assert kernel(data, t_matrix, 3, 40, np.array([half]), None, None, False, 64, SAFETY) is None
     below = np.array([np.nextafter(half, 0)])
-    assert kernel(data, t_matrix, 3, 40, below, None, None, 64, SAFETY) is not None
+    assert kernel(data, t_matrix, 3, 40, below, None, None, False, 64, SAFETY) is not None
     # worst case too large, the high-probability one (det + z sg) safety below w/2
     z = tail_factor(3)
     fits = np.array([half / SAFETY / 2]), np.array([half / SAFETY / 4 / z])
-    assert kernel(data, t_matrix, 3, 40, np.array([2 * half]), *fits, 64, SAFETY) is not None
-    assert kernel(data, t_matrix, 3, 40, np.array([np.nan]), *fits, 64, SAFETY) is None
+    assert kernel(data, t_matrix, 3, 40, np.array([2 * half]), *fits, False, 64, SAFETY) is not None
+    assert kernel(data, t_matrix, 3, 40, np.array([np.nan]), *fits, False, 64, SAFETY) is None
+    # a scheme with worst_case=True decrypts on the worst-case bound alone
+    assert kernel(data, t_matrix, 3, 40, np.array([2 * half]), *fits, True, 64, SAFETY) is None
+    assert kernel(data, t_matrix, 3, 40, below, *fits, True, 64, SAFETY) is not None
 
 
 @pytest.mark.parametrize(
@@ -411,7 +415,7 @@ def test_decryption_declines_layouts_it_does_not_read() -> None:
     data = np.arange(16, dtype=np.int64).reshape(4, 4)
     t_matrix = np.ones((3, 1), dtype=np.int64)
     noise = np.zeros(4)
-    assert kernel(data, t_matrix, 3, 40, noise, None, None, 64, SAFETY) is not None
+    assert kernel(data, t_matrix, 3, 40, noise, None, None, False, 64, SAFETY) is not None
     declined = [
         (data[::2], t_matrix, 3, noise[::2]),  # strided rows
         (data.astype(np.int32), t_matrix, 3, noise),
@@ -426,13 +430,22 @@ def test_decryption_declines_layouts_it_does_not_read() -> None:
         (data.tolist(), t_matrix, 3, noise),
     ]
     for array, key, m, bounds in declined:
-        assert kernel(array, key, m, 40, bounds, None, None, 64, SAFETY) is None
-    assert kernel(data, t_matrix, 3, 40, noise, np.zeros(4), np.zeros(3), 64, SAFETY) is None
+        assert kernel(array, key, m, 40, bounds, None, None, False, 64, SAFETY) is None
+    assert kernel(data, t_matrix, 3, 40, noise, np.zeros(4), np.zeros(3), False, 64, SAFETY) is None
     assert native.decryption_bound(np.zeros(0), None, None, 1.0, SAFETY) is None
     assert native.decryption_bound(noise, noise[::-1], noise, 1.0, SAFETY) is None
     # empty batches, and a scalar ciphertext (no batch axes)
     empty = kernel(
-        np.zeros((0, 4), dtype=np.int64), t_matrix, 3, 40, np.zeros(0), None, None, 64, SAFETY
+        np.zeros((0, 4), dtype=np.int64),
+        t_matrix,
+        3,
+        40,
+        np.zeros(0),
+        None,
+        None,
+        False,
+        64,
+        SAFETY,
     )
     assert empty is None
     scalar = kernel(
@@ -443,6 +456,7 @@ def test_decryption_declines_layouts_it_does_not_read() -> None:
         np.zeros(()),
         None,
         None,
+        False,
         64,
         SAFETY,
     )
@@ -569,13 +583,13 @@ def test_kernels_check_their_buffers() -> None:
         module.mul_round_div(ints, np.ones(1, dtype=np.int64), 2, 3, 1, 2, readonly)
     with pytest.raises(ValueError, match="negative"):
         module.decrypt_pow2(
-            ints, np.zeros((2, 1), dtype=np.int64), -1, 2, None, None, None, 64, 1.0
+            ints, np.zeros((2, 1), dtype=np.int64), -1, 2, None, None, None, False, 64, 1.0
         )
     with pytest.raises(ValueError, match="shift must be"):
         module.decrypt_pow2(
-            ints, np.zeros((2, 1), dtype=np.int64), 2, 63, None, None, None, 64, 1.0
+            ints, np.zeros((2, 1), dtype=np.int64), 2, 63, None, None, None, False, 64, 1.0
         )
-    with pytest.raises(TypeError, match="takes 9 arguments"):
+    with pytest.raises(TypeError, match="takes 10 arguments"):
         module.decrypt_pow2(ints)
     with pytest.raises(TypeError, match="takes 5 arguments"):
         module.decryption_bound(ints)

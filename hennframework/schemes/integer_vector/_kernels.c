@@ -766,9 +766,20 @@ largest_bound(PyObject *noise_obj, PyObject *det_obj, PyObject *sg_obj, double f
 static double
 tail_of(npy_intp count, long long bits)
 {
+    /* the last answer, kept: a training loop decrypts tensors of a few shapes over and over
+     * (read and written with the GIL held) */
+    static npy_intp last_count = -1;
+    static long long last_bits = -1;
+    static double last = 0.0;
+    if (count == last_count && bits == last_bits) {
+        return last;
+    }
     const double values = (double)(count > 1 ? count : 1);
     const double exponent = log(2.0 * values) + (double)bits * log(2.0);
-    return sqrt(2.0 * exponent) * (1.0 + 1e-12);
+    last = sqrt(2.0 * exponent) * (1.0 + 1e-12);
+    last_count = count;
+    last_bits = bits;
+    return last;
 }
 
 /* tail_factor(count, bits) -> float: ``tail_of``, for the test that compares it with Python's. */
@@ -809,11 +820,13 @@ decryption_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
- * decrypt_pow2(data, t, m, shift, noise, det, sg, bits, safety) -> a new int64 array, or None
+ * decrypt_pow2(data, t, m, shift, noise, det, sg, worst_case, bits, safety)
+ *   -> a new int64 array, or None
  *
  * Where 2 x ``largest_bound(noise, det, sg, factor, safety)`` < w = 2**shift, with factor the
- * ``tail_of`` the tensor's rows x m values for 2**-bits (the noise check of ``decrypt``, made on
- * every call: a fresh ciphertext costs what a decrypted one does):
+ * ``tail_of`` the tensor's rows x m values for 2**-bits, and ``det`` and ``sg`` taken as None
+ * where ``worst_case`` is true (the noise check of ``decrypt``, made on every call: a fresh
+ * ciphertext costs what a decrypted one does):
  * out[..., i] = floor((c_i + sum_j T[i, j] c_{m + j} + 2**(shift - 1)) / 2**shift) for every
  * ciphertext c of ``data`` (shape (..., m + k)), with T the first m rows of ``t`` (the secret
  * key's whole ``T``, shape (rows >= m, k)): S c = [I, T] c rounded half up over w, ``decrypt``'s
@@ -830,7 +843,7 @@ decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     long long s[2];
-    if (get_sizes(args, nargs, 9, 2, 2, s, "decrypt_pow2") < 0) {
+    if (get_sizes(args, nargs, 10, 2, 2, s, "decrypt_pow2") < 0) {
         return NULL;
     }
     npy_intp m = (npy_intp)s[0];
@@ -858,16 +871,19 @@ decrypt_pow2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                (size_t)(ndim - 1) * sizeof(npy_intp)) != 0) {
         Py_RETURN_NONE;
     }
-    const long long bits = PyLong_AsLongLong(args[7]);
-    const double safety = PyFloat_AsDouble(args[8]);
-    if ((bits == -1 || safety == -1.0) && PyErr_Occurred()) {
+    const int worst_case = PyObject_IsTrue(args[7]);
+    const long long bits = PyLong_AsLongLong(args[8]);
+    const double safety = PyFloat_AsDouble(args[9]);
+    if (worst_case < 0 || ((bits == -1 || safety == -1.0) && PyErr_Occurred())) {
         return NULL;
     }
+    /* the high-probability bound where it is tracked and asked for */
+    PyObject *det = worst_case ? Py_None : args[5], *sg = worst_case ? Py_None : args[6];
     const npy_intp rows = PyArray_SIZE(data) / (m + k);
-    const double factor = args[5] != Py_None ? tail_of(rows * m, bits) : 0.0;
+    const double factor = det != Py_None ? tail_of(rows * m, bits) : 0.0;
     double largest;
     /* "not below": a NaN bound refuses too; 2**shift and the doubling are exact */
-    if (largest_bound(args[4], args[5], args[6], factor, safety, &largest) != 0 ||
+    if (largest_bound(args[4], det, sg, factor, safety, &largest) != 0 ||
         !(largest * 2.0 < ldexp(1.0, (int)shift))) {
         Py_RETURN_NONE;
     }

@@ -84,12 +84,13 @@ _enabled = _module is not None and _wanted()
 
 #: The decryption kernel itself, None where the kernels are off: ``decrypt`` calls it without a
 #: wrapper (a Python call is a sizeable part of a one-vector decryption).
-#: ``decrypt_pow2(data, t_matrix, m, shift, noise, det, sg, bits, safety)``: ``floor(([I, T] c
-#: + 2**(shift - 1)) / 2**shift)`` for every ciphertext of ``data`` (``(..., m + k)``; T the
-#: first m rows of the secret key's ``t_matrix``), a new array of shape ``(..., m)``, where
-#: twice the largest noise bound (:func:`decryption_bound` of ``noise``, ``det``, ``sg``, of the
-#: batch shape, with ``tail_factor`` of the tensor's values for a failure probability of
-#: ``2**-bits``) is below ``w = 2**shift``. It returns None where that check fails (NaN
+#: ``decrypt_pow2(data, t_matrix, m, shift, noise, det, sg, worst_case, bits, safety)``:
+#: ``floor(([I, T] c + 2**(shift - 1)) / 2**shift)`` for every ciphertext of ``data`` (``(...,
+#: m + k)``; T the first m rows of the secret key's ``t_matrix``), a new array of shape ``(...,
+#: m)``, where twice the largest noise bound (:func:`decryption_bound` of ``noise``, ``det``,
+#: ``sg``, of the batch shape, with ``tail_factor`` of the tensor's values for a failure
+#: probability of ``2**-bits``; ``det`` and ``sg`` ignored where ``worst_case``) is below ``w =
+#: 2**shift``. It returns None where that check fails (NaN
 #: included) or the arrays are not aligned, C-contiguous NumPy arrays of those shapes: the
 #: caller's NumPy path then decides. The caller proves ``|S c| < 2**62`` and ``1 <= shift <=
 #: 62``.

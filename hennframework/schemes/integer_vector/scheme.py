@@ -451,8 +451,10 @@ class IntegerVectorScheme(Evaluator):
     ) -> npt.NDArray[np.int64]:
         """The integer messages ``round(S c / w)``, shape ``(*batch, m)``; raises on noise risk."""
         # Ordered for one vector, where every attribute read is a sizeable part of the call.
-        if not isinstance(secret_key, SecretKey):
-            if isinstance(secret_key, KeySet):
+        if type(secret_key) is KeySet:
+            secret_key = secret_key.secret
+        if type(secret_key) is not SecretKey and not isinstance(secret_key, SecretKey):
+            if isinstance(secret_key, KeySet):  # a subclass of KeySet
                 secret_key = secret_key.secret
             if not isinstance(secret_key, SecretKey):
                 raise InputError("decrypt needs the SecretKey (the key holder's), not a public key")
@@ -473,24 +475,23 @@ class IntegerVectorScheme(Evaluator):
                 # made on another backend (a GPU's, say): its own scheme decrypts it where its
                 # arrays live; the messages come back as NumPy arrays either way
                 return own.decrypt(ciphertext, secret_key)
-        # One vector's decryption is a few dozen integer operations: on NumPy data whose
-        # coefficients prove |S c| < 2**62, the compiled kernel checks the noise bound and
-        # decrypts in one call from here (each call and attribute read is a sizeable part of
-        # the time; this is what keeps it below vhe.cpp's). It refuses (None) as the general
-        # path does, which then raises with the reasons.
+        # One vector's decryption is a few dozen integer operations: where the coefficients
+        # prove |S c| < 2**62, the compiled kernel checks the noise bound and decrypts in one
+        # call from here (each call and attribute read is a sizeable part of the time; this is
+        # what keeps it below vhe.cpp's). It returns None where it refuses, as the general path
+        # does (which then raises with the reasons), and for anything but NumPy arrays.
         kernel = native.decrypt_pow2
-        data = ciphertext.data
         limit, shift = p.decryption_kernel_limits
-        if kernel is not None and type(data) is np.ndarray and ciphertext.coeff_bound < limit:
-            tracked = ciphertext.noise_det is not None and not self.worst_case
+        if kernel is not None and ciphertext.coeff_bound < limit:
             found = kernel(
-                data,
+                ciphertext.data,
                 secret_key.t_matrix,
                 ciphertext.dim,
                 shift,
                 ciphertext.noise,
-                ciphertext.noise_det if tracked else None,
-                ciphertext.noise_sg if tracked else None,
+                ciphertext.noise_det,
+                ciphertext.noise_sg,
+                self.worst_case,
                 FAILURE_PROBABILITY_BITS,
                 SAFETY,
             )
