@@ -427,8 +427,10 @@ class IntegerVectorScheme(Evaluator):
             # noise e0 + E c0*: e0 bounded by B; E c0* from the key's independent uniform E,
             # weighted by the actual digits of c0 (independent of E)
             noise = (l1 * float(p.e_bound) + float(p.e_bound)) * SAFETY
-            sg = l2 * p.e_bound
-            probable = (backend.zeros(batch_shape, dtype="float64") + float(p.e_bound), sg)
+            probable = (
+                backend.zeros(batch_shape, dtype="float64") + float(p.e_bound),
+                l2 * p.e_bound,
+            )
             key_id = key.key_id
         else:
             raise InputError(
@@ -858,21 +860,15 @@ class IntegerVectorScheme(Evaluator):
         """
         if not math.isfinite(source_value_bound):
             return LIMIT
-        columns = key.source_columns
-
-        def added() -> int:
-            """The part that depends on the key's shape only (exact integers: made once)."""
-            p = self.params
-            a_c = p.a_bound * p.digit_bound * columns * p.digits
-            return p.keyswitch_noise(columns) + p.k * p.t_bound * a_c + a_c + 1
-
-        # kept with the key for this parameter set (read on every switch)
+        p = self.params
         kept = key.__dict__.get("_switch_added")
-        if kept is None or kept[0] is not self.params:
-            kept = key.__dict__["_switch_added"] = (
-                self.params,
-                self._constant(f"switch-bound:{columns}", added),
-            )
+        if kept is None or kept[0] is not p:
+            # the part that depends on the key's shape only (exact integers), kept with the key
+            # for this parameter set: read on every switch
+            columns = key.source_columns
+            a_c = p.a_bound * p.digit_bound * columns * p.digits
+            added = p.keyswitch_noise(columns) + p.k * p.t_bound * a_c + a_c + 1
+            kept = key.__dict__["_switch_added"] = (p, added)
         return math.ceil(source_value_bound * SAFETY) + kept[1]
 
     def switch_key(self, ciphertext: Ciphertext, key: KeySwitchKey) -> Ciphertext:
