@@ -342,9 +342,7 @@ class Ciphertext:
             self.noise,
             self.noise_det if tracked else None,
             self.noise_sg if tracked else None,
-            tail_factor(self.data.size // (self.dim + self.params.k) * self.dim)
-            if tracked
-            else 0.0,
+            tail_factor(self.size * self.dim) if tracked else 0.0,  # as probable_noise's
             SAFETY,
         )
         if value is None:

@@ -90,10 +90,9 @@ _enabled = _module is not None and _wanted()
 #: m)``, where twice the largest noise bound (:func:`decryption_bound` of ``noise``, ``det``,
 #: ``sg``, of the batch shape, with ``tail_factor`` of the tensor's values for a failure
 #: probability of ``2**-bits``; ``det`` and ``sg`` ignored where ``worst_case``) is below ``w =
-#: 2**shift``. It returns None where that check fails (NaN
-#: included) or the arrays are not aligned, C-contiguous NumPy arrays of those shapes: the
-#: caller's NumPy path then decides. The caller proves ``|S c| < 2**62`` and ``1 <= shift <=
-#: 62``.
+#: 2**shift``. It returns None where that check fails (NaN included) or the arrays are not
+#: aligned, C-contiguous NumPy arrays of those shapes: the caller's NumPy path then decides. The
+#: caller proves ``|S c| < 2**62`` and ``1 <= shift <= 62``.
 decrypt_pow2: Callable[..., npt.NDArray[np.int64] | None] | None = (
     _module.decrypt_pow2 if _enabled and _module is not None else None
 )
