@@ -158,8 +158,9 @@ get_sizes(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, Py_ssize
     return 0;
 }
 
-/* Whether ``obj`` is exactly a NumPy array (what the kernels that speak NumPy's C API read), aligned, C-contiguous, native-endian, of 8-byte
- * items of ``type`` (NPY_INT64 or NPY_FLOAT64), and of ``shaped``'s shape where that is given. */
+/* Whether ``obj`` is exactly a NumPy array, aligned, C-contiguous, native-endian, of 8-byte items
+ * of ``type`` (NPY_INT64 or NPY_FLOAT64), and of ``shaped``'s shape where that is given: what
+ * the kernels that speak NumPy's C API read (``switch_digits``, the decryption kernels). */
 static int
 plain_array(PyObject *obj, int type, PyArrayObject *shaped)
 {
@@ -588,8 +589,8 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (items_of(columns, (Py_ssize_t)count) != PyArray_DIM(key, 0)) {
         Py_RETURN_NONE;
     }
-    if (args[2] != Py_None &&
-        PyArray_SIZE((PyArrayObject *)args[2]) != items_of(items_of(columns, 16 * 16), out_columns)) {
+    const Py_ssize_t table_items = items_of(items_of(columns, 16 * 16), out_columns);
+    if (args[2] != Py_None && PyArray_SIZE((PyArrayObject *)args[2]) != table_items) {
         Py_RETURN_NONE;
     }
     npy_intp shape[NPY_MAXDIMS], rows = 1;
@@ -622,7 +623,8 @@ switch_digits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     switch_any((const int64_t *)PyArray_DATA(source_array),
                (const uint64_t *)PyArray_DATA(key), nibbles,
                (uint64_t *)PyArray_DATA((PyArrayObject *)out), /* held by ``found`` */
-               (double *)PyArray_DATA((PyArrayObject *)l1), (double *)PyArray_DATA((PyArrayObject *)l2),
+               (double *)PyArray_DATA((PyArrayObject *)l1),
+               (double *)PyArray_DATA((PyArrayObject *)l2),
                rows, columns, out_columns, bits, count, offset, margin, safety, ndim == 1, scratch);
     NPY_END_THREADS;
     PyMem_Free(scratch);
@@ -761,7 +763,7 @@ largest_bound(PyObject *noise_obj, PyObject *det_obj, PyObject *sg_obj, double f
  * ``tail_factor`` of ciphertext.py for ``count`` values and a failure probability of 2**-bits:
  * sqrt(2 (ln(2 count) + bits ln 2)) (1 + 1e-12), the same operations in the same order on the
  * same C library's log and sqrt that Python's math module calls, so the same float (a test
- * compares them over counts from 1 to 2**40).
+ * compares them over counts from 0 to 3 x 2**40).
  */
 static double
 tail_of(npy_intp count, long long bits)
@@ -1372,8 +1374,10 @@ static struct PyModuleDef module = {
 };
 
 /* Raised whenever the arguments a kernel accepts change (2: nibble tables for keys of any
- * width; 3: decrypt_pow2 makes its result and reads the whole T, decryption_bound), so that a module built from older sources (an editable install not rebuilt after an
- * update) is refused by native.py rather than called. */
+ * width; 3: decrypt_pow2 checks the noise, makes its result and reads the whole T; the
+ * decryption bound; switch_digits makes its outputs), so that a module built from older
+ * sources (an editable install not rebuilt after an update) is refused by native.py rather
+ * than called. */
 #define API_VERSION 3
 
 PyMODINIT_FUNC

@@ -216,10 +216,10 @@ def switch_digits(source: Any, plan: SwitchPlan) -> tuple[npt.NDArray[np.int64],
     )
     if found is None and type(source) is np.ndarray and not source.flags.c_contiguous:
         return switch_digits(np.ascontiguousarray(source), plan)  # a view: its copy
-    if found is None or source.ndim != 1:
-        return found  # type: ignore[no-any-return]
+    if found is None:
+        return None
     out, l1, l2 = found
-    return out, l1[()], l2[()]
+    return _switched(out, l1, l2, source.shape[:-1])
 
 
 def tensor_round_div(
