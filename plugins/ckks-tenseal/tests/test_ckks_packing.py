@@ -65,6 +65,42 @@ def test_rows_segment_sum_and_scatter_compose(scheme8192: CKKSScheme, keys8192: 
     np.testing.assert_allclose(decrypt(scheme8192, keys8192, updated), reference, atol=TOL)
 
 
+def test_a_scaled_tensors_rows_fold_the_constant(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """``delta.multiply_constant(c)[rows]`` selects from ``delta`` with ``c`` in the selection
+    matrix: one level for the pair, as for the selection alone (the sentiment update's scatter
+    of each review's scaled delta into its words' rows)."""
+    rng = np.random.default_rng(4)
+    w_plain = rng.uniform(-1, 1, (40, 4))
+    delta_plain = rng.uniform(-1, 1, (3, 4))
+    w = scheme8192.encrypt_tensor(w_plain, keys8192.public)
+    delta = scheme8192.encrypt_tensor(delta_plain, keys8192.public)
+    owner = np.array([0, 0, 1, 2, 2, 1])
+    words = np.array([3, 7, 9, 1, 3, 30])
+    scaled = delta.multiply_constant(-0.3)
+    assert scaled.levels_left == delta.levels_left - 1  # the product itself still costs a level
+    per_word = scaled[owner]
+    assert isinstance(per_word, LazyLinear) and per_word.base is delta
+    selected = per_word.materialize()
+    assert selected.levels_left == delta.levels_left - 1
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys8192, selected), -0.3 * delta_plain[owner], atol=TOL
+    )
+    one_row = scaled[2]  # a single row: materialised at once, squeezed
+    assert one_row.shape == (4,) and one_row.levels_left == delta.levels_left - 1
+    np.testing.assert_allclose(
+        decrypt(scheme8192, keys8192, one_row), -0.3 * delta_plain[2], atol=TOL
+    )
+    updated = w.scatter_add(words, per_word)
+    assert updated.levels_left == delta.levels_left - 1
+    reference = w_plain.copy()
+    np.add.at(reference, words, -0.3 * delta_plain[owner])
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, updated), reference, atol=TOL)
+    # a product by a tensor, by zero or an operator product keeps no source: nothing to fold
+    assert (delta * -0.3)[owner].base is not delta
+    assert delta.multiply_constant(0.0)[owner].base is not delta
+    assert (delta + delta).multiply_constant(0.5)[owner].base is not delta
+
+
 def test_reshape_is_free_when_the_packing_allows(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
     values = np.arange(12.0).reshape(3, 4) / 12
     t = scheme8192.encrypt_tensor(values, keys8192.public)

@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from hennframework import io as hio
-from hennframework.exceptions import KeyMismatchError, NoiseBudgetExhaustedError, SerializationError
+from hennframework.exceptions import (
+    InputError,
+    KeyMismatchError,
+    NoiseBudgetExhaustedError,
+    SerializationError,
+)
 from hennframework.io.container import read_manifest
 from hennframework.scheme import KeySet
 from hennframework.workflow.exchange import PROTOCOL
@@ -269,6 +274,30 @@ def test_refresh_to_a_chosen_or_learned_level(scheme8192: CKKSScheme, keys8192: 
     np.testing.assert_allclose(
         scheme8192.decrypt_tensor(second, keys8192.secret), [0.125, -0.015625], atol=2e-3
     )
-    # sent back unused (a refused step): nothing was consumed, the retry gets the top level
+    # sent back unused (a refused step): nothing was consumed, the retry gets the top level,
+    # and the rounds after keep one level more
     (third,) = auto([second])
-    assert third.levels_left == top
+    assert third.levels_left == top and auto.margin == 2
+    (fourth,) = auto([third * third])  # this round used 1 level
+    assert fourth.levels_left == 3
+
+
+def test_the_default_refresher_learns_the_margin_a_model_needs(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """The training loops' refresher gives exactly the levels the last step used; a step refused
+    at that level (its values need a higher level's range) is retried on top-level weights and
+    the later rounds keep a level more: one refused step in all, and training goes on."""
+    provider = scheme8192.owner_refresher(keys8192)
+    assert isinstance(provider, OwnerRefresher) and provider.margin == 0
+    top = scheme8192.params.levels
+    w = scheme8192.encrypt_tensor(np.array([0.5, -0.25]), keys8192.public)
+    (first,) = provider([w])
+    (second,) = provider([first * first])  # used 1 level: gets exactly 1
+    assert second.levels_left == 1
+    (retry,) = provider([second])  # refused, sent back unused
+    assert retry.levels_left == top and provider.margin == 1
+    (after,) = provider([retry * retry])
+    assert after.levels_left == 2
+    with pytest.raises(InputError, match="margin"):
+        OwnerRefresher(scheme8192, keys8192, level="auto", margin=-1)

@@ -83,7 +83,9 @@ class OwnerRefresher:
     ends there may be refused for magnitude where one level more would hold it. A step that
     needs more than it got is refused ("needs refresh" or a magnitude refusal), never computed
     wrong; tensors that come back unused (the step was refused, so nothing was consumed) go to
-    the top, so the training loop's refresh-and-retry succeeds.
+    the top, so the training loop's refresh-and-retry succeeds, and ``margin`` grows by one
+    for the rounds after: a model whose steps need the margin pays for one refused step, not
+    one per refresh. ``margin`` is the current value, after any growth.
     """
 
     def __init__(
@@ -100,6 +102,8 @@ class OwnerRefresher:
             raise InputError("OwnerRefresher needs the CKKS key set (with the secret key)")
         if not (level is None or level == "auto" or isinstance(level, int)):
             raise InputError("level must be None, an int or 'auto'")
+        if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
+            raise InputError(f"margin must be a whole number of levels >= 0, got {margin!r}")
         self.level = level
         self.margin = margin
         self.calls = 0
@@ -119,6 +123,7 @@ class OwnerRefresher:
         left = min(int(t.levels_left) for t in tensors)
         consumed = self._issued - left
         if consumed <= 0:  # unused since the last round: a refused step, retried on the top
+            self.margin = min(self.margin + 1, top)  # and the next rounds keep a level more
             return None
         return min(top, consumed + self.margin)
 

@@ -193,10 +193,11 @@ class CKKSScheme(HEScheme):
 
     def owner_refresher(self, keys: KeySet) -> Callable[[list[Any]], list[Any]]:
         """The in-process refresher :class:`hennframework.nn.OwnerRefresher` delegates to:
-        :class:`~hennframework_ckks.refresh.OwnerRefresher` with ``level="auto"`` (the levels
-        the previous step used plus one, not the top: the next step's key switches are cheaper;
-        a step refused for it is retried on top-level weights)."""
-        return OwnerRefresher(self, keys, level="auto")
+        :class:`~hennframework_ckks.refresh.OwnerRefresher` with ``level="auto"`` and
+        ``margin=0``: exactly the levels the previous step used, not the top, so the next step's
+        key switches are cheaper. A step refused for it (its values need the wider range of a
+        higher level) is retried on top-level weights, and later rounds keep one level more."""
+        return OwnerRefresher(self, keys, level="auto", margin=0)
 
     # ------------------------------------------------------------------------------------
     # extras

@@ -243,6 +243,9 @@ class CKKSTensor:
         #: unpinned ciphertexts and their garbage and error bounds by pinned bits, shared with
         #: views that keep the flat cell order
         self._unpinned: dict[int, tuple[list[Any], list[Bound]]] = {}
+        #: set by :meth:`multiply_constant`: this tensor is ``factor * source``, so a row selection
+        #: of it can read ``source`` and fold the factor into its plaintext matrix
+        self._scaled_from: tuple[CKKSTensor, float] | None = None
 
     # ------------------------------------------------------------------------------------
     # properties
@@ -966,8 +969,18 @@ class CKKSTensor:
         return self
 
     def multiply_constant(self, constant: float) -> CKKSTensor:
-        """``self * constant`` (one level unless the constant is a small integer)."""
-        return self._binary(float(constant), "mul")
+        """``self * constant`` (one level unless the constant is a small integer).
+
+        The result remembers that it is ``constant * self``: a row selection of it (``t[rows]``,
+        a plaintext linear map) selects from ``self`` with the constant folded into the selection
+        matrix, one level higher than selecting from the product. The sentiment network's update
+        scales each review's delta by the learning rate and repeats it for the review's words, so
+        its scatter into the embedding lands a level higher, and every step uses one level fewer.
+        """
+        result = self._binary(float(constant), "mul")
+        if result is not self and self.ndim and math.isfinite(constant) and constant != 0:
+            result._scaled_from = (self, float(constant))
+        return result
 
     # ------------------------------------------------------------------------------------
     # reductions and shape operations
@@ -1264,9 +1277,10 @@ class CKKSTensor:
             return new
         if not len(first):
             return _empty_tensor(self.key, (0, *self.shape[1:]))
+        source, factor = self._scaled_from or (self, 1.0)
         matrix = np.zeros((len(first), self.shape[0]))
-        matrix[np.arange(len(first)), first] = 1.0
-        lazy = LazyLinear(matrix, self)
+        matrix[np.arange(len(first)), first] = factor
+        lazy = LazyLinear(matrix, source)
         if squeeze:
             result = lazy.materialize()
             return result.reshape(self.shape[1:]) if self.ndim > 1 else result.reshape(())
