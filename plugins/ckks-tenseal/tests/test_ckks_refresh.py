@@ -301,3 +301,21 @@ def test_the_default_refresher_learns_the_margin_a_model_needs(
     assert after.levels_left == 2
     with pytest.raises(InputError, match="margin"):
         OwnerRefresher(scheme8192, keys8192, level="auto", margin=-1)
+
+
+def test_values_near_a_levels_range_get_a_level_more(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """Weights whose values already reach half of what level 0 holds (about 128 at ``n8192``)
+    would likely be refused there by the next step: the refresher gives one level more than the
+    last step used, without waiting for the refusal (the XOR network's weights are such)."""
+    for values, expected in (([40.0, -20.0], 1), ([80.0, -40.0], 2)):
+        provider = scheme8192.owner_refresher(keys8192)
+        w = scheme8192.encrypt_tensor(np.array(values), keys8192.public)
+        (first,) = provider([w])
+        (second,) = provider([first * 1.5])  # one level used
+        assert second.levels_left == expected, values
+        np.testing.assert_allclose(
+            scheme8192.decrypt_tensor(second, keys8192.secret), 1.5 * np.array(values), rtol=1e-4
+        )
+        assert provider.margin == 0  # nothing was refused

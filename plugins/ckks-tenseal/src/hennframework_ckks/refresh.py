@@ -49,7 +49,7 @@ from hennframework.plugin import HennError, InputError, KeySet
 
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
 from hennframework_ckks.shared import SCHEME_NAME, scheme_for
-from hennframework_ckks.tensor import LazyLinear, refresh_tensors
+from hennframework_ckks.tensor import LazyLinear, magnitude_limit, refresh_tensors
 
 if TYPE_CHECKING:
     from hennframework.workflow.exchange import ServeSummary
@@ -85,7 +85,9 @@ class OwnerRefresher:
     wrong; tensors that come back unused (the step was refused, so nothing was consumed) go to
     the top, so the training loop's refresh-and-retry succeeds, and ``margin`` grows by one
     for the rounds after: a model whose steps need the margin pays for one refused step, not
-    one per refresh. ``margin`` is the current value, after any growth.
+    one per refresh. ``margin`` is the current value, after any growth. A round also gives
+    more than ``margin`` levels where the tensors' values (their tracked bounds) already reach
+    half of what the level the next step lands on holds.
     """
 
     def __init__(
@@ -125,7 +127,16 @@ class OwnerRefresher:
         if consumed <= 0:  # unused since the last round: a refused step, retried on the top
             self.margin = min(self.margin + 1, top)  # and the next rounds keep a level more
             return None
-        return min(top, consumed + self.margin)
+        # The next step's results land ``margin`` levels up, where this step's landed at its
+        # own level. Values reaching half of what that level holds (their bounds grow from step
+        # to step) would likely be refused there, wasting a step: give a level more instead.
+        ctx = self.secret.public.context
+        scale = float(self.secret.public.params.scale)
+        bound = max((float(t.magnitude_bound) for t in tensors), default=0.0)
+        extra = self.margin
+        while consumed + extra < top and not 2.0 * bound < magnitude_limit(ctx, extra, scale):
+            extra += 1
+        return min(top, consumed + extra)
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
         started = time.perf_counter()
