@@ -434,8 +434,11 @@ def serve_refresh(
 ) -> ServeSummary:
     """Owner side: answer refresh requests in ``exchange`` until told to stop (see module docs).
 
-    Re-encrypts with ``public`` when given, else with the secret key itself (the scheme must
-    support secret-key encryption; the integer-vector scheme does).
+    A scheme with its own refresh provider (``scheme.owner_refresher``) refreshes through
+    it, as in-process training does: CKKS re-encrypts only to the levels the party's last step
+    used (plus what the values' range needs), so the party's next step is cheaper. Otherwise
+    each tensor is re-encrypted with ``public`` when given, else with the secret key itself (the
+    scheme must support secret-key encryption; the integer-vector scheme does).
     """
     if public is not None and public.key_id != secret.key_id:
         raise KeyMismatchError(
@@ -443,8 +446,12 @@ def serve_refresh(
         )
     scheme = secret.scheme
     encrypt_key = public.key if public is not None else secret.key
+    own = getattr(scheme, "owner_refresher", None)  # plugins built before it have none
+    provider = own(secret.keyset(public.key if public is not None else None)) if own else None
 
     def refresh(tensors: list[Any]) -> list[Any]:
+        if provider is not None:
+            return list(provider(tensors))
         return [
             scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), encrypt_key)
             for t in tensors

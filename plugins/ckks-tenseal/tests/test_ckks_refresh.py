@@ -319,3 +319,38 @@ def test_values_near_a_levels_range_get_a_level_more(
             scheme8192.decrypt_tensor(second, keys8192.secret), 1.5 * np.array(values), rtol=1e-4
         )
         assert provider.margin == 0  # nothing was refused
+
+
+def test_serve_refresh_gives_the_levels_the_partys_steps_use(
+    scheme8192: CKKSScheme, keys8192: KeySet, tmp_path: Path
+) -> None:
+    """``henn serve-refresh`` (``serve_refresh``) refreshes CKKS tensors through the scheme's own
+    provider, as in-process training does: to the top first, then to the levels the party's
+    last step used, in the same packing."""
+    import threading
+
+    from hennframework.workflow import FileRefresher as PartyRefresher
+    from hennframework.workflow import serve_refresh
+
+    secret_path = hio.save_secret_key(tmp_path / "owner.key.henn", keys8192)
+    secret = hio.load_secret_key(secret_path)
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    served: list[Any] = []
+    server = threading.Thread(
+        target=lambda: served.append(serve_refresh(secret, exchange, max_requests=2, poll=0.01)),
+        daemon=True,
+    )
+    server.start()
+    party = PartyRefresher(exchange, scheme=scheme8192, key_id=keys8192.key_id, timeout=60)
+    values = np.array([[0.5, -0.25], [0.125, 1.0]])
+    w = scheme8192.encrypt_tensor(values, keys8192.public)
+    (first,) = party([w])
+    assert first.levels_left == scheme8192.params.levels and first.layout == w.layout
+    (second,) = party([first * first])  # the party's "step" used one level
+    assert second.levels_left == 1
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(second, keys8192.secret), values**2, atol=2e-3
+    )
+    server.join(timeout=60)
+    assert served and served[0].requests == 2 and not served[0].errors
