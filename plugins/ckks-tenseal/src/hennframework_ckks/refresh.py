@@ -127,9 +127,9 @@ class OwnerRefresher:
         if consumed <= 0:  # unused since the last round: a refused step, retried on the top
             self.margin = min(self.margin + 1, top)  # and the next rounds keep a level more
             return None
-        # The next step's results land ``margin`` levels up, where this step's landed at its
-        # own level. Values reaching half of what that level holds (their bounds grow from step
-        # to step) would likely be refused there, wasting a step: give a level more instead.
+        # Given ``consumed + extra`` levels, a next step as deep as this one ends at level
+        # ``extra``. Values already reaching half of what that level holds (bounds grow from
+        # step to step) would likely be refused there, wasting a step: give a level more.
         ctx = self.secret.public.context
         scale = float(self.secret.public.params.scale)
         bound = max((float(t.magnitude_bound) for t in tensors), default=0.0)
