@@ -354,3 +354,26 @@ def test_serve_refresh_gives_the_levels_the_partys_steps_use(
     )
     server.join(timeout=60)
     assert served and served[0].requests == 2 and not served[0].errors
+
+
+def test_the_plugins_file_owner_gives_the_levels_the_partys_steps_use(
+    scheme8192: CKKSScheme, keys8192: KeySet, tmp_path: Path
+) -> None:
+    """``FileRefreshOwner`` (``python -m hennframework_ckks.refresh serve``) refreshes as
+    ``henn serve-refresh`` and in-process training do: the top first, then the levels used."""
+    import threading
+
+    owner = FileRefreshOwner(tmp_path / "exchange", keys8192)
+    server = threading.Thread(target=lambda: owner.serve(count=2, timeout=60), daemon=True)
+    server.start()
+    party = FileRefresher(tmp_path / "exchange", keys8192.public, timeout=60)
+    w = scheme8192.encrypt_tensor(np.array([0.5, -0.25]), keys8192.public)
+    (first,) = party([w])
+    assert first.levels_left == scheme8192.params.levels
+    (second,) = party([first * first * first])  # two levels used
+    assert second.levels_left == 2
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(second, keys8192.secret), [0.125, -0.015625], atol=2e-3
+    )
+    server.join(timeout=60)
+    assert owner.refreshes == 2

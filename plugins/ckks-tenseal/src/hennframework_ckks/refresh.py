@@ -5,7 +5,8 @@ Training a network on encrypted weights uses about ``L`` levels per step (11 for
 network), so after each step the weights go back to the key holder ("owner"):
 
 1. the party sends the ciphertexts (a :mod:`~hennframework_ckks.serialization` container);
-2. the owner decrypts them and encrypts the values again at the top level, in the same packing;
+2. the owner decrypts them and encrypts the values again, in the same packing, with the levels
+   the party's steps use (:class:`OwnerRefresher`, ``level="auto"``; the top on a first round);
 3. the party continues with the fresh ciphertexts.
 
 What each side learns: the party receives ciphertexts only (semantically secure under RLWE), so
@@ -28,8 +29,8 @@ module has three providers:
   request and response files, safe against links, FIFOs and other files planted in the shared
   folder) with this module's re-encryption, which keeps each tensor's slot packing.
   ``python -m hennframework_ckks.refresh serve DIR --secret-key FILE`` runs the owner;
-  ``henn --scheme ckks serve-refresh`` serves the same folder too (re-encrypting without the
-  packing).
+  ``henn --scheme ckks serve-refresh`` serves the same folder too, through the scheme's own
+  provider (``CKKSScheme.owner_refresher``): the same packing and levels.
 """
 
 from __future__ import annotations
@@ -211,8 +212,9 @@ class FileRefresher:
 class FileRefreshOwner:
     """Owner side of the file exchange: answers ``*.request.henn`` files in a directory.
 
-    A :class:`hennframework.workflow.exchange.RefreshServer` whose re-encryption is
-    :func:`refresh_tensors` (the packing of each tensor is kept).
+    A :class:`hennframework.workflow.exchange.RefreshServer` that re-encrypts through
+    :class:`OwnerRefresher` with ``level="auto"`` and ``margin=0``, as in-process training does:
+    the packing of each tensor is kept, and the party gets the levels its last step used.
     """
 
     def __init__(self, directory: str | os.PathLike[str], secret: CKKSSecretKey | KeySet) -> None:
@@ -224,6 +226,7 @@ class FileRefreshOwner:
 
         _remember(key.public)  # requests are read under the owner's key
         self.secret = key
+        self._provider = OwnerRefresher(scheme_for(key.params), key, level="auto", margin=0)
         self.refreshes = 0
         self.tensors = 0
         self.seconds = 0.0
@@ -236,7 +239,7 @@ class FileRefreshOwner:
 
     def _refresh(self, tensors: list[Any]) -> list[Any]:
         started = time.perf_counter()
-        fresh = refresh_tensors(self.secret, tensors)
+        fresh = self._provider(tensors)
         self.refreshes += 1
         self.tensors += len(fresh)
         self.seconds += time.perf_counter() - started
