@@ -60,6 +60,7 @@ __all__ = [
     "FileRefresher",
     "OwnerRefresher",
     "RefreshProvider",
+    "training_refresher",
 ]
 
 
@@ -151,6 +152,13 @@ class OwnerRefresher:
         return list(fresh)
 
 
+def training_refresher(scheme: Any, keys: KeySet | CKKSSecretKey) -> OwnerRefresher:
+    """The refresher every owner-side path of training uses (in-process through
+    ``CKKSScheme.owner_refresher``, and the file exchange's owners): ``level="auto"`` from a
+    margin of 0, growing where values or a refused step ask for it (see :class:`OwnerRefresher`)."""
+    return OwnerRefresher(scheme, keys, level="auto", margin=0)
+
+
 def _remember(key: CKKSPublicKey) -> None:
     """Have the plugin's codec read files under ``key``. The codec is looked up by name, not
     imported: the codec module imports the scheme module, which imports this one."""
@@ -213,8 +221,8 @@ class FileRefreshOwner:
     """Owner side of the file exchange: answers ``*.request.henn`` files in a directory.
 
     A :class:`hennframework.workflow.exchange.RefreshServer` that re-encrypts through
-    :class:`OwnerRefresher` with ``level="auto"`` and ``margin=0``, as in-process training does:
-    the packing of each tensor is kept, and the party gets the levels its last step used.
+    :func:`training_refresher`, as in-process training does: the packing of each tensor is
+    kept, and the party gets the levels its last step used.
     """
 
     def __init__(self, directory: str | os.PathLike[str], secret: CKKSSecretKey | KeySet) -> None:
@@ -226,7 +234,7 @@ class FileRefreshOwner:
 
         _remember(key.public)  # requests are read under the owner's key
         self.secret = key
-        self._provider = OwnerRefresher(scheme_for(key.params), key, level="auto", margin=0)
+        self._provider = training_refresher(scheme_for(key.params), key)
         self.refreshes = 0
         self.tensors = 0
         self.seconds = 0.0

@@ -30,7 +30,7 @@ from hennframework.plugin import (
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey, generate_keys
 from hennframework_ckks.layout import Layout
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams, get_params
-from hennframework_ckks.refresh import OwnerRefresher
+from hennframework_ckks.refresh import training_refresher
 from hennframework_ckks.shared import SCHEME_NAME
 from hennframework_ckks.tensor import (
     CKKSTensor,
@@ -196,8 +196,9 @@ class CKKSScheme(HEScheme):
         :class:`~hennframework_ckks.refresh.OwnerRefresher` with ``level="auto"`` and
         ``margin=0``: exactly the levels the previous step used, not the top, so the next step's
         key switches are cheaper. A step refused for it (its values need the wider range of a
-        higher level) is retried on top-level weights, and later rounds keep one level more."""
-        return OwnerRefresher(self, keys, level="auto", margin=0)
+        higher level) is retried on top-level weights, and later rounds keep one level more
+        (:func:`~hennframework_ckks.refresh.training_refresher`)."""
+        return training_refresher(self, keys)
 
     # ------------------------------------------------------------------------------------
     # extras
