@@ -976,6 +976,8 @@ class CKKSTensor:
         matrix, one level higher than selecting from the product. The sentiment network's update
         scales each review's delta by the learning rate and repeats it for the review's words, so
         its scatter into the embedding lands a level higher, and every step uses one level fewer.
+        The product itself is still computed (one plaintext product per ciphertext: the sentiment
+        update's deltas are one ciphertext); a selection just does not read it.
         """
         result = self._binary(float(constant), "mul")
         if result is not self and self.ndim and math.isfinite(constant) and constant != 0:
