@@ -62,6 +62,20 @@ def _f(values: Any) -> Floats:
     return np.asarray(values, dtype=np.float64)
 
 
+def _times(factor: Floats, bound: Floats) -> Floats:
+    """``factor * bound`` elementwise, with ``0 * inf = 0``.
+
+    A term ``|x| * e`` of a bound is exactly zero when ``x`` is: an exactly known zero contributes
+    nothing, however loose the other operand's bound has become (an overflowed, infinite bound
+    stays infinite wherever it is really used). IEEE arithmetic would give NaN instead, and a NaN
+    bound can never be checked.
+    """
+    factor, bound = np.broadcast_arrays(_f(factor), _f(bound))
+    out = np.zeros(factor.shape)
+    np.multiply(factor, bound, out=out, where=(factor != 0) & (bound != 0))
+    return out
+
+
 @dataclass(frozen=True)
 class ErrorModel:
     """Propagates error bounds through the operations of the identity suite (see module doc)."""
@@ -114,18 +128,22 @@ class ErrorModel:
         """``a * p`` (plaintext encoded with error ``tolerance``, result rounded once)."""
         p = _f(plain)
         abs_p = np.abs(p)
-        error = abs_p * a.error + (np.abs(a.value) + a.error) * self.tolerance + self.op_tolerance
-        return Tracked(a.value * p, error, a.magnitude * abs_p)
+        error = (
+            _times(abs_p, a.error)
+            + (np.abs(a.value) + a.error) * self.tolerance
+            + self.op_tolerance
+        )
+        return Tracked(a.value * p, error, _times(a.magnitude, abs_p))
 
     def mul(self, a: Tracked, b: Tracked) -> Tracked:
         """``a * b`` of two ciphertexts (broadcasting), result rounded once."""
         error = (
-            np.abs(a.value) * b.error
-            + np.abs(b.value) * a.error
-            + a.error * b.error
+            _times(np.abs(a.value), b.error)
+            + _times(np.abs(b.value), a.error)
+            + _times(a.error, b.error)
             + self.op_tolerance
         )
-        return Tracked(a.value * b.value, error, a.magnitude * b.magnitude)
+        return Tracked(a.value * b.value, error, _times(a.magnitude, b.magnitude))
 
     def matmul_plain_left(self, plain: Any, a: Tracked) -> Tracked:
         """``P @ a`` over the leading batch axis (P: J x K, a: (K, ...)), rounded once."""
@@ -194,6 +212,11 @@ class ErrorModel:
         return Tracked(value, error, magnitude)
 
 
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The index of flat position ``flat`` as plain integers (for messages)."""
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
+
+
 def assert_within(decrypted: Any, expected: Tracked, what: str) -> None:
     """Assert ``|decrypted - expected.value| <= expected.error`` elementwise (plus float64 ulps).
 
@@ -204,11 +227,21 @@ def assert_within(decrypted: Any, expected: Tracked, what: str) -> None:
         f"{what}: decrypted shape {got.shape} differs from the expected shape {expected.shape}"
     )
     assert np.isfinite(got).all(), f"{what}: decryption returned NaN or infinity: {got}"
+    for name, array in (("value", expected.value), ("error bound", expected.error)):
+        # NaN compares false with everything: the check below would pass without checking
+        if np.isnan(array).any():
+            where = _index(int(np.argmax(np.isnan(array))), array.shape)
+            raise AssertionError(
+                f"{what}: the reference {name} is NaN at index {where}, so the decryption "
+                f"{got[where]!r} cannot be checked there. The test's inputs overflow float64 in "
+                "the reference computation: a defect of the test, not of the scheme; draw "
+                "smaller inputs or stop the chain earlier."
+            )
     slack = REFERENCE_ULPS * (1.0 + expected.magnitude)
     deviation = np.abs(got - expected.value)
     excess = deviation - (expected.error + slack)
     if got.size and excess.max() > 0:
-        worst = np.unravel_index(int(np.argmax(excess)), got.shape)
+        worst = _index(int(np.argmax(excess)), got.shape)
         raise AssertionError(
             f"{what}: decrypted {got[worst]!r} but expected {expected.value[worst]!r} within "
             f"{expected.error[worst]:.3g} (error {deviation[worst]:.3g}) at index {worst}.\n"
