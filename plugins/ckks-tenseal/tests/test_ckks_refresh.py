@@ -280,6 +280,11 @@ def test_refresh_to_a_chosen_or_learned_level(scheme8192: CKKSScheme, keys8192: 
     assert third.levels_left == top and auto.margin == 2
     (fourth,) = auto([third * third])  # this round used 1 level
     assert fourth.levels_left == 3
+    # an empty round refreshes nothing and is no round: it neither counts nor teaches
+    assert auto([]) == [] and OwnerRefresher(scheme8192, keys8192, level="auto")([]) == []
+    calls = auto.calls
+    (fifth,) = auto([fourth * fourth])
+    assert fifth.levels_left == 3 and auto.calls == calls + 1
 
 
 def test_the_default_refresher_learns_the_margin_a_model_needs(

@@ -141,6 +141,8 @@ class OwnerRefresher:
         return min(top, consumed + extra)
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
+        if not tensors:  # nothing to refresh: no round, nothing learnt
+            return []
         started = time.perf_counter()
         level = self._target_level(tensors)
         fresh = refresh_tensors(self.secret, tensors, level)
