@@ -53,6 +53,8 @@ from hennframework.exceptions import (
 )
 from hennframework.randomness import RandomSource, as_random_source
 from hennframework.scheme import (
+    AFTER_GATHERED_ROWS,
+    GATHERED_ROWS,
     Capability,
     EncryptedTensor,
     HEScheme,
@@ -63,6 +65,8 @@ from hennframework.scheme import (
 )
 
 __all__ = [
+    "AFTER_GATHERED_ROWS",
+    "GATHERED_ROWS",
     "Array",
     "ArrayBackend",
     "BackendUnavailableError",

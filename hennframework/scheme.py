@@ -29,6 +29,8 @@ import numpy.typing as npt
 from hennframework.exceptions import CapabilityError
 
 __all__ = [
+    "AFTER_GATHERED_ROWS",
+    "GATHERED_ROWS",
     "Capability",
     "EncryptedTensor",
     "HEScheme",
@@ -37,6 +39,14 @@ __all__ = [
     "ParameterSet",
     "require",
 ]
+
+#: How a model uses a parameter (:meth:`HEScheme.encrypt_parameters`): a ``(rows, columns)``
+#: table of which the data selects and sums rows (an embedding), whose columns the next layer
+#: then contracts with its weights.
+GATHERED_ROWS = "gathered-rows"
+#: The ``(columns, outputs)`` weights that contract the columns of the preceding
+#: :data:`GATHERED_ROWS` table.
+AFTER_GATHERED_ROWS = "after-gathered-rows"
 
 
 class Capability(enum.StrEnum):
@@ -271,6 +281,24 @@ class HEScheme(abc.ABC):
     @abc.abstractmethod
     def decrypt_tensor(self, tensor: EncryptedTensor, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt to real values; raises if noise could have corrupted the result."""
+
+    def encrypt_parameters(
+        self, values: Sequence[npt.ArrayLike], key: Any, uses: Sequence[str | None]
+    ) -> list[Any]:
+        """Encrypt a model's parameters, told how the model uses each one.
+
+        ``uses[i]`` is None or one of :data:`GATHERED_ROWS` and :data:`AFTER_GATHERED_ROWS`.
+        A scheme that packs many values into one ciphertext may place each parameter for its
+        use (the CKKS plugin does); the default encrypts each with :meth:`encrypt_tensor`.
+        """
+        if len(uses) != len(values):
+            raise ValueError("one use (or None) per parameter")
+        return [self.encrypt_tensor(value, key) for value in values]
+
+    def encrypt_like(self, values: npt.ArrayLike, like: Any, key: Any) -> Any:
+        """Encrypt ``values`` packed as the tensor ``like`` is (a re-encryption that keeps the
+        placement a model's operations rely on). The default is :meth:`encrypt_tensor`."""
+        return self.encrypt_tensor(values, key)
 
     def refresh(self, tensor: Any, keys: KeySet) -> Any:
         """Owner-side refresh: a fresh encryption of the same values (decrypt + re-encrypt)."""

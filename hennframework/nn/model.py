@@ -43,7 +43,13 @@ from hennframework.nn.training import (
     refresh_weights,
     train,
 )
-from hennframework.scheme import Capability, KeySet, require
+from hennframework.scheme import (
+    AFTER_GATHERED_ROWS,
+    GATHERED_ROWS,
+    Capability,
+    KeySet,
+    require,
+)
 
 __all__ = [
     "NEEDED_FOR_TRAINING",
@@ -205,6 +211,24 @@ class Sequential:
             for name, value in layer.parameters().items()
         ]
 
+    def parameter_uses(self) -> list[str | None]:
+        """How the model uses each parameter (:meth:`parameters` order), for schemes that place
+        values in ciphertext slots (:meth:`hennframework.scheme.HEScheme.encrypt_parameters`):
+        an :class:`EmbeddingSum` table is :data:`~hennframework.scheme.GATHERED_ROWS`, and the
+        weights of a :class:`Dense` layer right after it contract its columns
+        (:data:`~hennframework.scheme.AFTER_GATHERED_ROWS`)."""
+        uses: list[str | None] = []
+        for index, layer in enumerate(self.layers):
+            after_table = index > 0 and isinstance(self.layers[index - 1], EmbeddingSum)
+            for name in layer.parameters():
+                if isinstance(layer, EmbeddingSum) and name == "weights":
+                    uses.append(GATHERED_ROWS)
+                elif isinstance(layer, Dense) and name == "weights" and after_table:
+                    uses.append(AFTER_GATHERED_ROWS)
+                else:
+                    uses.append(None)
+        return uses
+
     def weights(self) -> list[Any]:
         """The parameter values in :meth:`parameters` order."""
         return [value for _, _, value in self.parameters()]
@@ -234,7 +258,9 @@ class Sequential:
                 )
         clone = copy.deepcopy(self)
         clone.history, clone.state = History(), TrainingState()
-        clone.set_weights([scheme.encrypt_tensor(value, keys.public) for value in self.weights()])
+        clone.set_weights(
+            scheme.encrypt_parameters(self.weights(), keys.public, self.parameter_uses())
+        )
         clone.scheme = scheme
         clone.key_id = keys.key_id
         return clone

@@ -453,7 +453,7 @@ def serve_refresh(
         if provider is not None:
             return list(provider(tensors))
         return [
-            scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), encrypt_key)
+            scheme.encrypt_like(scheme.decrypt_tensor(t, secret.key), t, encrypt_key)
             for t in tensors
         ]
 

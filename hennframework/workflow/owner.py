@@ -414,7 +414,7 @@ def reencrypt_model(
     old, new = secret.scheme, public.scheme
     renewed = []
     for index, tensor in enumerate(tensors):  # decryption raises rather than return wrong values
-        renewed.append(new.encrypt_tensor(old.decrypt_tensor(tensor, secret.key), public.key))
+        renewed.append(new.encrypt_like(old.decrypt_tensor(tensor, secret.key), tensor, public.key))
         if progress is not None:
             progress(index + 1, len(tensors))
     bundle.model.set_weights(renewed)
@@ -468,7 +468,7 @@ def refresh_model(
     key = public.key if public is not None else secret.key
 
     def reencrypt(tensors: list[Any]) -> list[Any]:
-        return [scheme.encrypt_tensor(scheme.decrypt_tensor(t, secret.key), key) for t in tensors]
+        return [scheme.encrypt_like(scheme.decrypt_tensor(t, secret.key), t, key) for t in tensors]
 
     bundle.model.refresh(reencrypt)
     bundle.training.needs_refresh = False

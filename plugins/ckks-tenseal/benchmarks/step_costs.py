@@ -12,10 +12,10 @@ Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|sentiment|ops|r
   iteration of the encrypted XOR network (3-4-1, cubic Taylor sigmoid, learning rate 0.5),
   owner refreshes included, and the number of SEAL operations of one step by kind and level;
 * ``sentiment [--batch-size B] [--steps S]``: seconds per step of the bag-of-words network on
-  rt-polarity (8 hidden units, lsq3, rate 0.025) with the model's rotation keys (steps 1, 8,
-  128 and 1024, as ``henn keygen --for sentiment`` makes them), the owner refreshing to the
-  levels a step uses, and where a step's time goes: the SEAL operations by kind (count and
-  seconds) and the plaintext encodings (the linear maps' diagonals).
+  rt-polarity (8 hidden units, lsq3, rate 0.025) with the model's rotation keys (as ``henn
+  keygen --for sentiment`` makes them: 4 keys chosen for the model's rotations), the owner
+  refreshing to the levels a step uses, and where a step's time goes: the SEAL operations by
+  kind (count and seconds) and the plaintext encodings (the linear maps' diagonals).
 
 Medians after a warm-up; numbers depend on the machine and its load.
 """
@@ -165,13 +165,15 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
     """Seconds per sentiment step and the SEAL operations and encodings of the last one."""
     from hennframework.demos.sentiment import SentimentSettings, prepare
     from hennframework.nn import OwnerRefresher, Sequential
+    from hennframework.workflow.owner import keygen_options_for_model
 
     from hennframework_ckks import CKKSScheme
 
     scheme = CKKSScheme("n16384")
-    keys = scheme.keygen(rotations=[1, 8, 128, 1024])
     data = prepare(SentimentSettings(batch_size=batch_size))
     model = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
+    options = keygen_options_for_model(scheme, model, batch_size)
+    keys = scheme.keygen(**options)
     encrypted = model.encrypt(keys, scheme)
     refresher = OwnerRefresher(scheme, keys)
     encrypted.fit(data.train[:2], learning_rate=0.025, refresh=refresher)  # warm-up, refreshes
@@ -192,6 +194,7 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
         "what": "sentiment step",
         "params": "n16384",
         "batch_size": batch_size,
+        "rotation_keys": options["rotations"],
         "seconds_per_step": median,
         "reviews_per_second": batch_size / median,
         "ops_per_step": counting.by_kind(),

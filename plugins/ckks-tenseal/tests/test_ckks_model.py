@@ -56,9 +56,10 @@ def test_sentiment_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> 
 
 
 def test_a_sentiment_step_uses_seven_levels(scheme16384: CKKSScheme, keys16384) -> None:  # type: ignore[no-untyped-def]
-    """Embedding sum (1), output product (2), lsq3 (4), times its slope (5), delta times the
-    output weights (6), and the scatter of the learning-rate-scaled deltas into the words' rows
-    (7): the learning rate folds into the scatter's selection, costing no level of its own."""
+    """The table times the output weights (1), each review's words selected and summed (2),
+    lsq3 (4), times its slope (5), the delta mapped back to the words' rows (6), times the
+    learning-rate-scaled output weights (7): the learning rate scales weights that have levels
+    to spare, costing the step no level of its own."""
     rng = np.random.default_rng(6)
     reviews = [np.unique(rng.integers(0, 60, size=rng.integers(2, 9))) for _ in range(4)]
     batch = make_batches(BagOfWords.from_reviews(reviews), rng.integers(0, 2, 4).astype(float), 4)

@@ -114,3 +114,31 @@ def test_make_switch_key_points_the_ckks_owner_to_re_encryption(setup: dict[str,
     with pytest.raises(CapabilityError, match=r"henn switch-key --model MODEL --secret"):
         owner.make_switch_key(setup["old"][0], setup["new"][0], setup["folder"] / "k.henn")
     assert not (setup["folder"] / "k.henn").exists()
+
+
+def test_re_encryption_keeps_each_weights_packing(
+    setup: dict[str, Any], scheme4096: CKKSScheme, keys4096: KeySet
+) -> None:
+    """An embedding model is packed for its uses (column-major table): the owner's switch to
+    another key and its refresh (`henn refresh`) keep that packing, so the next party's steps
+    keep the cheaper order."""
+    folder = setup["folder"]
+    plain = Sequential.bag_of_words(100, 4, seed=1)
+    encrypted = plain.encrypt(keys4096, scheme4096)
+    layouts = [w.layout for w in encrypted.weights()]
+    assert layouts[0].groups == ((0, 7), (7, 2))
+    path = hio.save_model(folder / "words.henn", encrypted)
+    switched = folder / "words-b.henn"
+    owner.reencrypt_model(setup["old"][0], setup["new"][1], path, switched)
+    refreshed = folder / "words-refreshed.henn"
+    owner.refresh_model(setup["old"][0], path, refreshed)
+    for out, key in ((switched, setup["new"][0]), (refreshed, setup["old"][0])):
+        secret = hio.load_secret_key(key)
+        bundle = hio.load_model(out, scheme=secret.scheme, expect_key=secret)
+        assert [w.layout for w in bundle.model.weights()] == layouts
+        for got, want in zip(
+            bundle.model.decrypt(secret.key).weights(), plain.weights(), strict=True
+        ):
+            # two encryptions at n4096: within the bound the re-encrypted tensors carry
+            error = max(float(w.errors.max()) for w in bundle.model.weights())
+            np.testing.assert_allclose(got, want, atol=2 * error)

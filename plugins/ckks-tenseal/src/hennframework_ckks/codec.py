@@ -75,7 +75,7 @@ from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
 from hennframework_ckks.scheme import CKKSScheme
 from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_bytes
 from hennframework_ckks.shared import SCHEME_NAME, params_json, scheme_for
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear
+from hennframework_ckks.tensor import CKKSTensor, Deferred
 
 #: Rotation keys a key set made for one model holds at most, unless told otherwise: four keep an
 #: ``n16384`` public key file near 60 MB (11.7 MB per rotation key, with the public and
@@ -232,7 +232,7 @@ class CKKSCodec:
         return _tenseal_context_has_secret(value)
 
     def key_id(self, value: Any) -> str | None:
-        if isinstance(value, CKKSTensor | LazyLinear | CKKSPublicKey | CKKSSecretKey):
+        if isinstance(value, CKKSTensor | Deferred | CKKSPublicKey | CKKSSecretKey):
             return str(value.key_id)
         return None
 
@@ -341,7 +341,7 @@ class CKKSCodec:
 
     # -- tensors ------------------------------------------------------------------------------
     def write_tensors(self, tensors: Sequence[Any], sink: EntrySink, prefix: str) -> dict[str, Any]:
-        items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
+        items = [t.materialize() if isinstance(t, Deferred) else t for t in tensors]
         for index, tensor in enumerate(items):
             if not isinstance(tensor, CKKSTensor):
                 raise SerializationError(

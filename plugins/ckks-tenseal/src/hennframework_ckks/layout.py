@@ -97,6 +97,32 @@ class Layout:
         return cls(tuple(shape), tuple(groups), slot_bits)
 
     @classmethod
+    def gathered_rows(cls, shape: tuple[int, ...], slot_bits: int) -> Layout:
+        """A (rows, columns) table whose rows the data selects (an embedding), column-major:
+        axis 0 in the low slot bits, axis 1 in the bits above it and then across ciphertexts.
+
+        A (1827, 8) table at 8192 slots: rows in bits 0-10, columns 0-3 in bits 11-12 of one
+        ciphertext and 4-7 in another. Contracting the columns with the next layer's weights
+        (:meth:`after_gathered_rows`) is then a sum over the top bits that leaves one full copy
+        of the rows in every quarter of the slots: the vector a selection of rows reads from.
+        A table with more rows than slots (or a single row) keeps :meth:`default`.
+        """
+        rows, columns = shape
+        row_bits = ceil_log2(rows)
+        if len(shape) != 2 or not 1 <= row_bits <= slot_bits:
+            return cls.default(tuple(shape), slot_bits)
+        column_bits = min(ceil_log2(columns), slot_bits - row_bits) if columns > 1 else 0
+        column_group = (row_bits, column_bits) if column_bits else (0, 0)
+        return cls((rows, columns), ((0, row_bits), column_group), slot_bits)
+
+    def after_gathered_rows(self, shape: tuple[int, ...]) -> Layout | None:
+        """For weights of ``shape`` (columns, outputs) that contract this table's columns: axis
+        0 in the slot bits of the table's axis 1, outputs across ciphertexts (None: no match)."""
+        if len(shape) != 2 or self.ndim != 2 or shape[0] != self.shape[1] or shape[0] < 2:
+            return None
+        return Layout(tuple(shape), (self.groups[1], (0, 0)), self.slot_bits)
+
+    @classmethod
     def grid(cls, shape: tuple[int, ...], slot_bits: int) -> Layout:
         """One ciphertext per element, every slot a copy."""
         return cls(tuple(shape), tuple((0, 0) for _ in shape), slot_bits)

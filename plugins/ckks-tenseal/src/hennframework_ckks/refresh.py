@@ -50,7 +50,7 @@ from hennframework.plugin import HennError, InputError, KeySet
 
 from hennframework_ckks.keys import CKKSPublicKey, CKKSSecretKey
 from hennframework_ckks.shared import SCHEME_NAME, scheme_for
-from hennframework_ckks.tensor import LazyLinear, magnitude_limit, refresh_tensors
+from hennframework_ckks.tensor import Deferred, magnitude_limit, refresh_tensors
 
 if TYPE_CHECKING:
     from hennframework.workflow.exchange import ServeSummary
@@ -211,7 +211,7 @@ class FileRefresher:
 
     def __call__(self, tensors: list[Any]) -> list[Any]:
         started = time.perf_counter()
-        items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
+        items = [t.materialize() if isinstance(t, Deferred) else t for t in tensors]
         fresh = self._exchange(items)
         self.calls += 1
         self.tensors += len(fresh)

@@ -13,12 +13,14 @@ Registered as ``ckks`` under the ``hennframework.schemes`` entry points, so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from hennframework.plugin import (
+    AFTER_GATHERED_ROWS,
+    GATHERED_ROWS,
     Capability,
     HEScheme,
     InputError,
@@ -34,7 +36,7 @@ from hennframework_ckks.refresh import training_refresher
 from hennframework_ckks.shared import SCHEME_NAME
 from hennframework_ckks.tensor import (
     CKKSTensor,
-    LazyLinear,
+    Deferred,
     decrypt_array,
     encrypt_array,
     refresh_tensors,
@@ -169,12 +171,49 @@ class CKKSScheme(HEScheme):
         public, secret = self._public(key)
         return encrypt_array(public, values, layout, secret=secret)
 
+    def encrypt_parameters(
+        self, values: Sequence[npt.ArrayLike], key: Any, uses: Sequence[str | None]
+    ) -> list[CKKSTensor]:
+        """Encrypt a model's parameters, each packed for its use.
+
+        An embedding table (:data:`~hennframework.plugin.GATHERED_ROWS`) is packed column-major
+        (:meth:`Layout.gathered_rows`) and the weights after it
+        (:data:`~hennframework.plugin.AFTER_GATHERED_ROWS`) in the table's column bits. Then
+        ``(X W1) W2`` for the data's plaintext selection ``X`` can be computed as ``X (W1 W2)``:
+        one product, a sum over the top slot bits and a plaintext map on one ciphertext instead of
+        a map on all of ``W1``'s. Other parameters get :meth:`Layout.default`.
+        """
+        if len(uses) != len(values):
+            raise ValueError("one use (or None) per parameter")
+        public, _ = self._public(key)
+        slot_bits = public.context.slot_bits
+        table: Layout | None = None
+        out = []
+        for value, use in zip(values, uses, strict=True):
+            shape = tuple(np.shape(value))
+            layout = None
+            if use == GATHERED_ROWS and len(shape) == 2:
+                layout = table = Layout.gathered_rows(shape, slot_bits)
+            elif use == AFTER_GATHERED_ROWS and table is not None:
+                layout = table.after_gathered_rows(shape)
+            out.append(self.encrypt_tensor(value, key, layout=layout))
+        return out
+
+    def encrypt_like(self, values: npt.ArrayLike, like: Any, key: Any) -> CKKSTensor:
+        """Encrypt ``values`` in the packing of the CKKS tensor ``like`` (a re-encryption under
+        another key, or by the owner, keeps what the model's operations rely on)."""
+        item = like.materialize() if isinstance(like, Deferred) else like
+        layout = None
+        if isinstance(item, CKKSTensor) and item.shape == tuple(np.shape(values)):
+            layout = item.layout.replace(pinned=0)
+        return self.encrypt_tensor(values, key, layout=layout)
+
     def decrypt_tensor(self, tensor: Any, secret_key: Any) -> npt.NDArray[np.float64]:
         """Decrypt to float64 values (approximate: CKKS adds a small error to every result)."""
         secret = secret_key.secret if isinstance(secret_key, KeySet) else secret_key
         if not isinstance(secret, CKKSSecretKey):
             raise InputError(f"expected the CKKS secret key, got {type(secret).__name__}")
-        item = tensor.materialize() if isinstance(tensor, LazyLinear) else tensor
+        item = tensor.materialize() if isinstance(tensor, Deferred) else tensor
         if not isinstance(item, CKKSTensor):
             raise InputError(f"expected a CKKS tensor, got {type(tensor).__name__}")
         if item.key_id != secret.key_id:

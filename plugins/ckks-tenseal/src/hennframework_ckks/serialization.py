@@ -30,7 +30,7 @@ from hennframework.plugin import InputError, KeyMismatchError, SerializationErro
 from hennframework_ckks._seal import sa, seal_from_bytes, seal_to_bytes
 from hennframework_ckks.keys import pack_container, unpack_container
 from hennframework_ckks.layout import Layout
-from hennframework_ckks.tensor import CKKSTensor, LazyLinear, _object_array, public_bounds
+from hennframework_ckks.tensor import CKKSTensor, Deferred, _object_array, public_bounds
 
 __all__ = ["tensors_from_bytes", "tensors_to_bytes"]
 
@@ -40,7 +40,7 @@ FORMAT = "hennframework-ckks-tensors"
 
 def tensors_to_bytes(tensors: Sequence[Any], *, purpose: str = "tensors") -> bytes:
     """Serialise encrypted tensors of one key set (a refresh request, a model's weights...)."""
-    items = [t.materialize() if isinstance(t, LazyLinear) else t for t in tensors]
+    items = [t.materialize() if isinstance(t, Deferred) else t for t in tensors]
     if not items:
         raise InputError("nothing to serialise")
     if any(not isinstance(t, CKKSTensor) for t in items):

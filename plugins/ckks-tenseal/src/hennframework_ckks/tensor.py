@@ -38,6 +38,7 @@ that is finally decrypted can wrap.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -71,10 +72,15 @@ from hennframework_ckks.shared import scheme_for
 __all__ = [
     "Bound",
     "CKKSTensor",
+    "Deferred",
+    "LazyContraction",
     "LazyLinear",
+    "LazyOuter",
+    "LazyTransposed",
     "check_decryptable",
     "decrypt_array",
     "encrypt_array",
+    "gathers_rows",
     "magnitude_limit",
     "public_bound",
     "public_bounds",
@@ -246,6 +252,10 @@ class CKKSTensor:
         #: set by :meth:`multiply_constant`: this tensor is ``factor * source``, so a row selection
         #: of it can read ``source`` and fold the factor into its plaintext matrix
         self._scaled_from: tuple[CKKSTensor, float] | None = None
+        #: results of :meth:`plain_matmul_left` by matrix: tensors never change, and a training
+        #: step applies the same map to the same delta twice (the two gradients of
+        #: ``(X W1) W2``), so the second use costs nothing
+        self._maps: dict[bytes, CKKSTensor] = {}
 
     # ------------------------------------------------------------------------------------
     # properties
@@ -867,7 +877,7 @@ class CKKSTensor:
     # elementwise operators
     # ------------------------------------------------------------------------------------
     def _binary(self, other: Any, op: str) -> CKKSTensor:
-        if isinstance(other, LazyLinear):
+        if isinstance(other, Deferred):
             other = other.materialize()
         if isinstance(other, CKKSTensor):
             self._check_other(other)
@@ -1188,14 +1198,28 @@ class CKKSTensor:
         return Layout(shape, tuple(groups), layout.slot_bits, 0)
 
     def plain_matmul_left(self, matrix: Array) -> CKKSTensor:
-        """``matrix @ self`` for a plaintext 1-D or 2-D matrix (contracting axis -2, or 0 if 1-D)."""
+        """``matrix @ self`` for a plaintext 1-D or 2-D matrix (contracting axis -2, or 0 if 1-D).
+
+        The result is kept for the same matrix (same shape and bytes): asked again, it is the
+        same tensor, computed once."""
+        digest = hashlib.blake2b(digest_size=20)
+        contiguous = np.ascontiguousarray(matrix, dtype=np.float64)
+        digest.update(repr(contiguous.shape).encode())
+        digest.update(contiguous.tobytes())
+        key = digest.digest()
+        kept = self._maps.get(key)
+        if kept is None:
+            kept = self._maps[key] = self._plain_matmul_left(contiguous)
+        return kept
+
+    def _plain_matmul_left(self, matrix: Array) -> CKKSTensor:
         squeeze = matrix.ndim == 1
         matrix2 = matrix[None, :] if squeeze else matrix
         if self.ndim == 0:
             raise InputError("matmul needs at least one axis")
         if self.ndim == 1:
             base = self._expand_dims(1)
-            result = base.plain_matmul_left(matrix2)
+            result = base._plain_matmul_left(matrix2)
             result = result.reshape(result.shape[0])
             return result.reshape(()) if squeeze else result
         rows, inner = matrix2.shape
@@ -1239,10 +1263,12 @@ class CKKSTensor:
             return result.reshape(self.shape[:-1])
         return result
 
-    def __matmul__(self, other: Any) -> CKKSTensor:
-        if isinstance(other, LazyLinear):
+    def __matmul__(self, other: Any) -> Any:
+        if isinstance(other, Deferred):
             other = other.materialize()
         if isinstance(other, CKKSTensor):
+            if self.ndim == 2 and other.ndim == 2 and self.shape[1] == 1 == other.shape[0]:
+                return LazyOuter(self, other)  # an outer product: see LazyOuter
             return _encrypted_matmul(self, other)
         plain = _as_plain(other)
         if plain.ndim > 2:
@@ -1298,6 +1324,17 @@ class CKKSTensor:
         if indices.size and (indices.min() < -self.shape[0] or indices.max() >= self.shape[0]):
             raise InputError(f"rows out of range for {self.shape[0]} rows")
         indices %= max(self.shape[0], 1)
+        if isinstance(values, LazyOuter):
+            if values.shape != (len(indices), *self.shape[1:]):
+                raise InputError(
+                    f"scatter_add: values of shape {values.shape} for {len(indices)} rows of "
+                    f"{self.shape}"
+                )
+            if values.contracts_into(self):
+                return self + values.scattered(indices, self.shape[0])
+            values = values._value if values._value is not None else values.replay()
+        if isinstance(values, Deferred) and not isinstance(values, LazyLinear):
+            values = values.materialize()
         if not isinstance(values, CKKSTensor | LazyLinear):
             plain = _as_plain(values)
             dense = np.zeros(self.shape)
@@ -1583,15 +1620,107 @@ def _encrypted_matmul(x: CKKSTensor, y: Any) -> CKKSTensor:
     return result
 
 
-class LazyLinear:
+def _delegate(name: str) -> Callable[..., Any]:
+    """A method of a :class:`Deferred` result that computes it, then calls ``name`` on it."""
+
+    def method(self: Deferred, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.materialize(), name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _delegate_property(name: str) -> Any:
+    return property(lambda self: getattr(self.materialize(), name))
+
+
+def gathers_rows(layout: Layout) -> bool:
+    """Whether a 2-D tensor is packed column-major with all its rows in the low slot bits of
+    each ciphertext (:meth:`Layout.gathered_rows`): then contracting its columns with an
+    encrypted matrix (``W1 @ W2``) is a sum over the higher bits that leaves the rows whole,
+    where a plaintext selection of rows reads them from one ciphertext."""
+    if layout.ndim != 2 or layout.pinned:
+        return False
+    (row_shift, row_bits), (column_shift, column_bits) = layout.groups
+    return (
+        row_shift == 0
+        and row_bits >= 1
+        and (1 << row_bits) >= layout.shape[0]
+        and (column_bits == 0 or column_shift == row_bits)
+    )
+
+
+class Deferred:
+    """An encrypted result not computed yet. A following operation may compute it in a cheaper
+    order (see the subclasses); anything else computes it (:meth:`materialize`, once) and
+    proceeds on the :class:`CKKSTensor`."""
+
+    __array_ufunc__ = None
+    _value: CKKSTensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def materialize(self) -> CKKSTensor:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+    def _compute(self) -> CKKSTensor:
+        raise NotImplementedError
+
+    __add__ = _delegate("__add__")
+    __radd__ = _delegate("__radd__")
+    __sub__ = _delegate("__sub__")
+    __rsub__ = _delegate("__rsub__")
+    __mul__ = _delegate("__mul__")
+    __rmul__ = _delegate("__rmul__")
+    __neg__ = _delegate("__neg__")
+    __matmul__ = _delegate("__matmul__")
+    __rmatmul__ = _delegate("__rmatmul__")
+    __getitem__ = _delegate("__getitem__")
+    multiply_constant = _delegate("multiply_constant")
+    sum = _delegate("sum")
+    transpose = _delegate("transpose")
+    reshape = _delegate("reshape")
+    polyval = _delegate("polyval")
+    scatter_add = _delegate("scatter_add")
+    segment_sum = _delegate("segment_sum")
+    copy = _delegate("copy")
+    scale = _delegate_property("scale")
+    levels_left = _delegate_property("levels_left")
+    noise_budget = _delegate_property("noise_budget")
+    magnitude_bound = _delegate_property("magnitude_bound")
+    magnitude_limit = _delegate_property("magnitude_limit")
+    key_id = _delegate_property("key_id")
+    scheme = _delegate_property("scheme")
+    ciphertexts = _delegate_property("ciphertexts")
+    ciphertext_count = _delegate_property("ciphertext_count")
+    layout = _delegate_property("layout")
+
+    @property
+    def T(self) -> Any:
+        return self.materialize().transpose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape})"
+
+
+class LazyLinear(Deferred):
     """``matrix @ base`` not yet computed: row selections compose into one plaintext linear map.
 
     ``W[rows]`` on a slot-packed axis returns one of these; ``segment_sum``, ``multiply_constant``
-    and ``scatter_add`` fold into the matrix (no ciphertext work), and anything else materialises
-    it with one plaintext linear map (one level).
+    and ``scatter_add`` fold into the matrix (no ciphertext work). A product with an encrypted
+    matrix ``(matrix @ base) @ V`` with fewer columns than ``base`` is computed as
+    ``matrix @ (base @ V)`` when ``base`` is packed for it (:func:`gathers_rows`), and so is the
+    gradient ``(matrix @ base).T @ delta`` (:class:`LazyContraction`). Anything else
+    materialises it with one plaintext linear map (one level).
     """
-
-    __array_ufunc__ = None
 
     def __init__(self, matrix: Array, base: CKKSTensor) -> None:
         self.matrix = matrix
@@ -1602,19 +1731,14 @@ class LazyLinear:
     def shape(self) -> tuple[int, ...]:
         return (self.matrix.shape[0], *self.base.shape[1:])
 
-    def materialize(self) -> CKKSTensor:
-        if self._value is None and 0 in self.shape:
-            self._value = _empty_tensor(self.base.key, self.shape)
-        if self._value is None:
-            if self.base.ndim == 1:
-                self._value = self.base.plain_matmul_left(self.matrix)
-            else:
-                flat = (
-                    self.base.reshape(self.base.shape[0], -1) if self.base.ndim > 2 else self.base
-                )
-                value = flat.plain_matmul_left(self.matrix)
-                self._value = value.reshape(self.shape) if self.base.ndim > 2 else value
-        return self._value
+    def _compute(self) -> CKKSTensor:
+        if 0 in self.shape:
+            return _empty_tensor(self.base.key, self.shape)
+        if self.base.ndim == 1:
+            return self.base.plain_matmul_left(self.matrix)
+        flat = self.base.reshape(self.base.shape[0], -1) if self.base.ndim > 2 else self.base
+        value = flat.plain_matmul_left(self.matrix)
+        return value.reshape(self.shape) if self.base.ndim > 2 else value
 
     @property
     def scale(self) -> float:
@@ -1629,14 +1753,6 @@ class LazyLinear:
         return float(self.levels_left)
 
     @property
-    def magnitude_bound(self) -> float:
-        return self.materialize().magnitude_bound
-
-    @property
-    def magnitude_limit(self) -> float:
-        return self.materialize().magnitude_limit
-
-    @property
     def key_id(self) -> str:
         return self.base.key_id
 
@@ -1644,6 +1760,26 @@ class LazyLinear:
     def scheme(self) -> HEScheme:
         """The shared scheme instance of the key's parameter set (see :attr:`CKKSTensor.scheme`)."""
         return self.base.scheme
+
+    def reassociates(self, other: Any) -> bool:
+        """Whether ``self @ other`` is computed as ``matrix @ (base @ other)``: ``other`` an
+        encrypted matrix with fewer columns than ``base``, packed for it (:func:`gathers_rows`)."""
+        return (
+            isinstance(other, CKKSTensor)
+            and self.base.ndim == 2
+            and other.ndim == 2
+            and other.shape[0] == self.base.shape[1]
+            and other.shape[1] < self.base.shape[1]
+            and gathers_rows(self.base.layout)
+        )
+
+    def __matmul__(self, other: Any) -> Any:
+        if self.reassociates(other):
+            # the same product in the cheaper order: one encrypted product and a sum over the
+            # high slot bits, then the plaintext map on the (rows, other's columns) result,
+            # instead of the map on all of base's columns
+            return (self.base @ other).plain_matmul_left(self.matrix)
+        return self.materialize() @ other
 
     def segment_sum(self, offsets: npt.ArrayLike) -> LazyLinear:
         bounds = np.asarray(offsets, dtype=np.int64)
@@ -1674,31 +1810,180 @@ class LazyLinear:
     def __neg__(self) -> LazyLinear:
         return self.multiply_constant(-1.0)
 
-    def _delegate(name: str) -> Callable[..., Any]:  # type: ignore[misc]
-        def method(self: LazyLinear, *args: Any, **kwargs: Any) -> Any:
-            return getattr(self.materialize(), name)(*args, **kwargs)
-
-        method.__name__ = name
-        return method
-
-    __add__ = _delegate("__add__")
-    __radd__ = _delegate("__radd__")
-    __sub__ = _delegate("__sub__")
-    __rsub__ = _delegate("__rsub__")
-    __matmul__ = _delegate("__matmul__")
-    __rmatmul__ = _delegate("__rmatmul__")
-    sum = _delegate("sum")
-    transpose = _delegate("transpose")
-    reshape = _delegate("reshape")
-    polyval = _delegate("polyval")
-    scatter_add = _delegate("scatter_add")
-
     @property
-    def T(self) -> CKKSTensor:
-        return self.materialize().transpose()
+    def T(self) -> Any:
+        return LazyTransposed(self)
 
     def __repr__(self) -> str:
         return f"LazyLinear(shape={self.shape}, base={self.base!r})"
+
+
+class LazyTransposed(Deferred):
+    """``(matrix @ base).T``: a layer's gradient ``inputs.T @ delta`` on inputs that are a
+    :class:`LazyLinear` is kept as a :class:`LazyContraction` when ``base`` is packed for it."""
+
+    def __init__(self, lazy: LazyLinear) -> None:
+        self.lazy = lazy
+        self._value: CKKSTensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(reversed(self.lazy.shape))
+
+    def _compute(self) -> CKKSTensor:
+        return self.lazy.materialize().transpose()
+
+    def __matmul__(self, other: Any) -> Any:
+        base = self.lazy.base
+        if (
+            isinstance(other, CKKSTensor)
+            and base.ndim == 2
+            and other.ndim == 2
+            and other.shape[0] == self.lazy.shape[0]
+            and gathers_rows(base.layout)
+            and self.lazy._value is None  # computed anyway: use it
+        ):
+            return LazyContraction(self.lazy, other)
+        return self.materialize() @ other
+
+
+class LazyContraction(Deferred):
+    """``factor * (matrix @ base).T @ delta``, computed as ``(factor * base).T @ (matrix.T @
+    delta)``: the gradient of ``(X W1) W2`` with respect to ``W2`` without ``X W1``. The plaintext
+    map reads ``delta`` (one ciphertext for a batch's outputs, not one per column of ``W1``) and
+    is shared with the embedding's update (:meth:`LazyOuter.scattered`, which applies the same
+    map to the same ``delta``); the factor (SGD's learning rate) goes to ``base``, which has
+    levels to spare, not to the map's result, which has none."""
+
+    def __init__(self, lazy: LazyLinear, delta: CKKSTensor, factor: float = 1.0) -> None:
+        self.lazy = lazy
+        self.delta = delta
+        self.factor = factor
+        self._value: CKKSTensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.lazy.base.shape[1], self.delta.shape[1])
+
+    def multiply_constant(self, constant: float) -> Any:
+        constant = float(constant)
+        if not math.isfinite(constant) or constant == 0:
+            return self.materialize().multiply_constant(constant)
+        return LazyContraction(self.lazy, self.delta, self.factor * constant)
+
+    def __mul__(self, other: Any) -> Any:
+        if isinstance(other, int | float | np.floating | np.integer):
+            return self.multiply_constant(float(other))
+        return self.materialize() * other
+
+    def __rmul__(self, other: Any) -> Any:
+        return self.__mul__(other)
+
+    def __neg__(self) -> Any:
+        return self.multiply_constant(-1.0)
+
+    def _compute(self) -> CKKSTensor:
+        mapped = self.delta.plain_matmul_left(self.lazy.matrix.T)
+        base = self.lazy.base
+        if self.factor != 1.0:
+            if base.levels_left > mapped.levels_left:
+                base = base.multiply_constant(self.factor)
+            else:
+                mapped = mapped.multiply_constant(self.factor)
+        return _encrypted_matmul(base.transpose(), mapped)
+
+
+class LazyOuter(Deferred):
+    """``factor * (left @ right)[rows]`` for ``left`` of shape (n, 1) and ``right`` of shape
+    (1, k): an outer product, with the constant and row selection applied to it so far.
+
+    A layer's input delta ``delta @ W.T`` for a single-output layer is one; an embedding's
+    update scatters it into the table (``T.scatter_add(words, (-lr * delta_h)[owner])``). When
+    the table is packed column-major (:func:`gathers_rows`) the scatter contracts the rows
+    first (:meth:`scattered`): ``T + (R delta) @ (factor * right)``, one plaintext map on the
+    n-vector ``delta``, then one encrypted product in the table's own packing, instead of a map
+    on the n x k product. Anything else computes the product as written (:meth:`replay`).
+    """
+
+    def __init__(
+        self,
+        left: CKKSTensor,
+        right: CKKSTensor,
+        factor: float = 1.0,
+        rows: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        self.left = left
+        self.right = right
+        self.factor = factor
+        self.rows = rows
+        self._value: CKKSTensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        count = self.left.shape[0] if self.rows is None else len(self.rows)
+        return (count, self.right.shape[1])
+
+    def multiply_constant(self, constant: float) -> Any:
+        constant = float(constant)
+        if not math.isfinite(constant) or constant == 0:
+            return self.materialize().multiply_constant(constant)
+        return LazyOuter(self.left, self.right, self.factor * constant, self.rows)
+
+    def __mul__(self, other: Any) -> Any:
+        if isinstance(other, int | float | np.floating | np.integer):
+            return self.multiply_constant(float(other))
+        return self.materialize() * other
+
+    def __rmul__(self, other: Any) -> Any:
+        return self.__mul__(other)
+
+    def __neg__(self) -> Any:
+        return self.multiply_constant(-1.0)
+
+    def __getitem__(self, index: Any) -> Any:
+        rows, squeeze = _normalise_row_index(index, self.shape)
+        if squeeze:
+            return self.materialize()[index]
+        composed = rows if self.rows is None else self.rows[rows]
+        return LazyOuter(self.left, self.right, self.factor, composed.astype(np.int64))
+
+    def replay(self) -> CKKSTensor | LazyLinear:
+        """The operations as written: the product, then the constant, then the rows (a
+        selection of a scaled tensor folds the constant into its matrix)."""
+        value: Any = _encrypted_matmul(self.left, self.right)
+        if self.factor != 1.0:
+            value = value.multiply_constant(self.factor)
+        if self.rows is not None:
+            value = value[self.rows]
+        return cast("CKKSTensor | LazyLinear", value)
+
+    def _compute(self) -> CKKSTensor:
+        value = self.replay()
+        return value.materialize() if isinstance(value, LazyLinear) else value
+
+    def contracts_into(self, target: CKKSTensor) -> bool:
+        """Whether :meth:`scattered` lands in ``target``'s packing (no re-packing to add it)."""
+        return (
+            target.ndim == 2
+            and gathers_rows(target.layout)
+            and self.right.layout.groups[1] == target.layout.groups[1]
+            and self._value is None
+        )
+
+    def scattered(self, indices: npt.NDArray[np.int64], rows: int) -> CKKSTensor:
+        """``R @ self`` for ``R[indices[i], i] = 1`` (``rows`` rows): the scatter's update,
+        as ``(R S left) @ (factor * right)`` (``S`` the row selection)."""
+        sources = np.arange(self.left.shape[0]) if self.rows is None else self.rows
+        counts = np.zeros((rows, self.left.shape[0]))
+        np.add.at(counts, (indices, sources), 1.0)
+        mapped = self.left.plain_matmul_left(counts)
+        right = self.right
+        if self.factor != 1.0:
+            if right.levels_left > mapped.levels_left:
+                right = right.multiply_constant(self.factor)
+            else:
+                mapped = mapped.multiply_constant(self.factor)
+        return _encrypted_matmul(mapped, right)
 
 
 def encrypt_array(
@@ -1838,7 +2123,7 @@ def refresh_tensors(
     """
     fresh = []
     for tensor in tensors:
-        item = tensor.materialize() if isinstance(tensor, LazyLinear) else tensor
+        item = tensor.materialize() if isinstance(tensor, Deferred) else tensor
         if not isinstance(item, CKKSTensor):
             raise InputError(f"cannot refresh a {type(item).__name__}; expected a CKKS tensor")
         if item.key_id != secret.key_id:
