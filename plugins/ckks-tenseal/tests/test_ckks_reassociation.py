@@ -241,6 +241,8 @@ def test_a_plain_map_is_computed_once_per_tensor_and_matrix(
     assert delta.plain_matmul_left(np.array(matrix, order="F")) is first  # same values
     assert delta.plain_matmul_left(2 * matrix) is not first
     assert delta.plain_matmul_left(np.eye(6)[[1, 2, 3]]) is not first
+    # only the last two are kept: weights predicting batch after batch keep no history
+    assert len(delta._maps) == 2 and delta.plain_matmul_left(matrix) is not first
 
 
 def test_reencryption_keeps_the_packing(scheme16384: CKKSScheme, keys16384: KeySet) -> None:

@@ -88,6 +88,8 @@ __all__ = [
 ]
 
 Array = npt.NDArray[np.float64]
+#: How many results of plaintext maps a tensor keeps (:meth:`CKKSTensor.plain_matmul_left`).
+_KEPT_MAPS = 2
 #: Bound arrays: per element (the logical shape) or per ciphertext (the grid shape).
 Bounds = npt.NDArray[np.float64]
 
@@ -252,9 +254,10 @@ class CKKSTensor:
         #: set by :meth:`multiply_constant`: this tensor is ``factor * source``, so a row selection
         #: of it can read ``source`` and fold the factor into its plaintext matrix
         self._scaled_from: tuple[CKKSTensor, float] | None = None
-        #: results of :meth:`plain_matmul_left` by matrix: tensors never change, and a training
-        #: step applies the same map to the same delta twice (the two gradients of
-        #: ``(X W1) W2``), so the second use costs nothing
+        #: the last results of :meth:`plain_matmul_left` by matrix: tensors never change, and a
+        #: training step applies the same map to the same delta twice (the two gradients of
+        #: ``(X W1) W2``), so the second use costs nothing. Only the last ``_KEPT_MAPS``: weights
+        #: that predict batch after batch must not keep every batch's result alive.
         self._maps: dict[bytes, CKKSTensor] = {}
 
     # ------------------------------------------------------------------------------------
@@ -1209,7 +1212,10 @@ class CKKSTensor:
         key = digest.digest()
         kept = self._maps.get(key)
         if kept is None:
-            kept = self._maps[key] = self._plain_matmul_left(contiguous)
+            kept = self._plain_matmul_left(contiguous)
+            self._maps[key] = kept
+            while len(self._maps) > _KEPT_MAPS:
+                del self._maps[next(iter(self._maps))]  # the oldest
         return kept
 
     def _plain_matmul_left(self, matrix: Array) -> CKKSTensor:
