@@ -1717,7 +1717,38 @@ class Deferred:
         return f"{type(self).__name__}(shape={self.shape})"
 
 
-class LazyLinear(Deferred):
+class _ScaledLazily(Deferred):
+    """A deferred result that keeps a constant factor instead of computing ``c * result``
+    (:meth:`multiply_constant`, ``* number``, negation)."""
+
+    def multiply_constant(self, constant: float) -> Any:
+        raise NotImplementedError
+
+    def __mul__(self, other: Any) -> Any:
+        if isinstance(other, int | float | np.floating | np.integer):
+            return self.multiply_constant(float(other))
+        return self.materialize() * other
+
+    def __rmul__(self, other: Any) -> Any:
+        return self.__mul__(other)
+
+    def __neg__(self) -> Any:
+        return self.multiply_constant(-1.0)
+
+
+def _factor_on_the_deeper(
+    a: CKKSTensor, b: CKKSTensor, factor: float
+) -> tuple[CKKSTensor, CKKSTensor]:
+    """``a`` and ``b`` with ``factor`` multiplied into the one with more levels left (a product
+    with a constant costs its operand a level; the other may have none to spare)."""
+    if factor == 1.0:
+        return a, b
+    if a.levels_left > b.levels_left:
+        return a.multiply_constant(factor), b
+    return a, b.multiply_constant(factor)
+
+
+class LazyLinear(_ScaledLazily):
     """``matrix @ base`` not yet computed: row selections compose into one plaintext linear map.
 
     ``W[rows]`` on a slot-packed axis returns one of these; ``segment_sum``, ``multiply_constant``
@@ -1805,17 +1836,6 @@ class LazyLinear(Deferred):
             return self.materialize()[index]
         return LazyLinear(self.matrix[rows], self.base)
 
-    def __mul__(self, other: Any) -> Any:
-        if isinstance(other, int | float | np.floating | np.integer):
-            return self.multiply_constant(float(other))
-        return self.materialize() * other
-
-    def __rmul__(self, other: Any) -> Any:
-        return self.__mul__(other)
-
-    def __neg__(self) -> LazyLinear:
-        return self.multiply_constant(-1.0)
-
     @property
     def T(self) -> Any:
         return LazyTransposed(self)
@@ -1853,7 +1873,7 @@ class LazyTransposed(Deferred):
         return self.materialize() @ other
 
 
-class LazyContraction(Deferred):
+class LazyContraction(_ScaledLazily):
     """``factor * (matrix @ base).T @ delta``, computed as ``(factor * base).T @ (matrix.T @
     delta)``: the gradient of ``(X W1) W2`` with respect to ``W2`` without ``X W1``. The plaintext
     map reads ``delta`` (one ciphertext for a batch's outputs, not one per column of ``W1``) and
@@ -1877,29 +1897,13 @@ class LazyContraction(Deferred):
             return self.materialize().multiply_constant(constant)
         return LazyContraction(self.lazy, self.delta, self.factor * constant)
 
-    def __mul__(self, other: Any) -> Any:
-        if isinstance(other, int | float | np.floating | np.integer):
-            return self.multiply_constant(float(other))
-        return self.materialize() * other
-
-    def __rmul__(self, other: Any) -> Any:
-        return self.__mul__(other)
-
-    def __neg__(self) -> Any:
-        return self.multiply_constant(-1.0)
-
     def _compute(self) -> CKKSTensor:
         mapped = self.delta.plain_matmul_left(self.lazy.matrix.T)
-        base = self.lazy.base
-        if self.factor != 1.0:
-            if base.levels_left > mapped.levels_left:
-                base = base.multiply_constant(self.factor)
-            else:
-                mapped = mapped.multiply_constant(self.factor)
+        base, mapped = _factor_on_the_deeper(self.lazy.base, mapped, self.factor)
         return _encrypted_matmul(base.transpose(), mapped)
 
 
-class LazyOuter(Deferred):
+class LazyOuter(_ScaledLazily):
     """``factor * (left @ right)[rows]`` for ``left`` of shape (n, 1) and ``right`` of shape
     (1, k): an outer product, with the constant and row selection applied to it so far.
 
@@ -1934,17 +1938,6 @@ class LazyOuter(Deferred):
         if not math.isfinite(constant) or constant == 0:
             return self.materialize().multiply_constant(constant)
         return LazyOuter(self.left, self.right, self.factor * constant, self.rows)
-
-    def __mul__(self, other: Any) -> Any:
-        if isinstance(other, int | float | np.floating | np.integer):
-            return self.multiply_constant(float(other))
-        return self.materialize() * other
-
-    def __rmul__(self, other: Any) -> Any:
-        return self.__mul__(other)
-
-    def __neg__(self) -> Any:
-        return self.multiply_constant(-1.0)
 
     def __getitem__(self, index: Any) -> Any:
         rows, squeeze = _normalise_row_index(index, self.shape)
@@ -1983,12 +1976,7 @@ class LazyOuter(Deferred):
         counts = np.zeros((rows, self.left.shape[0]))
         np.add.at(counts, (indices, sources), 1.0)
         mapped = self.left.plain_matmul_left(counts)
-        right = self.right
-        if self.factor != 1.0:
-            if right.levels_left > mapped.levels_left:
-                right = right.multiply_constant(self.factor)
-            else:
-                mapped = mapped.multiply_constant(self.factor)
+        right, mapped = _factor_on_the_deeper(self.right, mapped, self.factor)
         return _encrypted_matmul(mapped, right)
 
 
