@@ -283,3 +283,32 @@ def test_a_table_before_a_layer_of_two_outputs_trains_like_plaintext(
         encrypted.decrypt(keys16384.secret).weights(), model.weights(), strict=True
     ):
         np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_partial_sums_left_in_pinned_slots_stay_within_their_bound(
+    scheme16384: CKKSScheme, keys16384: KeySet
+) -> None:
+    """A sum over low slot bits leaves partial sums between its results; for a clean tensor
+    each is the tail of one row plus the head of the next, bounded by twice the largest row
+    sum, not by the largest element times the number of terms. Every raw slot is checked."""
+    from hennframework_ckks._seal import sa
+
+    rng = np.random.default_rng(11)
+    values = rng.uniform(-0.01, 0.01, (4, 64))
+    values[0, 5] = 3.0  # one large term: the old bound was 3 * 64
+    values[2, 40] = -2.0
+    layout = Layout((4, 64), ((6, 2), (0, 6)), keys16384.public.context.slot_bits)
+    tensor = scheme16384.encrypt_tensor(values, keys16384.secret, layout=layout)
+    assert tensor.clean
+    summed = tensor.sum(axis=1)
+    assert summed.layout.pinned == 63  # bits 0-5 hold partial sums
+    (bound,) = summed.cell_bounds
+    row_sums = np.abs(values).sum(axis=1)
+    assert bound.garbage <= 2 * row_sums.max() + 1e-12 < 3.0 * 64
+    plain = sa.Plaintext()
+    keys16384.secret.decryptor.decrypt(summed.ciphertexts[0], plain)
+    raw = keys16384.public.context.decode(plain)
+    assert np.abs(raw).max() <= bound.content + bound.error
+    np.testing.assert_allclose(
+        scheme16384.decrypt_tensor(summed, keys16384.secret), values.sum(axis=1), atol=bound.error
+    )

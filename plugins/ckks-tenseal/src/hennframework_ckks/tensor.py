@@ -429,11 +429,28 @@ class CKKSTensor:
         return garbage, error
 
     def _b_rotation_sum(
-        self, a: Bound, terms: int, copies: int, rotations: int, clean: bool
+        self,
+        a: Bound,
+        terms: int,
+        copies: int,
+        rotations: int,
+        clean: bool,
+        row_sum: float | None = None,
     ) -> tuple[float, float]:
         """A rotation-and-add over ``copies`` slots of which at most ``terms`` hold content:
-        errors add over all of them, and each rotation's key switching adds its own."""
-        garbage = 0.0 if clean else a.content * terms
+        errors add over all of them, and each rotation's key switching adds its own.
+
+        ``row_sum`` (for a clean source: its invalid slots hold zeros) bounds the sum of one
+        row's magnitudes, a row being the summed slots at fixed other bits. A slot left with a
+        partial sum adds the tail of its row and the head of the next one (the carry of the
+        cyclic rotation), so its content is at most twice that: often far less than the
+        largest element times the number of terms, when a few elements are large."""
+        if clean:
+            garbage = 0.0
+        else:
+            garbage = a.content * terms
+            if row_sum is not None:
+                garbage = min(garbage, 2.0 * row_sum)
         return garbage, a.error * copies + self._allowance * rotations
 
     def _check(self, bound: Bound, level: int, scale: float, what: str) -> None:
@@ -1064,7 +1081,10 @@ class CKKSTensor:
         terms = min(size, 1 << bits)
         for ct, start, v in zip(grid.reshape(-1), cells.reshape(-1), valid, strict=True):
             if bits:
-                bound = Bound(float(v), *self._b_rotation_sum(start, terms, 1 << bits, bits, clean))
+                # v: the largest new element, the sum of one row's element bounds
+                rows = float(v) if source.clean else None
+                summed = self._b_rotation_sum(start, terms, 1 << bits, bits, clean, rows)
+                bound = Bound(float(v), *summed)
                 ct = self._settle(ct)
                 for b in range(shift, shift + bits):
                     ct = self.context.add(ct, self._rotate(ct, 1 << b))
