@@ -54,3 +54,13 @@ def scheme4096() -> CKKSScheme:
 @pytest.fixture(scope="session")
 def keys4096(scheme4096: CKKSScheme) -> KeySet:
     return scheme4096.keygen()
+
+
+@pytest.fixture(scope="session")
+def scheme16384() -> CKKSScheme:
+    return CKKSScheme("n16384")
+
+
+@pytest.fixture(scope="session")
+def keys16384(scheme16384: CKKSScheme) -> KeySet:
+    return scheme16384.keygen()

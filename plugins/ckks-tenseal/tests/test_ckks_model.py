@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hennframework.exceptions import OverflowRiskError
 from hennframework.nn import BagOfWords, Sequential, make_batches
 from hennframework.nn import OwnerRefresher as CoreOwnerRefresher
@@ -13,16 +12,6 @@ from hennframework_ckks import CKKSScheme, OwnerRefresher
 
 XOR_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
-
-
-@pytest.fixture(scope="module")
-def scheme16384() -> CKKSScheme:
-    return CKKSScheme("n16384")
-
-
-@pytest.fixture(scope="module")
-def keys16384(scheme16384: CKKSScheme):  # type: ignore[no-untyped-def]
-    return scheme16384.keygen()
 
 
 def test_xor_steps_match_plaintext(scheme16384: CKKSScheme, keys16384) -> None:  # type: ignore[no-untyped-def]

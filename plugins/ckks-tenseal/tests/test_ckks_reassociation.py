@@ -30,16 +30,6 @@ from hennframework_ckks.tensor import (
 VOCABULARY, HIDDEN = 300, 4
 
 
-@pytest.fixture(scope="module")
-def scheme16384() -> CKKSScheme:
-    return CKKSScheme("n16384")
-
-
-@pytest.fixture(scope="module")
-def keys16384(scheme16384: CKKSScheme) -> KeySet:
-    return scheme16384.keygen()
-
-
 def _batch(seed: int, reviews: int = 6) -> Any:
     rng = np.random.default_rng(seed)
     words = [
