@@ -1739,9 +1739,17 @@ class Deferred:
 
 class _ScaledLazily(Deferred):
     """A deferred result that keeps a constant factor instead of computing ``c * result``
-    (:meth:`multiply_constant`, ``* number``, negation)."""
+    (:meth:`multiply_constant`, ``* number``, negation). A zero or non-finite constant is
+    applied to the computed result, as :meth:`CKKSTensor.multiply_constant` would."""
 
     def multiply_constant(self, constant: float) -> Any:
+        constant = float(constant)
+        if not math.isfinite(constant) or constant == 0:
+            return self.materialize().multiply_constant(constant)
+        return self._times(constant)
+
+    def _times(self, constant: float) -> Any:
+        """This result with ``constant`` kept (finite, non-zero)."""
         raise NotImplementedError
 
     def __mul__(self, other: Any) -> Any:
@@ -1911,10 +1919,7 @@ class LazyContraction(_ScaledLazily):
     def shape(self) -> tuple[int, ...]:
         return (self.lazy.base.shape[1], self.delta.shape[1])
 
-    def multiply_constant(self, constant: float) -> Any:
-        constant = float(constant)
-        if not math.isfinite(constant) or constant == 0:
-            return self.materialize().multiply_constant(constant)
+    def _times(self, constant: float) -> LazyContraction:
         return LazyContraction(self.lazy, self.delta, self.factor * constant)
 
     def _compute(self) -> CKKSTensor:
@@ -1953,10 +1958,7 @@ class LazyOuter(_ScaledLazily):
         count = self.left.shape[0] if self.rows is None else len(self.rows)
         return (count, self.right.shape[1])
 
-    def multiply_constant(self, constant: float) -> Any:
-        constant = float(constant)
-        if not math.isfinite(constant) or constant == 0:
-            return self.materialize().multiply_constant(constant)
+    def _times(self, constant: float) -> LazyOuter:
         return LazyOuter(self.left, self.right, self.factor * constant, self.rows)
 
     def __getitem__(self, index: Any) -> Any:
