@@ -16,10 +16,11 @@ about ``|V| + |U|`` rotations instead of ``D``:
 
     y = sum_u rot( sum_c sum_v rot(d_{c, g u + v}, -g u) * rot(x_c, v), g u ).
 
-The sentiment network's first layer (2000 x 8 weights in 2 ciphertexts at N = 16384, a batch
-of 32 reviews) has 32 distinct diagonals per input ciphertext and costs 18 rotations in all
-(baby steps on each input, giant steps, and 5 to add up the output's copies) instead of 320 for
-32 separate inner products. One level is used (the plaintext products), and the result lands
+A bag of words of 32 reviews applied to a 2000 x 8 table in the default packing (2 ciphertexts
+at N = 16384; the sentiment network's hidden layer before its step was reordered, see
+:class:`~hennframework_ckks.tensor.LazyLinear`) has 32 distinct diagonals per input ciphertext
+and costs 18 rotations in all (baby steps on each input, giant steps, and 5 to add up the
+output's copies) instead of 320 for 32 separate inner products. One level is used (the plaintext products), and the result lands
 exactly on the requested scale. Giant-step rotations and the sums over copies happen before the
 final rescale, so their key-switching noise is divided by the dropped prime; baby-step rotations
 act on the input, where the 60-bit special prime keeps that noise negligible.
