@@ -10,7 +10,13 @@ Shoup 2014) writes ``y = sum_c sum_i d_{c,i} * rot(x_c, i)``: slot ``k`` of the 
 holds the weight with which input slot ``k + i`` contributes to output slot ``k``. Inputs with
 free slot bits are periodic (period ``P_in``), so ``i`` is only needed modulo ``P_in``; outputs
 with free top bits may receive each contribution in one copy only and finish with a
-rotate-and-add over those bits (the "hybrid" method). The number of distinct diagonals is what
+rotate-and-add over those bits (the "hybrid" method). More generally, each contribution may read
+any copy of its input element (any setting of the input's free bits) and, when the caller allows
+it, land at any position of the output's pinned bits, which a rotate-and-add then sums into
+index 0 (:func:`make_plan`'s ``spread_pinned``; the other positions keep partial sums). Choosing
+them so that the slot differences agree in those bits merges diagonals: a vector with 4 copies in
+its top bits, mapped to 256 rows placed in the top 8 bits and summed over the 5 bits below, needs
+64 diagonals instead of 256. The number of distinct diagonals is what
 costs rotations; the baby-step giant-step split ``i = g*u + v`` evaluates ``D`` diagonals with
 about ``|V| + |U|`` rotations instead of ``D``:
 
@@ -64,6 +70,9 @@ class LinearPlan:
     diagonals: dict[tuple[int, int], dict[int, npt.NDArray[np.float64]]]
     giant: int  # baby-step size g
     rotations: int  # estimated rotation count
+    #: the output's pinned slot bits: contributions are spread over them and summed into index 0
+    #: at the end (the other positions keep partial sums: the output is not clean)
+    summed: int = 0
     #: set when plan_linear keeps the plan for reuse: its encoded diagonals are kept too
     serial: int | None = None
 
@@ -98,6 +107,41 @@ def _free_offsets(layout: Layout, below: int) -> npt.NDArray[np.int64]:
     for bit in bits:
         offsets = np.concatenate([offsets, offsets + (1 << bit)])
     return offsets
+
+
+def _choose_copies(
+    difference: npt.NDArray[np.int64],
+    out_slot: npt.NDArray[np.int64],
+    in_free: int,
+    out_summed: int,
+    slots: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Clear bits of the slot differences (input slot minus output slot) by choosing copies.
+
+    An input's free bit ``b`` means the value sits at both settings of ``b``: reading the copy
+    with bit ``b`` set adds ``2**b`` to the difference. An output's summed bit ``b`` (a pinned bit
+    the map sums into index 0) means a contribution may land at either setting: placing it at
+    bit ``b`` set subtracts ``2**b``. Going from the lowest bit up, each such bit of the
+    difference is made 0 (an addition carries only upwards). Differences that agree in these
+    bits are the same diagonal for more (output, input) pairs: a vector replicated 4 times in
+    the top bits, mapped to outputs whose rows use those top bits and sum over 5 low bits,
+    needs 64 diagonals where keeping every copy identical needs 256.
+    Returns the new differences and output slots.
+    """
+    bits = in_free | out_summed
+    for bit in range(slots.bit_length() - 1):
+        if not bits >> bit & 1:
+            continue
+        set_ = (difference >> bit & 1).astype(bool)
+        if not set_.any():
+            continue
+        value = 1 << bit
+        if out_summed >> bit & 1:
+            difference = np.where(set_, difference - value, difference)
+            out_slot = np.where(set_, out_slot + value, out_slot)
+        else:
+            difference = np.where(set_, (difference + value) % slots, difference)
+    return difference, out_slot
 
 
 def _bsgs_cost(indices: Sequence[int], giant: int, outputs: int, rotate: RotationCost) -> int:
@@ -169,6 +213,7 @@ def plan_linear(
     in_flat: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
     steps: frozenset[int] | None = None,
+    spread_pinned: bool = False,
 ) -> LinearPlan:
     """:func:`make_plan`, reusing the plan of an identical map made before (plans are read-only:
     the same layouts, triples, weights and key steps always give the same diagonals)."""
@@ -177,10 +222,10 @@ def plan_linear(
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
         digest.update(contiguous.tobytes())
-    key = (in_layout, out_layout, digest.digest(), steps)
+    key = (in_layout, out_layout, digest.digest(), steps, spread_pinned)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = make_plan(in_layout, out_layout, out_flat, in_flat, weights, steps)
+        plan = make_plan(in_layout, out_layout, out_flat, in_flat, weights, steps, spread_pinned)
         entries = sum(len(diags) for diags in plan.diagonals.values()) * in_layout.slots
         if entries <= _CACHED_ENTRIES:
             plan.serial = next(_SERIALS)
@@ -221,11 +266,16 @@ def make_plan(
     in_flat: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
     steps: frozenset[int] | None = None,
+    spread_pinned: bool = False,
 ) -> LinearPlan:
     """Choose the copy strategy and the baby-step size, and build the diagonals.
 
     The choice counts key switches with keys for ``steps`` (None: every power of two), so a key
-    set with a few chosen steps gets the baby and giant steps it makes cheaply."""
+    set with a few chosen steps gets the baby and giant steps it makes cheaply. Contributions
+    read whichever copy of an input element (its free bits) needs fewest diagonals; with
+    ``spread_pinned`` they also land anywhere in the output's pinned bits, summed into index 0
+    at the end (:attr:`LinearPlan.summed`; the other positions then hold partial sums), else
+    at index 0 (a clean output)."""
     slots = in_layout.slots
     rotate = rotation_cost(slots, steps)
     in_cell, in_pos = in_layout.canonical
@@ -237,6 +287,9 @@ def make_plan(
     q = out_pos[out_flat][keep]
     w = weights[keep]
     period_in = in_layout.period
+    # free input bits below the period and the output's pinned bits: copies to choose from
+    in_free = in_layout.free & (period_in - 1)
+    summed = out_layout.pinned if spread_pinned else 0
     candidates = sorted({out_layout.period, max(out_layout.period, period_in), slots})
     best: tuple[Any, ...] | None = None
     for cut in candidates:
@@ -245,9 +298,12 @@ def make_plan(
             continue
         qq = (q[:, None] + offsets[None, :]).reshape(-1)
         pp = np.repeat(p, len(offsets))
+        difference = (pp - qq) % slots
+        if in_free or summed:
+            difference, qq = _choose_copies(difference, qq, in_free, summed, slots)
         # input copies sit every period_in slots: only (p - q') mod period_in matters; with
         # cut < period_in, move the contribution to the output copy t*cut that makes it < cut
-        rest = (pp - qq) % period_in
+        rest = difference % period_in
         if cut >= period_in:
             diag, k = rest, qq
         else:
@@ -261,7 +317,7 @@ def make_plan(
         outputs = len({int(x) for x in unique[:, 0]})
         top_sum = sum(
             rotate(1 << bit) for bit in range(cut.bit_length() - 1, slots.bit_length() - 1)
-        )
+        ) + sum(rotate(1 << bit) for bit in range(slots.bit_length() - 1) if summed >> bit & 1)
         giant, best_giant = 1, 1
         best_cost = _bsgs_cost(all_diags, 1, outputs, rotate) if all_diags else 0
         while giant <= max(all_diags, default=0):
@@ -289,7 +345,7 @@ def make_plan(
     pairs: dict[tuple[int, int], dict[int, npt.NDArray[np.float64]]] = {}
     for row, (oi, ci, di) in enumerate(unique):
         pairs.setdefault((int(oi), int(ci)), {})[int(di)] = dense[row]
-    return LinearPlan(cut, pairs, giant, total)
+    return LinearPlan(cut, pairs, giant, total, summed)
 
 
 def linear_error_bounds(
@@ -299,23 +355,42 @@ def linear_error_bounds(
     n_out: int,
     slots: int,
     encoding_error: float,
-) -> list[float]:
-    """A bound on the error in every slot of each output ciphertext, from the inputs' bounds on
-    the content (``in_contents``) and on the error (``in_errors``) of every slot.
+) -> list[tuple[float, float]]:
+    """Bounds on the error and on the content in every slot of each output ciphertext, from the
+    inputs' bounds on the content (``in_contents``) and on the error (``in_errors``) of every
+    slot: ``(error, content)`` per output.
 
-    Output slot ``k`` (before the final sum over copies) is ``sum_{c,d} diag_{c,d}[k] x_c[k + d]``
-    whatever the baby-step giant-step split: its error is at most ``sum |diag_{c,d}[k]| E_c`` plus
+    Output slot ``k`` (before the final sums) is ``sum_{c,d} diag_{c,d}[k] x_c[k + d]`` whatever
+    the baby-step giant-step split: its error is at most ``sum |diag_{c,d}[k]| E_c`` plus
     ``encoding_error * (C_c + E_c)`` for each encoded diagonal (an encoding's error reaches every
-    slot); the sum over copies then adds the slots ``cut`` apart. (The exact content is the linear
-    map of the inputs' values, bounded element by element by the caller.) One pass over the
-    diagonals that :func:`plan_linear` built.
+    slot), and its content at most ``sum |diag_{c,d}[k]| C_c``; the sum over copies then adds
+    the slots ``cut`` apart, and a sum over pinned bits (:attr:`LinearPlan.summed`) the slots
+    each of its rotations brings in. The content bound covers the partial sums such a sum
+    leaves in the pinned positions; the exact content of the valid ones is the linear map of
+    the inputs' values, bounded element by element by the caller. One pass over the diagonals
+    that :func:`plan_linear` built.
     """
     errors = [np.zeros(slots) for _ in range(n_out)]
+    contents = [np.zeros(slots) for _ in range(n_out)] if plan.summed else None
     for (o_cell, ci), diags in plan.diagonals.items():
         content, error = float(in_contents[ci]), float(in_errors[ci])
         for vector in diags.values():
-            errors[o_cell] += np.abs(vector) * error + encoding_error * (content + error)
-    return [float(error.reshape(-1, plan.cut).sum(axis=0).max()) for error in errors]
+            magnitude = np.abs(vector)
+            errors[o_cell] += magnitude * error + encoding_error * (content + error)
+            if contents is not None:
+                contents[o_cell] += magnitude * content
+
+    def summed_max(vector: npt.NDArray[np.float64]) -> float:
+        vector = vector.reshape(-1, plan.cut).sum(axis=0)
+        for bit in range(plan.cut.bit_length() - 1):
+            if plan.summed >> bit & 1:  # the rotate-and-add, slot by slot
+                vector = vector + np.roll(vector, -(1 << bit))
+        return float(vector.max())
+
+    return [
+        (summed_max(error), 0.0 if contents is None else summed_max(contents[index]))
+        for index, error in enumerate(errors)
+    ]
 
 
 def apply_linear(
@@ -405,7 +480,8 @@ def evaluate_linear(
             acc = ctx.add(acc, blocks[u])
         if order[-1]:
             acc = ctx.rotate(acc, giant * order[-1], key.galois_keys, key.rotation_steps, relin)
-        for bit in range(cut_bits, ctx.slot_bits):
+        summed = [bit for bit in range(ctx.slot_bits) if plan.summed >> bit & 1]
+        for bit in [*range(cut_bits, ctx.slot_bits), *summed]:
             acc = ctx.add(
                 acc, ctx.rotate(acc, 1 << bit, key.galois_keys, key.rotation_steps, relin)
             )

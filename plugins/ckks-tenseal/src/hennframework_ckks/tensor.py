@@ -248,6 +248,11 @@ class CKKSTensor:
         self.garbage: Bounds = array(garbage, cts.shape)
         self.errors: Bounds = array(errors, cts.shape)
         self._powers: dict[int, npt.NDArray[np.object_]] = {}
+        #: per ciphertext, for a clean tensor: a bound on the error at its invalid slots where it
+        #: is known to be below ``errors`` (None: ``errors``). A masked polynomial leaves only
+        #: the encoding's error there; replicating a pinned result across its pinned bits
+        #: (:meth:`_unpin`) adds the invalid slots' errors, so a tight bound keeps it tight.
+        self.invalid_errors: Bounds | None = None
         #: unpinned ciphertexts and their garbage and error bounds by pinned bits, shared with
         #: views that keep the flat cell order
         self._unpinned: dict[int, tuple[list[Any], list[Bound]]] = {}
@@ -752,10 +757,19 @@ class CKKSTensor:
         steps, cost = replication
         source = self if self.clean else self._mask_invalid()
         cts, bounds = [], []
-        for ct, start in zip(source.cts.reshape(-1), source.cell_bounds, strict=True):
+        invalid = source.invalid_errors
+        invalid_flat = None if invalid is None else invalid.reshape(-1)
+        for index, (ct, start) in enumerate(
+            zip(source.cts.reshape(-1), source.cell_bounds, strict=True)
+        ):
             # clean: of the 2**count slots each result slot adds, exactly one can hold an
             # element, the others hold errors only; each key switch adds its own error
             bound = Bound(start.valid, *self._b_rotation_sum(start, 1, 1 << count, cost, True))
+            if invalid_flat is not None:
+                # the others' errors are those of invalid slots
+                others = ((1 << count) - 1) * float(invalid_flat[index])
+                error = start.error + others + self._allowance * cost
+                bound = Bound(bound.valid, bound.garbage, min(bound.error, error))
             ct = self._settle(ct)
             for step, add in steps:
                 rotated = self._rotate(ct, step)
@@ -937,7 +951,10 @@ class CKKSTensor:
                     ct, bound = self._mul_ct(x, y, bx, by, v, clean)
                 out.append(ct)
                 cells.append(bound)
-            return self._new(layout, out, clean, element_bounds, cells)
+            result = self._new(layout, out, clean, element_bounds, cells)
+            if clean and a.layout == b.layout == layout and a.cts.shape == b.cts.shape:
+                result.invalid_errors = self._invalid_errors_of(a, b, op)
+            return result
         plain = _as_plain(other)
         shape = _broadcast_shape(self.shape, plain.shape)
         if 0 in shape:
@@ -971,7 +988,34 @@ class CKKSTensor:
             cells.append(bound)
         # plaintext vectors are zero at invalid slots: products are clean, sums as clean as ``a``
         clean = a.clean if (op != "mul" or constant) else True
-        return self._new(layout, out, clean, element_bounds, cells)
+        result = self._new(layout, out, clean, element_bounds, cells)
+        if clean and a.clean and a.invalid_errors is not None and a.layout == layout:
+            # invalid slots hold 0 plus their error: a sum adds the plaintext's encoding error,
+            # a product scales by a factor that is 0 there (a constant: by the constant)
+            factor = abs(float(values.flat[0])) if constant else 0.0
+            result.invalid_errors = np.array(
+                [
+                    self._b_plain_product(Bound(0.0, 0.0, float(e)), factor, True)[1]
+                    if op == "mul"
+                    else float(e) + self._allowance
+                    for e in a.invalid_errors.reshape(-1)
+                ]
+            ).reshape(a.cts.shape)
+        return result
+
+    def _invalid_errors_of(self, a: CKKSTensor, b: CKKSTensor, op: str) -> Bounds | None:
+        """:attr:`invalid_errors` of ``a op b`` for clean ``a`` and ``b`` of one layout: both
+        hold 0 plus their error at invalid slots."""
+        if a.invalid_errors is None and b.invalid_errors is None:
+            return None
+        ea = a.errors if a.invalid_errors is None else a.invalid_errors
+        eb = b.errors if b.invalid_errors is None else b.invalid_errors
+        out = []
+        for x, y in zip(ea.reshape(-1), eb.reshape(-1), strict=True):
+            bx, by = Bound(0.0, 0.0, float(x)), Bound(0.0, 0.0, float(y))
+            pair = self._b_product(bx, by, True) if op == "mul" else self._b_sum(bx, by, True)
+            out.append(pair[1])
+        return np.array(out).reshape(a.cts.shape)
 
     def __add__(self, other: Any) -> CKKSTensor:
         return self._binary(other, "add")
@@ -1165,11 +1209,20 @@ class CKKSTensor:
         out_flat: npt.NDArray[np.int64],
         in_flat: npt.NDArray[np.int64],
         weights: Array,
+        spread_pinned: bool = False,
     ) -> CKKSTensor:
         """``out[o] = sum w * self[i]`` over the triples (one level), refused before any
-        ciphertext work if an output could wrap."""
+        ciphertext work if an output could wrap. With ``spread_pinned`` the map may sum into
+        ``out_layout``'s pinned bits (:func:`~hennframework_ckks.linear.make_plan`): the result
+        is then not clean, its pinned positions hold partial sums within the tracked garbage."""
         plan: LinearPlan = plan_linear(
-            self.layout, out_layout, out_flat, in_flat, weights, self.key.rotation_steps
+            self.layout,
+            out_layout,
+            out_flat,
+            in_flat,
+            weights,
+            self.key.rotation_steps,
+            spread_pinned,
         )
         n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
         # element by element: the interval of a linear map
@@ -1180,7 +1233,7 @@ class CKKSTensor:
         cells = self.cell_bounds
         # the rescale and each rotation's key switching add an error of their own
         noise = self._allowance * (2 + plan.rotations)
-        errors = linear_error_bounds(
+        spread = linear_error_bounds(
             plan,
             [b.content for b in cells],
             [b.error for b in cells],
@@ -1188,7 +1241,10 @@ class CKKSTensor:
             self.layout.slots,
             self._encoding_error,
         )
-        bounds = [Bound(float(v), 0.0, e + noise) for v, e in zip(valid, errors, strict=True)]
+        bounds = [
+            Bound(float(v), garbage, error + noise)
+            for v, (error, garbage) in zip(valid, spread, strict=True)
+        ]
         what = "a plaintext linear map (matmul, selection, scatter_add, re-packing)"
         level = min((self._settled(ct)[0] for ct in self.ciphertexts), default=0)
         if level >= 1 and bounds:
@@ -1197,7 +1253,7 @@ class CKKSTensor:
         with _encodable("a plaintext matrix", self.key.params):
             cts = evaluate_linear(self.key, plan, self.ciphertexts, out_layout, self._target)
         cts = [self._guard(ct, bound, what) for ct, bound in zip(cts, bounds, strict=True)]
-        return self._new(out_layout, cts, True, element_bounds, bounds)
+        return self._new(out_layout, cts, not plan.summed, element_bounds, bounds)
 
     def _layout_replacing(self, axis: int, new_size: int) -> Layout:
         """This layout with ``axis`` resized to ``new_size``, placed where the old axis was."""
@@ -1261,11 +1317,102 @@ class CKKSTensor:
         out_flat = ((beta * rows + a_idx[:, None, None]) * cols + nu).reshape(-1)
         in_flat = ((beta * inner + k_idx[:, None, None]) * cols + nu).reshape(-1)
         w = np.broadcast_to(weights[:, None, None], (len(weights), batch, cols)).reshape(-1)
-        out_layout = self._layout_replacing(axis, rows)
-        result = self._linear(out_layout, out_flat.astype(np.int64), in_flat.astype(np.int64), w)
+        out_flat, in_flat = out_flat.astype(np.int64), in_flat.astype(np.int64)
+        source, out_layout, spread = self._cheapest_map(axis, rows, out_flat, in_flat, w)
+        result = source._linear(out_layout, out_flat, in_flat, w, spread)
         if squeeze:
             return result.reshape((*self.shape[:axis], cols))
         return result
+
+    def _cheapest_map(
+        self,
+        axis: int,
+        rows: int,
+        out_flat: npt.NDArray[np.int64],
+        in_flat: npt.NDArray[np.int64],
+        weights: Array,
+    ) -> tuple[CKKSTensor, Layout, bool]:
+        """Where to put the result of a plaintext map that replaces ``axis`` by ``rows``
+        elements, and whether to replicate a pinned input first: the option of fewest key
+        switches and diagonals (:func:`~hennframework_ckks.linear.plan_linear` counts them).
+
+        Small maps keep the result where the contracted axis was. A large one (a mini-batch's
+        bag of words) also weighs:
+
+        * the rows in the *top* slot bits, summed into the contracted axis' bits below them,
+          which stay pinned: a vector with free top bits (replicated) then meets every output
+          row in one of its copies, and the map needs a quarter of the diagonals where the
+          copies are 4;
+        * the rows in the lowest free bits (the contracted axis' slot bits are then spare);
+        * for a clean input with pinned bits, replicating them first (rotations, no level), so
+          that every copy of an input element can be read.
+        """
+        default = self._layout_replacing(axis, rows)
+        slots = self.layout.slots
+        if len(weights) < slots // 8:
+            return self, default, False
+        sources: list[tuple[CKKSTensor | None, Layout, float]] = [(self, self.layout, 0.0)]
+        pinned = self.layout.pinned
+        if pinned and self.clean:
+            replication = self._replication_steps(pinned)
+            if replication is not None:
+                # a large map from a pinned input reads one copy only: always replicate
+                sources = [(None, self.layout.replace(pinned=0), float(replication[1]))]
+        best: tuple[float, CKKSTensor | None, Layout, bool] | None = None
+        for source, in_layout, extra in sources:
+            for out_layout, spread in self._map_layouts(in_layout, axis, rows, default):
+                plan = plan_linear(
+                    in_layout,
+                    out_layout,
+                    out_flat,
+                    in_flat,
+                    weights,
+                    self.key.rotation_steps,
+                    spread,
+                )
+                diagonals = sum(len(d) for d in plan.diagonals.values())
+                # a diagonal (an encoding and a plaintext product) costs about a third of a
+                # key switch at the same level; pinned bits will cost about a rotation each to
+                # replicate later
+                cost = plan.rotations + 0.3 * diagonals + extra + bin(out_layout.pinned).count("1")
+                if best is None or cost < best[0]:
+                    best = (cost, source, out_layout, spread)
+        assert best is not None
+        _, source, out_layout, spread = best
+        if source is None:
+            source = self._unpin(pinned)
+        return source, out_layout, spread
+
+    def _map_layouts(
+        self, in_layout: Layout, axis: int, rows: int, default: Layout
+    ) -> list[tuple[Layout, bool]]:
+        """Candidate result layouts for :meth:`_cheapest_map` (and whether the map sums into
+        their pinned bits)."""
+        options = [(default, False)]
+        need = ceil_log2(rows)
+        shift, bits = in_layout.groups[axis]
+        others = 0
+        for index, (other_shift, other_bits) in enumerate(in_layout.groups):
+            if index != axis:
+                others |= ((1 << other_bits) - 1) << other_shift
+        shape = (*in_layout.shape[:axis], rows, *in_layout.shape[axis + 1 :])
+        top = in_layout.slot_bits - need
+        if need and bits and top > shift:
+            spread = (((1 << bits) - 1) << shift) & ((1 << top) - 1)
+            groups = list(in_layout.groups)
+            groups[axis] = (top, need)
+            with suppress(ValueError):
+                layout = Layout(shape, tuple(groups), in_layout.slot_bits, spread & ~others)
+                options.append((layout, True))
+        if need:
+            probe = Layout(shape, tuple((0, 0) for _ in shape), in_layout.slot_bits, others)
+            low = probe.lowest_free_run(need)
+            if low is not None and (low, need) != default.groups[axis]:
+                groups = list(in_layout.groups)
+                groups[axis] = (low, need)
+                with suppress(ValueError):
+                    options.append((Layout(shape, tuple(groups), in_layout.slot_bits), False))
+        return options
 
     def plain_matmul_right(self, matrix: Array) -> CKKSTensor:
         """``self @ matrix`` for a plaintext 1-D or 2-D matrix (contracting the last axis)."""
@@ -1405,11 +1552,28 @@ class CKKSTensor:
             self._powers[exponent_bit] = _object_array((len(flat),), flat)
         return self._powers[exponent_bit]
 
-    def _polynomial_error(self, cell: Bound, coeffs: Sequence[float]) -> float:
+    def _polynomial_error(self, cell: Bound, coeffs: Sequence[float], masked: bool) -> float:
         """The error bound of ``polyval`` on one ciphertext, following its evaluation: powers
-        ``x**(2**j)`` by squaring, each term ``c_k`` times the lowest power then the others."""
+        ``x**(2**j)`` by squaring, each term ``c_k`` times the lowest power then the others.
+
+        Errors are slot by slot. With ``masked`` coefficients (0 at invalid slots), a valid
+        slot's error depends on valid contents only, and an invalid slot's on the garbage there
+        but not on the input's error scaled by a coefficient (the coefficient is 0): the bound
+        is the larger of the two, often far below one that lets garbage stand for content."""
+        if not masked:
+            return self._polynomial_error_at(cell.content, cell.error, coeffs, False)
+        return max(
+            self._polynomial_error_at(cell.valid, cell.error, coeffs, False),
+            self._polynomial_error_at(cell.garbage, cell.error, coeffs, True),
+        )
+
+    def _polynomial_error_at(
+        self, content: float, error: float, coeffs: Sequence[float], zero_coefficient: bool
+    ) -> float:
+        """:meth:`_polynomial_error` for slots of ``content`` and ``error``, where the
+        coefficients are 0 if ``zero_coefficient`` (only their encoding error is left)."""
         allowance, encoding = self._allowance, self._encoding_error
-        powers = [(cell.content, cell.error)]  # (content, error) of x**(2**j)
+        powers = [(content, error)]  # (content, error) of x**(2**j)
         total = allowance  # the constant's encoding
         for k, c in enumerate(coeffs):
             if k == 0 or c == 0.0:
@@ -1419,7 +1583,8 @@ class CKKSTensor:
                 content, error = powers[-1]
                 powers.append((content**2, 2 * content * error + error**2 + allowance))
             content, error = powers[bits[0]]
-            term = (abs(c) * content, abs(c) * error + encoding * (content + error) + allowance)
+            scale = 0.0 if zero_coefficient else abs(c)
+            term = (scale * content, scale * error + encoding * (content + error) + allowance)
             for b in bits[1:]:
                 content, error = powers[b]
                 term = (
@@ -1461,11 +1626,18 @@ class CKKSTensor:
         element_bounds = poly_range(coeffs, self.bounds)
         valid = _cell_max(layout, element_bounds).reshape(-1)
         results, result_bounds = [], []
+        invalid_errors: list[float] = []
         for index, (cell, source) in enumerate(zip(layout.cells(), self.cell_bounds, strict=True)):
             mask = layout.slot_vector(ones, cell)
             constant = coeffs[0] * mask if isinstance(mask, np.ndarray) else coeffs[0]
             # clean: the coefficients are 0 at invalid slots (and so is a constant's plaintext)
-            bound = Bound(float(valid[index]), 0.0, self._polynomial_error(source, coeffs))
+            masked = isinstance(mask, np.ndarray)
+            bound = Bound(float(valid[index]), 0.0, self._polynomial_error(source, coeffs, masked))
+            invalid_errors.append(
+                self._polynomial_error_at(source.garbage, source.error, coeffs, True)
+                if masked
+                else bound.error
+            )
             plans = []
             for k, c in enumerate(coeffs):
                 if k == 0 or c == 0.0:
@@ -1507,7 +1679,9 @@ class CKKSTensor:
                     acc = self._add_plain(acc, constant)
             results.append(self._guard(acc, bound, what))
             result_bounds.append(bound)
-        return self._new(layout, results, True, element_bounds, result_bounds)
+        result = self._new(layout, results, True, element_bounds, result_bounds)
+        result.invalid_errors = np.array(invalid_errors).reshape(result.cts.shape)
+        return result
 
     def copy(self) -> CKKSTensor:
         return self._new(self.layout, self.cts.copy(), self.clean, self.bounds.copy(), self._cells)

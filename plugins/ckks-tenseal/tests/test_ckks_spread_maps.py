@@ -1,0 +1,185 @@
+"""Large plaintext maps that read every copy of a replicated vector.
+
+A bag of words applied to a vector with free top slot bits (4 copies at ``n8192`` here) can put
+its output rows in those top bits and spread each row's terms over the contracted axis' low bits,
+summed into index 0 at the end: a quarter of the diagonals. The result's other positions hold
+partial sums (pinned bits); a masked polynomial then cleans them, and the map back replicates its
+result across those bits first. These tests check the values, that every raw slot stays within
+the bounds the tensors track (pinned positions included), and the diagonal counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hennframework.scheme import KeySet
+
+from hennframework_ckks import CKKSScheme
+from hennframework_ckks._seal import sa
+from hennframework_ckks.layout import Layout
+from hennframework_ckks.linear import _choose_copies, plan_linear
+from hennframework_ckks.tensor import CKKSTensor
+
+WORDS, REVIEWS = 600, 64
+LSQ3 = (0.5, 0.197, 0.0, -0.004)
+
+
+def _bag_of_words(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    matrix = np.zeros((REVIEWS, WORDS))
+    for row in matrix:
+        row[rng.choice(WORDS, size=rng.integers(8, 30), replace=False)] = 1.0
+    return matrix
+
+
+def _raw_slots(keys: KeySet, ct: Any) -> np.ndarray:
+    plain = sa.Plaintext()
+    keys.secret.decryptor.decrypt(ct, plain)
+    return keys.public.context.decode(plain)
+
+
+def _vector(scheme: CKKSScheme, keys: KeySet, seed: int) -> tuple[np.ndarray, CKKSTensor]:
+    values = np.random.default_rng(seed).uniform(-0.2, 0.2, (WORDS, 1))
+    tensor = scheme.encrypt_tensor(values, keys.secret)
+    assert tensor.layout.period < tensor.layout.slots  # free top bits: copies to read
+    return values, tensor
+
+
+@pytest.fixture(scope="module")
+def mapped(scheme8192: CKKSScheme, keys8192: KeySet) -> tuple[np.ndarray, np.ndarray, CKKSTensor]:
+    matrix = _bag_of_words(0)
+    values, vector = _vector(scheme8192, keys8192, 1)
+    return matrix, values, vector.plain_matmul_left(matrix)
+
+
+def test_the_rows_go_to_the_top_bits_and_sum_over_pinned_ones(
+    scheme8192: CKKSScheme, keys8192: KeySet, mapped: tuple[np.ndarray, np.ndarray, CKKSTensor]
+) -> None:
+    matrix, values, result = mapped
+    slot_bits = keys8192.public.context.slot_bits
+    assert result.layout.groups[0] == (slot_bits - 6, 6)  # 64 rows in the top bits
+    assert result.layout.pinned == (1 << (slot_bits - 6)) - 1
+    assert not result.clean
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(result, keys8192.secret),
+        matrix @ values,
+        rtol=0,
+        atol=float(result.errors.max()),
+    )
+
+
+def test_every_raw_slot_of_the_spread_result_is_within_its_bound(
+    keys8192: KeySet, mapped: tuple[np.ndarray, np.ndarray, CKKSTensor]
+) -> None:
+    """The pinned positions hold partial sums: the garbage bound must cover them."""
+    _, _, result = mapped
+    (bound,) = result.cell_bounds
+    raw = _raw_slots(keys8192, result.ciphertexts[0])
+    assert bound.garbage > 0
+    assert np.abs(raw).max() <= bound.content + bound.error
+
+
+def test_spreading_needs_a_quarter_of_the_diagonals(
+    keys8192: KeySet, mapped: tuple[np.ndarray, np.ndarray, CKKSTensor]
+) -> None:
+    matrix, _, result = mapped
+    slot_bits = keys8192.public.context.slot_bits
+    a_idx, k_idx = np.nonzero(matrix)
+    in_layout = Layout.default((WORDS, 1), slot_bits)
+    steps = keys8192.public.rotation_steps
+    copies = in_layout.slots // in_layout.period
+    default = Layout(((REVIEWS, 1)), ((0, 6), (0, 0)), slot_bits)
+    plans = [
+        plan_linear(in_layout, out, a_idx, k_idx, matrix[a_idx, k_idx], steps, spread)
+        for out, spread in ((default, False), (result.layout, True))
+    ]
+    counts = [sum(len(d) for d in plan.diagonals.values()) for plan in plans]
+    assert counts[1] * copies <= counts[0]
+
+
+def test_a_masked_polynomial_cleans_the_partial_sums(
+    scheme8192: CKKSScheme, keys8192: KeySet, mapped: tuple[np.ndarray, np.ndarray, CKKSTensor]
+) -> None:
+    """Its coefficients are 0 at pinned positions: the result is clean, and the error there is
+    tracked apart (at most the tensor's error) and holds for every raw slot."""
+    matrix, values, result = mapped
+    predicted = result.polyval(LSQ3)
+    assert predicted.clean and predicted.invalid_errors is not None
+    (bound,) = predicted.cell_bounds
+    invalid_error = float(predicted.invalid_errors.max())
+    assert 0 < invalid_error <= bound.error
+    raw = _raw_slots(keys8192, predicted.ciphertexts[0])
+    valid = predicted.layout.cell_map((0, 0))[1]
+    assert np.abs(raw[~valid]).max() <= invalid_error
+    z = matrix @ values
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(predicted, keys8192.secret),
+        np.polynomial.polynomial.polyval(z, LSQ3),
+        rtol=0,
+        atol=bound.error,
+    )
+
+
+def test_the_map_back_replicates_first_with_a_tight_error(
+    scheme8192: CKKSScheme, keys8192: KeySet, mapped: tuple[np.ndarray, np.ndarray, CKKSTensor]
+) -> None:
+    """``X.T @ delta`` from a pinned delta: replicated across the pinned bits (rotations, no
+    level), the copies' errors those of invalid slots; values and every raw slot checked."""
+    matrix, values, result = mapped
+    targets = np.random.default_rng(2).integers(0, 2, (REVIEWS, 1)).astype(float)
+    slope = result.polyval([LSQ3[1], 2 * LSQ3[2], 3 * LSQ3[3]])
+    delta = (result.polyval(LSQ3) - targets) * slope
+    assert delta.clean and delta.invalid_errors is not None
+    copies = 1 << bin(delta.layout.pinned).count("1")
+    unpinned = delta._unpin(delta.layout.pinned)
+    assert unpinned.layout.pinned == 0
+    assert float(unpinned.errors.max()) < copies * float(delta.errors.max()) / 4
+    raw = _raw_slots(keys8192, unpinned.ciphertexts[0])
+    (bound,) = unpinned.cell_bounds
+    assert np.abs(raw).max() <= bound.content + bound.error
+    back = delta.plain_matmul_left(matrix.T)
+    assert back.levels_left == delta.levels_left - 1
+    z = matrix @ values
+    want_delta = (
+        np.polynomial.polynomial.polyval(z, LSQ3) - targets
+    ) * np.polynomial.polynomial.polyval(z, [LSQ3[1], 2 * LSQ3[2], 3 * LSQ3[3]])
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(back, keys8192.secret),
+        matrix.T @ want_delta,
+        rtol=0,
+        atol=float(back.errors.max()),
+    )
+
+
+def test_small_maps_keep_the_rows_where_the_axis_was(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    values = np.linspace(-1, 1, 12).reshape(12, 1)
+    tensor = scheme8192.encrypt_tensor(values, keys8192.secret)
+    matrix = np.arange(36.0).reshape(3, 12) / 100
+    result = tensor.plain_matmul_left(matrix)
+    assert result.clean and result.layout.pinned == 0
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(result, keys8192.secret),
+        matrix @ values,
+        rtol=0,
+        atol=float(result.errors.max()),
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chosen_copies_clear_their_bits_and_stay_copies(seed: int) -> None:
+    """Each difference becomes (input slot + some of its free bits) - (output slot + some of
+    its summed bits), with those bits of the result cleared."""
+    rng = np.random.default_rng(seed)
+    slots, in_free, out_summed = 1 << 10, 0b1100000000 | 0b100, 0b11
+    p = rng.integers(0, slots, 500) & ~in_free
+    q = rng.integers(0, slots, 500) & ~out_summed
+    difference, moved = _choose_copies((p - q) % slots, q.copy(), in_free, out_summed, slots)
+    assert np.all(difference & (in_free | out_summed) == 0)
+    placed = moved - q
+    assert np.all(placed & ~out_summed == 0)  # outputs only moved within their summed bits
+    read = (difference + moved) % slots  # the input slot each contribution reads
+    assert np.all((read ^ p) & ~in_free == 0)  # a copy of the same input element
