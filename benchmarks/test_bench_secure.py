@@ -224,16 +224,18 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
     """Reviews/s over one epoch of the full training set (owner refreshes included), then the
     held-out accuracy against the same network trained unencrypted on the same batches."""
     from hennframework.nn import OwnerRefresher, Sequential
-    from hennframework.workflow.owner import keygen_options_for_model
+    from hennframework.workflow.owner import keygen_options_for_model, scheme_for_model
 
     data = sentiment_data(SENTIMENT_BATCH)
     plain = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
-    # the keys the owner makes for this model (`henn keygen --for sentiment`, the keys row):
-    # its default of 4 rotation keys, other rotations made as sums of them
-    options = keygen_options_for_model(ckks.scheme, plain, SENTIMENT_BATCH)
-    keys = ckks.scheme.keygen(**options)
-    model = copy.deepcopy(plain).encrypt(keys, ckks.scheme)
-    refresher = OwnerRefresher(ckks.scheme, keys)
+    # the parameter set and keys the owner makes for this model (`henn keygen --for sentiment`,
+    # the keys row): the shortest chain that holds a step, and as many rotation keys as keep
+    # the public material within 64 MB, other rotations made as sums of them
+    scheme = scheme_for_model(ckks.scheme, plain, SENTIMENT_BATCH)
+    options = keygen_options_for_model(scheme, plain, SENTIMENT_BATCH)
+    keys = scheme.keygen(**options)
+    model = copy.deepcopy(plain).encrypt(keys, scheme)
+    refresher = OwnerRefresher(scheme, keys)
 
     def epoch() -> None:
         model.fit(data.train, learning_rate=SENTIMENT_RATE, refresh=refresher)
@@ -247,7 +249,9 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
         unit="review",
         rounds=1,
         warmup_rounds=0,
-        **_record("sentiment", f"sentiment training (batch {SENTIMENT_BATCH})", **ckks.security),
+        **_record(
+            "sentiment", f"sentiment training (batch {SENTIMENT_BATCH})", **scheme_security(scheme)
+        ),
         batch=SENTIMENT_BATCH,
         learning_rate=SENTIMENT_RATE,
         vocabulary=data.vocabulary_size,
@@ -264,7 +268,7 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
     model.refresh(refresher)  # the last step leaves few levels: fresh weights to predict
     encrypted_accuracy = model.evaluate(
         data.test,
-        decrypt=lambda t: np.asarray(ckks.scheme.decrypt_tensor(t, keys.secret), dtype=np.float64),
+        decrypt=lambda t: np.asarray(scheme.decrypt_tensor(t, keys.secret), dtype=np.float64),
     )
     plain_accuracy = plain.evaluate(data.test)
     benchmark.extra_info.update(

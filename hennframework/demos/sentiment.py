@@ -51,6 +51,7 @@ from hennframework.nn import (
     word_model_defaults,
 )
 from hennframework.nn.training import count_correct, describe_absorbed
+from hennframework.workflow.owner import scheme_for_model
 
 #: Steps between logged (kept) training records. The demo reads no loss, and the training loop
 #: keeps only a logged step's encrypted loss decryptable, so logging every step would spend
@@ -281,6 +282,8 @@ def run_sentiment(
         return scored["correct"] / scored["seen"] if scored["seen"] else None
 
     if scheme is not None:
+        if settings.params is None:  # the set the scheme recommends for this network, if any
+            scheme = scheme_for_model(scheme, network, settings.batch_size)
         keyed = settings.seed is not None and scheme.name == "integer-vector"
         keys = scheme.keygen(seed=settings.seed) if keyed else scheme.keygen()
         encrypted = network.encrypt(keys)

@@ -51,6 +51,7 @@ __all__ = [
     "make_switch_key",
     "reencrypt_model",
     "refresh_model",
+    "scheme_for_model",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -77,10 +78,14 @@ def generate_keys(
     (``keygen_options_for``; CKKS: the rotation keys its training and prediction use, a fraction
     of the file for small networks). Other schemes' keys are the same for every model.
     ``rotation_keys``: with ``for_model``, at most this many rotation keys (None: the scheme's
-    default; CKKS: 4, a public key near 60 MB at ``n16384``); fewer keys make smaller files and
-    more key switches per step.
+    default; CKKS: as many as keep the public material within 64 MB, 4 at ``n16384`` and 7 at
+    ``n16384-9``); fewer keys make smaller files and more key switches per step. With
+    ``for_model`` and no ``params``, the scheme may pick the parameter set for the model
+    (:func:`scheme_for_model`).
     """
     instance = hennframework.get_scheme(scheme, params=params, backend=backend)
+    if for_model is not None and params is None:
+        instance = scheme_for_model(instance, for_model, batch_size)
     options: dict[str, Any] = {}
     if seed is not None:
         options["seed"] = seed
@@ -128,23 +133,44 @@ def keygen_options_for_model(
         )
     if batch_size is None or batch_size < 1:
         raise InputError("keys for a model need the batch size the party will train with")
-    rng = np.random.default_rng()  # trial data only: nothing secret depends on it
     sizes = sorted({batch_size} | {1 << k for k in range(batch_size.bit_length() - 1)})
-    batches = []
-    for size in sizes:
-        targets = rng.uniform(0.0, 1.0, (size, 1))
-        if model.reads_words:
-            words = min(int(model.vocabulary_size), 64)
-            reviews = [rng.choice(model.vocabulary_size, words, replace=False) for _ in range(size)]
-            batches.append(Batch(BagOfWords.from_reviews(reviews), targets))
-        else:  # no zeros: a zero input drops diagonals (and rotations) from the linear maps
-            inputs = rng.uniform(0.5, 1.0, (size, model.input_width))
-            batches.append(Batch(inputs * rng.choice([-1.0, 1.0], inputs.shape), targets))
+    batches = [_trial_batch(model, size) for size in sizes]
     if rotation_keys is not None and rotation_keys < 1:
         raise InputError(f"at least one rotation key is needed (got {rotation_keys})")
     extra = {} if rotation_keys is None else {"rotation_keys": rotation_keys}
     options = hook(instance, model, batches, **extra)
     return dict(options)
+
+
+def _trial_batch(model: Any, size: int) -> Batch:
+    """Random data of ``size`` samples shaped for ``model`` (a trial run's: nothing secret)."""
+    rng = np.random.default_rng()
+    targets = rng.uniform(0.0, 1.0, (size, 1))
+    if model.reads_words:
+        words = min(int(model.vocabulary_size), 64)
+        reviews = [rng.choice(model.vocabulary_size, words, replace=False) for _ in range(size)]
+        return Batch(BagOfWords.from_reviews(reviews), targets)
+    # no zeros: a zero input drops diagonals (and rotations) from the linear maps
+    inputs = rng.uniform(0.5, 1.0, (size, model.input_width))
+    return Batch(inputs * rng.choice([-1.0, 1.0], inputs.shape), targets)
+
+
+def scheme_for_model(instance: Any, model: Any, batch_size: int | None) -> Any:
+    """``instance``, or the same scheme with the parameter set its codec recommends for training
+    ``model`` in batches of ``batch_size`` (``parameter_set_for``; CKKS: the shortest chain of
+    the same ring whose levels hold a training step with 2 to spare, ``n16384-9`` for the
+    sentiment network, whose keys are 40 % smaller and whose steps are cheaper than at
+    ``n16384``). Schemes without a recommendation keep their set. What ``henn keygen --for``
+    and the sentiment demo use when no ``--params`` is given.
+    """
+    hook = getattr(codec_for(instance), "parameter_set_for", None)
+    if not callable(hook) or batch_size is None or batch_size < 1:
+        return instance
+    current = codec_for(instance).parameters(instance)["name"]
+    name = hook(instance, model, _trial_batch(model, batch_size))
+    if name == current:
+        return instance
+    return hennframework.get_scheme(instance.name, params=name)
 
 
 def make_model(

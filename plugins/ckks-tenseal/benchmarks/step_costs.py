@@ -12,8 +12,9 @@ Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|sentiment|ops|r
   iteration of the encrypted XOR network (3-4-1, cubic Taylor sigmoid, learning rate 0.5),
   owner refreshes included, and the number of SEAL operations of one step by kind and level;
 * ``sentiment [--batch-size B] [--steps S]``: seconds per step of the bag-of-words network on
-  rt-polarity (8 hidden units, lsq3, rate 0.025) with the model's rotation keys (as ``henn
-  keygen --for sentiment`` makes them: 4 keys chosen for the model's rotations), the owner
+  rt-polarity (8 hidden units, lsq3, rate 0.025) with the model's parameter set and rotation
+  keys (as ``henn keygen --for sentiment`` makes them: ``n16384-9``, 7 keys chosen for the
+  model's rotations), the owner
   refreshing to the levels a step uses, and where a step's time goes: the SEAL operations by
   kind (count and seconds) and the plaintext encodings (the linear maps' diagonals).
 
@@ -165,13 +166,13 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
     """Seconds per sentiment step and the SEAL operations and encodings of the last one."""
     from hennframework.demos.sentiment import SentimentSettings, prepare
     from hennframework.nn import OwnerRefresher, Sequential
-    from hennframework.workflow.owner import keygen_options_for_model
+    from hennframework.workflow.owner import keygen_options_for_model, scheme_for_model
 
     from hennframework_ckks import CKKSScheme
 
-    scheme = CKKSScheme("n16384")
     data = prepare(SentimentSettings(batch_size=batch_size))
     model = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
+    scheme = scheme_for_model(CKKSScheme("n16384"), model, batch_size)
     options = keygen_options_for_model(scheme, model, batch_size)
     keys = scheme.keygen(**options)
     encrypted = model.encrypt(keys, scheme)
@@ -192,7 +193,7 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
     median = statistics.median(seconds)
     return {
         "what": "sentiment step",
-        "params": "n16384",
+        "params": scheme.params.name,
         "batch_size": batch_size,
         "rotation_keys": options["rotations"],
         "seconds_per_step": median,

@@ -70,6 +70,7 @@ from hennframework_ckks.keys import (
     check_key_id,
     choose_rotation_keys,
     record_rotations,
+    rotation_keys_within,
 )
 from hennframework_ckks.params import PARAMETER_SETS, CKKSParams
 from hennframework_ckks.scheme import CKKSScheme
@@ -77,10 +78,11 @@ from hennframework_ckks.serialization import tensors_from_bytes, tensors_to_byte
 from hennframework_ckks.shared import SCHEME_NAME, params_json, scheme_for
 from hennframework_ckks.tensor import CKKSTensor, Deferred
 
-#: Rotation keys a key set made for one model holds at most, unless told otherwise: four keep an
-#: ``n16384`` public key file near 60 MB (11.7 MB per rotation key, with the public and
-#: relinearisation keys); a model whose rotations need more powers of two makes them as sums.
-DEFAULT_ROTATION_KEYS = 4
+#: Rotation keys a key set made for one model holds at most, unless told otherwise: as many as
+#: keep its public material within 64 MB (:func:`~hennframework_ckks.keys.rotation_keys_within`:
+#: 4 at ``n16384``, 11.7 MB per rotation key; 7 at ``n16384-9``); a model whose rotations need
+#: more powers of two makes them as sums.
+DEFAULT_ROTATION_KEYS = "budget"
 
 # scheme_for is defined in hennframework_ckks.shared (below the tensor module, which uses it)
 __all__ = ["CODEC", "CKKSCodec", "scheme_for"]
@@ -326,16 +328,54 @@ class CKKSCodec:
             )
         return choose_rotation_keys(trial.public.context.slots, largest[1], most, reach=used)
 
+    def parameter_set_for(self, scheme: Any, model: Any, batch: Any) -> str:
+        """The parameter set to train ``model`` under when none is named: of the sets with
+        ``scheme``'s ring degree, the one with the fewest levels that holds one training step
+        on ``batch`` from fresh weights with 2 levels to spare (the owner's refresher adds one
+        where values grow, and one where a step was refused), else ``scheme``'s own set.
+
+        Levels a step does not use cost twice: every key-switching key holds a polynomial per
+        level, so a shorter chain means smaller keys (more rotation keys in the same file) and
+        a first refresh that does not go to a top level no step needs. The trial encrypts
+        ``model`` under a throwaway key whose rotations are recorded, not computed
+        (:func:`~hennframework_ckks.keys.record_rotations`): only the levels matter.
+        """
+        trial = scheme.keygen(rotations="none")
+        record_rotations(trial.public)
+        encrypted = model.encrypt(trial, scheme)
+        try:
+            encrypted.train_step(batch, 0.1)  # any rate: values unused
+        except NoiseBudgetExhaustedError:
+            return str(scheme.params.name)
+        weights = [w.materialize() if isinstance(w, Deferred) else w for w in encrypted.weights()]
+        used = scheme.params.levels - min(int(w.levels_left) for w in weights)
+        fitting = [
+            params
+            for params in PARAMETER_SETS.values()
+            if params.poly_modulus_degree == scheme.params.poly_modulus_degree
+            and used + 2 <= params.levels
+        ]
+        chosen = min(fitting, key=lambda params: params.levels, default=scheme.params)
+        return str(chosen.name)
+
     def keygen_options_for(
         self,
         scheme: Any,
         model: Any,
         batches: Sequence[Any],
-        rotation_keys: int | None = DEFAULT_ROTATION_KEYS,
+        rotation_keys: int | str | None = DEFAULT_ROTATION_KEYS,
     ) -> dict[str, Any]:
         """``keygen`` options for keys with only the rotation keys ``model`` uses on ``batches``
         (:meth:`model_rotation_steps`), at most ``rotation_keys`` of them (None: every power of
-        two the model's rotations reach): ``{"rotations": [...]}``."""
+        two the model's rotations reach; ``"budget"``: as many as keep the public material
+        within 64 MB): ``{"rotations": [...]}``."""
+        if rotation_keys == DEFAULT_ROTATION_KEYS:
+            rotation_keys = rotation_keys_within(scheme.params)
+        if isinstance(rotation_keys, str):
+            raise InputError(
+                f"rotation_keys must be a number, None or {DEFAULT_ROTATION_KEYS!r}, "
+                f"got {rotation_keys!r}"
+            )
         steps = self.model_rotation_steps(scheme, model, batches, rotation_keys)
         return {"rotations": sorted(steps)}
 

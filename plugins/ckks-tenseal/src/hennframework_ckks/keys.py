@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import struct
 from collections import Counter
@@ -67,8 +68,14 @@ __all__ = [
     "key_fingerprint",
     "powers_of_two_through",
     "record_rotations",
+    "rotation_keys_within",
     "rotation_steps",
 ]
+
+#: What the public material of a key set made for one model (public, relinearisation and rotation
+#: keys, as ``henn keygen --for`` writes them) stays within by default, in bytes: what a party
+#: downloads and holds in memory.
+PUBLIC_MATERIAL_BUDGET = 64_000_000
 
 _PUBLIC_MAGIC = b"HENNCKKS-PUBKEY\x01"
 _SECRET_MAGIC = b"HENNCKKS-SECKEY\x01"
@@ -162,6 +169,30 @@ def powers_of_two_through(steps: Iterable[int]) -> frozenset[int]:
     """
     widest = max(steps, default=0)
     return frozenset(1 << bit for bit in range(int(widest).bit_length()))
+
+
+def key_switching_key_bytes(params: CKKSParams) -> int:
+    """About the size of one key-switching key (a rotation key or the relinearisation key) in
+    the file, from above: SEAL's seeded form keeps one polynomial per data prime with a residue
+    modulo every prime, special prime included; residues are uniform, so the compact form
+    (:func:`~hennframework_ckks._seal.compact_seal_bytes`) stores each in about its prime's
+    bits. Plus 2 % for the containers (measured: 11.7 MB at ``n16384``, estimated 11.8)."""
+    data_primes = len(params.coeff_bits) - 1
+    return math.ceil(data_primes * params.poly_modulus_degree * params.total_bits / 8 * 1.02)
+
+
+def rotation_keys_within(params: CKKSParams, budget: int = PUBLIC_MATERIAL_BUDGET) -> int:
+    """How many rotation keys a model's key set can hold with its public material within
+    ``budget`` bytes (at least 1): 4 at ``n16384`` (12 levels), 7 at ``n16384-9``, whose
+    shorter chain makes every key 40 % smaller.
+
+    >>> from hennframework_ckks.params import get_params
+    >>> rotation_keys_within(get_params("n16384")), rotation_keys_within(get_params("n16384-9"))
+    (4, 7)
+    """
+    key = key_switching_key_bytes(params)
+    public = math.ceil(2 * params.poly_modulus_degree * params.total_bits / 8 * 1.02)
+    return max(1, (budget - public - key) // key)
 
 
 def choose_rotation_keys(
