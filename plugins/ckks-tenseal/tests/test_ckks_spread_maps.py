@@ -183,3 +183,41 @@ def test_chosen_copies_clear_their_bits_and_stay_copies(seed: int) -> None:
     assert np.all(placed & ~out_summed == 0)  # outputs only moved within their summed bits
     read = (difference + moved) % slots  # the input slot each contribution reads
     assert np.all((read ^ p) & ~in_free == 0)  # a copy of the same input element
+
+
+def test_a_map_keeps_each_slots_error_and_a_sum_adds_them(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """``X.T @ delta`` gives a frequent word a larger error than a rare one; the tensor keeps
+    the error of every slot, each raw slot is within its own, and a product summed over the
+    words adds the slots' errors instead of the largest one times their number."""
+    matrix = _bag_of_words(5)
+    matrix[:, 7] = 1.0  # one word in every review: its column sum is the largest
+    deltas = np.random.default_rng(6).uniform(-0.5, 0.5, (REVIEWS, 1))
+    slot_bits = keys8192.public.context.slot_bits
+    # the reviews in the top bits, as the forward map leaves them: the words go to the low bits
+    top = Layout((REVIEWS, 1), ((slot_bits - 6, 6), (0, 0)), slot_bits)
+    delta = scheme8192.encrypt_tensor(deltas, keys8192.secret, layout=top)
+    mapped = delta.plain_matmul_left(matrix.T)
+    assert mapped.clean and mapped.layout.groups[0] == (0, 10)
+    assert mapped.slot_errors is not None
+    rows = mapped.slot_errors
+    assert rows.max() == pytest.approx(float(mapped.errors.max()))
+    assert rows.min() < rows.max() / 4  # rare words' slots
+    flat, valid = mapped.layout.cell_map((0, 0))
+    want = matrix.T @ deltas
+    expected = np.where(valid, want.reshape(-1)[flat], 0.0)
+    raw = _raw_slots(keys8192, mapped.ciphertexts[0])
+    assert np.all(np.abs(raw - expected) <= rows[0])
+    weights = np.random.default_rng(7).uniform(-1, 1, (WORDS, 1))
+    encrypted = scheme8192.encrypt_tensor(weights, keys8192.secret, layout=mapped.layout)
+    total = (encrypted * mapped).sum(axis=0)
+    (bound,) = total.cell_bounds
+    old_rule = WORDS * float(np.abs(weights).max()) * float(rows.max())
+    assert bound.error < old_rule / 4
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(total, keys8192.secret),
+        (weights * want).sum(axis=0),
+        rtol=0,
+        atol=bound.error,
+    )

@@ -176,9 +176,11 @@ def key_switching_key_bytes(params: CKKSParams) -> int:
     the file, from above: SEAL's seeded form keeps one polynomial per data prime with a residue
     modulo every prime, special prime included; residues are uniform, so the compact form
     (:func:`~hennframework_ckks._seal.compact_seal_bytes`) stores each in about its prime's
-    bits. Plus 2 % for the containers (measured: 11.7 MB at ``n16384``, estimated 11.8)."""
+    bits. Plus 2 % and 4 kB for the containers (measured: 11.7 MB at ``n16384``, estimated
+    11.8)."""
     data_primes = len(params.coeff_bits) - 1
-    return math.ceil(data_primes * params.poly_modulus_degree * params.total_bits / 8 * 1.02)
+    residues = data_primes * params.poly_modulus_degree * params.total_bits / 8
+    return math.ceil(residues * 1.02) + 4096
 
 
 def rotation_keys_within(params: CKKSParams, budget: int = PUBLIC_MATERIAL_BUDGET) -> int:

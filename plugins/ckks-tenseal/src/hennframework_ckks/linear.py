@@ -355,10 +355,13 @@ def linear_error_bounds(
     n_out: int,
     slots: int,
     encoding_error: float,
+    per_slot: list[npt.NDArray[np.float64]] | None = None,
 ) -> list[tuple[float, float]]:
     """Bounds on the error and on the content in every slot of each output ciphertext, from the
     inputs' bounds on the content (``in_contents``) and on the error (``in_errors``) of every
-    slot: ``(error, content)`` per output.
+    slot: ``(error, content)`` per output, the largest over the slots. ``per_slot``, if given,
+    receives each output's error bound slot by slot (outputs differ a lot from slot to slot: a
+    bag of words' transpose gives a frequent word a far larger error than a rare one).
 
     Output slot ``k`` (before the final sums) is ``sum_{c,d} diag_{c,d}[k] x_c[k + d]`` whatever
     the baby-step giant-step split: its error is at most ``sum |diag_{c,d}[k]| E_c`` plus
@@ -380,16 +383,21 @@ def linear_error_bounds(
             if contents is not None:
                 contents[o_cell] += magnitude * content
 
-    def summed_max(vector: npt.NDArray[np.float64]) -> float:
+    def summed(vector: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         vector = vector.reshape(-1, plan.cut).sum(axis=0)
         for bit in range(plan.cut.bit_length() - 1):
             if plan.summed >> bit & 1:  # the rotate-and-add, slot by slot
                 vector = vector + np.roll(vector, -(1 << bit))
-        return float(vector.max())
+        return np.tile(vector, slots // plan.cut)  # the sum over copies repeats every cut slots
 
+    if per_slot is not None:
+        per_slot.extend(summed(error) for error in errors)
+        maxima = [float(vector.max()) for vector in per_slot[-len(errors) :]] if errors else []
+    else:
+        maxima = [float(summed(error).max()) for error in errors]
     return [
-        (summed_max(error), 0.0 if contents is None else summed_max(contents[index]))
-        for index, error in enumerate(errors)
+        (maximum, 0.0 if contents is None else float(summed(contents[index]).max()))
+        for index, maximum in enumerate(maxima)
     ]
 
 

@@ -253,6 +253,12 @@ class CKKSTensor:
         #: the encoding's error there; replicating a pinned result across its pinned bits
         #: (:meth:`_unpin`) adds the invalid slots' errors, so a tight bound keeps it tight.
         self.invalid_errors: Bounds | None = None
+        #: per ciphertext (flat grid order), where known: a bound on the error of every slot
+        #: (rows of ``slots`` values, each at most ``errors``). A plaintext map's outputs differ
+        #: from slot to slot (a bag of words' transpose: a frequent word's error is far larger
+        #: than a rare one's), and a product summed over slots then adds the slots' own errors,
+        #: not the largest one times their number.
+        self.slot_errors: npt.NDArray[np.float64] | None = None
         #: unpinned ciphertexts and their garbage and error bounds by pinned bits, shared with
         #: views that keep the flat cell order
         self._unpinned: dict[int, tuple[list[Any], list[Bound]]] = {}
@@ -647,6 +653,7 @@ class CKKSTensor:
             layout, self.cts, self.clean, self.bounds.reshape(layout.shape), self._cells
         )
         view._unpinned = self._unpinned
+        view.invalid_errors, view.slot_errors = self.invalid_errors, self.slot_errors
         return view
 
     def _expand(self, ndim: int) -> CKKSTensor:
@@ -954,6 +961,8 @@ class CKKSTensor:
             result = self._new(layout, out, clean, element_bounds, cells)
             if clean and a.layout == b.layout == layout and a.cts.shape == b.cts.shape:
                 result.invalid_errors = self._invalid_errors_of(a, b, op)
+            if a.slot_errors is not None or b.slot_errors is not None:
+                result._set_slot_errors(self._slot_errors_of(a, b, layout, op))
             return result
         plain = _as_plain(other)
         shape = _broadcast_shape(self.shape, plain.shape)
@@ -1002,6 +1011,42 @@ class CKKSTensor:
                 ]
             ).reshape(a.cts.shape)
         return result
+
+    def _slot_contents(self, index: int) -> Array:
+        """A bound on the exact content of every slot of ciphertext ``index`` (flat): the
+        element bounds at valid slots, the garbage bound elsewhere."""
+        cell = tuple(int(i) for i in np.unravel_index(index, self.cts.shape))
+        flat, valid = self.layout.cell_map(cell)
+        garbage = float(self.garbage.reshape(-1)[index])
+        return np.where(valid, self.bounds.reshape(-1)[flat], garbage)
+
+    def _slot_error_rows(self) -> Array:
+        """:attr:`slot_errors`, or every slot at the ciphertext's error."""
+        if self.slot_errors is not None:
+            return self.slot_errors
+        return np.repeat(self.errors.reshape(-1, 1), self.layout.slots, axis=1)
+
+    def _slot_errors_of(self, a: CKKSTensor, b: CKKSTensor, layout: Layout, op: str) -> Array:
+        """Slot-by-slot error bounds of ``a op b`` (the operands as :meth:`_pair` made them,
+        broadcast over ``layout``'s grid): :meth:`_b_product` and :meth:`_b_sum` slot by slot."""
+        shape = layout.grid_shape
+        index_a = np.broadcast_to(np.arange(a.cts.size).reshape(a.cts.shape), shape).reshape(-1)
+        index_b = np.broadcast_to(np.arange(b.cts.size).reshape(b.cts.shape), shape).reshape(-1)
+        errors_a, errors_b = a._slot_error_rows(), b._slot_error_rows()
+        rows = []
+        for ia, ib in zip(index_a, index_b, strict=True):
+            ea, eb = errors_a[ia], errors_b[ib]
+            ca, cb = a._slot_contents(int(ia)), b._slot_contents(int(ib))
+            if op == "mul":
+                rows.append(ca * eb + cb * ea + ea * eb + self._allowance)
+            else:
+                rows.append(ea + eb + (ca + ea + cb + eb) / self._target + self._allowance)
+        return np.stack(rows)
+
+    def _set_slot_errors(self, rows: Array) -> None:
+        """Keep slot-by-slot error bounds and tighten each ciphertext's error to their largest."""
+        self.slot_errors = rows
+        self.errors = np.minimum(self.errors, rows.max(axis=1).reshape(self.errors.shape))
 
     def _invalid_errors_of(self, a: CKKSTensor, b: CKKSTensor, op: str) -> Bounds | None:
         """:attr:`invalid_errors` of ``a op b`` for clean ``a`` and ``b`` of one layout: both
@@ -1123,11 +1168,23 @@ class CKKSTensor:
         # this axis, so at most min(size, 2**bits) of them hold content (padding holds 0): that
         # bounds the partial sums left in pinned slots, and the errors add over all 2**bits
         terms = min(size, 1 << bits)
-        for ct, start, v in zip(grid.reshape(-1), cells.reshape(-1), valid, strict=True):
+        # slot by slot where the source knows its slots' errors (and no ciphertexts were added)
+        slot_rows = source.slot_errors if bits and grid is source.cts else None
+        new_slot_errors = []
+        for position, (ct, start, v) in enumerate(
+            zip(grid.reshape(-1), cells.reshape(-1), valid, strict=True)
+        ):
             if bits:
                 # v: the largest new element, the sum of one row's element bounds
                 rows = float(v) if source.clean else None
                 summed = self._b_rotation_sum(start, terms, 1 << bits, bits, clean, rows)
+                if slot_rows is not None:
+                    errors = slot_rows[position]
+                    for b in range(shift, shift + bits):  # the rotate-and-add, slot by slot
+                        errors = errors + np.roll(errors, -(1 << b))
+                    errors = errors + self._allowance * bits
+                    new_slot_errors.append(errors)
+                    summed = (summed[0], min(summed[1], float(errors.max())))
                 bound = Bound(float(v), *summed)
                 ct = self._settle(ct)
                 for b in range(shift, shift + bits):
@@ -1136,7 +1193,10 @@ class CKKSTensor:
                 bound = Bound(float(v), 0.0 if clean else start.garbage, start.error)
             flat.append(self._guard(ct, bound, "a sum"))
             flat_cells.append(bound)
-        return self._new(new_layout, flat, clean, bounds, flat_cells)
+        result = self._new(new_layout, flat, clean, bounds, flat_cells)
+        if new_slot_errors:
+            result.slot_errors = np.stack(new_slot_errors)
+        return result
 
     def transpose(self, *axes: int) -> CKKSTensor:
         if not axes:
@@ -1233,6 +1293,7 @@ class CKKSTensor:
         cells = self.cell_bounds
         # the rescale and each rotation's key switching add an error of their own
         noise = self._allowance * (2 + plan.rotations)
+        per_slot: list[Array] = []
         spread = linear_error_bounds(
             plan,
             [b.content for b in cells],
@@ -1240,6 +1301,7 @@ class CKKSTensor:
             n_out,
             self.layout.slots,
             self._encoding_error,
+            per_slot,
         )
         bounds = [
             Bound(float(v), garbage, error + noise)
@@ -1253,7 +1315,10 @@ class CKKSTensor:
         with _encodable("a plaintext matrix", self.key.params):
             cts = evaluate_linear(self.key, plan, self.ciphertexts, out_layout, self._target)
         cts = [self._guard(ct, bound, what) for ct, bound in zip(cts, bounds, strict=True)]
-        return self._new(out_layout, cts, not plan.summed, element_bounds, bounds)
+        result = self._new(out_layout, cts, not plan.summed, element_bounds, bounds)
+        if per_slot:
+            result.slot_errors = np.stack(per_slot) + noise
+        return result
 
     def _layout_replacing(self, axis: int, new_size: int) -> Layout:
         """This layout with ``axis`` resized to ``new_size``, placed where the old axis was."""
