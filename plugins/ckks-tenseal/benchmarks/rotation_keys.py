@@ -1,8 +1,9 @@
 """What fewer rotation keys cost a sentiment training step on the CKKS plugin (docs/plugins-ckks.md).
 
 Run: ``python plugins/ckks-tenseal/benchmarks/rotation_keys.py [ROUNDS]`` (the docs use 5). Makes
-the keys ``henn keygen --for sentiment`` makes (at most 4 rotation keys, chosen for the model)
-and keys with every power of two, then times one training step of the bag-of-words network (8
+the keys ``henn keygen --for sentiment`` makes (its parameter set, ``n16384-9``, and as many
+rotation keys as keep the public material within 64 MB, 7, chosen for the model) and keys with
+every power of two on the same set, then times one training step of the bag-of-words network (8
 hidden units, lsq3, batches of 256 real rt-polarity reviews, from fresh weights) with each key
 set, the two interleaved, ``ROUNDS`` times on different batches. Prints the chosen steps, the
 times and the ratio of the medians.
@@ -17,7 +18,7 @@ import time
 
 from hennframework.demos.sentiment import SentimentSettings, prepare
 from hennframework.nn import Sequential
-from hennframework.workflow.owner import keygen_options_for_model
+from hennframework.workflow.owner import keygen_options_for_model, scheme_for_model
 
 from hennframework_ckks import CKKSScheme
 
@@ -25,10 +26,13 @@ from hennframework_ckks import CKKSScheme
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     data = prepare(SentimentSettings(batch_size=256))
-    scheme = CKKSScheme("n16384")
     plain = Sequential.bag_of_words(data.vocabulary_size, 8, activation="lsq3", seed=0)
+    scheme = scheme_for_model(CKKSScheme("n16384"), plain, 256)
     options = keygen_options_for_model(scheme, plain, 256)
-    print(f"henn keygen --for sentiment makes rotation keys for steps {options['rotations']}")
+    print(
+        f"henn keygen --for sentiment makes keys at {scheme.params.name} with rotation keys "
+        f"for steps {options['rotations']}"
+    )
     key_sets = {
         "every power of two (13 keys)": scheme.keygen(),
         "made for the model": scheme.keygen(**options),
