@@ -382,3 +382,23 @@ def test_the_plugins_file_owner_gives_the_levels_the_partys_steps_use(
     )
     server.join(timeout=60)
     assert owner.refreshes == 2
+
+
+def test_a_first_round_counts_the_levels_used_from_the_top(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """Weights are encrypted at the top level at most: a first round on weights that went
+    through a step gives the levels below the top it used plus the margin, not the top."""
+    top = scheme8192.params.levels
+    w = scheme8192.encrypt_tensor(np.array([0.5, -0.25]), keys8192.public)
+    auto = OwnerRefresher(scheme8192, keys8192, level="auto", margin=1)
+    (first,) = auto([w * w])  # one level used since the encryption
+    assert first.levels_left == 2 < top
+    (second,) = auto([first * first])
+    assert second.levels_left == 2
+    # encrypted below the top: the estimate is too high, never too low
+    from hennframework_ckks.tensor import encrypt_array
+
+    low = encrypt_array(keys8192.public, np.array([0.5]), level=3)
+    (again,) = OwnerRefresher(scheme8192, keys8192, level="auto", margin=0)([low * low])
+    assert again.levels_left == top - 2 >= 1

@@ -221,3 +221,50 @@ def test_a_map_keeps_each_slots_error_and_a_sum_adds_them(
         rtol=0,
         atol=bound.error,
     )
+
+
+def test_replicating_downwards_puts_copies_below_index_0(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """A clean pinned tensor's index 0 copied to the 2**bits - 1 positions below it with left
+    rotations only; every raw slot within the tracked bounds, and a map reading those copies
+    (``copies_below``) gives the same values as one reading index 0 alone."""
+    matrix = _bag_of_words(8)
+    values = np.random.default_rng(9).uniform(-0.5, 0.5, (REVIEWS, 1))
+    slot_bits = keys8192.public.context.slot_bits
+    pinned = Layout((REVIEWS, 1), ((slot_bits - 6, 6), (0, 0)), slot_bits, pinned=0b111)
+    tensor = scheme8192.encrypt_tensor(values, keys8192.secret, layout=pinned)
+    assert tensor.clean
+    down = tensor._replicated_down(0b111)
+    assert down.layout == tensor.layout and not down.clean
+    raw = _raw_slots(keys8192, down.ciphertexts[0])
+    (bound,) = down.cell_bounds
+    stride = 1 << (slot_bits - 6)
+    for t in range(8):  # the element of row r sits at r * stride - t (cyclically)
+        copies = raw[(np.arange(REVIEWS) * stride - t) % raw.size]
+        assert np.all(np.abs(copies - values[:, 0]) <= bound.error)
+    assert np.abs(raw).max() <= bound.content + bound.error
+    mapped = tensor.plain_matmul_left(matrix.T)  # chooses how to read the pinned input
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(mapped, keys8192.secret),
+        matrix.T @ values,
+        rtol=0,
+        atol=float(mapped.errors.max()),
+    )
+    direct = down._linear(
+        mapped.layout,
+        *_triples(matrix.T),
+        copies_below=0b111,
+    )
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(direct, keys8192.secret),
+        matrix.T @ values,
+        rtol=0,
+        atol=float(direct.errors.max()),
+    )
+
+
+def _triples(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(out_flat, in_flat, weights)`` of ``matrix @ x`` for x of shape (n, 1)."""
+    rows, cols = np.nonzero(matrix)
+    return rows.astype(np.int64), cols.astype(np.int64), matrix[rows, cols]

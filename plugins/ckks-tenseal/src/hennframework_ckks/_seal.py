@@ -263,7 +263,9 @@ class SealContext:
     def encode(self, values: npt.NDArray[np.float64] | float, level: int, scale: float) -> Any:
         """A plaintext at ``level`` and ``scale``: a constant (cheap) or a full slot vector."""
         plain = sa.Plaintext()
-        self.encoder.encode(values, self.parms_id(level), scale, plain)
+        # a list converts to the bindings' vector faster than an array (0.1 ms of 1-2 ms)
+        data = values.tolist() if isinstance(values, np.ndarray) else values
+        self.encoder.encode(data, self.parms_id(level), scale, plain)
         return plain
 
     def decode(self, plain: Any) -> npt.NDArray[np.float64]:

@@ -79,7 +79,8 @@ class OwnerRefresher:
 
     ``level``: None (default) refreshes to the top level; an int refreshes to that level;
     ``"auto"`` refreshes to the levels the previous round actually consumed plus ``margin``
-    (the first round goes to the top). Fewer levels make every operation of the next step
+    (the first round counts from the top level, where the tensors were encrypted at most; tensors
+    still at the top go back there). Fewer levels make every operation of the next step
     cheaper (key switching costs about the square of the level). The margin is for value
     range, not depth: level 0 holds the smallest values (``params.headroom``), so a step that
     ends there may be refused for magnitude where one level more would hold it. A step that
@@ -122,10 +123,15 @@ class OwnerRefresher:
             return None
         if isinstance(self.level, int):
             return min(max(self.level, 0), top)
-        if self._issued is None:
-            return None
         left = min(int(t.levels_left) for t in tensors)
-        consumed = self._issued - left
+        if self._issued is None:
+            # the first round: the tensors were encrypted at the top level at most, so the levels
+            # below the top bound what the step used (from above: never too few)
+            if left >= top:
+                return None
+            consumed = top - left
+        else:
+            consumed = self._issued - left
         if consumed <= 0:  # unused since the last round: a refused step, retried on the top
             self.margin = min(self.margin + 1, top)  # and the next rounds keep a level more
             return None

@@ -1270,11 +1270,14 @@ class CKKSTensor:
         in_flat: npt.NDArray[np.int64],
         weights: Array,
         spread_pinned: bool = False,
+        copies_below: int = 0,
     ) -> CKKSTensor:
         """``out[o] = sum w * self[i]`` over the triples (one level), refused before any
         ciphertext work if an output could wrap. With ``spread_pinned`` the map may sum into
         ``out_layout``'s pinned bits (:func:`~hennframework_ckks.linear.make_plan`): the result
-        is then not clean, its pinned positions hold partial sums within the tracked garbage."""
+        is then not clean, its pinned positions hold partial sums within the tracked garbage.
+        ``copies_below``: this tensor's pinned bits that hold copies downwards
+        (:meth:`_replicated_down`)."""
         plan: LinearPlan = plan_linear(
             self.layout,
             out_layout,
@@ -1283,11 +1286,16 @@ class CKKSTensor:
             weights,
             self.key.rotation_steps,
             spread_pinned,
+            copies_below,
         )
         n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
         # element by element: the interval of a linear map
         element_bounds = np.zeros(math.prod(out_layout.shape))
-        np.add.at(element_bounds, out_flat, np.abs(weights) * self.bounds.reshape(-1)[in_flat])
+        element_bounds += np.bincount(  # np.add.at, faster
+            out_flat,
+            weights=np.abs(weights) * self.bounds.reshape(-1)[in_flat],
+            minlength=element_bounds.size,
+        )
         element_bounds = element_bounds.reshape(out_layout.shape)
         valid = _cell_max(out_layout, element_bounds).reshape(-1)
         cells = self.cell_bounds
@@ -1383,8 +1391,8 @@ class CKKSTensor:
         in_flat = ((beta * inner + k_idx[:, None, None]) * cols + nu).reshape(-1)
         w = np.broadcast_to(weights[:, None, None], (len(weights), batch, cols)).reshape(-1)
         out_flat, in_flat = out_flat.astype(np.int64), in_flat.astype(np.int64)
-        source, out_layout, spread = self._cheapest_map(axis, rows, out_flat, in_flat, w)
-        result = source._linear(out_layout, out_flat, in_flat, w, spread)
+        source, out_layout, spread, below = self._cheapest_map(axis, rows, out_flat, in_flat, w)
+        result = source._linear(out_layout, out_flat, in_flat, w, spread, below)
         if squeeze:
             return result.reshape((*self.shape[:axis], cols))
         return result
@@ -1396,10 +1404,12 @@ class CKKSTensor:
         out_flat: npt.NDArray[np.int64],
         in_flat: npt.NDArray[np.int64],
         weights: Array,
-    ) -> tuple[CKKSTensor, Layout, bool]:
+    ) -> tuple[CKKSTensor, Layout, bool, int]:
         """Where to put the result of a plaintext map that replaces ``axis`` by ``rows``
         elements, and whether to replicate a pinned input first: the option of fewest key
         switches and diagonals (:func:`~hennframework_ckks.linear.plan_linear` counts them).
+        Returns the tensor to map, the result's layout, whether the map sums into its pinned
+        bits, and the input's pinned bits that hold copies downwards.
 
         Small maps keep the result where the contracted axis was. A large one (a mini-batch's
         bag of words) also weighs:
@@ -1409,22 +1419,30 @@ class CKKSTensor:
           row in one of its copies, and the map needs a quarter of the diagonals where the
           copies are 4;
         * the rows in the lowest free bits (the contracted axis' slot bits are then spare);
-        * for a clean input with pinned bits, replicating them first (rotations, no level), so
-          that every copy of an input element can be read.
+        * for a clean input with pinned bits, copying index 0 across them first (rotations, no
+          level), so that the map can read every copy: downwards (:meth:`_replicated_down`,
+          left rotations only) or as free bits (:meth:`_unpin`), whichever is cheaper.
         """
         default = self._layout_replacing(axis, rows)
         slots = self.layout.slots
         if len(weights) < slots // 8:
-            return self, default, False
-        sources: list[tuple[CKKSTensor | None, Layout, float]] = [(self, self.layout, 0.0)]
+            return self, default, False, 0
+        # (source or None to replicate, its layout for planning, extra key switches, copies below)
+        sources: list[tuple[CKKSTensor | None, Layout, float, int]] = [(self, self.layout, 0.0, 0)]
         pinned = self.layout.pinned
         if pinned and self.clean:
+            # a large map from a pinned input reads one copy only: always replicate
+            sources = []
             replication = self._replication_steps(pinned)
             if replication is not None:
-                # a large map from a pinned input reads one copy only: always replicate
-                sources = [(None, self.layout.replace(pinned=0), float(replication[1]))]
-        best: tuple[float, CKKSTensor | None, Layout, bool] | None = None
-        for source, in_layout, extra in sources:
+                sources.append((None, self.layout.replace(pinned=0), float(replication[1]), 0))
+            down = self._replication_down_cost(pinned)
+            if down is not None:
+                sources.append((None, self.layout, float(down), pinned))
+            if not sources:
+                sources = [(self, self.layout, 0.0, 0)]
+        best: tuple[float, CKKSTensor | None, Layout, bool, int] | None = None
+        for source, in_layout, extra, below in sources:
             for out_layout, spread in self._map_layouts(in_layout, axis, rows, default):
                 plan = plan_linear(
                     in_layout,
@@ -1434,6 +1452,7 @@ class CKKSTensor:
                     weights,
                     self.key.rotation_steps,
                     spread,
+                    below,
                 )
                 diagonals = sum(len(d) for d in plan.diagonals.values())
                 # a diagonal (an encoding and a plaintext product) costs about a third of a
@@ -1441,12 +1460,58 @@ class CKKSTensor:
                 # replicate later
                 cost = plan.rotations + 0.3 * diagonals + extra + bin(out_layout.pinned).count("1")
                 if best is None or cost < best[0]:
-                    best = (cost, source, out_layout, spread)
+                    best = (cost, source, out_layout, spread, below)
         assert best is not None
-        _, source, out_layout, spread = best
+        _, source, out_layout, spread, below = best
         if source is None:
-            source = self._unpin(pinned)
-        return source, out_layout, spread
+            source = self._replicated_down(pinned) if below else self._unpin(pinned)
+        return source, out_layout, spread, below
+
+    def _replication_down_cost(self, bits: int) -> int | None:
+        """Key switches of :meth:`_replicated_down` over ``bits`` (None: keys missing)."""
+        total = 0
+        for bit in range(self.layout.slot_bits):
+            if bits >> bit & 1:
+                step = self._periodic_step(1 << bit)
+                if step is None:
+                    return None
+                total += step[0]
+        return total
+
+    def _replicated_down(self, bits: int) -> CKKSTensor:
+        """This clean tensor with index 0 of its pinned ``bits`` copied downwards across them:
+        a left rotation by ``2**b`` added per bit, so the element at ``p`` also sits at
+        ``p - t`` for every ``t`` made of those bits (the positions a plaintext map then reads
+        with ``copies_below``). Unlike :meth:`_unpin` no right rotation is needed. The layout is
+        unchanged (index 0 still holds the element; the other pinned positions now hold copies,
+        so the result is not clean). Cached per tensor."""
+        key = -bits  # _unpinned holds replications across free bits under positive keys
+        if key not in self._unpinned:
+            cost = self._replication_down_cost(bits)
+            if cost is None or not self.clean:
+                raise ValueError("replicating downwards needs a clean tensor and left keys")
+            count = bin(bits).count("1")
+            invalid = self.invalid_errors
+            invalid_flat = None if invalid is None else invalid.reshape(-1)
+            cts, bounds = [], []
+            for index, (ct, start) in enumerate(
+                zip(self.cts.reshape(-1), self.cell_bounds, strict=True)
+            ):
+                # of the 2**count slots each result slot adds, at most one holds an element
+                error = self._b_rotation_sum(start, 1, 1 << count, cost, True)[1]
+                if invalid_flat is not None:
+                    others = ((1 << count) - 1) * float(invalid_flat[index])
+                    error = min(error, start.error + others + self._allowance * cost)
+                bound = Bound(start.valid, start.valid, error)
+                ct = self._settle(ct)
+                for bit in range(self.layout.slot_bits):
+                    if bits >> bit & 1:
+                        ct = self.context.add(ct, self._rotate(ct, 1 << bit))
+                cts.append(self._guard(ct, bound, "replicating a sum across slots"))
+                bounds.append(bound)
+            self._unpinned[key] = (cts, bounds)
+        cts, cells = self._unpinned[key]
+        return self._new(self.layout, cts, False, self.bounds, cells)
 
     def _map_layouts(
         self, in_layout: Layout, axis: int, rows: int, default: Layout
@@ -1477,7 +1542,12 @@ class CKKSTensor:
                 groups[axis] = (low, need)
                 with suppress(ValueError):
                     options.append((Layout(shape, tuple(groups), in_layout.slot_bits), False))
-        return options
+        # a layout that needs more ciphertexts than another costs more in every later operation
+        # (and planning its map builds many diagonals only to drop them)
+        fewest = min(math.prod(layout.grid_shape) for layout, _ in options)
+        return [
+            (layout, spread) for layout, spread in options if math.prod(layout.grid_shape) == fewest
+        ]
 
     def plain_matmul_right(self, matrix: Array) -> CKKSTensor:
         """``self @ matrix`` for a plaintext 1-D or 2-D matrix (contracting the last axis)."""
@@ -2235,7 +2305,9 @@ class LazyOuter(_ScaledLazily):
         as ``(R S left) @ (factor * right)`` (``S`` the row selection)."""
         sources = np.arange(self.left.shape[0]) if self.rows is None else self.rows
         counts = np.zeros((rows, self.left.shape[0]))
-        np.add.at(counts, (indices, sources), 1.0)
+        counts += np.bincount(  # np.add.at, faster
+            indices * self.left.shape[0] + sources, minlength=counts.size
+        ).reshape(counts.shape)
         mapped = self.left.plain_matmul_left(counts)
         right, mapped = _factor_on_the_deeper(self.right, mapped, self.factor)
         return _encrypted_matmul(mapped, right)
