@@ -223,6 +223,7 @@ def test_secure_xor_iteration(benchmark: Any, ckks: Ckks) -> None:
 def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
     """Reviews/s over one epoch of the full training set (owner refreshes included), then the
     held-out accuracy against the same network trained unencrypted on the same batches."""
+    from hennframework.demos.sentiment import LOG_EVERY
     from hennframework.nn import OwnerRefresher, Sequential
     from hennframework.workflow.owner import keygen_options_for_model, scheme_for_model
 
@@ -238,7 +239,8 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
     refresher = OwnerRefresher(scheme, keys)
 
     def epoch() -> None:
-        model.fit(data.train, learning_rate=SENTIMENT_RATE, refresh=refresher)
+        # the encrypted loss kept every LOG_EVERY-th step, as `henn demo sentiment` keeps it
+        model.fit(data.train, learning_rate=SENTIMENT_RATE, refresh=refresher, log_every=LOG_EVERY)
 
     trained = sum(batch.size for batch in data.train)
     benchmark.group = "secure path"
@@ -258,6 +260,7 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
         train_reviews=data.train_reviews,
         test_reviews=data.test_reviews,
         subset=f"one epoch of all {trained:,} training reviews ({len(data.train)} batches, "
+        f"the encrypted loss kept every {LOG_EVERY}th step as the demo keeps it, "
         "owner refreshes included)",
         rotation_keys=options["rotations"],
         keys=f"made for the model (henn keygen --for sentiment): rotation keys for steps "

@@ -228,9 +228,9 @@ def register(subparsers: Any) -> None:
         metavar="N",
         type=common.positive_int,
         default=None,
-        help="with --for (CKKS): at most N rotation keys, 11.7 MB each at n16384 (default 4: "
-        "a public key near 60 MB); other rotations are made as sums of them, so more keys "
-        "train faster",
+        help="with --for (CKKS): at most N rotation keys, 11.7 MB each at n16384 and 7.2 MB at "
+        "n16384-9 (default: as many as keep the public key within 64 MB, 4 and 7); other "
+        "rotations are made as sums of them, so more keys train faster",
     )
     common.add_output_options(p)
 
