@@ -59,6 +59,7 @@ from hennframework.plugin import (
     InputError,
     KeyMismatchError,
     NoiseBudgetExhaustedError,
+    OverflowRiskError,
     SerializationError,
     parameter_record,
 )
@@ -345,7 +346,9 @@ class CKKSCodec:
         encrypted = model.encrypt(trial, scheme)
         try:
             encrypted.train_step(batch, 0.1)  # any rate: values unused
-        except NoiseBudgetExhaustedError:
+        except (NoiseBudgetExhaustedError, OverflowRiskError):
+            # deeper than the set, or values the trial's random data make too large: no
+            # evidence for a shorter chain, so the set asked for
             return str(scheme.params.name)
         weights = [w.materialize() if isinstance(w, Deferred) else w for w in encrypted.weights()]
         used = scheme.params.levels - min(int(w.levels_left) for w in weights)
