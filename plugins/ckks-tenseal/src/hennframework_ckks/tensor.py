@@ -744,6 +744,19 @@ class CKKSTensor:
             )
         return min(plans, key=lambda plan: plan[1], default=None)
 
+    def _replication_error(
+        self, start: Bound, count: int, cost: int, invalid_error: float | None
+    ) -> float:
+        """The error bound after copying index 0 of ``count`` pinned bits of a clean ciphertext
+        across them with ``cost`` key switches: of the ``2**count`` slots each result slot adds,
+        at most one holds an element, the others hold errors only (those of invalid slots,
+        where :attr:`invalid_errors` knows them)."""
+        error = self._b_rotation_sum(start, 1, 1 << count, cost, True)[1]
+        if invalid_error is not None:
+            others = ((1 << count) - 1) * invalid_error
+            error = min(error, start.error + others + self._allowance * cost)
+        return error
+
     def _unpin_uncached(self, bits: int) -> CKKSTensor:
         """Replicate index 0 of the pinned ``bits``: rotations and additions (no level, after a
         mask where the tensor is not clean), or else a re-packing (one level), whichever costs
@@ -769,14 +782,10 @@ class CKKSTensor:
         for index, (ct, start) in enumerate(
             zip(source.cts.reshape(-1), source.cell_bounds, strict=True)
         ):
-            # clean: of the 2**count slots each result slot adds, exactly one can hold an
-            # element, the others hold errors only; each key switch adds its own error
-            bound = Bound(start.valid, *self._b_rotation_sum(start, 1, 1 << count, cost, True))
-            if invalid_flat is not None:
-                # the others' errors are those of invalid slots
-                others = ((1 << count) - 1) * float(invalid_flat[index])
-                error = start.error + others + self._allowance * cost
-                bound = Bound(bound.valid, bound.garbage, min(bound.error, error))
+            invalid_error = None if invalid_flat is None else float(invalid_flat[index])
+            bound = Bound(
+                start.valid, 0.0, self._replication_error(start, count, cost, invalid_error)
+            )
             ct = self._settle(ct)
             for step, add in steps:
                 rotated = self._rotate(ct, step)
@@ -1497,11 +1506,8 @@ class CKKSTensor:
             for index, (ct, start) in enumerate(
                 zip(self.cts.reshape(-1), self.cell_bounds, strict=True)
             ):
-                # of the 2**count slots each result slot adds, at most one holds an element
-                error = self._b_rotation_sum(start, 1, 1 << count, cost, True)[1]
-                if invalid_flat is not None:
-                    others = ((1 << count) - 1) * float(invalid_flat[index])
-                    error = min(error, start.error + others + self._allowance * cost)
+                invalid_error = None if invalid_flat is None else float(invalid_flat[index])
+                error = self._replication_error(start, count, cost, invalid_error)
                 bound = Bound(start.valid, start.valid, error)
                 ct = self._settle(ct)
                 for bit in range(self.layout.slot_bits):
