@@ -2,7 +2,8 @@
 
 Public API:
 
-* :class:`CKKSScheme` (registered as ``ckks``), parameter sets ``n4096``, ``n8192``, ``n16384``;
+* :class:`CKKSScheme` (registered as ``ckks``), parameter sets ``n4096``, ``n8192``, ``n16384``,
+  ``n16384-9``;
 * :class:`CKKSTensor` (the encrypted tensor: ``levels_left``, ``noise_budget``, operators);
 * :class:`Layout` (slot packing);
 * refresh providers: :class:`OwnerRefresher`, :class:`FileRefresher`, :class:`FileRefreshOwner`,

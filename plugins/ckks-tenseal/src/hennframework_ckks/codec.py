@@ -38,7 +38,9 @@ key-switching keys in SEAL's seeded form, default ``pow2`` rotation keys): the p
 is 1.5 MB at ``n4096``, 18.2 MB at ``n8192`` and 165.5 MB at ``n16384`` (almost all of it
 rotation keys, 11.7 MB per step at ``n16384``). Keys made for one model
 (:meth:`CKKSCodec.keygen_options_for`, ``henn keygen --for``) carry only the rotation keys it
-uses: 60.2 MB for the XOR network at ``n16384``. A ``secret.henn`` is about as
+uses, at most as many as keep the public material within 64 MB, on the shortest chain that holds
+its step (:meth:`CKKSCodec.parameter_set_for`): 60.2 MB for the XOR network at ``n16384``, 59.5 MB
+for the sentiment network at ``n16384-9`` (7.3 MB per rotation key). A ``secret.henn`` is about as
 large as ``public.henn``: :meth:`CKKSSecretKey.to_bytes` embeds the public material.
 """
 
