@@ -129,3 +129,14 @@ def test_henn_keygen_for_sentiment_picks_the_chain_and_the_keys(
         == 0
     )
     assert json.loads(capsys.readouterr().out)["parameter_set"] == "n16384"
+
+
+def test_the_sentiment_demo_trains_on_the_short_chain() -> None:
+    """``henn demo sentiment --scheme ckks`` without ``--params`` encrypts under the set the
+    plugin picks for the network, and says so in its summary."""
+    from hennframework.demos.sentiment import SentimentSettings, run_sentiment
+
+    settings = SentimentSettings(limit=300, test_size=40, seed=0, scheme="ckks", batch_size=128)
+    summary = run_sentiment(settings, show_progress=False)
+    assert summary["parameter_set"] == "n16384-9"
+    assert summary["encrypted_test_accuracy"] is not None
