@@ -406,14 +406,12 @@ def linear_error_bounds(
                 vector = vector + np.roll(vector, -(1 << bit))
         return np.tile(vector, slots // plan.cut)  # the sum over copies repeats every cut slots
 
+    summed_errors = [summed(error) for error in errors]
     if per_slot is not None:
-        per_slot.extend(summed(error) for error in errors)
-        maxima = [float(vector.max()) for vector in per_slot[-len(errors) :]] if errors else []
-    else:
-        maxima = [float(summed(error).max()) for error in errors]
+        per_slot.extend(summed_errors)
     return [
-        (maximum, 0.0 if contents is None else float(summed(contents[index]).max()))
-        for index, maximum in enumerate(maxima)
+        (float(error.max()), 0.0 if contents is None else float(summed(contents[index]).max()))
+        for index, error in enumerate(summed_errors)
     ]
 
 
