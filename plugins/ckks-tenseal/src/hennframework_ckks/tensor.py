@@ -1436,22 +1436,22 @@ class CKKSTensor:
         slots = self.layout.slots
         if len(weights) < slots // 8:
             return self, default, False, 0
-        # (source or None to replicate, its layout for planning, extra key switches, copies below)
-        sources: list[tuple[CKKSTensor | None, Layout, float, int]] = [(self, self.layout, 0.0, 0)]
+        # (the input's layout for planning, key switches to replicate it, copies below): this
+        # tensor as it is, or replicated across its pinned bits (unpinned, or downwards)
+        sources: list[tuple[Layout, float, int]] = [(self.layout, 0.0, 0)]
         pinned = self.layout.pinned
         if pinned and self.clean:
             # a large map from a pinned input reads one copy only: always replicate
-            sources = []
+            replicated: list[tuple[Layout, float, int]] = []
             replication = self._replication_steps(pinned)
             if replication is not None:
-                sources.append((None, self.layout.replace(pinned=0), float(replication[1]), 0))
+                replicated.append((self.layout.replace(pinned=0), float(replication[1]), 0))
             down = self._replication_down_cost(pinned)
             if down is not None:
-                sources.append((None, self.layout, float(down), pinned))
-            if not sources:
-                sources = [(self, self.layout, 0.0, 0)]
-        best: tuple[float, CKKSTensor | None, Layout, bool, int] | None = None
-        for source, in_layout, extra, below in sources:
+                replicated.append((self.layout, float(down), pinned))
+            sources = replicated or sources
+        best: tuple[float, Layout, Layout, bool, int] | None = None
+        for in_layout, extra, below in sources:
             for out_layout, spread in self._map_layouts(in_layout, axis, rows, default):
                 plan = plan_linear(
                     in_layout,
@@ -1469,11 +1469,15 @@ class CKKSTensor:
                 # replicate later
                 cost = plan.rotations + 0.3 * diagonals + extra + bin(out_layout.pinned).count("1")
                 if best is None or cost < best[0]:
-                    best = (cost, source, out_layout, spread, below)
+                    best = (cost, in_layout, out_layout, spread, below)
         assert best is not None
-        _, source, out_layout, spread, below = best
-        if source is None:
-            source = self._replicated_down(pinned) if below else self._unpin(pinned)
+        _, in_layout, out_layout, spread, below = best
+        if below:
+            source = self._replicated_down(pinned)
+        elif in_layout != self.layout:
+            source = self._unpin(pinned)
+        else:
+            source = self
         return source, out_layout, spread, below
 
     def _replication_down_cost(self, bits: int) -> int | None:
@@ -1693,25 +1697,28 @@ class CKKSTensor:
             self._powers[exponent_bit] = _object_array((len(flat),), flat)
         return self._powers[exponent_bit]
 
-    def _polynomial_error(self, cell: Bound, coeffs: Sequence[float], masked: bool) -> float:
-        """The error bound of ``polyval`` on one ciphertext, following its evaluation: powers
+    def _polynomial_errors(
+        self, cell: Bound, coeffs: Sequence[float], masked: bool
+    ) -> tuple[float, float]:
+        """The error bounds of ``polyval`` on one ciphertext, following its evaluation: powers
         ``x**(2**j)`` by squaring, each term ``c_k`` times the lowest power then the others.
+        Returns the bound over every slot and the bound at invalid slots.
 
         Errors are slot by slot. With ``masked`` coefficients (0 at invalid slots), a valid
         slot's error depends on valid contents only, and an invalid slot's on the garbage there
         but not on the input's error scaled by a coefficient (the coefficient is 0): the bound
         is the larger of the two, often far below one that lets garbage stand for content."""
         if not masked:
-            return self._polynomial_error_at(cell.content, cell.error, coeffs, False)
-        return max(
-            self._polynomial_error_at(cell.valid, cell.error, coeffs, False),
-            self._polynomial_error_at(cell.garbage, cell.error, coeffs, True),
-        )
+            error = self._polynomial_error_at(cell.content, cell.error, coeffs, False)
+            return error, error
+        invalid = self._polynomial_error_at(cell.garbage, cell.error, coeffs, True)
+        valid = self._polynomial_error_at(cell.valid, cell.error, coeffs, False)
+        return max(valid, invalid), invalid
 
     def _polynomial_error_at(
         self, content: float, error: float, coeffs: Sequence[float], zero_coefficient: bool
     ) -> float:
-        """:meth:`_polynomial_error` for slots of ``content`` and ``error``, where the
+        """:meth:`_polynomial_errors` for slots of ``content`` and ``error``, where the
         coefficients are 0 if ``zero_coefficient`` (only their encoding error is left)."""
         allowance, encoding = self._allowance, self._encoding_error
         powers = [(content, error)]  # (content, error) of x**(2**j)
@@ -1770,15 +1777,12 @@ class CKKSTensor:
         invalid_errors: list[float] = []
         for index, (cell, source) in enumerate(zip(layout.cells(), self.cell_bounds, strict=True)):
             mask = layout.slot_vector(ones, cell)
-            constant = coeffs[0] * mask if isinstance(mask, np.ndarray) else coeffs[0]
-            # clean: the coefficients are 0 at invalid slots (and so is a constant's plaintext)
             masked = isinstance(mask, np.ndarray)
-            bound = Bound(float(valid[index]), 0.0, self._polynomial_error(source, coeffs, masked))
-            invalid_errors.append(
-                self._polynomial_error_at(source.garbage, source.error, coeffs, True)
-                if masked
-                else bound.error
-            )
+            constant = coeffs[0] * mask if masked else coeffs[0]
+            # clean: the coefficients are 0 at invalid slots (and so is a constant's plaintext)
+            error, invalid_error = self._polynomial_errors(source, coeffs, masked)
+            bound = Bound(float(valid[index]), 0.0, error)
+            invalid_errors.append(invalid_error)
             plans = []
             for k, c in enumerate(coeffs):
                 if k == 0 or c == 0.0:
@@ -1806,7 +1810,7 @@ class CKKSTensor:
                 self._check(bound, low, target, what)
                 terms = []
                 for c, chain, first_target, _ in plans:
-                    coefficient = c * mask if isinstance(mask, np.ndarray) else c
+                    coefficient = c * mask if masked else c
                     term = self._mul_plain(chain[0], coefficient, first_target)
                     for ct in chain[1:]:
                         term = ctx.multiply(term, ct, self.key.relin_keys)
