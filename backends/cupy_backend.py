@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import cupy
-import cupyx  # type: ignore[import-not-found, unused-ignore]
 import numpy as np
 import numpy.typing as npt
 
@@ -25,7 +24,7 @@ from ._xp_backend import XpBackend
 
 __all__ = ["CupyBackend"]
 
-#: dtypes that ``cupyx.scatter_add`` supports (CUDA atomicAdd); int64 goes through a uint64 view.
+#: dtypes that ``cupy.add.at`` supports (CUDA atomicAdd); int64 goes through a uint64 view.
 _ATOMIC_ADD_DTYPES = frozenset({"int32", "uint32", "uint64", "float16", "float32", "float64"})
 
 
@@ -111,16 +110,17 @@ class CupyBackend(XpBackend):
         if dtype == "int64":
             # CUDA has no signed 64-bit atomicAdd; two's-complement addition is the same
             # operation on the uint64 view, wrapping modulo 2**64 exactly like int64.
-            cupyx.scatter_add(target.view(self.xp.uint64), indices, values.astype(self.xp.uint64))
+            self.xp.add.at(target.view(self.xp.uint64), indices, values.astype(self.xp.uint64))
             return True
         if dtype in _ATOMIC_ADD_DTYPES:
-            cupyx.scatter_add(target, indices, values)
+            self.xp.add.at(target, indices, values)
             return True
         return False
 
     def _index_add_general(self, target: Any, indices: Any, values: Any) -> None:
+        # ``cupy.add.at`` runs CUDA atomics (``cupyx.scatter_add``, its older name, is deprecated)
         if str(target.dtype) == "int64":
             values = self.xp.asarray(values).astype(self.xp.int64).astype(self.xp.uint64)
-            cupyx.scatter_add(target.view(self.xp.uint64), indices, values)
+            self.xp.add.at(target.view(self.xp.uint64), indices, values)
         else:
-            cupyx.scatter_add(target, indices, values)
+            self.xp.add.at(target, indices, values)

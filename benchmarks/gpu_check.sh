@@ -9,7 +9,9 @@
 #   GPU_CHECK_STEPS="gpu-tests gpu-models" bash benchmarks/gpu_check.sh   # some steps only
 #
 # Logs and the benchmark JSON go to $OUT (default: ./gpu-check). The project must be importable
-# (installed, or on PYTHONPATH with its entry points, e.g. from a wheel).
+# (installed, or on PYTHONPATH with its entry points, e.g. from a wheel). Each test of the suite on
+# CuPy may take CUPY_SUITE_TEST_SECONDS (default 240: the full XOR demo takes about two minutes on
+# a GPU, where each of its tiny operations pays a kernel launch).
 set -u -o pipefail
 OUT="${OUT:-gpu-check}"
 mkdir -p "$OUT"
@@ -46,7 +48,8 @@ want gpu-bench && step gpu-bench "${GPU_BENCH_SECONDS:-240}" \
   bash -c "cd benchmarks && python3 -m pytest -p no:cacheprovider test_bench_gpu.py -q \
     --benchmark-only --benchmark-json='$(realpath "$OUT")/gpu-bench.json' --timeout 90"
 want cupy-suite && step cupy-suite "${CUPY_SUITE_SECONDS:-150}" \
-  env HENN_BACKEND=cupy python3 -m pytest -p no:cacheprovider tests -q -ra --maxfail 40 --timeout 60 \
+  env HENN_BACKEND=cupy python3 -m pytest -p no:cacheprovider tests -q -ra --maxfail 40 \
+  --timeout "${CUPY_SUITE_TEST_SECONDS:-240}" \
   -n "${CUPY_SUITE_WORKERS:-8}" -m "not data"
 want gpu-profile && step gpu-profile "${GPU_PROFILE_SECONDS:-120}" \
   env PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" python3 benchmarks/gpu_profile.py

@@ -9,8 +9,9 @@
 * Python integers outside int64 raise ``OverflowError`` in elementwise operations (CuPy cannot
   pass them to a kernel, cupy/cupy#8709 and #9753; NumPy 2 accepts them for uint64);
 * reductions return 0-d device arrays, not NumPy scalars;
-* ``cupyx.scatter_add`` accepts only the CUDA atomicAdd dtypes (not int64) and wraps
-  out-of-bounds indices instead of raising, as CuPy does;
+* ``cupy.add.at`` (and ``cupyx.scatter_add``, its deprecated older name) accepts only the CUDA
+  atomicAdd dtypes (not int64) and wraps out-of-bounds indices instead of raising, as CuPy does;
+  ``FakeCupy.atomic_adds`` counts the calls;
 * ``cupy.cuda`` answers device queries; it can pretend there is no GPU (``is_available()``
   False and ``runtime.getDeviceCount()`` raising, as CuPy does without a driver) or that
   kernels cannot run.
@@ -126,18 +127,41 @@ def _device_function(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 class _FakeUfunc:
     """A NumPy ufunc with device rules on its operands (``cupy.add``, ``cupy.add.at`` ...)."""
 
-    def __init__(self, ufunc: np.ufunc) -> None:
+    def __init__(self, ufunc: np.ufunc, owner: FakeCupy) -> None:
         self._ufunc = ufunc
+        self._owner = owner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _check_operands(self._ufunc.__name__, args, check_ints=True)
         return _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
 
     def __getattr__(self, method: str) -> Any:
+        if method == "at" and self._ufunc is np.add:
+            return self._add_at
         bound = getattr(self._ufunc, method)
         if not callable(bound):
             return bound
         return _device_function(f"{self._ufunc.__name__}.{method}", bound)
+
+    def _add_at(self, a: Any, indices: Any, b: Any) -> None:
+        """``cupy.add.at``: CUDA atomicAdd, so CuPy's dtype and index rules."""
+        _atomic_add("cupy.add.at", a, indices, b)
+        self._owner.atomic_adds += 1
+
+
+def _atomic_add(name: str, a: Any, slices: Any, value: Any) -> None:
+    """``a[slices] += value`` with repeats, as CuPy's atomic scatter does it (and refuses it)."""
+    if not isinstance(a, DeviceArray):
+        raise TypeError(f"{name} needs a cupy.ndarray target, got {type(a)}")
+    if a.dtype.name not in SCATTER_ADD_DTYPES:
+        raise TypeError(
+            f"{name} only supports int32, float16, float32, float64, uint32, uint64, as data type"
+        )
+    index = _unwrap(slices)
+    if isinstance(index, np.ndarray) and index.dtype.kind in "iu" and a.ndim:
+        index = index % a.shape[0]  # CuPy wraps out-of-bounds indices instead of raising
+    values = np.asarray(_unwrap(value)).astype(a.dtype)  # CuPy casts values to a.dtype
+    np.add.at(a.view(np.ndarray), index, values)
 
 
 class _Stream:
@@ -212,13 +236,15 @@ class FakeCupy(types.ModuleType):
         super().__init__("cupy")
         self.cuda = FakeCuda(available, query_error)
         self.broken_kernels = broken_kernels
+        #: calls of ``cupy.add.at`` (atomic scatter-adds)
+        self.atomic_adds = 0
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         attr = getattr(np, name)
         if isinstance(attr, np.ufunc):
-            return _FakeUfunc(attr)
+            return _FakeUfunc(attr, self)
         if callable(attr) and not isinstance(attr, type):
             return _device_function(name, attr)
         return attr
@@ -258,19 +284,9 @@ class FakeCupyx(types.ModuleType):
         self.calls = 0
 
     def scatter_add(self, a: Any, slices: Any, value: Any) -> None:
-        if not isinstance(a, DeviceArray):
-            raise TypeError(f"scatter_add needs a cupy.ndarray target, got {type(a)}")
-        if a.dtype.name not in SCATTER_ADD_DTYPES:
-            raise TypeError(
-                "scatter_add only supports int32, float16, float32, float64, uint32, uint64, "
-                "as data type"
-            )
+        """``cupyx.scatter_add`` (deprecated in CuPy for ``cupy.add.at``): the same rules."""
+        _atomic_add("scatter_add", a, slices, value)
         self.calls += 1
-        index = _unwrap(slices)
-        if isinstance(index, np.ndarray) and index.dtype.kind in "iu" and a.ndim:
-            index = index % a.shape[0]  # CuPy wraps out-of-bounds indices instead of raising
-        values = np.asarray(_unwrap(value)).astype(a.dtype)  # CuPy casts values to a.dtype
-        np.add.at(a.view(np.ndarray), index, values)
 
 
 def load_cupy_backend(cupy_module: FakeCupy, cupyx_module: FakeCupyx) -> types.ModuleType:

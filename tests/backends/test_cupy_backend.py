@@ -140,7 +140,7 @@ def test_dispatch_by_name_and_environment(
     assert isinstance(doubled.noise, DeviceArray)
     assert np.array_equal(scheme.decrypt(doubled, keys), 4 * values)
     summed = ct.scatter_add([1, 1], ct)  # int64 scatter through CUDA-style uint64 atomics
-    assert fake_x.calls >= 1
+    assert fake.atomic_adds >= 1 and fake_x.calls == 0  # cupy.add.at, not the deprecated name
     assert np.array_equal(
         scheme.decrypt(summed, keys), np.array([values[0], values[1] + values.sum(0)])
     )
@@ -194,16 +194,16 @@ def test_fake_cupy_refuses_what_cupy_refuses() -> None:
         _ = device.view(np.uint64) >= 2**63
     with pytest.raises(TypeError, match="scatter_add only supports"):
         fake_x.scatter_add(device, fake.asarray(np.array([0, 0])), device[:2])
+    with pytest.raises(TypeError, match=r"cupy\.add\.at only supports"):
+        fake.add.at(device, fake.asarray(np.array([0, 0])), device[:2])
     assert isinstance(device.sum(), DeviceArray) and device.sum().ndim == 0
     wrapped = fake.zeros(3, dtype=np.uint64)
-    fake_x.scatter_add(
-        wrapped, fake.asarray(np.array([4])), fake.asarray(np.array([1], dtype=np.uint64))
-    )
+    fake.add.at(wrapped, fake.asarray(np.array([4])), fake.asarray(np.array([1], dtype=np.uint64)))
     assert wrapped.tolist() == [0, 1, 0]  # out-of-bounds index wrapped, as CuPy does
 
 
 def test_int64_index_add_uses_uint64_atomics() -> None:
-    backend, _, fake_x = emulated_cupy()
+    backend, fake, _ = emulated_cupy()
     target = backend.asarray(np.array([2**63 - 1, 0, -5], dtype=np.int64))
     backend.index_add(
         target,
@@ -211,7 +211,7 @@ def test_int64_index_add_uses_uint64_atomics() -> None:
         backend.asarray(np.array([1, 1, 5], dtype=np.int64)),
     )
     assert backend.to_numpy(target).tolist() == [-(2**63) + 1, 0, 0]
-    assert fake_x.calls == 1  # one atomic scatter on the uint64 view (CUDA has no int64 atomicAdd)
+    assert fake.atomic_adds == 1  # one atomic scatter on the uint64 view (no int64 atomicAdd)
 
 
 def test_ciphertexts_of_two_backends() -> None:
@@ -334,3 +334,27 @@ class TestOnGpu:
             target = backend.zeros((50,), dtype="float64")
             backend.index_add(target, backend.asarray(indices), backend.asarray(values))
             assert backend.to_numpy(target).tobytes() == expected.tobytes()
+
+    def test_integer_index_add_runs_atomics_without_deprecated_calls(self) -> None:
+        """int64 targets (uint64 atomics), repeats and tuple indices: exact, and through
+        ``cupy.add.at`` (``cupyx.scatter_add`` warns that it is deprecated in CuPy 14)."""
+        backend = registry.get_backend("cupy")
+        rng = np.random.default_rng(2)
+        indices = rng.integers(0, 40, size=5000)
+        values = rng.integers(-(2**62), 2**62, size=(5000, 3), dtype=np.int64)
+        expected = rng.integers(-(2**62), 2**62, size=(40, 3), dtype=np.int64)
+        target = backend.asarray(expected.copy())
+        with np.errstate(over="ignore"):
+            np.add.at(expected, indices, values)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            backend.index_add(target, backend.asarray(indices), backend.asarray(values))
+            assert np.array_equal(backend.to_numpy(target), expected)
+            rows, cols = rng.integers(0, 40, size=300), rng.integers(0, 3, size=300)
+            extra = rng.integers(-(2**62), 2**62, size=300, dtype=np.int64)
+            with np.errstate(over="ignore"):
+                np.add.at(expected, (rows, cols), extra)
+            backend.index_add(
+                target, (backend.asarray(rows), backend.asarray(cols)), backend.asarray(extra)
+            )
+            assert np.array_equal(backend.to_numpy(target), expected)
