@@ -21,10 +21,10 @@ from hennframework.federated.apps import (
     FederatedSettings,
     OwnerResult,
     RoundResult,
-    _keygen,
     _local_steps,
     client_app,
     make_server_app,
+    owner_scheme_and_keys,
 )
 from hennframework.federated.data import load_split, owner_vocabulary, party_batches
 from hennframework.nn import OwnerRefresher, Sequential, train
@@ -96,12 +96,12 @@ def centralized_baseline(settings: FederatedSettings) -> dict[str, Any]:
 
     train_part, held_out = load_split(settings.data)
     words = owner_vocabulary(settings.data, train_part)
-    scheme = hennframework.get_scheme(settings.scheme, params=settings.params)
-    keys = _keygen(scheme, settings.seed)
-    adopt_scheme(scheme)
     network = Sequential.bag_of_words(len(words), settings.hidden, seed=settings.seed)
-    model = network.encrypt(keys, scheme)
+    scheme = hennframework.get_scheme(settings.scheme, params=settings.params)
     batch_size, learning_rate = settings.training(scheme.name)
+    scheme, keys = owner_scheme_and_keys(scheme, network, batch_size, settings)
+    adopt_scheme(scheme)
+    model = network.encrypt(keys, scheme)
     batches = party_batches(settings.data, train_part, words, batch_size)
     test = party_batches(settings.data, held_out, words, 256)
     per_round = settings.parties * _local_steps(settings, len(train_part), batch_size)

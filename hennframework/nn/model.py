@@ -471,15 +471,19 @@ class OwnerRefresher:
 
     Uses the scheme's own provider where it has one (``scheme.owner_refresher(keys)``, e.g.
     CKKS refreshing only to the levels a step uses), else ``scheme.refresh`` per tensor.
+    ``full=True`` always takes ``scheme.refresh``: every refresh gives a fresh encryption's whole
+    budget. That is for owners whose refreshed weights go through more than the training loop
+    before the next refresh (federated averaging computes on the parties' updates after their
+    steps, and cannot retry a step that ran short, as the loop does).
 
     The party sends ciphertexts and gets fresh encryptions of the same values back; it learns
     nothing new. The owner learns its own model's current weights, nothing about the party's data
     beyond what those weights reveal.
     """
 
-    def __init__(self, scheme: Any, keys: KeySet) -> None:
+    def __init__(self, scheme: Any, keys: KeySet, *, full: bool = False) -> None:
         self.scheme, self.keys, self.calls = scheme, keys, 0
-        own = getattr(scheme, "owner_refresher", None)
+        own = None if full else getattr(scheme, "owner_refresher", None)
         self.provider: Refresher | None = own(keys) if callable(own) else None
 
     def __call__(self, tensors: list[Any]) -> list[Any]:

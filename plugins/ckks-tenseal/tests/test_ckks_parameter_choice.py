@@ -140,3 +140,20 @@ def test_the_sentiment_demo_trains_on_the_short_chain() -> None:
     summary = run_sentiment(settings, show_progress=False)
     assert summary["parameter_set"] == "n16384-9"
     assert summary["encrypted_test_accuracy"] is not None
+
+
+def test_the_federated_owner_makes_keys_for_the_model() -> None:
+    """Every party receives and keeps the owner's public key: the owner makes it for the model,
+    as ``henn keygen --for`` does (the recommended set without ``--params``; only the rotation
+    keys the model's training and prediction use)."""
+    pytest.importorskip("flwr", reason='needs Flower: pip install -e ".[federated]"')
+    from hennframework.federated.apps import FederatedSettings, owner_scheme_and_keys
+    from hennframework.workflow.owner import keygen_options_for_model
+
+    model = _word_model()
+    settings = FederatedSettings(scheme="ckks")  # no --params: the set recommended for the model
+    scheme, keys = owner_scheme_and_keys(CKKSScheme("n16384"), model, 16, settings)
+    assert scheme.params.name == "n16384-9"
+    chosen = keygen_options_for_model(scheme, model, 16)["rotations"]
+    assert sorted(keys.public.rotation_steps) == sorted(chosen)
+    assert len(chosen) <= rotation_keys_within(scheme.params)
