@@ -37,6 +37,7 @@ __all__ = [
     "KeySet",
     "MagnitudeTracked",
     "ParameterSet",
+    "noise_budget_unit",
     "require",
 ]
 
@@ -81,6 +82,18 @@ def require(scheme: HEScheme | type[HEScheme], needed: Sequence[Capability], wha
             f"{what} needs {', '.join(missing)}, which the scheme {scheme.name!r} does not support. "
             "Choose a scheme that does (`henn schemes` lists each scheme's capabilities)."
         )
+
+
+def noise_budget_unit(scheme: HEScheme | type[HEScheme]) -> str:
+    """The unit of :attr:`EncryptedTensor.noise_budget` under ``scheme``: ``"bits"`` where the
+    scheme tracks a bound on the noise, ``"levels"`` (rescales left) for leveled schemes such as
+    CKKS.
+
+    >>> from hennframework.schemes.integer_vector import IntegerVectorScheme
+    >>> noise_budget_unit(IntegerVectorScheme)
+    'bits'
+    """
+    return "bits" if Capability.NOISE_TRACKING in scheme.capabilities else "levels"
 
 
 @dataclass(frozen=True)

@@ -637,7 +637,8 @@ def run_train(args: argparse.Namespace) -> int:
         postfix = {"refreshes": state["refreshes"]}
         record = report.record
         if record is not None and record.noise_budget is not None:
-            postfix["budget"] = f"{record.noise_budget:.0f}b"  # type: ignore[assignment]
+            unit = "b" if report.budget_unit == "bits" else f" {report.budget_unit}"
+            postfix["budget"] = f"{record.noise_budget:.0f}{unit}"  # type: ignore[assignment]
         bar.set_postfix(postfix, refresh=False)
         bar.update(report.done - bar.n)
 
@@ -834,7 +835,8 @@ def run_refresh(args: argparse.Namespace) -> int:
         args,
         summary,
         f"refreshed (noise budget {summary['noise_budget_before']:.1f} -> "
-        f"{summary['noise_budget_after']:.1f} bits) -> {summary['model']}",
+        f"{summary['noise_budget_after']:.1f} {summary['noise_budget_unit']}) -> "
+        f"{summary['model']}",
     )
     return 0
 

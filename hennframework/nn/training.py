@@ -52,6 +52,7 @@ from hennframework.exceptions import (
 )
 from hennframework.nn.batches import Batch
 from hennframework.nn.ops import is_encrypted
+from hennframework.scheme import noise_budget_unit
 
 __all__ = [
     "FIRST_STEP_MARGIN",
@@ -286,6 +287,8 @@ class Progress:
     note: str = ""
     batch: Batch | None = None
     outputs: Any = None
+    #: the unit of ``record.noise_budget`` (:func:`hennframework.scheme.noise_budget_unit`)
+    budget_unit: str = "bits"
 
 
 @dataclass
@@ -507,6 +510,8 @@ def train(
     floor = _scheme_floor(weights) if min_noise_budget is None else min_noise_budget
     stated_fresh = fresh_noise_budget(weights)
     fresh_budget = stated_fresh if stated_fresh is not None else state.fresh_budget
+    schemes = [w.scheme for w in weights if getattr(w, "scheme", None) is not None]
+    budget_unit = noise_budget_unit(schemes[0]) if schemes else "bits"
     started = time.perf_counter()
     refreshes_before, steps_here = history.refreshes, 0
     retrying = False  # the weights were refreshed because the step was refused
@@ -647,7 +652,7 @@ def train(
             )
             history.records.append(record)
         if progress is not None:
-            progress(Progress(done, planned, record, "", batch, result.outputs))
+            progress(Progress(done, planned, record, "", batch, result.outputs, budget_unit))
     state.needs_refresh = status == "needs-refresh"
     outcome = TrainOutcome(
         status,

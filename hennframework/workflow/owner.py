@@ -38,7 +38,7 @@ from hennframework.io.bundles import (
 from hennframework.io.codecs import adopt_scheme, codec_for
 from hennframework.io.models import ModelBundle, describe_architecture, encode_architecture
 from hennframework.nn import BagOfWords, Batch, History, Sequential, TrainingState
-from hennframework.scheme import Capability
+from hennframework.scheme import Capability, noise_budget_unit
 
 __all__ = [
     "decrypt_history",
@@ -505,6 +505,7 @@ def refresh_model(
         "key_id": secret.key_id,
         "noise_budget_before": before,
         "noise_budget_after": bundle.model.min_noise_budget(),
+        "noise_budget_unit": noise_budget_unit(scheme),
     }
 
 

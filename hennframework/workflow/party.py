@@ -15,7 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from hennframework.exceptions import InputError, KeyMismatchError
+from hennframework.exceptions import (
+    InputError,
+    KeyMismatchError,
+    NoiseBudgetExhaustedError,
+    OverflowRiskError,
+)
 from hennframework.io.bundles import (
     KeyFile,
     load_model,
@@ -35,8 +40,8 @@ from hennframework.nn import (
     word_model_defaults,
 )
 from hennframework.nn import train as nn_train
-from hennframework.nn.training import count_correct
-from hennframework.scheme import Capability, require
+from hennframework.nn.training import count_correct, fresh_noise_budget
+from hennframework.scheme import Capability, noise_budget_unit, require
 from hennframework.workflow.data import load_review_subset, load_tabular, review_batches
 from hennframework.workflow.exchange import FileRefresher
 
@@ -219,7 +224,13 @@ def predict(
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
     model = bundle.model
     batches, info = _batches(bundle, data, 256 if model.reads_words else None)
-    outputs = [model.predict(batch.inputs) for batch in batches]
+    try:
+        outputs = [model.predict(batch.inputs) for batch in batches]
+    except (OverflowRiskError, NoiseBudgetExhaustedError) as exc:
+        hint = _used_weights_hint(model, model_path)
+        if not hint:
+            raise
+        raise type(exc)(f"{exc} {hint}") from exc
     targets = np.concatenate([batch.targets for batch in batches])
     labels = targets.reshape(-1) if targets.shape[1] == 1 else None
     summary: dict[str, Any] = {"encrypted": bundle.encrypted, **info}
@@ -234,6 +245,22 @@ def predict(
         if labels is not None and labels.size == values.size:
             summary["accuracy"] = count_correct(values, labels) / values.size
     return summary
+
+
+def _used_weights_hint(model: Any, model_path: PathLike) -> str:
+    """Why a prediction may have run short, where the weights have less budget than a fresh
+    encryption (CKKS training leaves them with the levels its last step did not use), and what
+    the party does about it; "" where they are fresh."""
+    weights = model.weights() if model.encrypted else []
+    left, fresh = model.min_noise_budget(), fresh_noise_budget(weights)
+    if not weights or left is None or fresh is None or left >= fresh:
+        return ""
+    unit = noise_budget_unit(weights[0].scheme)
+    return (
+        f"The model's weights have {left:g} of a fresh encryption's {fresh:g} {unit} left "
+        "(training used the rest): ask the key owner to refresh the model (henn refresh --secret "
+        f"SECRET --model {model_path} --out FRESH.henn) and predict with the refreshed file."
+    )
 
 
 def switch_model(

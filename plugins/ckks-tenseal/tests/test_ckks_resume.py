@@ -103,3 +103,34 @@ def test_refresh_due_keeps_its_margins() -> None:
     assert refresh_due(16.0, 10.0, 2.0, 8.0)  # 16 - 15 < 2
     assert not refresh_due(17.0, 10.0, 2.0, 8.0)
     assert refresh_due(None, 1.0, 0.0, 8.0) is False
+
+
+def test_predicting_with_used_weights_says_to_refresh_first(
+    tmp_path: Path,
+    key_files: tuple[Path, Path],
+    scheme8192: CKKSScheme,
+    keys8192: KeySet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Training leaves CKKS weights with the levels its last step did not use; a prediction
+    with them is refused (never wrong), and the error tells the party to have them refreshed."""
+    from hennframework.cli import main as henn
+
+    secret, public = key_files
+    plain = Sequential.mlp([3, 1], activation="taylor3", seed=0, init_scale=1.0)
+    model = hio.save_model(tmp_path / "m0.henn", plain.encrypt(keys8192, scheme8192))
+    key = hio.load_public_key(public)
+    bundle = hio.load_model(model, scheme=key.scheme, expect_key=key)
+    party_training(bundle, [Batch(X, Y)], epochs=1, learning_rate=0.3)
+    trained = hio.save_model(tmp_path / "trained.henn", bundle)
+    predict = ["predict", "--public", str(public), "--data", "xor"]
+    capsys.readouterr()
+    assert henn([*predict, "--model", str(trained), "--out", str(tmp_path / "p.henn")]) == 1
+    error = capsys.readouterr().err
+    assert "0 of a fresh encryption's 5 levels left" in error
+    assert f"henn refresh --secret SECRET --model {trained}" in error
+    assert not (tmp_path / "p.henn").exists()
+    summary = owner.refresh_model(secret, trained, tmp_path / "fresh.henn")
+    assert (summary["noise_budget_after"], summary["noise_budget_unit"]) == (5.0, "levels")
+    fresh = str(tmp_path / "fresh.henn")
+    assert henn([*predict, "--model", fresh, "--out", str(tmp_path / "p.henn")]) == 0
