@@ -268,3 +268,30 @@ def _triples(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(out_flat, in_flat, weights)`` of ``matrix @ x`` for x of shape (n, 1)."""
     rows, cols = np.nonzero(matrix)
     return rows.astype(np.int64), cols.astype(np.int64), matrix[rows, cols]
+
+
+def test_a_map_too_large_for_diagonals_is_a_cost_probe_not_a_crash(
+    scheme8192: CKKSScheme, keys8192: KeySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicating a sum's pinned bits weighs rotations against a re-packing map. Where that
+    map would need more diagonals than fit in memory (a trained network's output weights with
+    11 pinned bits at N = 16384, the sentiment demo's evaluation), the replication is taken;
+    it used to end the demo with an internal MemoryError. A map that must be evaluated and does
+    not fit is refused with an error that says what to do."""
+    from hennframework.exceptions import InputError
+
+    from hennframework_ckks import linear
+
+    monkeypatch.setattr(linear, "MAX_DIAGONAL_ENTRIES", 100_000)  # n8192 stands in for n16384
+    monkeypatch.setattr(linear, "_PLANS", linear._Lru(32))  # no plan made before the limit
+    values = np.random.default_rng(5).normal(0.0, 0.5, (8, 512))
+    summed = scheme8192.encrypt_tensor(values, keys8192.public).sum(axis=1)
+    assert summed.layout.pinned and not summed.clean
+    unpinned = summed._unpin(summed.layout.pinned)
+    assert unpinned.layout.pinned == 0
+    np.testing.assert_allclose(
+        scheme8192.decrypt_tensor(unpinned, keys8192.secret), values.sum(axis=1), atol=1e-2
+    )
+    big = scheme8192.encrypt_tensor(np.ones(4096), keys8192.public)
+    with pytest.raises(InputError, match="smaller batches"):
+        big @ np.random.default_rng(6).normal(size=(4096, 64))

@@ -51,6 +51,7 @@ from hennframework_ckks._seal import rotation_distances, sa
 from hennframework_ckks.layout import Layout
 
 __all__ = [
+    "MAX_DIAGONAL_ENTRIES",
     "LinearPlan",
     "apply_linear",
     "evaluate_linear",
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: Stop considering a strategy whose diagonal entries would exceed this many (memory guard).
-_MAX_ENTRIES = 20_000_000
+MAX_DIAGONAL_ENTRIES = 20_000_000
 
 
 @dataclass
@@ -306,7 +307,7 @@ def make_plan(
     best: tuple[Any, ...] | None = None
     for cut in candidates:
         offsets = _free_offsets(out_layout, cut)
-        if len(w) * len(offsets) > _MAX_ENTRIES:
+        if len(w) * len(offsets) > MAX_DIAGONAL_ENTRIES:
             continue
         qq = (q[:, None] + offsets[None, :]).reshape(-1)
         pp = np.repeat(p, len(offsets))
@@ -325,7 +326,7 @@ def make_plan(
         unique, inverse = _unique_triples(
             np.repeat(o, len(offsets)), np.repeat(c, len(offsets)), diag, slots
         )
-        if unique.shape[0] * slots > _MAX_ENTRIES:
+        if unique.shape[0] * slots > MAX_DIAGONAL_ENTRIES:
             continue
         all_diags = sorted({int(d) for d in unique[:, 2]})
         outputs = len({int(x) for x in unique[:, 0]})

@@ -60,6 +60,7 @@ from hennframework_ckks._seal import decompose_rotation, sa
 from hennframework_ckks.keys import CKKSSecretKey
 from hennframework_ckks.layout import Layout, ceil_log2
 from hennframework_ckks.linear import (
+    MAX_DIAGONAL_ENTRIES,
     LinearPlan,
     _zero,
     evaluate_linear,
@@ -767,10 +768,13 @@ class CKKSTensor:
         replication = self._replication_steps(bits)
         if replication is not None:
             flat = np.arange(self.size, dtype=np.int64)
-            repack = plan_linear(
-                self.layout, target, flat, flat, np.ones(self.size), self.key.rotation_steps
-            ).rotations
-            if replication[1] > repack + (count if self.clean else 0):
+            try:
+                repack: int | None = plan_linear(
+                    self.layout, target, flat, flat, np.ones(self.size), self.key.rotation_steps
+                ).rotations
+            except MemoryError:  # no diagonal plan of the re-packing fits: replicate
+                repack = None
+            if repack is not None and replication[1] > repack + (count if self.clean else 0):
                 replication = None
         if replication is None:
             return self.relayout(target)
@@ -1287,16 +1291,24 @@ class CKKSTensor:
         is then not clean, its pinned positions hold partial sums within the tracked garbage.
         ``copies_below``: this tensor's pinned bits that hold copies downwards
         (:meth:`_replicated_down`)."""
-        plan: LinearPlan = plan_linear(
-            self.layout,
-            out_layout,
-            out_flat,
-            in_flat,
-            weights,
-            self.key.rotation_steps,
-            spread_pinned,
-            copies_below,
-        )
+        try:
+            plan: LinearPlan = plan_linear(
+                self.layout,
+                out_layout,
+                out_flat,
+                in_flat,
+                weights,
+                self.key.rotation_steps,
+                spread_pinned,
+                copies_below,
+            )
+        except MemoryError:
+            raise InputError(
+                f"a plaintext linear map of {len(weights):,} weights from a {self.shape} tensor "
+                f"to a {out_layout.shape} one needs more diagonals than fit in memory (at most "
+                f"{MAX_DIAGONAL_ENTRIES:,} slot values); use smaller batches or fewer inputs "
+                "(a smaller vocabulary)."
+            ) from None
         n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
         # element by element: the interval of a linear map
         element_bounds = np.zeros(math.prod(out_layout.shape))
@@ -1453,16 +1465,19 @@ class CKKSTensor:
         best: tuple[float, Layout, Layout, bool, int] | None = None
         for in_layout, extra, below in sources:
             for out_layout, spread in self._map_layouts(in_layout, axis, rows, default):
-                plan = plan_linear(
-                    in_layout,
-                    out_layout,
-                    out_flat,
-                    in_flat,
-                    weights,
-                    self.key.rotation_steps,
-                    spread,
-                    below,
-                )
+                try:
+                    plan = plan_linear(
+                        in_layout,
+                        out_layout,
+                        out_flat,
+                        in_flat,
+                        weights,
+                        self.key.rotation_steps,
+                        spread,
+                        below,
+                    )
+                except MemoryError:  # no diagonal plan of this layout fits: not a candidate
+                    continue
                 diagonals = sum(len(d) for d in plan.diagonals.values())
                 # a diagonal (an encoding and a plaintext product) costs about a third of a
                 # key switch at the same level; pinned bits will cost about a rotation each to
@@ -1470,7 +1485,8 @@ class CKKSTensor:
                 cost = plan.rotations + 0.3 * diagonals + extra + bin(out_layout.pinned).count("1")
                 if best is None or cost < best[0]:
                     best = (cost, in_layout, out_layout, spread, below)
-        assert best is not None
+        if best is None:  # none fits: the default layout, whose map refuses clearly
+            return self, default, False, 0
         _, in_layout, out_layout, spread, below = best
         if below:
             source = self._replicated_down(pinned)
