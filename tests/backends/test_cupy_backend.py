@@ -358,3 +358,13 @@ class TestOnGpu:
                 target, (backend.asarray(rows), backend.asarray(cols)), backend.asarray(extra)
             )
             assert np.array_equal(backend.to_numpy(target), expected)
+
+    def test_large_copies_to_the_host_are_exact(self) -> None:
+        backend = registry.get_backend("cupy")
+        rng = np.random.default_rng(3)
+        values = rng.integers(-(2**63), 2**63 - 1, size=(100_000, 16), dtype=np.int64)
+        device = backend.asarray(values)
+        assert np.array_equal(backend.to_numpy(device), values)  # 12.8 MB
+        assert np.array_equal(backend.to_numpy(device[:, ::3]), values[:, ::3])  # strided
+        floats = rng.standard_normal((50_000, 8))
+        assert backend.to_numpy(backend.asarray(floats)).tobytes() == floats.tobytes()
