@@ -346,7 +346,7 @@ def register(subparsers: Any) -> None:
     _file(p, "--public", PUBLIC_OF_MODEL)
     _out(p, "predictions file to write (required for encrypted models)", required=False)
     _data_options(p)
-    common.add_output_options(p)
+    common.add_output_options(p, progress=True)
 
     p = command(
         "decrypt",
@@ -697,7 +697,23 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.public and not args.out:
         raise InputError("encrypted predictions must go to a file: pass --out FILE")
     _refuse_overwrite(args, "--out", args.out, (("--model", args.model), ("--public", args.public)))
-    summary = predict(args.model, args.public, _data(args), args.out, backend=_backend(args))
+    bar = _bar(args, 0, "predicting")
+
+    def progress(done: int, rows: int) -> None:
+        bar.total = rows
+        bar.update(done - bar.n)
+
+    try:
+        summary = predict(
+            args.model,
+            args.public,
+            _data(args),
+            args.out,
+            backend=_backend(args),
+            progress=progress,
+        )
+    finally:
+        bar.close()
     if summary["encrypted"]:
         text = f"{summary['rows']} encrypted predictions -> {summary.get('predictions_file')} (only the key owner can read them)"
     else:

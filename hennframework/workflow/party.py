@@ -219,13 +219,22 @@ def predict(
     out: PathLike | None,
     *,
     backend: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Predictions on the party's data: encrypted for an encrypted model (only the owner reads them)."""
+    """Predictions on the party's data: encrypted for an encrypted model (only the owner reads them).
+
+    ``progress(rows_done, rows)`` is called after each batch."""
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
     model = bundle.model
     batches, info = _batches(bundle, data, 256 if model.reads_words else None)
+    rows, done = sum(batch.size for batch in batches), 0
+    outputs: list[Any] = []
     try:
-        outputs = [model.predict(batch.inputs) for batch in batches]
+        for batch in batches:
+            outputs.append(model.predict(batch.inputs))
+            done += batch.size
+            if progress is not None:
+                progress(done, rows)
     except (OverflowRiskError, NoiseBudgetExhaustedError) as exc:
         hint = _used_weights_hint(model, model_path)
         if not hint:

@@ -206,6 +206,17 @@ def test_party_trains_a_uci_style_tsv(
         "--out", str(tmp_path / "p.henn"), "--json",
     )  # fmt: skip
     assert code == 0 and summary["rows"] == 60, err
+    # predictions report their progress batch by batch (the CLI draws a bar; --no-progress not)
+    from hennframework.workflow.party import DataOptions, predict
+
+    reports: list[tuple[int, int]] = []
+    predict(trained, keys, DataOptions(data), None, progress=lambda *r: reports.append(r))
+    assert reports and reports[-1] == (60, 60)
+    code, _, err = run(
+        capsys, "predict", "--model", trained, "--public", str(keys), "--data", data,
+        "--out", str(tmp_path / "q.henn"), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
 
 
 def test_party_warns_when_the_tokenizer_does_not_match_the_vocabulary(
