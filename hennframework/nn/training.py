@@ -510,8 +510,8 @@ def train(
     floor = _scheme_floor(weights) if min_noise_budget is None else min_noise_budget
     stated_fresh = fresh_noise_budget(weights)
     fresh_budget = stated_fresh if stated_fresh is not None else state.fresh_budget
-    schemes = [w.scheme for w in weights if getattr(w, "scheme", None) is not None]
-    budget_unit = noise_budget_unit(schemes[0]) if schemes else "bits"
+    scheme = next((w.scheme for w in weights if getattr(w, "scheme", None) is not None), None)
+    budget_unit = "bits" if scheme is None else noise_budget_unit(scheme)
     started = time.perf_counter()
     refreshes_before, steps_here = history.refreshes, 0
     retrying = False  # the weights were refreshed because the step was refused

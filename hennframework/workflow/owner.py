@@ -163,12 +163,12 @@ def scheme_for_model(instance: Any, model: Any, batch_size: int | None) -> Any:
     ``n16384``). Schemes without a recommendation keep their set. What ``henn keygen --for``
     and the sentiment demo use when no ``--params`` is given.
     """
-    hook = getattr(codec_for(instance), "parameter_set_for", None)
+    codec = codec_for(instance)
+    hook = getattr(codec, "parameter_set_for", None)
     if not callable(hook) or batch_size is None or batch_size < 1:
         return instance
-    current = codec_for(instance).parameters(instance)["name"]
     name = hook(instance, model, _trial_batch(model, batch_size))
-    if name == current:
+    if name == codec.parameters(instance)["name"]:
         return instance
     return hennframework.get_scheme(instance.name, params=name)
 

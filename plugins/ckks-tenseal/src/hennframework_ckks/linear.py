@@ -52,6 +52,7 @@ from hennframework_ckks.layout import Layout
 
 __all__ = [
     "MAX_DIAGONAL_ENTRIES",
+    "DiagonalsTooLargeError",
     "LinearPlan",
     "apply_linear",
     "evaluate_linear",
@@ -62,6 +63,11 @@ __all__ = [
 
 #: Stop considering a strategy whose diagonal entries would exceed this many (memory guard).
 MAX_DIAGONAL_ENTRIES = 20_000_000
+
+
+class DiagonalsTooLargeError(MemoryError):
+    """No diagonal plan of a linear map stays within :data:`MAX_DIAGONAL_ENTRIES`. Callers that
+    weigh alternatives skip such a map; one that must evaluate it refuses with advice."""
 
 
 @dataclass
@@ -352,7 +358,7 @@ def make_plan(
                 np.repeat(w, len(offsets)),
             )
     if best is None:
-        raise MemoryError("this linear map is too large to evaluate with diagonals")
+        raise DiagonalsTooLargeError("this linear map is too large to evaluate with diagonals")
     total, cut, giant, unique, inverse, k, ww = best
     # np.add.at, through one bincount (several times faster on a mini-batch's maps)
     flat = inverse.astype(np.int64) * slots + k

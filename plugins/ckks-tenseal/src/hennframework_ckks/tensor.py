@@ -61,6 +61,7 @@ from hennframework_ckks.keys import CKKSSecretKey
 from hennframework_ckks.layout import Layout, ceil_log2
 from hennframework_ckks.linear import (
     MAX_DIAGONAL_ENTRIES,
+    DiagonalsTooLargeError,
     LinearPlan,
     _zero,
     evaluate_linear,
@@ -772,7 +773,7 @@ class CKKSTensor:
                 repack: int | None = plan_linear(
                     self.layout, target, flat, flat, np.ones(self.size), self.key.rotation_steps
                 ).rotations
-            except MemoryError:  # no diagonal plan of the re-packing fits: replicate
+            except DiagonalsTooLargeError:  # no diagonal plan of the re-packing fits: replicate
                 repack = None
             if repack is not None and replication[1] > repack + (count if self.clean else 0):
                 replication = None
@@ -1302,7 +1303,7 @@ class CKKSTensor:
                 spread_pinned,
                 copies_below,
             )
-        except MemoryError:
+        except DiagonalsTooLargeError:
             raise InputError(
                 f"a plaintext linear map of {len(weights):,} weights from a {self.shape} tensor "
                 f"to a {out_layout.shape} one needs more diagonals than fit in memory (at most "
@@ -1311,13 +1312,15 @@ class CKKSTensor:
             ) from None
         n_out = math.prod(out_layout.grid_shape) if out_layout.shape else 1
         # element by element: the interval of a linear map
-        element_bounds = np.zeros(math.prod(out_layout.shape))
-        element_bounds += np.bincount(  # np.add.at, faster
-            out_flat,
-            weights=np.abs(weights) * self.bounds.reshape(-1)[in_flat],
-            minlength=element_bounds.size,
+        element_bounds = (
+            np.bincount(  # np.add.at into zeros, faster
+                out_flat,
+                weights=np.abs(weights) * self.bounds.reshape(-1)[in_flat],
+                minlength=math.prod(out_layout.shape),
+            )
+            .reshape(out_layout.shape)
+            .astype(np.float64, copy=False)
         )
-        element_bounds = element_bounds.reshape(out_layout.shape)
         valid = _cell_max(out_layout, element_bounds).reshape(-1)
         cells = self.cell_bounds
         # the rescale and each rotation's key switching add an error of their own
@@ -1476,7 +1479,7 @@ class CKKSTensor:
                         spread,
                         below,
                     )
-                except MemoryError:  # no diagonal plan of this layout fits: not a candidate
+                except DiagonalsTooLargeError:  # no plan of this layout fits: not a candidate
                     continue
                 diagonals = sum(len(d) for d in plan.diagonals.values())
                 # a diagonal (an encoding and a plaintext product) costs about a third of a
@@ -2330,10 +2333,13 @@ class LazyOuter(_ScaledLazily):
         """``R @ self`` for ``R[indices[i], i] = 1`` (``rows`` rows): the scatter's update,
         as ``(R S left) @ (factor * right)`` (``S`` the row selection)."""
         sources = np.arange(self.left.shape[0]) if self.rows is None else self.rows
-        counts = np.zeros((rows, self.left.shape[0]))
-        counts += np.bincount(  # np.add.at, faster
-            indices * self.left.shape[0] + sources, minlength=counts.size
-        ).reshape(counts.shape)
+        counts = (
+            np.bincount(  # np.add.at into zeros, faster
+                indices * self.left.shape[0] + sources, minlength=rows * self.left.shape[0]
+            )
+            .reshape(rows, self.left.shape[0])
+            .astype(np.float64)
+        )
         mapped = self.left.plain_matmul_left(counts)
         right, mapped = _factor_on_the_deeper(self.right, mapped, self.factor)
         return _encrypted_matmul(mapped, right)
