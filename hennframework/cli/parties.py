@@ -317,6 +317,13 @@ def register(subparsers: Any) -> None:
         help="seconds to wait for the owner's refresh (600)",
     )
     p.add_argument(
+        "--no-final-refresh",
+        action="store_true",
+        help="with --exchange: do not refresh the trained weights once more at the end (by "
+        "default they are, where training left them with less noise budget than a fresh "
+        "encryption, so that `henn predict` works on the saved model without an owner refresh)",
+    )
+    p.add_argument(
         "--resume", action="store_true", help="continue the unfinished run saved in the model"
     )
     p.add_argument(
@@ -653,6 +660,7 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             exchange=args.exchange,
             refresh_timeout=args.refresh_timeout,
+            final_refresh=not args.no_final_refresh,
             resume=args.resume,
             max_steps=args.max_steps,
             log_every=args.log_every,
@@ -674,6 +682,15 @@ def run_train(args: argparse.Namespace) -> int:
     absorbed = describe_absorbed(summary.get("absorbed_noise"))
     if absorbed:
         text += f"\n{absorbed}"
+    if outcome.final_refresh == "done":
+        text += "\nthe trained weights were refreshed once more by the owner: ready to predict"
+    elif outcome.final_refresh:
+        print(
+            f"henn: warning: the final refresh {outcome.final_refresh}. The trained model is "
+            f"saved to {summary['model']} as the last step left it; the owner runs `henn refresh "
+            f"--secret SECRET.henn --model {summary['model']} --out FRESH.henn` before predictions.",
+            file=sys.stderr,
+        )
     if outcome.status == "refused":
         print(f"henn: training stopped: {outcome.message}", file=sys.stderr)
     elif outcome.status != "complete":

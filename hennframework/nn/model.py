@@ -399,6 +399,7 @@ class Sequential:
         progress: Callable[[Progress], None] | None = None,
         min_noise_budget: float | None = None,
         absorb_noise: bool = True,
+        finish_fresh: bool = False,
     ) -> History:
         """Train with SGD on squared error (scikit-learn-like; returns the history).
 
@@ -408,8 +409,10 @@ class Sequential:
         ``refresh`` is the key holder's refresh provider (called before a step the noise budget
         would not carry) and ``monitor`` a key-holder callback that decrypts the loss for the
         records. ``absorb_noise`` absorbs the weights' noise after every step where the scheme
-        can (:func:`hennframework.nn.absorb_weight_noise`; False: track it forward). Runs
-        :func:`hennframework.nn.train`; raises when the budget runs out and no refresh is
+        can (:func:`hennframework.nn.absorb_weight_noise`; False: track it forward).
+        ``finish_fresh`` refreshes the weights once more after the last step where they have
+        less budget than a fresh encryption (CKKS: so that ``predict`` has the levels it needs).
+        Runs :func:`hennframework.nn.train`; raises when the budget runs out and no refresh is
         possible, with the weights still decryptable.
         """
         if targets is None:
@@ -434,6 +437,7 @@ class Sequential:
             monitor=monitor,
             progress=progress,
             absorb_noise=absorb_noise,
+            finish_fresh=finish_fresh,
         )
         return self.history
 

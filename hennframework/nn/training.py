@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from hennframework.exceptions import (
+    HennError,
     InputError,
     NoiseBudgetExhaustedError,
     OverflowRiskError,
@@ -312,6 +313,9 @@ class TrainOutcome:
     #: the lowest budget the weights had after any step of this run (before its noise was
     #: absorbed): with the budget at the start, what the run used (None for plain weights)
     lowest_noise_budget: float | None = None
+    #: the refresh after the last step that ``finish_fresh`` asks for: ``""`` (none was due or
+    #: asked for), ``"done"``, or ``"failed: "`` and the reason (the trained weights are kept)
+    final_refresh: str = ""
 
 
 def lowest_noise_budget(tensors: Sequence[Any]) -> float | None:
@@ -472,6 +476,7 @@ def train(
     progress: Callable[[Progress], None] | None = None,
     when_exhausted: Literal["raise", "stop"] = "raise",
     absorb_noise: bool = True,
+    finish_fresh: bool = False,
 ) -> TrainOutcome:
     """Train ``model`` with SGD over ``batches`` for ``epochs`` (or resume a stopped plan).
 
@@ -484,6 +489,11 @@ def train(
     with ``"stop"`` it returns with that status; either way no weight is left half-updated.
     ``absorb_noise`` (default) absorbs the weights' noise after every step where the scheme can
     (:func:`absorb_weight_noise`); False tracks it forward from the last refresh instead.
+    ``finish_fresh``: after a run that completes, refresh once more where the weights have less
+    budget than a fresh encryption (as the scheme states it, or as a refresh of this run gave), while the key holder is still answering, so the trained model
+    predicts (or goes to the next party) without another trip to the owner: CKKS training leaves
+    the weights with the levels its last step did not use, fewer than a prediction needs. A final
+    refresh that fails keeps the trained weights and says so in ``final_refresh`` and ``message``.
 
     >>> import numpy as np
     >>> from hennframework.nn import Sequential, make_batches
@@ -653,6 +663,22 @@ def train(
             history.records.append(record)
         if progress is not None:
             progress(Progress(done, planned, record, "", batch, result.outputs, budget_unit))
+    final_refresh = ""
+    if finish_fresh and status == "complete" and steps_here and refresh is not None:
+        left = min_noise_budget_of(model)
+        # only where a refresh gives more (the fresh budget stated, or learned from a refresh)
+        if left is not None and fresh_budget is not None and left < fresh_budget:
+            try:
+                do_refresh()
+            except HennError as exc:  # the trained weights are kept whatever went wrong
+                final_refresh = f"failed: {exc}"
+                message += (
+                    f"; the final refresh failed ({exc}), so the weights are as the last step "
+                    "left them: have the key holder refresh the model before predicting"
+                )
+            else:
+                final_refresh = "done"
+                message += "; the weights were refreshed once more at the end"
     state.needs_refresh = status == "needs-refresh"
     outcome = TrainOutcome(
         status,
@@ -666,6 +692,7 @@ def train(
         history,
         reason,
         lowest,
+        final_refresh,
     )
     if status != "complete" and when_exhausted == "raise":
         if failure is not None:

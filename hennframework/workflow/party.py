@@ -154,6 +154,7 @@ def train(
     batch_size: int | None = None,
     exchange: PathLike | None = None,
     refresh_timeout: float = 600.0,
+    final_refresh: bool = True,
     resume: bool = False,
     max_steps: int | None = None,
     log_every: int = 1,
@@ -166,7 +167,10 @@ def train(
 
     Stops cleanly (the model saved and still decryptable, ``--resume`` continues) when the noise
     budget runs out and the owner cannot refresh. ``learning_rate`` and ``batch_size`` None:
-    :func:`training_defaults`.
+    :func:`training_defaults`. With an ``exchange``, ``final_refresh`` (default) has the owner
+    refresh the trained weights once more where training left them with less budget than a fresh
+    encryption (CKKS leaves too few levels for a prediction); the summary's ``final_refresh`` says
+    whether it was done.
     """
     bundle, _ = load_for_party(model_path, public_path, backend=backend)
     batch_size, learning_rate = training_defaults(bundle, batch_size, learning_rate)
@@ -191,6 +195,7 @@ def train(
         state=bundle.training,
         when_exhausted="stop",
         absorb_noise=absorb_noise,
+        finish_fresh=final_refresh,
     )
     save_model(out, bundle)
     if history_out is not None:

@@ -134,3 +134,109 @@ def test_predicting_with_used_weights_says_to_refresh_first(
     assert (summary["noise_budget_after"], summary["noise_budget_unit"]) == (5.0, "levels")
     fresh = str(tmp_path / "fresh.henn")
     assert henn([*predict, "--model", fresh, "--out", str(tmp_path / "p.henn")]) == 0
+
+
+@pytest.mark.parametrize("final_refresh", [True, False])
+def test_training_over_the_exchange_leaves_a_model_that_predicts(
+    tmp_path: Path,
+    key_files: tuple[Path, Path],
+    scheme8192: CKKSScheme,
+    keys8192: KeySet,
+    capsys: pytest.CaptureFixture[str],
+    final_refresh: bool,
+) -> None:
+    """``henn train --exchange`` has the owner refresh the trained weights once more while it is
+    answering, so ``henn predict`` works on the saved model; ``--no-final-refresh`` leaves them
+    as the last step did (a prediction is then refused and names the fix)."""
+    import json
+    import threading
+
+    from hennframework.cli import main as henn
+    from hennframework.workflow import request_stop, serve_refresh
+
+    secret, public = key_files
+    plain = Sequential.mlp([3, 1], activation="taylor3", seed=0, init_scale=1.0)
+    model = hio.save_model(tmp_path / "m0.henn", plain.encrypt(keys8192, scheme8192))
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    owner_key = hio.load_secret_key(secret)
+    server = threading.Thread(
+        target=lambda: serve_refresh(owner_key, exchange, poll=0.01, idle_timeout=120),
+        daemon=True,
+    )
+    server.start()
+    try:
+        train = ["train", "--json", "--model", str(model), "--public", str(public)]
+        train += ["--data", "xor", "--epochs", "3", "--learning-rate", "0.3"]
+        train += ["--exchange", str(exchange), "--out", str(tmp_path / "trained.henn")]
+        capsys.readouterr()
+        assert henn([*train] + ([] if final_refresh else ["--no-final-refresh"])) == 0
+        summary = json.loads(capsys.readouterr().out)
+    finally:
+        request_stop(exchange)
+        server.join(timeout=30)
+    assert summary["status"] == "complete" and summary["completed_steps"] == 3
+    # a step uses all 5 levels: one refresh before each later step, and the final one
+    assert summary["final_refresh"] == ("done" if final_refresh else "")
+    assert summary["refreshes"] == (3 if final_refresh else 2)
+    trained = hio.load_model(tmp_path / "trained.henn", scheme=scheme8192)
+    assert trained.model.min_noise_budget() == (5.0 if final_refresh else 0.0)
+    plain.fit(X, Y, epochs=3, learning_rate=0.3)  # the refresh changed no value
+    got = trained.model.decrypt(keys8192.secret)
+    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+    predict = ["predict", "--public", str(public), "--data", "xor", "--no-progress"]
+    predict += ["--model", str(tmp_path / "trained.henn"), "--out", str(tmp_path / "p.henn")]
+    assert henn(predict) == (0 if final_refresh else 1)
+    assert (tmp_path / "p.henn").exists() == final_refresh
+
+
+def test_a_failed_final_refresh_keeps_the_trained_weights(
+    scheme8192: CKKSScheme, keys8192: KeySet
+) -> None:
+    """The owner gone before the final refresh: the run still completes with the trained
+    weights, and the outcome says that the refresh failed and what to do."""
+    from hennframework.exceptions import NoiseBudgetExhaustedError
+
+    model = Sequential.mlp([3, 1], activation="taylor3", seed=0).encrypt(keys8192, scheme8192)
+    calls: list[int] = []
+
+    def owner_leaves_after_two(tensors: list[object]) -> list[object]:
+        calls.append(len(tensors))
+        if len(calls) > 2:
+            raise NoiseBudgetExhaustedError("no answer from the owner within 600 s")
+        return [scheme8192.refresh(t, keys8192) for t in tensors]
+
+    bundle = hio.ModelBundle(model, None)
+    outcome = party_training(
+        bundle,
+        [Batch(X, Y)],
+        epochs=3,
+        learning_rate=0.3,
+        refresh=owner_leaves_after_two,
+        finish_fresh=True,
+    )
+    assert outcome.status == "complete" and outcome.completed_steps == 3 and len(calls) == 3
+    assert outcome.final_refresh == "failed: no answer from the owner within 600 s"
+    assert "have the key holder refresh the model before predicting" in outcome.message
+    assert outcome.refreshes == 2 and model.min_noise_budget() == 0.0
+    plain = Sequential.mlp([3, 1], activation="taylor3", seed=0)
+    plain.fit(X, Y, epochs=3, learning_rate=0.3)
+    got = model.decrypt(keys8192.secret)
+    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_fit_can_finish_with_weights_that_predict(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """``fit(..., finish_fresh=True)``: the last step leaves no level, the final refresh gives
+    them back, and the encrypted prediction equals plaintext training's."""
+    from hennframework.nn import OwnerRefresher
+
+    model = Sequential.mlp([3, 1], activation="taylor3", seed=0).encrypt(keys8192, scheme8192)
+    refresher = OwnerRefresher(scheme8192, keys8192)
+    model.fit(X, Y, epochs=2, learning_rate=0.3, refresh=refresher, finish_fresh=True)
+    assert model.history.refreshes == 2 and model.min_noise_budget() > 0
+    plain = Sequential.mlp([3, 1], activation="taylor3", seed=0)
+    plain.fit(X, Y, epochs=2, learning_rate=0.3)
+    predicted = scheme8192.decrypt_tensor(model.predict(X), keys8192.secret)
+    np.testing.assert_allclose(predicted, plain.predict(X), atol=2e-3)
