@@ -16,7 +16,13 @@ Run: ``python plugins/ckks-tenseal/benchmarks/step_costs.py [xor|sentiment|ops|r
   keys (as ``henn keygen --for sentiment`` makes them: ``n16384-9``, 7 keys chosen for the
   model's rotations), the owner
   refreshing to the levels a step uses, and where a step's time goes: the SEAL operations by
-  kind (count and seconds) and the plaintext encodings (the linear maps' diagonals).
+  kind (count and seconds) and the plaintext encodings (the linear maps' diagonals);
+* ``small-ring [--iterations N]``: what the XOR step would cost on the smallest 128-bit ring
+  (``n4096``: one level) if every intermediate were refreshed in-process after each product,
+  from this run's costs of its parts at ``n4096`` (key switch, plaintext product with rescale,
+  refresh of one ciphertext) and the number of each in the XOR step at ``n16384``; next to the
+  step measured at ``n16384`` and TenSEAL's product, all in this run. A lower bound: the
+  framework's own work and the refreshes' slot layouts are left out.
 
 Medians after a warm-up; numbers depend on the machine and its load.
 """
@@ -205,9 +211,58 @@ def sentiment(batch_size: int, steps: int) -> dict[str, Any]:
     }
 
 
+def small_ring(iterations: int, repeat: int) -> list[dict[str, Any]]:
+    """The in-process small-ring estimate for the XOR step (see the module docstring)."""
+    from hennframework_ckks import CKKSScheme
+
+    scheme = CKKSScheme("n4096")
+    keys = scheme.keygen(rotations=[1])
+    ctx, public = keys.public.context, keys.public
+    tensor = scheme.encrypt_tensor(np.linspace(-1, 1, 16), public)
+    ct = tensor.ciphertexts[0]
+    product = ctx.relin(ctx.multiply(ct, ct, public.relin_keys), public.relin_keys)
+    parts = {
+        "multiply_relin_ms": timed(
+            lambda: ctx.relin(ctx.multiply(ct, ct, None), public.relin_keys), repeat
+        ),
+        "rotate_ms": timed(
+            lambda: ctx.rotate(ct, 1, public.galois_keys, frozenset({1}), None), repeat
+        ),
+        "rescale_ms": timed(lambda: ctx.settle(product, public.relin_keys), repeat),
+        "plain_product_ms": timed(
+            lambda: ctx.multiply_plain(ct, 0.5, ct.scale, public.relin_keys), repeat
+        ),
+        "refresh_ms": timed(lambda: scheme.refresh(tensor, keys), repeat),
+    }
+    step = xor("n16384", iterations, "auto", 0)
+    ops = step["ops_per_step"]
+    switches = ops.get("relinearize", 0) + ops.get("rotate_vector", 0)
+    products = ops.get("multiply", 0) + ops.get("square", 0)
+    consuming = products + ops.get("multiply_plain", 0)  # one level each: one refresh each
+    key_switch = max(parts["multiply_relin_ms"], parts["rotate_ms"])
+    estimate = (
+        switches * key_switch
+        + consuming * (parts["rescale_ms"] + parts["refresh_ms"])
+        + ops.get("multiply_plain", 0) * parts["plain_product_ms"]
+    )
+    product_ms = reference(repeat)["ms"]
+    return [
+        {"what": "n4096 parts", "params": scheme.params.describe(), **parts},
+        {
+            "what": "xor step on n4096, refreshed after every product (estimate, lower bound)",
+            "key_switches": switches,
+            "level_consuming_ops": consuming,
+            "estimate_ms": estimate,
+            "measured_n16384_ms": step["ms_per_iteration"],
+            "tenseal_product_ms": product_ms,
+            "estimate_in_products": estimate / product_ms,
+        },
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("xor", "sentiment", "ops", "reference"))
+    parser.add_argument("what", choices=("xor", "sentiment", "ops", "reference", "small-ring"))
     parser.add_argument("sets", nargs="*", default=["n8192", "n16384"])
     parser.add_argument("--params", default="n16384")
     parser.add_argument("--iterations", type=int, default=5)
@@ -226,6 +281,9 @@ def main() -> None:
                 print(json.dumps(row))
     elif args.what == "sentiment":
         print(json.dumps(sentiment(args.batch_size, args.steps)))
+    elif args.what == "small-ring":
+        for row in small_ring(args.iterations, args.repeat):
+            print(json.dumps(row))
     else:
         print(json.dumps(xor(args.params, args.iterations, args.level, args.seed, args.margin)))
 
