@@ -687,8 +687,9 @@ def run_train(args: argparse.Namespace) -> int:
     elif outcome.final_refresh:
         print(
             f"henn: warning: the final refresh {outcome.final_refresh}. The trained model is "
-            f"saved to {summary['model']} as the last step left it; the owner runs `henn refresh "
-            f"--secret SECRET.henn --model {summary['model']} --out FRESH.henn` before predictions.",
+            f"saved to {summary['model']} as the last step left it; before predictions the owner "
+            f"runs `henn refresh --secret SECRET.henn --model {summary['model']} --out "
+            "FRESH.henn`.",
             file=sys.stderr,
         )
     if outcome.status == "refused":

@@ -490,10 +490,11 @@ def train(
     ``absorb_noise`` (default) absorbs the weights' noise after every step where the scheme can
     (:func:`absorb_weight_noise`); False tracks it forward from the last refresh instead.
     ``finish_fresh``: after a run that completes, refresh once more where the weights have less
-    budget than a fresh encryption (as the scheme states it, or as a refresh of this run gave), while the key holder is still answering, so the trained model
-    predicts (or goes to the next party) without another trip to the owner: CKKS training leaves
-    the weights with the levels its last step did not use, fewer than a prediction needs. A final
-    refresh that fails keeps the trained weights and says so in ``final_refresh`` and ``message``.
+    budget than a fresh encryption (as the scheme states it, or as a refresh of this run gave),
+    while the key holder is still answering, so the trained model predicts (or goes to the next
+    party) without another trip to the owner: CKKS training leaves the weights with the levels
+    its last step did not use, fewer than a prediction needs. A final refresh that fails keeps
+    the trained weights and says so in ``final_refresh`` and ``message``.
 
     >>> import numpy as np
     >>> from hennframework.nn import Sequential, make_batches

@@ -136,18 +136,20 @@ def test_predicting_with_used_weights_says_to_refresh_first(
     assert henn([*predict, "--model", fresh, "--out", str(tmp_path / "p.henn")]) == 0
 
 
-@pytest.mark.parametrize("final_refresh", [True, False])
+@pytest.mark.parametrize("mode", ["refreshed", "skipped", "owner gone"])
 def test_training_over_the_exchange_leaves_a_model_that_predicts(
     tmp_path: Path,
     key_files: tuple[Path, Path],
     scheme8192: CKKSScheme,
     keys8192: KeySet,
     capsys: pytest.CaptureFixture[str],
-    final_refresh: bool,
+    mode: str,
 ) -> None:
     """``henn train --exchange`` has the owner refresh the trained weights once more while it is
-    answering, so ``henn predict`` works on the saved model; ``--no-final-refresh`` leaves them
-    as the last step did (a prediction is then refused and names the fix)."""
+    answering, so ``henn predict`` works on the saved model. ``--no-final-refresh`` leaves them
+    as the last step did, and so does an owner that stopped answering before the end (the
+    trained model is saved all the same, with a warning); a prediction is then refused and
+    names the fix."""
     import json
     import threading
 
@@ -160,8 +162,12 @@ def test_training_over_the_exchange_leaves_a_model_that_predicts(
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     owner_key = hio.load_secret_key(secret)
+    # the owner that leaves answers the two refreshes the steps need, not the final one
+    answers = 2 if mode == "owner gone" else None
     server = threading.Thread(
-        target=lambda: serve_refresh(owner_key, exchange, poll=0.01, idle_timeout=120),
+        target=lambda: serve_refresh(
+            owner_key, exchange, poll=0.01, idle_timeout=120, max_requests=answers
+        ),
         daemon=True,
     )
     server.start()
@@ -169,26 +175,36 @@ def test_training_over_the_exchange_leaves_a_model_that_predicts(
         train = ["train", "--json", "--model", str(model), "--public", str(public)]
         train += ["--data", "xor", "--epochs", "3", "--learning-rate", "0.3"]
         train += ["--exchange", str(exchange), "--out", str(tmp_path / "trained.henn")]
+        train += {"skipped": ["--no-final-refresh"], "owner gone": ["--refresh-timeout", "1"]}.get(
+            mode, []
+        )
         capsys.readouterr()
-        assert henn([*train] + ([] if final_refresh else ["--no-final-refresh"])) == 0
-        summary = json.loads(capsys.readouterr().out)
+        assert henn(train) == 0
+        output = capsys.readouterr()
+        summary = json.loads(output.out)
     finally:
         request_stop(exchange)
         server.join(timeout=30)
     assert summary["status"] == "complete" and summary["completed_steps"] == 3
     # a step uses all 5 levels: one refresh before each later step, and the final one
-    assert summary["final_refresh"] == ("done" if final_refresh else "")
-    assert summary["refreshes"] == (3 if final_refresh else 2)
+    assert summary["refreshes"] == (3 if mode == "refreshed" else 2)
+    if mode == "owner gone":
+        assert summary["final_refresh"].startswith("failed: ")
+        assert "henn: warning: the final refresh failed" in output.err
+        assert f"runs `henn refresh --secret SECRET.henn --model {tmp_path}" in output.err
+    else:
+        assert summary["final_refresh"] == ("done" if mode == "refreshed" else "")
+        assert "warning" not in output.err
     trained = hio.load_model(tmp_path / "trained.henn", scheme=scheme8192)
-    assert trained.model.min_noise_budget() == (5.0 if final_refresh else 0.0)
+    assert trained.model.min_noise_budget() == (5.0 if mode == "refreshed" else 0.0)
     plain.fit(X, Y, epochs=3, learning_rate=0.3)  # the refresh changed no value
     got = trained.model.decrypt(keys8192.secret)
     for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-3)
     predict = ["predict", "--public", str(public), "--data", "xor", "--no-progress"]
     predict += ["--model", str(tmp_path / "trained.henn"), "--out", str(tmp_path / "p.henn")]
-    assert henn(predict) == (0 if final_refresh else 1)
-    assert (tmp_path / "p.henn").exists() == final_refresh
+    assert henn(predict) == (0 if mode == "refreshed" else 1)
+    assert (tmp_path / "p.henn").exists() == (mode == "refreshed")
 
 
 def test_a_failed_final_refresh_keeps_the_trained_weights(
