@@ -123,6 +123,26 @@ def tenseal_context(ring: int, moduli: tuple[int, ...], scale_bits: int, rotatio
     return context
 
 
+class ByHandOnTenSEAL:
+    """What each reference written by hand on TenSEAL holds: the context, the sigmoid polynomial
+    and its slope as coefficient lists (lowest first, as ``polyval`` takes them) and the learning
+    rate; with encryption and the owner's refresh of one vector (decrypt, encrypt again)."""
+
+    def __init__(self, context: Any, sigmoid: Any, learning_rate: float) -> None:
+        import tenseal as ts
+
+        self.ts, self.context = ts, context
+        self.sigmoid = list(sigmoid.coefficients)
+        self.slope = list(sigmoid.derivative_coefficients)
+        self.learning_rate = learning_rate
+
+    def encrypt(self, values: Any) -> Any:
+        return self.ts.ckks_vector(self.context, [float(v) for v in values])
+
+    def refresh(self, vector: Any) -> Any:
+        return self.encrypt(vector.decrypt())
+
+
 # ---------------------------------------------------------------------------------- fixtures
 class Ckks:
     """Our CKKS scheme (a parameter set; None: its default) and one key set for the cases."""
@@ -182,7 +202,7 @@ def _fresh(vector: Any) -> Any:
     return vector + 0.0
 
 
-class HandWrittenTenSEALXor:
+class HandWrittenTenSEALXor(ByHandOnTenSEAL):
     """The XOR network (3-4-1, cubic sigmoid, squared error, full batch) with encrypted weights,
     written on TenSEAL's ``ckks_vector`` directly, as a TenSEAL user writes it.
 
@@ -204,15 +224,10 @@ class HandWrittenTenSEALXor:
         sigmoid: Any,
         learning_rate: float,
     ) -> None:
-        import tenseal as ts
-
-        self.ts, self.context = ts, context
-        self.sigmoid = list(sigmoid.coefficients)
-        self.slope = list(sigmoid.derivative_coefficients)
-        self.learning_rate = learning_rate
+        super().__init__(context, sigmoid, learning_rate)
         self.hidden = first.shape[1]
-        self.rows = [ts.ckks_vector(context, row.tolist()) for row in first]
-        self.output = ts.ckks_vector(context, second[:, 0].tolist())
+        self.rows = [self.encrypt(row) for row in first]
+        self.output = self.encrypt(second[:, 0])
 
     def step(self, inputs: np.ndarray, targets: np.ndarray) -> None:
         row_gradients: list[Any] = [None] * len(self.rows)
@@ -239,9 +254,8 @@ class HandWrittenTenSEALXor:
             row if gradient is None else row - gradient
             for row, gradient in zip(self.rows, row_gradients, strict=True)
         ]
-        # the owner refreshes the weights (decrypt, encrypt again)
-        self.output = self.ts.ckks_vector(self.context, self.output.decrypt())
-        self.rows = [self.ts.ckks_vector(self.context, row.decrypt()) for row in self.rows]
+        self.output = self.refresh(self.output)  # the owner refreshes the weights
+        self.rows = [self.refresh(row) for row in self.rows]
 
     def weights(self) -> list[np.ndarray]:
         first = np.array([row.decrypt() for row in self.rows], dtype=np.float64)
@@ -339,7 +353,7 @@ def test_secure_xor_iteration(benchmark: Any, ckks: Ckks) -> None:
 
 
 # ------------------------------------------------------------------------------ 2. sentiment
-class HandWrittenTenSEALSentiment:
+class HandWrittenTenSEALSentiment(ByHandOnTenSEAL):
     """The bag-of-words network (a word table summed into 8 linear hidden units, a sigmoid
     polynomial output, squared error) by per-review SGD on ``ckks_vector``, as a TenSEAL user
     writes it.
@@ -362,15 +376,10 @@ class HandWrittenTenSEALSentiment:
         sigmoid: Any,
         learning_rate: float,
     ) -> None:
-        import tenseal as ts
-
-        self.ts, self.context = ts, context
-        self.sigmoid = list(sigmoid.coefficients)
-        self.slope = list(sigmoid.derivative_coefficients)
-        self.learning_rate = learning_rate
+        super().__init__(context, sigmoid, learning_rate)
         self.vocabulary = table.shape[0]
-        self.columns = [ts.ckks_vector(context, column.tolist()) for column in table.T]
-        self.output = [ts.ckks_vector(context, [float(w)]) for w in output[:, 0]]
+        self.columns = [self.encrypt(column) for column in table.T]
+        self.output = [self.encrypt([w]) for w in output[:, 0]]
 
     def step(self, words: np.ndarray, target: float) -> None:
         bag = np.zeros(self.vocabulary)
@@ -385,9 +394,8 @@ class HandWrittenTenSEALSentiment:
         for j, (h, w) in enumerate(zip(hidden, self.output, strict=True)):
             self.columns[j] = self.columns[j] - (delta * _fresh(w)).matmul(step)
             output.append(w - delta * h * self.learning_rate)
-        # the owner refreshes every weight (decrypt, encrypt again)
-        self.columns = [self.ts.ckks_vector(self.context, c.decrypt()) for c in self.columns]
-        self.output = [self.ts.ckks_vector(self.context, w.decrypt()) for w in output]
+        self.columns = [self.refresh(c) for c in self.columns]  # the owner refreshes them all
+        self.output = [self.refresh(w) for w in output]
 
     def weights(self) -> list[np.ndarray]:
         table = np.array([column.decrypt() for column in self.columns], dtype=np.float64).T
@@ -514,7 +522,7 @@ def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-class HandWrittenTenSEAL:
+class HandWrittenTenSEAL(ByHandOnTenSEAL):
     """Logistic regression by per-sample SGD with encrypted weights, written on TenSEAL directly.
 
     The reference of target 3, as a TenSEAL user writes it: the weights in one ``ckks_vector``,
@@ -527,19 +535,14 @@ class HandWrittenTenSEAL:
     def __init__(
         self, context: Any, weights: np.ndarray, sigmoid: Any, learning_rate: float
     ) -> None:
-        import tenseal as ts
-
-        self.ts, self.context = ts, context
-        self.sigmoid = list(sigmoid.coefficients)
-        self.slope = list(sigmoid.derivative_coefficients)
-        self.learning_rate = learning_rate
-        self.weights = ts.ckks_vector(context, weights.tolist())
+        super().__init__(context, sigmoid, learning_rate)
+        self.weights = self.encrypt(weights)
 
     def step(self, x: np.ndarray, y: float) -> None:
         z = self.weights.dot(x.tolist())
         delta = (z.polyval(self.sigmoid) - y) * z.polyval(self.slope)
         self.weights = self.weights - delta.matmul([(self.learning_rate * x).tolist()])
-        self.weights = self.ts.ckks_vector(self.context, self.weights.decrypt())  # owner refresh
+        self.weights = self.refresh(self.weights)  # the owner refreshes them
 
     def decrypt(self) -> np.ndarray:
         return np.asarray(self.weights.decrypt(), dtype=np.float64)
