@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hennframework.exceptions import InputError
 from hennframework.scheme import KeySet
 
 from hennframework_ckks import CKKSScheme, CKKSTensor, LazyLinear
@@ -63,6 +64,29 @@ def test_rows_segment_sum_and_scatter_compose(scheme8192: CKKSScheme, keys8192: 
     reference = w_plain.copy()
     np.add.at(reference, words, -0.5 * decrypt(scheme8192, keys8192, delta)[owner])
     np.testing.assert_allclose(decrypt(scheme8192, keys8192, updated), reference, atol=TOL)
+
+
+def test_segment_sums_with_empty_runs(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
+    """Reviews without a vocabulary word (empty runs, first, inside and last) sum to zero, and
+    the other sums are those of their own rows; offsets that decrease are refused."""
+    rng = np.random.default_rng(5)
+    w_plain = rng.uniform(-1, 1, (40, 4))
+    w = scheme8192.encrypt_tensor(w_plain, keys8192.public)
+    words = np.array([3, 7, 9, 1, 3])
+    offsets = np.array([0, 0, 3, 3, 5, 5])
+    hidden = w[words].segment_sum(offsets)
+    expected = np.stack(
+        [
+            np.zeros(4),
+            w_plain[[3, 7, 9]].sum(0),
+            np.zeros(4),
+            w_plain[[1, 3]].sum(0),
+            np.zeros(4),
+        ]
+    )
+    np.testing.assert_allclose(decrypt(scheme8192, keys8192, hidden), expected, atol=TOL)
+    with pytest.raises(InputError, match="must not decrease"):
+        w[words].segment_sum(np.array([0, 4, 2, 5]))
 
 
 def test_a_scaled_tensors_rows_fold_the_constant(scheme8192: CKKSScheme, keys8192: KeySet) -> None:

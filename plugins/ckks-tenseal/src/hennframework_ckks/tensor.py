@@ -39,7 +39,6 @@ that is finally decrypted can wrap.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -2188,10 +2187,17 @@ class LazyLinear(_ScaledLazily):
         bounds = np.asarray(offsets, dtype=np.int64)
         if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or bounds[-1] != self.shape[0]:
             raise InputError("offsets must start at 0 and end at the number of rows")
-        selector = np.zeros((len(bounds) - 1, self.shape[0]))
-        for row, (start, stop) in enumerate(itertools.pairwise(bounds)):
-            selector[row, start:stop] = 1.0
-        return LazyLinear(selector @ self.matrix, self.base)
+        if np.any(np.diff(bounds) < 0):
+            raise InputError("offsets must not decrease")
+        # the selection matrix's rows summed run by run (reduceat over the non-empty runs: an
+        # empty run, a review without a vocabulary word, sums to zero), not a dense selector
+        # product, which cost a batch of 256 reviews 25 ms
+        starts, stops = bounds[:-1], bounds[1:]
+        summed = np.zeros((starts.size, *self.matrix.shape[1:]), dtype=self.matrix.dtype)
+        filled = stops > starts
+        if filled.any():
+            summed[filled] = np.add.reduceat(self.matrix, starts[filled], axis=0)
+        return LazyLinear(summed, self.base)
 
     def multiply_constant(self, constant: float) -> LazyLinear:
         return LazyLinear(self.matrix * float(constant), self.base)
