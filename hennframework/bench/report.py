@@ -886,18 +886,32 @@ def _secure_section(records: Sequence[BenchRecord]) -> str:
             f"; rotation steps {', '.join(map(str, steps))}" if isinstance(steps, list) else ""
         )
         within = size is not None and results["secure-keys"].target.met(size)
+        by_hand = _reference(keys, "hand_written")
+        theirs = None if by_hand is None else _fraction(by_hand.get("public_bytes"))
         rows.append(
             [
                 f"Public keys for {model} (batch {keys.extra.get('batch', '?')}{rotation})",
                 f"{_megabytes(size)}, made in {fmt_time(keys.median)}",
-                "—",
-                "—",
-                _secure_row_security(keys),
+                f"{_megabytes(theirs)}, made in {fmt_time(float(by_hand['median']))}"
+                if by_hand is not None and theirs
+                else "—",
+                f"{_ratio_text(theirs / size)} smaller" if theirs and size else "—",
+                _secure_row_security(keys, "hand_written"),
                 _goal(results["secure-keys"].target),
                 "within" if within else "**over**",
             ]
         )
-        notes.append(f"Keys for {model}: the public key file of `{keys.extra.get('command')}`.")
+        notes.append(
+            f"Keys for {model}: the public key file of `{keys.extra.get('command')}`"
+            + (
+                "; TenSEAL: a context at the same ring and moduli with the public, "
+                "relinearisation and rotation keys its `ckks_vector` operations need "
+                "(`generate_galois_keys()` makes a key for every power-of-two step both ways; "
+                "it cannot be told which), serialised without the secret key."
+                if by_hand is not None
+                else "."
+            )
+        )
     text = [
         "## Secure path: CKKS at 128-bit, against TenSEAL written by hand\n",
         'The CKKS plugin through the public API (`hennframework.get_scheme("ckks")`, '
