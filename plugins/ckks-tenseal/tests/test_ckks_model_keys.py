@@ -24,7 +24,12 @@ from hennframework.scheme import KeySet
 from hennframework_ckks import CKKSScheme
 from hennframework_ckks._seal import rotation_distances, seal_to_bytes
 from hennframework_ckks.codec import CODEC
-from hennframework_ckks.keys import CKKSPublicKey, choose_rotation_keys, powers_of_two_through
+from hennframework_ckks.keys import (
+    CKKSPublicKey,
+    choose_rotation_keys,
+    power_of_two_rotations,
+    powers_of_two_through,
+)
 
 X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
 Y = np.array([[0], [1], [1], [0]], dtype=float)
@@ -94,6 +99,21 @@ def test_choose_rotation_keys_minimises_key_switches() -> None:
     assert choose_rotation_keys(8192, {3: 5}, 1) == {1}
     with pytest.raises(InputError, match="at least one rotation key"):
         choose_rotation_keys(8192, calls, 0)
+
+
+def test_the_greedy_count_is_the_shortest_sum_of_power_of_two_keys() -> None:
+    """Choosing keys counts rotations greedily; for power-of-two keys with 1 among them that is
+    the breadth-first search's distance, for every rotation (and it is far cheaper than the
+    search, which choosing keys ran for every subset of the candidate steps)."""
+    rng = np.random.default_rng(6)
+    for slots in (8, 256, 2048):
+        powers = [1 << bit for bit in range(1, slots.bit_length() - 1)]
+        for _ in range(12):
+            size = int(rng.integers(0, min(6, len(powers)) + 1))
+            chosen = sorted(int(p) for p in rng.choice(powers, size, replace=False))
+            distance = rotation_distances(slots, frozenset({1, *chosen}))
+            descending = (*reversed(chosen), 1)
+            assert [power_of_two_rotations(step, descending) for step in range(slots)] == distance
 
 
 def test_key_switching_keys_are_stored_seeded(keys8192: KeySet) -> None:
