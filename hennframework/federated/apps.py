@@ -42,7 +42,7 @@ from hennframework.federated.records import (
     record_bytes,
 )
 from hennframework.io.bundles import KeyFile
-from hennframework.io.codecs import adopt_scheme, codec_for
+from hennframework.io.codecs import adopt_scheme
 from hennframework.io.models import ModelBundle
 from hennframework.nn import OwnerRefresher, Sequential, train, word_model_defaults
 from hennframework.nn.training import FIRST_STEP_MARGIN
@@ -186,9 +186,7 @@ def owner_scheme_and_keys(
     """
     if settings.params is None:
         scheme = scheme_for_model(scheme, network, batch_size)
-    options: dict[str, Any] = {}
-    if callable(getattr(codec_for(scheme), "keygen_options_for", None)):
-        options.update(keygen_options_for_model(scheme, network, batch_size))
+    options = keygen_options_for_model(scheme, network, batch_size, required=False)
     if settings.seed is not None and scheme.name != "ckks":
         options["seed"] = settings.seed
     return scheme, scheme.keygen(**options)

@@ -116,17 +116,26 @@ def generate_keys(
 
 
 def keygen_options_for_model(
-    instance: Any, model: Any, batch_size: int | None, rotation_keys: int | None = None
+    instance: Any,
+    model: Any,
+    batch_size: int | None,
+    rotation_keys: int | None = None,
+    *,
+    required: bool = True,
 ) -> dict[str, Any]:
     """The scheme codec's keygen options for ``model`` trained in batches of ``batch_size``
     (what ``henn keygen --for`` passes to ``scheme.keygen``; ``rotation_keys`` as in
     :func:`generate_keys`).
 
     The codec tries the model on random data of each batch size the party may use: the size
-    itself and every smaller power of two (a last, partial batch).
+    itself and every smaller power of two (a last, partial batch). A scheme whose keys are the
+    same for every model is refused (``henn keygen --for`` has nothing to do), unless not
+    ``required``: then there are no options.
     """
     hook = getattr(codec_for(instance), "keygen_options_for", None)
     if not callable(hook):
+        if not required:
+            return {}
         raise InputError(
             f"the {instance.name} scheme makes the same keys for every model; drop the model "
             "options (--for)."
