@@ -33,6 +33,14 @@ def party_training(bundle: ModelBundle, batches: list[Batch], **options: object)
     )
 
 
+def assert_trained_as_plaintext(model: Sequential, plain: Sequential, keys: KeySet) -> None:
+    """``model`` (encrypted) decrypts to the weights of ``plain``, trained the same way
+    unencrypted, within CKKS's error."""
+    got = model.decrypt(keys.secret)
+    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+
+
 @pytest.fixture(scope="module")
 def key_files(tmp_path_factory: pytest.TempPathFactory, keys8192: KeySet) -> tuple[Path, Path]:
     return hio.save_keys(tmp_path_factory.mktemp("ckks-resume"), keys8192)
@@ -63,9 +71,7 @@ def test_every_resume_after_an_owner_refresh_takes_a_step(
         path = hio.save_model(tmp_path / f"m{done}.henn", bundle)
     assert outcome.status == "complete" and bundle.history.steps == 3
     plain.fit(X, Y, epochs=3, learning_rate=0.3)
-    got = bundle.model.decrypt(keys8192.secret)
-    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-3)
+    assert_trained_as_plaintext(bundle.model, plain, keys8192)
 
 
 def test_a_step_that_never_fits_is_refused_once_and_clearly(
@@ -198,9 +204,7 @@ def test_training_over_the_exchange_leaves_a_model_that_predicts(
     trained = hio.load_model(tmp_path / "trained.henn", scheme=scheme8192)
     assert trained.model.min_noise_budget() == (5.0 if mode == "refreshed" else 0.0)
     plain.fit(X, Y, epochs=3, learning_rate=0.3)  # the refresh changed no value
-    got = trained.model.decrypt(keys8192.secret)
-    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-3)
+    assert_trained_as_plaintext(trained.model, plain, keys8192)
     predict = ["predict", "--public", str(public), "--data", "xor", "--no-progress"]
     predict += ["--model", str(tmp_path / "trained.henn"), "--out", str(tmp_path / "p.henn")]
     assert henn(predict) == (0 if mode == "refreshed" else 1)
@@ -238,9 +242,7 @@ def test_a_failed_final_refresh_keeps_the_trained_weights(
     assert outcome.refreshes == 2 and model.min_noise_budget() == 0.0
     plain = Sequential.mlp([3, 1], activation="taylor3", seed=0)
     plain.fit(X, Y, epochs=3, learning_rate=0.3)
-    got = model.decrypt(keys8192.secret)
-    for (_, _, a), (_, _, b) in zip(got.parameters(), plain.parameters(), strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-3)
+    assert_trained_as_plaintext(model, plain, keys8192)
 
 
 def test_fit_can_finish_with_weights_that_predict(scheme8192: CKKSScheme, keys8192: KeySet) -> None:
