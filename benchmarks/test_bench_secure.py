@@ -144,6 +144,15 @@ class ByHandOnTenSEAL:
         return self.encrypt(vector.decrypt())
 
 
+def largest_difference(decrypted: Any, expected: Any) -> float:
+    """The largest difference between a hand-written reference's decrypted weights and the
+    same training's in plaintext, weight matrix by weight matrix."""
+    return max(
+        float(np.abs(got - np.asarray(want, dtype=np.float64)).max())
+        for got, want in zip(decrypted, expected, strict=True)
+    )
+
+
 # ---------------------------------------------------------------------------------- fixtures
 class Ckks:
     """Our CKKS scheme (a parameter set; None: its default) and one key set for the cases."""
@@ -324,10 +333,7 @@ def test_secure_xor_iteration(benchmark: Any, ckks: Ckks) -> None:
     assert error.max() < 1e-2, f"encrypted XOR drifted from plaintext training by {error.max()}"
     hand_steps = len(by_hand.samples) * XOR_BY_HAND_STEPS
     initial.fit(XOR_INPUTS, XOR_TARGETS, epochs=hand_steps, learning_rate=XOR_RATE)
-    hand_error = max(
-        float(np.abs(got - np.asarray(expected, dtype=np.float64)).max())
-        for got, expected in zip(hand.weights(), initial.weights(), strict=True)
-    )
+    hand_error = largest_difference(hand.weights(), initial.weights())
     # TenSEAL sets a rescaled ciphertext's scale to exactly 2**28, but the 28-bit primes it
     # divides by are up to 1.4 % below that (ours tracks the exact scale): its values drift by
     # a few 1e-2 over a few iterations, a loss of precision the record states, not a bug
@@ -477,10 +483,7 @@ def test_secure_sentiment(benchmark: Any, ckks: Ckks) -> None:
             BagOfWords.from_reviews([reviews.inputs.row(row)]), reviews.targets[row : row + 1]
         )
         replay.fit([single], learning_rate=SENTIMENT_RATE)
-    hand_error = max(
-        float(np.abs(got - np.asarray(expected, dtype=np.float64)).max())
-        for got, expected in zip(hand.weights(), replay.weights(), strict=True)
-    )
+    hand_error = largest_difference(hand.weights(), replay.weights())
     assert hand_error < 1e-2, f"TenSEAL by hand drifted from plaintext SGD by {hand_error}"
     plain.fit(data.train, learning_rate=SENTIMENT_RATE)
     started = time.perf_counter()
